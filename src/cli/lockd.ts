@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * lockd: the baton lock server. Parses flags, starts the server, prints one "listening" line on
+ * stdout, and shuts down cleanly on SIGTERM/SIGINT.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { DEFAULT_CONFIG, type ServerConfig } from "../server/config.js";
+import { startLockd } from "../server/lockd.js";
+import { stderrLogger } from "../server/logger.js";
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || value > max) throw new InvalidArgumentError(`expected ${min}..${max}, got ${raw}`);
+    return value;
+  };
+}
+
+function hostPort(raw: string): { host: string; port: number } {
+  const match = /^(.+):(\d+)$/.exec(raw);
+  if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"`);
+  const port = Number(match[2]);
+  if (port > 65535) throw new InvalidArgumentError(`port out of range: ${port}`);
+  return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+const d = DEFAULT_CONFIG;
+const program = new Command("lockd")
+  .description("baton lock server: leases with fencing tokens over a fixed-size binary protocol (see protocol.md)")
+  .addOption(new Option("--listen <host:port>", "address to listen on").argParser(hostPort).default({ host: d.host, port: d.port }, `${d.host}:${d.port}`))
+  .option("--data <dir>", "data directory (log, snapshots)", d.dataDir)
+  .addOption(new Option("--fsync <mode>", "always: fdatasync before every reply; never: UNSAFE, benchmarks only").choices(["always", "never"]).default(d.fsync))
+  .option("--max-ttl <ms>", "largest ttl_ms accepted", integer(1), d.maxTtlMs)
+  .option("--dedupe-window <ms>", "how long a request id's answer is replayed to retries", integer(1), d.dedupeWindowMs)
+  .option("--max-dedupe-entries <n>", "request ids remembered at most; then new changes answer 6", integer(1), d.maxDedupeEntries)
+  .option("--expired-retention <ms>", "how long an expired lease is remembered (its owner gets 5, not 2)", integer(0), d.expiredRetentionMs)
+  .option("--max-locks <n>", "lock records at most; then new locks answer 6", integer(1), d.maxLocks)
+  .option("--max-connections <n>", "open connections at most; more are closed", integer(1), d.maxConnections)
+  .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
+  .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read", integer(17), d.maxQueuedReplyBytes)
+  .option("--frame-timeout <ms>", "close a connection holding half a frame this long (0 = never)", integer(0), d.frameTimeoutMs)
+  .option("--idle-timeout <ms>", "close a connection silent with nothing in flight this long (0 = never)", integer(0), d.idleTimeoutMs)
+  .option("--snapshot-every <bytes>", "write a snapshot after this many log bytes", integer(1 << 16), d.snapshotEveryBytes)
+  .option("--segment-bytes <bytes>", "log segment file size", integer(1 << 16), d.segmentBytes)
+  .showHelpAfterError("(lockd --help lists every option)")
+  .addHelpText(
+    "after",
+    `
+Examples:
+  lockd                                  # 127.0.0.1:5625, data in ./data, fsync always
+  lockd --listen 0.0.0.0:7000 --data /var/lib/baton
+  lockd --fsync never --data /tmp/bench  # no durability: benchmarks only`,
+  );
+
+program.parse();
+const flags = program.opts();
+const listen = flags.listen as { host: string; port: number };
+
+const config: ServerConfig = {
+  ...DEFAULT_CONFIG,
+  host: listen.host,
+  port: listen.port,
+  dataDir: flags.data,
+  fsync: flags.fsync,
+  maxTtlMs: flags.maxTtl,
+  dedupeWindowMs: flags.dedupeWindow,
+  maxDedupeEntries: flags.maxDedupeEntries,
+  expiredRetentionMs: flags.expiredRetention,
+  maxLocks: flags.maxLocks,
+  maxConnections: flags.maxConnections,
+  maxInflightPerConnection: flags.maxInflight,
+  maxQueuedReplyBytes: flags.maxQueuedReplyBytes,
+  frameTimeoutMs: flags.frameTimeout,
+  idleTimeoutMs: flags.idleTimeout,
+  snapshotEveryBytes: flags.snapshotEvery,
+  segmentBytes: flags.segmentBytes,
+};
+
+async function main(): Promise<void> {
+  let lockd;
+  try {
+    lockd = await startLockd(config, { logger: stderrLogger });
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException;
+    if (err.code === "EADDRINUSE") stderrLogger.error(`cannot listen on ${config.host}:${config.port}: address already in use`);
+    else if (err.code === "EACCES") stderrLogger.error(`cannot listen on ${config.host}:${config.port}: permission denied`);
+    else stderrLogger.error(err.message);
+    process.exit(1);
+  }
+  const shown = lockd.host.includes(":") ? `[${lockd.host}]` : lockd.host;
+  process.stdout.write(`lockd listening on ${shown}:${lockd.port}\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    stderrLogger.info(`${signal}: finishing requests in flight`);
+    lockd.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        stderrLogger.error(`shutdown: ${error.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+void main();

@@ -1,0 +1,27 @@
+/**
+ * 32-bit mixing for the in-memory tables. The seed keeps a hostile client from predicting which ids
+ * collide in the open-addressing index; it changes the layout of a table, never an answer.
+ */
+
+export function mix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+export function readWord(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) | 0;
+}
+
+/** Hash of `words` consecutive big-endian 32-bit words, with a seed. */
+export function hashWords(bytes: Uint8Array, at: number, words: number, seed: number): number {
+  let h = seed | 0;
+  for (let i = 0; i < words; i++) {
+    h = Math.imul(h ^ readWord(bytes, at + 4 * i), 0x9e3779b1);
+    h = (h << 13) | (h >>> 19);
+  }
+  return mix32(h ^ words);
+}

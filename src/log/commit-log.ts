@@ -1,0 +1,19 @@
+/**
+ * The commit path's log, as the server sees it. The server applies commands on the leader, encodes
+ * them into records and appends them; it answers the clients of a batch only after `done` reports the
+ * batch durable (fsynced locally, or later committed by a quorum). Implementations: MemoryLog (no
+ * durability), the local segmented file log (storage/), and later a log replicated through etcd.
+ */
+
+export type AppendResult = { readonly ok: true } | { readonly ok: false; readonly error: Error };
+
+export interface CommitLog {
+  /**
+   * Appends whole encoded records. Calls `done` exactly once, asynchronously, after the bytes are
+   * durable or with the failure. Appends are made durable in call order; the server keeps at most one
+   * append in flight.
+   */
+  append(records: Buffer, done: (result: AppendResult) => void): void;
+  /** Releases files and locks. Appends in flight finish first. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,89 @@
+/**
+ * The log's unit of storage: a record of one or more command entries stamped with the same leader
+ * time. The encoding does not depend on where it is stored: the local segment files hold these bytes,
+ * and a replicated log would carry the same bytes.
+ *
+ *   u32 length        bytes after this field
+ *   u32 crc32         zlib CRC-32 of every byte after this field
+ *   u64 term          leader epoch that appended the record (1 for a single node)
+ *   u64 first_index   log index of the first entry; entry i has index first_index + i
+ *   u64 stamp_ms      the leader's logical time for every entry in the record
+ *   u32 count         number of entries (>= 1)
+ *   count x 57 bytes  entries: the request body (cmd, request_id, lock_id, owner_id, ttl_ms),
+ *                     RELEASE/INSPECT with ttl_ms = 0
+ */
+import { crc32 } from "node:zlib";
+import { LONG_BODY_BYTES } from "../protocol/wire.js";
+import { readU32, readU64, writeU32, writeU64 } from "../protocol/u64.js";
+
+export const ENTRY_BYTES = LONG_BODY_BYTES;
+export const RECORD_HEADER_BYTES = 4 + 4 + 8 + 8 + 8 + 4; // 36
+const CRC_AT = 4;
+const TERM_AT = 8;
+const FIRST_INDEX_AT = 16;
+const STAMP_AT = 24;
+const COUNT_AT = 32;
+/** A sanity bound for decoding: no record the server writes comes near it. */
+export const MAX_RECORD_ENTRIES = 1 << 20;
+
+export interface RecordHeader {
+  readonly term: number;
+  readonly firstIndex: number;
+  readonly stampMs: number;
+  readonly count: number;
+}
+
+export function recordBytes(count: number): number {
+  return RECORD_HEADER_BYTES + count * ENTRY_BYTES;
+}
+
+/** Fills in the header of a record whose entries are already at `at + RECORD_HEADER_BYTES`. */
+export function sealRecord(target: Buffer, at: number, header: RecordHeader): number {
+  const end = at + recordBytes(header.count);
+  writeU32(target, at, end - at - 4);
+  writeU64(target, at + TERM_AT, header.term);
+  writeU64(target, at + FIRST_INDEX_AT, header.firstIndex);
+  writeU64(target, at + STAMP_AT, header.stampMs);
+  writeU32(target, at + COUNT_AT, header.count);
+  writeU32(target, at + CRC_AT, crc32(target.subarray(at + TERM_AT, end)));
+  return end;
+}
+
+export type RecordScan =
+  | { readonly kind: "record"; readonly header: RecordHeader; readonly entriesAt: number; readonly end: number }
+  | { readonly kind: "end" }
+  /** The bytes from `at` cannot be a complete record: a partial write or garbage. */
+  | { readonly kind: "incomplete"; readonly reason: string }
+  /** A complete record whose checksum or fields are wrong. */
+  | { readonly kind: "corrupt"; readonly reason: string };
+
+/** Reads the record at `at`, verifying its length, checksum and fields. */
+export function readRecord(bytes: Buffer, at: number): RecordScan {
+  const available = bytes.length - at;
+  if (available === 0) return { kind: "end" };
+  if (available < RECORD_HEADER_BYTES) return { kind: "incomplete", reason: `${available} bytes, shorter than a record header` };
+  const length = readU32(bytes, at);
+  if (length < RECORD_HEADER_BYTES - 4 + ENTRY_BYTES || (length - (RECORD_HEADER_BYTES - 4)) % ENTRY_BYTES !== 0) {
+    return { kind: "corrupt", reason: `impossible record length ${length}` };
+  }
+  if (available < 4 + length) return { kind: "incomplete", reason: `record of ${4 + length} bytes but only ${available} present` };
+  const end = at + 4 + length;
+  const stored = readU32(bytes, at + CRC_AT);
+  const actual = crc32(bytes.subarray(at + TERM_AT, end));
+  if (stored !== actual) return { kind: "corrupt", reason: `checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})` };
+  const count = readU32(bytes, at + COUNT_AT);
+  if (recordBytes(count) !== 4 + length || count > MAX_RECORD_ENTRIES) {
+    return { kind: "corrupt", reason: `entry count ${count} does not match length ${length}` };
+  }
+  const header: RecordHeader = {
+    term: readU64(bytes, at + TERM_AT),
+    firstIndex: readU64(bytes, at + FIRST_INDEX_AT),
+    stampMs: readU64(bytes, at + STAMP_AT),
+    count,
+  };
+  return { kind: "record", header, entriesAt: at + RECORD_HEADER_BYTES, end };
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, "0")}`;
+}

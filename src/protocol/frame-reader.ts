@@ -1,0 +1,92 @@
+/**
+ * A streaming splitter of length-prefixed request frames: feed it chunks as they arrive, take out
+ * complete frames. Frames that lie whole inside a chunk are handed out as views of that chunk (no
+ * copy); only a frame split across chunks is assembled in a small carry buffer. Pure: no I/O.
+ */
+import { LENGTH_PREFIX_BYTES, MAX_FRAME_LENGTH } from "./wire.js";
+
+export const FrameEvent = {
+  /** Feed another chunk: the rest of this one (if any) is a partial frame kept in the carry buffer. */
+  NeedMore: 0,
+  /** A frame is ready in `frame` at `frameStart`, `frameLength` bytes of body (prefix excluded). */
+  Frame: 1,
+  /** The length field exceeds MAX_FRAME_LENGTH: the stream cannot be resynchronised. */
+  Oversized: 2,
+} as const;
+export type FrameEvent = (typeof FrameEvent)[keyof typeof FrameEvent];
+
+export class FrameReader {
+  /** Output of the last `next()` that returned Frame. Valid until the following call. */
+  frame: Uint8Array = new Uint8Array(0);
+  frameStart = 0;
+  frameLength = 0;
+
+  private readonly carry = new Uint8Array(LENGTH_PREFIX_BYTES + MAX_FRAME_LENGTH);
+  private carried = 0;
+  private chunk: Uint8Array = new Uint8Array(0);
+  private offset = 0;
+
+  /** Bytes of an incomplete frame held back, waiting for the rest. */
+  get pendingBytes(): number {
+    return this.carried + (this.chunk.length - this.offset);
+  }
+
+  /** Starts reading a new chunk. Any frame left unread in the previous chunk must have been taken. */
+  push(chunk: Uint8Array): void {
+    this.chunk = chunk;
+    this.offset = 0;
+  }
+
+  next(): FrameEvent {
+    if (this.carried > 0) return this.nextFromCarry();
+    const chunk = this.chunk;
+    const available = chunk.length - this.offset;
+    if (available < LENGTH_PREFIX_BYTES) return this.keepRemainder();
+    const start = this.offset;
+    const length = ((chunk[start]! << 24) | (chunk[start + 1]! << 16) | (chunk[start + 2]! << 8) | chunk[start + 3]!) >>> 0;
+    if (length > MAX_FRAME_LENGTH) return FrameEvent.Oversized;
+    if (available < LENGTH_PREFIX_BYTES + length) return this.keepRemainder();
+    this.frame = chunk;
+    this.frameStart = start + LENGTH_PREFIX_BYTES;
+    this.frameLength = length;
+    this.offset = start + LENGTH_PREFIX_BYTES + length;
+    return FrameEvent.Frame;
+  }
+
+  private keepRemainder(): FrameEvent {
+    const rest = this.chunk.length - this.offset;
+    if (rest > 0) {
+      this.carry.set(this.chunk.subarray(this.offset), this.carried);
+      this.carried += rest;
+      this.offset = this.chunk.length;
+    }
+    return FrameEvent.NeedMore;
+  }
+
+  /** A frame began in an earlier chunk: top the carry buffer up from the current chunk. */
+  private nextFromCarry(): FrameEvent {
+    const carry = this.carry;
+    if (this.carried < LENGTH_PREFIX_BYTES && !this.fill(LENGTH_PREFIX_BYTES)) return FrameEvent.NeedMore;
+    const length = ((carry[0]! << 24) | (carry[1]! << 16) | (carry[2]! << 8) | carry[3]!) >>> 0;
+    if (length > MAX_FRAME_LENGTH) return FrameEvent.Oversized;
+    if (!this.fill(LENGTH_PREFIX_BYTES + length)) return FrameEvent.NeedMore;
+    this.frame = carry;
+    this.frameStart = LENGTH_PREFIX_BYTES;
+    this.frameLength = length;
+    this.carried = 0;
+    return FrameEvent.Frame;
+  }
+
+  /** Moves bytes from the chunk into the carry buffer until it holds `target` bytes. */
+  private fill(target: number): boolean {
+    const wanted = target - this.carried;
+    const available = this.chunk.length - this.offset;
+    const take = wanted < available ? wanted : available;
+    if (take > 0) {
+      this.carry.set(this.chunk.subarray(this.offset, this.offset + take), this.carried);
+      this.carried += take;
+      this.offset += take;
+    }
+    return this.carried === target;
+  }
+}

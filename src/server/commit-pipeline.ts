@@ -1,0 +1,250 @@
+/**
+ * Group commit: the one path every command takes on the leader.
+ *
+ *   decode -> execute on the state machine (answer written into the connection's reply buffer)
+ *          -> entry appended to the open batch -> batch appended to the log -> durable -> replies sent
+ *
+ * Every command processed while the previous batch is being made durable joins the next batch, so one
+ * write and one fsync cover all of them, across all connections. No reply leaves before the batch that
+ * holds it (and every batch before it) is durable; that is also what keeps replies in request order.
+ *
+ * Executing before the log write is safe because nothing observes the result until the batch is
+ * durable, and if a write fails the server stops executing state changes (see `fail`).
+ */
+import { LONG_BODY_BYTES, SHORT_BODY_BYTES, Status } from "../protocol/wire.js";
+import { writeResponse } from "../protocol/response.js";
+import type { AdmissionLimits, StateMachine } from "../core/state-machine.js";
+import type { AppendResult, CommitLog } from "../log/commit-log.js";
+import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord } from "../log/record.js";
+import type { Clock } from "./clock.js";
+import type { Logger } from "./logger.js";
+
+/** A connection as the pipeline sees it: a buffer that answers are written into, in request order. */
+export interface ReplySink {
+  /** Makes room for one 17-byte answer in the open batch and returns its offset in `openReplies`. */
+  reserveReply(): number;
+  readonly openReplies: Uint8Array;
+  /** This sink has answers in the open batch (set by the sink, cleared by `sealReplies`). */
+  inOpenBatch: boolean;
+  /** The open batch is leaving for the log: its answers move aside until it is durable. */
+  sealReplies(): void;
+  /** The sealed answers may go out; if `failed`, every one of them is replaced by status 6 first. */
+  releaseReplies(failed: boolean): void;
+}
+
+const INITIAL_BATCH_BYTES = 64 * 1024;
+const CAPACITY_WARNING_EVERY_MS = 10_000;
+
+interface Batch {
+  bytes: Buffer;
+  length: number;
+  entries: number;
+  sinks: ReplySink[];
+  /** Where the record being filled starts, its entry count and its stamp. */
+  recordAt: number;
+  recordEntries: number;
+  recordStampMs: number;
+}
+
+export interface PipelineOptions {
+  readonly stateMachine: StateMachine;
+  readonly log: CommitLog;
+  readonly limits: AdmissionLimits;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Leader epoch written into records (1 for a single node). */
+  readonly term: number;
+  /** Log index the next entry gets (one past the last recovered entry). */
+  readonly nextIndex: number;
+}
+
+export class CommitPipeline {
+  private readonly sm: StateMachine;
+  private readonly log: CommitLog;
+  private readonly limits: AdmissionLimits;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly term: number;
+  private nextIndex: number;
+  private open: Batch = newBatch(INITIAL_BATCH_BYTES);
+  private sealed: Batch | null = null;
+  private flushScheduled = false;
+  private failure: Error | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private lastCapacityWarningMs = -Infinity;
+  /** Bytes appended since the counter was last reset (drives snapshots). */
+  appendedBytes = 0;
+
+  constructor(options: PipelineOptions) {
+    this.sm = options.stateMachine;
+    this.log = options.log;
+    this.limits = options.limits;
+    this.clock = options.clock;
+    this.logger = options.logger;
+    this.term = options.term;
+    this.nextIndex = options.nextIndex;
+  }
+
+  /** Set once a log append failed: state changes are refused from then on. */
+  get failed(): Error | null {
+    return this.failure;
+  }
+
+  get lastIndex(): number {
+    return this.nextIndex - 1;
+  }
+
+  /** The leader's time stamp for commands read now: one clock sample per read, never behind the state. */
+  stamp(): number {
+    const wall = this.clock.nowMs();
+    const logical = this.sm.logicalNowMs;
+    return wall > logical ? wall : logical;
+  }
+
+  /** Answers a frame body that failed validation (3) or cannot be served (6), in order with the rest. */
+  answerWithoutState(sink: ReplySink, status: number): void {
+    const at = sink.reserveReply();
+    writeResponse(sink.openReplies, at, status, 0, 0);
+    this.enlist(sink);
+  }
+
+  /**
+   * Executes one valid request body (already checked by isValidRequestBody) at `stampMs`.
+   */
+  submit(sink: ReplySink, frame: Uint8Array, start: number, length: number, stampMs: number): void {
+    if (this.failure !== null) {
+      this.answerWithoutState(sink, Status.Unavailable);
+      return;
+    }
+    const batch = this.open;
+    if (batch.recordEntries > 0 && batch.recordStampMs !== stampMs) this.closeRecord(batch);
+    if (batch.recordEntries === 0) {
+      batch.recordAt = batch.length;
+      batch.recordStampMs = stampMs;
+    }
+    const entryAt = batch.recordAt + RECORD_HEADER_BYTES + batch.recordEntries * ENTRY_BYTES;
+    ensureCapacity(batch, entryAt + ENTRY_BYTES);
+    const bytes = batch.bytes;
+    // Entries are always 57 bytes: the short RELEASE/INSPECT form gets a zero ttl, and the ignored
+    // trailer of their long form is zeroed, so both forms are the same request.
+    bytes.set(frame.subarray(start, start + SHORT_BODY_BYTES), entryAt);
+    if (length === LONG_BODY_BYTES && (frame[start] === 1 || frame[start] === 2)) {
+      bytes.set(frame.subarray(start + SHORT_BODY_BYTES, start + LONG_BODY_BYTES), entryAt + SHORT_BODY_BYTES);
+    } else {
+      bytes.fill(0, entryAt + SHORT_BODY_BYTES, entryAt + LONG_BODY_BYTES);
+    }
+
+    const replyAt = sink.reserveReply();
+    const status = this.sm.execute(bytes, entryAt, stampMs, sink.openReplies, replyAt, this.limits);
+    this.enlist(sink);
+    if (status === Status.Unavailable) this.warnCapacity();
+    if (status === Status.Invalid || status === Status.Unavailable) return; // decided nothing: not logged
+    batch.recordEntries++;
+    batch.entries++;
+    batch.length = entryAt + ENTRY_BYTES;
+  }
+
+  /** Resolves when every answer produced so far has been released to its connection. */
+  whenIdle(): Promise<void> {
+    if (this.sealed === null && this.open.sinks.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private warnCapacity(): void {
+    const now = this.clock.nowMs();
+    if (now - this.lastCapacityWarningMs < CAPACITY_WARNING_EVERY_MS) return;
+    this.lastCapacityWarningMs = now;
+    this.logger.warn(
+      `capacity reached (${this.sm.lockRecordCount} lock records of ${this.limits.maxLocks}, ` +
+        `${this.sm.dedupeEntryCount} dedupe entries of ${this.limits.maxDedupeEntries}): new state changes answer 6`,
+    );
+  }
+
+  private enlist(sink: ReplySink): void {
+    if (!sink.inOpenBatch) {
+      sink.inOpenBatch = true;
+      this.open.sinks.push(sink);
+    }
+    if (!this.flushScheduled && this.sealed === null) {
+      this.flushScheduled = true;
+      // After every read of this event-loop turn has been processed: that is the batch.
+      setImmediate(this.flush);
+    }
+  }
+
+  private closeRecord(batch: Batch): void {
+    if (batch.recordEntries === 0) return;
+    sealRecord(batch.bytes, batch.recordAt, {
+      term: this.term,
+      firstIndex: this.nextIndex,
+      stampMs: batch.recordStampMs,
+      count: batch.recordEntries,
+    });
+    this.nextIndex += batch.recordEntries;
+    batch.recordEntries = 0;
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.sealed !== null) return; // the completion of the batch in flight flushes again
+    const batch = this.open;
+    if (batch.sinks.length === 0) return this.notifyIdle();
+    this.closeRecord(batch);
+    this.open = newBatch(Math.max(INITIAL_BATCH_BYTES, batch.length));
+    for (const sink of batch.sinks) {
+      sink.inOpenBatch = false;
+      sink.sealReplies();
+    }
+    this.sealed = batch;
+    if (batch.entries === 0 || this.failure !== null) {
+      setImmediate(this.complete, this.failure === null ? OK : { ok: false, error: this.failure });
+      return;
+    }
+    this.appendedBytes += batch.length;
+    this.log.append(batch.bytes.subarray(0, batch.length), this.complete);
+  };
+
+  private readonly complete = (result: AppendResult): void => {
+    const batch = this.sealed!;
+    if (!result.ok && this.failure === null) {
+      this.failure = result.error;
+      this.logger.error(
+        `log append failed (${result.error.message}); refusing every request with status 6 from now on. ` +
+          "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
+      );
+    }
+    const failed = this.failure !== null;
+    for (const sink of batch.sinks) sink.releaseReplies(failed);
+    this.sealed = null;
+    this.flush();
+  };
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+const OK: AppendResult = { ok: true };
+
+function newBatch(capacity: number): Batch {
+  return {
+    bytes: Buffer.allocUnsafe(capacity),
+    length: 0,
+    entries: 0,
+    sinks: [],
+    recordAt: 0,
+    recordEntries: 0,
+    recordStampMs: 0,
+  };
+}
+
+function ensureCapacity(batch: Batch, needed: number): void {
+  if (needed <= batch.bytes.length) return;
+  let capacity = batch.bytes.length * 2;
+  while (capacity < needed) capacity *= 2;
+  const bytes = Buffer.allocUnsafe(capacity);
+  batch.bytes.copy(bytes, 0, 0, batch.length);
+  batch.bytes = bytes;
+}

@@ -1,0 +1,57 @@
+/**
+ * Every limit and knob of lockd, with its default. The CLI turns flags into this; tests build it
+ * directly. Each value here is documented in README.md ("Configuration").
+ */
+
+export type FsyncMode = "always" | "never";
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Largest ttl_ms accepted; larger (or 0) answers 3. */
+  readonly maxTtlMs: number;
+  /** Logical ms a decided answer is replayed for a retry with the same request id. */
+  readonly dedupeWindowMs: number;
+  /** Logical ms an expired lease is remembered so its owner gets 5 instead of 2. */
+  readonly expiredRetentionMs: number;
+  /** Dedupe entries kept at most; when full, new state changes answer 6. */
+  readonly maxDedupeEntries: number;
+  /** Lock records kept at most (held, plus expired ones still remembered); then new locks answer 6. */
+  readonly maxLocks: number;
+  /** Open client connections at most; more are closed at once. */
+  readonly maxConnections: number;
+  /** Requests read but not yet answered on one connection; beyond it the server stops reading it. */
+  readonly maxInflightPerConnection: number;
+  /** Bytes of replies queued to a slow reader before the server stops reading its requests. */
+  readonly maxQueuedReplyBytes: number;
+  /** A connection holding part of a frame for this long is closed (0 = never). */
+  readonly frameTimeoutMs: number;
+  /** A connection with nothing in flight and silent for this long is closed (0 = never). */
+  readonly idleTimeoutMs: number;
+  /** always: fdatasync before every reply (default). never: no durability, benchmarks only. */
+  readonly fsync: FsyncMode;
+  /** Snapshot after this many log bytes since the last one. */
+  readonly snapshotEveryBytes: number;
+  /** Log segment files roll over at this size. */
+  readonly segmentBytes: number;
+}
+
+export const DEFAULT_CONFIG: ServerConfig = {
+  host: "127.0.0.1",
+  port: 5625,
+  dataDir: "./data",
+  maxTtlMs: 3_600_000,
+  dedupeWindowMs: 60_000,
+  expiredRetentionMs: 60_000,
+  maxDedupeEntries: 16_777_216,
+  maxLocks: 10_000_000,
+  maxConnections: 10_000,
+  maxInflightPerConnection: 1024,
+  maxQueuedReplyBytes: 1 << 20,
+  frameTimeoutMs: 10_000,
+  idleTimeoutMs: 0,
+  fsync: "always",
+  snapshotEveryBytes: 256 << 20,
+  segmentBytes: 64 << 20,
+};

@@ -1,0 +1,174 @@
+/**
+ * One client connection: splits its byte stream into frames, hands valid ones to the pipeline, and
+ * writes the answers back in request order, one socket write per durable batch.
+ *
+ * Backpressure: the connection stops reading when it has `maxInflightPerConnection` requests unanswered
+ * or `maxQueuedReplyBytes` of replies the client has not read; the unread part of the current chunk
+ * waits in the frame reader (not copied) until answers drain.
+ */
+import type { Socket } from "node:net";
+import { FrameEvent, FrameReader } from "../protocol/frame-reader.js";
+import { isValidRequestBody } from "../protocol/request.js";
+import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
+import { writeResponse } from "../protocol/response.js";
+import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
+import type { ServerConfig } from "./config.js";
+
+const INITIAL_REPLY_BYTES = 64 * RESPONSE_BYTES;
+
+export class Connection implements ReplySink {
+  openReplies: Buffer = Buffer.allocUnsafe(INITIAL_REPLY_BYTES);
+  inOpenBatch = false;
+  private openLength = 0;
+  private openCount = 0;
+  private sealedReplies: Buffer | null = null;
+  private sealedCount = 0;
+  /** Answers reserved and not yet handed to the socket. */
+  private inflight = 0;
+  private readonly reader = new FrameReader();
+  private readingPaused = false;
+  /** Every complete frame received so far has been processed. */
+  private framesDrained = true;
+  /** An oversized length arrived: answer 3, flush, close. */
+  private closing = false;
+  private peerEnded = false;
+  /** Coarse time when the current partial frame began (0 = none), and of the last read. */
+  partialSinceMs = 0;
+  lastActivityMs = 0;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly pipeline: CommitPipeline,
+    private readonly config: ServerConfig,
+    private readonly coarseNow: () => number,
+  ) {
+    this.lastActivityMs = coarseNow();
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("end", () => this.onPeerEnd());
+    socket.on("drain", () => this.maybeResume());
+    socket.on("error", () => socket.destroy());
+  }
+
+  get idle(): boolean {
+    return this.inflight === 0 && this.reader.pendingBytes === 0;
+  }
+
+  get hasPartialFrame(): boolean {
+    return this.reader.pendingBytes > 0;
+  }
+
+  /** Stops reading for good (shutdown): what was read is still answered. */
+  stopReading(): void {
+    this.closing = true;
+    this.pauseReading();
+    this.finishIfDone();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  reserveReply(): number {
+    const at = this.openLength;
+    if (at + RESPONSE_BYTES > this.openReplies.length) {
+      const grown = Buffer.allocUnsafe(this.openReplies.length * 2);
+      this.openReplies.copy(grown, 0, 0, at);
+      this.openReplies = grown;
+    }
+    this.openLength = at + RESPONSE_BYTES;
+    this.openCount++;
+    this.inflight++;
+    return at;
+  }
+
+  sealReplies(): void {
+    this.sealedReplies = this.openReplies.subarray(0, this.openLength);
+    this.sealedCount = this.openCount;
+    // The sealed bytes now belong to the socket write to come: answer into a fresh buffer.
+    this.openReplies = Buffer.allocUnsafe(Math.max(INITIAL_REPLY_BYTES, this.openReplies.length));
+    this.openLength = 0;
+    this.openCount = 0;
+  }
+
+  releaseReplies(failed: boolean): void {
+    const replies = this.sealedReplies!;
+    this.sealedReplies = null;
+    if (failed) {
+      for (let at = 0; at < replies.length; at += RESPONSE_BYTES) writeResponse(replies, at, Status.Unavailable, 0, 0);
+    }
+    this.inflight -= this.sealedCount;
+    this.sealedCount = 0;
+    if (!this.socket.destroyed) this.socket.write(replies);
+    if (this.readingPaused) this.maybeResume();
+    this.finishIfDone();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.lastActivityMs = this.coarseNow();
+    this.reader.push(chunk);
+    this.processFrames();
+  }
+
+  private processFrames(): void {
+    const pipeline = this.pipeline;
+    const reader = this.reader;
+    const maxTtlMs = this.config.maxTtlMs;
+    const maxInflight = this.config.maxInflightPerConnection;
+    const stampMs = pipeline.stamp();
+    this.framesDrained = false;
+    for (;;) {
+      if (this.inflight >= maxInflight || this.socket.writableLength > this.config.maxQueuedReplyBytes) {
+        this.pauseReading();
+        return;
+      }
+      const event = reader.next();
+      if (event === FrameEvent.Frame) {
+        const { frame, frameStart, frameLength } = reader;
+        if (isValidRequestBody(frame, frameStart, frameLength, maxTtlMs)) {
+          pipeline.submit(this, frame, frameStart, frameLength, stampMs);
+        } else {
+          pipeline.answerWithoutState(this, Status.Invalid);
+        }
+      } else if (event === FrameEvent.NeedMore) {
+        break;
+      } else {
+        // A length over the limit: the stream cannot be resynchronised. Answer 3, then close.
+        pipeline.answerWithoutState(this, Status.Invalid);
+        this.closing = true;
+        this.pauseReading();
+        return;
+      }
+    }
+    this.framesDrained = true;
+    if (reader.pendingBytes === 0) this.partialSinceMs = 0;
+    else if (this.partialSinceMs === 0) this.partialSinceMs = this.coarseNow();
+    this.finishIfDone();
+  }
+
+  private pauseReading(): void {
+    if (this.readingPaused) return;
+    this.readingPaused = true;
+    this.socket.pause();
+  }
+
+  private maybeResume(): void {
+    if (!this.readingPaused || this.closing) return;
+    if (this.inflight >= this.config.maxInflightPerConnection) return;
+    if (this.socket.writableLength > this.config.maxQueuedReplyBytes) return;
+    this.readingPaused = false;
+    this.processFrames(); // the rest of the chunk that was held back
+    if (!this.readingPaused && !this.peerEnded) this.socket.resume();
+  }
+
+  private onPeerEnd(): void {
+    // A half-close still gets answers to everything sent before it.
+    this.peerEnded = true;
+    this.finishIfDone();
+  }
+
+  private finishIfDone(): void {
+    if (this.inflight !== 0 || this.socket.destroyed) return;
+    if (this.closing || (this.peerEnded && this.framesDrained)) this.socket.end();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The TCP shell around the pipeline: accepts connections within the limit, sweeps out connections
+ * stuck on half a frame or idle too long, and shuts down gracefully (stop accepting, answer what was
+ * read, flush, close).
+ */
+import { createServer, type AddressInfo, type Server } from "node:net";
+import type { CommitPipeline } from "./commit-pipeline.js";
+import type { ServerConfig } from "./config.js";
+import { Connection } from "./connection.js";
+import type { Logger } from "./logger.js";
+
+const SWEEP_EVERY_MS = 250;
+const CLOSE_GRACE_MS = 2_000;
+
+export class LockServer {
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  /** Coarse monotonic time for timeouts, refreshed by the sweep instead of read per packet. */
+  private coarseNowMs = performance.now();
+  private rejectedConnections = 0;
+
+  private constructor(
+    private readonly config: ServerConfig,
+    private readonly pipeline: CommitPipeline,
+    private readonly logger: Logger,
+  ) {
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      if (this.connections.size >= this.config.maxConnections) {
+        this.rejectedConnections++;
+        socket.destroy();
+        return;
+      }
+      const connection = new Connection(socket, this.pipeline, this.config, () => this.coarseNowMs);
+      this.connections.add(connection);
+      socket.on("close", () => this.connections.delete(connection));
+    });
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
+    this.sweepTimer.unref();
+  }
+
+  static listen(config: ServerConfig, pipeline: CommitPipeline, logger: Logger): Promise<LockServer> {
+    const lockServer = new LockServer(config, pipeline, logger);
+    return new Promise((resolve, reject) => {
+      lockServer.server.once("error", reject);
+      lockServer.server.listen({ host: config.host, port: config.port, backlog: 4096 }, () => {
+        lockServer.server.off("error", reject);
+        lockServer.server.on("error", (error) => logger.error(`listener: ${error.message}`));
+        resolve(lockServer);
+      });
+    });
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Stops accepting, answers every request already read, then closes every connection. */
+  async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const connection of this.connections) connection.stopReading();
+    await this.pipeline.whenIdle();
+    for (const connection of this.connections) connection.stopReading();
+    // A client that never closes its side must not hold the shutdown up.
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS).unref());
+    await Promise.race([closed, deadline]);
+    for (const connection of this.connections) connection.destroy();
+    await closed;
+  }
+
+  private sweep(): void {
+    this.coarseNowMs = performance.now();
+    const { frameTimeoutMs, idleTimeoutMs } = this.config;
+    for (const connection of this.connections) {
+      if (frameTimeoutMs > 0 && connection.partialSinceMs > 0 && this.coarseNowMs - connection.partialSinceMs > frameTimeoutMs) {
+        connection.destroy();
+      } else if (idleTimeoutMs > 0 && connection.idle && this.coarseNowMs - connection.lastActivityMs > idleTimeoutMs) {
+        connection.destroy();
+      }
+    }
+    if (this.rejectedConnections > 0) {
+      this.logger.warn(`refused ${this.rejectedConnections} connections: --max-connections ${this.config.maxConnections} reached`);
+      this.rejectedConnections = 0;
+    }
+  }
+}
