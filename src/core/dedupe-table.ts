@@ -70,7 +70,8 @@ export class DedupeTable {
   }
 
   matches(slot: number, fingerprint0: number, fingerprint1: number): boolean {
-    return this.fingerprints[slot * 2] === fingerprint0 && this.fingerprints[slot * 2 + 1] === fingerprint1;
+    // Stored as signed 32-bit words: compare in the same form.
+    return this.fingerprints[slot * 2] === (fingerprint0 | 0) && this.fingerprints[slot * 2 + 1] === (fingerprint1 | 0);
   }
 
   copyAnswer(slot: number, out: Uint8Array, outAt: number): void {
