@@ -11,9 +11,9 @@ export interface CommitLog {
   /**
    * Appends whole encoded records. Calls `done` exactly once, asynchronously, after the bytes are
    * durable or with the failure. Appends are made durable in call order; the server keeps at most one
-   * append in flight.
+   * append in flight. `lastIndex` is the index of the last entry in `records`.
    */
-  append(records: Buffer, done: (result: AppendResult) => void): void;
+  append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void;
   /** Releases files and locks. Appends in flight finish first. */
   close(): Promise<void>;
 }

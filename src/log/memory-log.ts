@@ -6,7 +6,7 @@ const OK: AppendResult = { ok: true };
 export class MemoryLog implements CommitLog {
   appendedBytes = 0;
 
-  append(records: Buffer, done: (result: AppendResult) => void): void {
+  append(records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
     this.appendedBytes += records.length;
     setImmediate(done, OK);
   }

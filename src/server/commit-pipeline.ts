@@ -201,7 +201,7 @@ export class CommitPipeline {
       return;
     }
     this.appendedBytes += batch.length;
-    this.log.append(batch.bytes.subarray(0, batch.length), this.complete);
+    this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, this.complete);
   };
 
   private readonly complete = (result: AppendResult): void => {

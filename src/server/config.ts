@@ -52,6 +52,6 @@ export const DEFAULT_CONFIG: ServerConfig = {
   frameTimeoutMs: 10_000,
   idleTimeoutMs: 0,
   fsync: "always",
-  snapshotEveryBytes: 256 << 20,
-  segmentBytes: 64 << 20,
+  snapshotEveryBytes: 64 << 20,
+  segmentBytes: 32 << 20,
 };

@@ -3,9 +3,14 @@
  * listening. Storage (data directory, recovery) plugs in here.
  */
 import { randomInt } from "node:crypto";
-import { StateMachine } from "../core/state-machine.js";
-import type { CommitLog } from "../log/commit-log.js";
-import { MemoryLog } from "../log/memory-log.js";
+import type { StateMachineConfig } from "../core/state-machine.js";
+import { Compactor, workerCompactionRunner } from "../storage/compactor.js";
+import { openDataDir } from "../storage/data-dir.js";
+import { lockDataDir } from "../storage/data-dir-lock.js";
+import { nodeLogFiles } from "../storage/log-file.js";
+import { recover } from "../storage/recovery.js";
+import { SegmentLog } from "../storage/segment-log.js";
+import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { systemClock, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
@@ -25,31 +30,67 @@ export interface LockdDependencies {
 }
 
 export async function startLockd(config: ServerConfig, deps: LockdDependencies): Promise<Lockd> {
+  const { logger } = deps;
   const clock = deps.clock ?? systemClock;
-  const stateMachine = new StateMachine({
+  const smConfig: StateMachineConfig = {
     dedupeWindowMs: config.dedupeWindowMs,
     expiredRetentionMs: config.expiredRetentionMs,
     hashSeed: randomInt(0x7fffffff),
-  });
-  const log: CommitLog = new MemoryLog();
-  const pipeline = new CommitPipeline({
-    stateMachine,
-    log,
-    limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
-    clock,
-    logger: deps.logger,
-    term: 1,
-    nextIndex: 1,
-  });
-  const server = await LockServer.listen(config, pipeline, deps.logger);
-  const address = server.address();
-  return {
-    host: address.address,
-    port: address.port,
-    pipeline,
-    async close() {
-      await server.close();
-      await log.close();
-    },
   };
+  const dir = openDataDir(config.dataDir);
+  const dirLock = lockDataDir(dir.lockFile, config.dataDir);
+  try {
+    removeUnfinishedSnapshots(dir);
+    const startedMs = performance.now();
+    const recovered = recover(dir, smConfig, logger);
+    const sm = recovered.stateMachine;
+    logger.info(
+      `recovered ${config.dataDir}: log index ${recovered.lastIndex}, ${recovered.entriesReplayed} entries replayed` +
+        `${recovered.snapshotPath === null ? "" : " after a snapshot"}, ${sm.lockRecordCount} lock records, ` +
+        `next fencing token ${sm.nextFencingToken}, in ${Math.round(performance.now() - startedMs)} ms`,
+    );
+    if (config.fsync === "never") {
+      logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
+    }
+    const compactor = new Compactor(dir, smConfig, config.snapshotEveryBytes, workerCompactionRunner, logger, {
+      snapshotPath: recovered.snapshotPath,
+      sealed: recovered.sealed,
+    });
+    const log = new SegmentLog({
+      dir,
+      files: nodeLogFiles,
+      fsync: config.fsync,
+      segmentBytes: config.segmentBytes,
+      logger,
+      active: recovered.active,
+      lastIndex: recovered.lastIndex,
+      onSegmentSealed: compactor.onSegmentSealed,
+    });
+    compactor.maybeStart();
+    const pipeline = new CommitPipeline({
+      stateMachine: sm,
+      log,
+      limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
+      clock,
+      logger,
+      term: Math.max(1, recovered.lastTerm),
+      nextIndex: recovered.lastIndex + 1,
+    });
+    const server = await LockServer.listen(config, pipeline, logger);
+    const address = server.address();
+    return {
+      host: address.address,
+      port: address.port,
+      pipeline,
+      async close() {
+        await server.close();
+        await log.close();
+        await compactor.idle();
+        dirLock.release();
+      },
+    };
+  } catch (error) {
+    dirLock.release();
+    throw error;
+  }
 }

@@ -1,0 +1,50 @@
+/**
+ * Compaction: fold sealed log segments into a new snapshot, off the serving thread. Because the state
+ * machine is deterministic, the new state is rebuilt from the previous snapshot plus the segments (the
+ * same replay as recovery) rather than copied from the live server, so serving never pauses for it.
+ */
+import { readFileSync } from "node:fs";
+import { decodeSnapshot, encodeSnapshot } from "../core/snapshot-codec.js";
+import { StateMachine, type StateMachineConfig } from "../core/state-machine.js";
+import type { DataDir } from "./data-dir.js";
+import { replayRecords, type ReplayProgress } from "./recovery.js";
+import { writeSnapshotFile } from "./snapshot-file.js";
+
+export interface CompactionJob {
+  readonly dir: DataDir;
+  readonly config: StateMachineConfig;
+  readonly snapshotPath: string | null;
+  /** Sealed segments in log order; the new snapshot ends at the last one's last index. */
+  readonly segments: readonly { readonly path: string; readonly lastIndex: number }[];
+}
+
+export interface CompactionResult {
+  readonly snapshotPath: string;
+  readonly lastIndex: number;
+  readonly locks: number;
+  readonly dedupeEntries: number;
+}
+
+export function compact(job: CompactionJob): CompactionResult {
+  let stateMachine = new StateMachine(job.config);
+  const progress: ReplayProgress = { snapshotIndex: 0, lastIndex: 0, lastTerm: 0, entries: 0 };
+  if (job.snapshotPath !== null) {
+    const decoded = decodeSnapshot(readFileSync(job.snapshotPath), job.config);
+    if (!decoded.ok) throw new Error(`snapshot ${job.snapshotPath}: ${decoded.reason}`);
+    stateMachine = decoded.stateMachine;
+    Object.assign(progress, { snapshotIndex: decoded.position.lastIndex, lastIndex: decoded.position.lastIndex, lastTerm: decoded.position.lastTerm });
+  }
+  for (const segment of job.segments) {
+    const bytes = readFileSync(segment.path);
+    const stop = replayRecords(bytes, stateMachine, progress);
+    if (stop.damage !== null || stop.end !== bytes.length) {
+      throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage ?? "trailing bytes"}`);
+    }
+    if (progress.lastIndex !== segment.lastIndex) {
+      throw new Error(`${segment.path} ends at index ${progress.lastIndex}, expected ${segment.lastIndex}`);
+    }
+  }
+  const bytes = encodeSnapshot(stateMachine, { lastIndex: progress.lastIndex, lastTerm: progress.lastTerm });
+  const snapshotPath = writeSnapshotFile(job.dir, progress.lastIndex, bytes);
+  return { snapshotPath, lastIndex: progress.lastIndex, locks: stateMachine.lockRecordCount, dedupeEntries: stateMachine.dedupeEntryCount };
+}

@@ -1,0 +1,86 @@
+/**
+ * The data directory's layout:
+ *
+ *   DIR/LOCK                            pid of the lockd using the directory
+ *   DIR/log/<first index, 20 digits>.seg    log segments, records in index order
+ *   DIR/snapshots/<last index, 20 digits>.snap  whole-state snapshots; the newest valid one wins
+ *
+ * A segment's name is the index of its first entry, so sorting names sorts the log.
+ */
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { syncDirectory } from "./log-file.js";
+
+const INDEX_DIGITS = 20;
+const SEGMENT_SUFFIX = ".seg";
+const SNAPSHOT_SUFFIX = ".snap";
+
+export interface DataDir {
+  readonly root: string;
+  readonly logDir: string;
+  readonly snapshotDir: string;
+  readonly lockFile: string;
+}
+
+export interface SegmentFile {
+  readonly path: string;
+  readonly firstIndex: number;
+  readonly bytes: number;
+}
+
+export interface SnapshotFile {
+  readonly path: string;
+  readonly lastIndex: number;
+}
+
+export function openDataDir(root: string): DataDir {
+  const dir: DataDir = {
+    root,
+    logDir: join(root, "log"),
+    snapshotDir: join(root, "snapshots"),
+    lockFile: join(root, "LOCK"),
+  };
+  const created = !existsSync(dir.logDir) || !existsSync(dir.snapshotDir);
+  mkdirSync(dir.logDir, { recursive: true });
+  mkdirSync(dir.snapshotDir, { recursive: true });
+  if (created) {
+    syncDirectory(dir.root);
+    syncDirectory(dir.logDir);
+    syncDirectory(dir.snapshotDir);
+  }
+  return dir;
+}
+
+export function segmentPath(dir: DataDir, firstIndex: number): string {
+  return join(dir.logDir, `${String(firstIndex).padStart(INDEX_DIGITS, "0")}${SEGMENT_SUFFIX}`);
+}
+
+export function snapshotPath(dir: DataDir, lastIndex: number): string {
+  return join(dir.snapshotDir, `${String(lastIndex).padStart(INDEX_DIGITS, "0")}${SNAPSHOT_SUFFIX}`);
+}
+
+/** Segments in log order. Files that do not follow the naming scheme are ignored. */
+export function listSegments(dir: DataDir): SegmentFile[] {
+  return numberedFiles(dir.logDir, SEGMENT_SUFFIX).map(({ path, index }) => ({
+    path,
+    firstIndex: index,
+    bytes: statSync(path).size,
+  }));
+}
+
+/** Snapshots, newest (highest last index) first. */
+export function listSnapshots(dir: DataDir): SnapshotFile[] {
+  return numberedFiles(dir.snapshotDir, SNAPSHOT_SUFFIX)
+    .map(({ path, index }) => ({ path, lastIndex: index }))
+    .reverse();
+}
+
+function numberedFiles(folder: string, suffix: string): { path: string; index: number }[] {
+  const pattern = new RegExp(`^(\\d{${INDEX_DIGITS}})${suffix.replace(".", "\\.")}$`);
+  const found: { path: string; index: number }[] = [];
+  for (const name of readdirSync(folder)) {
+    const match = pattern.exec(name);
+    if (match) found.push({ path: join(folder, name), index: Number(match[1]) });
+  }
+  return found.sort((a, b) => a.index - b.index);
+}

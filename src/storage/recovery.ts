@@ -1,0 +1,164 @@
+/**
+ * Start-up recovery: the newest snapshot, then every log record after it, replayed through the same
+ * state machine code that decided them. A torn tail (a partial or bad record at the very end of the
+ * newest segment, with nothing valid after it) is an append that never completed, so it was never
+ * acknowledged: it is truncated and reported. Damage anywhere else refuses the start, naming the file
+ * and offset, because skipping a record would silently forget acknowledged state.
+ */
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, unlinkSync } from "node:fs";
+import { decodeSnapshot } from "../core/snapshot-codec.js";
+import { StateMachine, type StateMachineConfig } from "../core/state-machine.js";
+import { ENTRY_BYTES, readRecord } from "../log/record.js";
+import { RESPONSE_BYTES } from "../protocol/wire.js";
+import type { Logger } from "../server/logger.js";
+import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
+
+export class RecoveryError extends Error {
+  readonly code = "RECOVERY_FAILED";
+}
+
+export interface Recovered {
+  readonly stateMachine: StateMachine;
+  /** Index of the last entry in the state (0 for an empty log). */
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  /** The newest segment, to keep appending to; null when there is none. */
+  readonly active: SegmentFile | null;
+  /** Older segments not yet folded into a snapshot, oldest first. */
+  readonly sealed: readonly (SegmentFile & { readonly lastIndex: number })[];
+  readonly snapshotPath: string | null;
+  readonly entriesReplayed: number;
+}
+
+export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger): Recovered {
+  let stateMachine = new StateMachine(config);
+  let lastIndex = 0;
+  let lastTerm = 0;
+  let snapshotPath: string | null = null;
+
+  const newest = listSnapshots(dir)[0];
+  if (newest !== undefined) {
+    const decoded = decodeSnapshot(readFileSync(newest.path), config);
+    if (!decoded.ok) throw new RecoveryError(`snapshot ${newest.path} is unreadable: ${decoded.reason}`);
+    if (decoded.position.lastIndex !== newest.lastIndex) {
+      throw new RecoveryError(`snapshot ${newest.path} says it ends at index ${decoded.position.lastIndex}, its name says ${newest.lastIndex}`);
+    }
+    stateMachine = decoded.stateMachine;
+    lastIndex = decoded.position.lastIndex;
+    lastTerm = decoded.position.lastTerm;
+    snapshotPath = newest.path;
+  }
+
+  const progress: ReplayProgress = { snapshotIndex: lastIndex, lastIndex, lastTerm, entries: 0 };
+  const segments = listSegments(dir);
+  const sealed: (SegmentFile & { lastIndex: number })[] = [];
+  let active: SegmentFile | null = null;
+
+  for (let s = 0; s < segments.length; s++) {
+    const segment = segments[s]!;
+    const next = segments[s + 1];
+    const isNewest = next === undefined;
+    // A segment wholly inside the snapshot is a leftover of an interrupted clean-up.
+    if (next !== undefined && next.firstIndex - 1 <= progress.snapshotIndex) {
+      unlinkSync(segment.path);
+      continue;
+    }
+    if (segment.firstIndex > progress.lastIndex + 1) {
+      throw new RecoveryError(`log gap: ${segment.path} starts at index ${segment.firstIndex} but the log so far ends at ${progress.lastIndex}`);
+    }
+    const bytes = readFileSync(segment.path);
+    const replay = replayRecords(bytes, stateMachine, progress);
+    const at = replay.end;
+    if (replay.damage !== null) {
+      if (isNewest && !replay.outOfSequence && !hasValidRecordAfter(bytes, at)) {
+        truncate(segment.path, at);
+        logger.warn(`${segment.path}: dropped ${bytes.length - at} bytes of a torn final write at offset ${at} (${replay.damage}); it was never acknowledged`);
+      } else {
+        throw new RecoveryError(
+          `${segment.path} is corrupt at offset ${at}: ${replay.damage}. ` +
+            (isNewest ? "Records follow it, so it is not a torn final write; " : "It is not the newest segment; ") +
+            "refusing to start rather than skip acknowledged state. Restore the data directory from a backup or replica.",
+        );
+      }
+    }
+    const recovered: SegmentFile = { path: segment.path, firstIndex: segment.firstIndex, bytes: at };
+    if (isNewest) active = recovered;
+    else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
+  }
+
+  return {
+    stateMachine,
+    lastIndex: progress.lastIndex,
+    lastTerm: progress.lastTerm,
+    active,
+    sealed,
+    snapshotPath,
+    entriesReplayed: progress.entries,
+  };
+}
+
+export interface ReplayProgress {
+  /** Entries up to this index are already in the state (from the snapshot). */
+  readonly snapshotIndex: number;
+  lastIndex: number;
+  lastTerm: number;
+  entries: number;
+}
+
+/**
+ * Applies every record of one segment's bytes in order. Returns where it stopped and, if it stopped
+ * before the end, why (a damaged or out-of-sequence record at `end`).
+ */
+export interface ReplayStop {
+  readonly end: number;
+  readonly damage: string | null;
+  /** The record at `end` is intact but does not continue the log: never a torn write. */
+  readonly outOfSequence: boolean;
+}
+
+export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progress: ReplayProgress): ReplayStop {
+  const answer = new Uint8Array(RESPONSE_BYTES);
+  let at = 0;
+  for (;;) {
+    const scan = readRecord(bytes, at);
+    if (scan.kind === "end") return { end: at, damage: null, outOfSequence: false };
+    if (scan.kind !== "record") return { end: at, damage: scan.reason, outOfSequence: false };
+    const { header } = scan;
+    const recordLast = header.firstIndex + header.count - 1;
+    if (recordLast > progress.snapshotIndex) {
+      // Entries continue the log exactly; only a record straddling the snapshot may start earlier.
+      const expected = progress.lastIndex + 1;
+      const straddles = header.firstIndex <= progress.snapshotIndex && progress.lastIndex === progress.snapshotIndex;
+      if (header.firstIndex !== expected && !straddles) {
+        return { end: at, damage: `record starts at index ${header.firstIndex}, expected ${expected}`, outOfSequence: true };
+      }
+      for (let i = 0; i < header.count; i++) {
+        const index = header.firstIndex + i;
+        if (index <= progress.snapshotIndex) continue;
+        stateMachine.execute(bytes, scan.entriesAt + i * ENTRY_BYTES, header.stampMs, answer, 0, null);
+        progress.lastIndex = index;
+        progress.entries++;
+      }
+      progress.lastTerm = header.term;
+    }
+    at = scan.end;
+  }
+}
+
+/** Is there any well-formed record starting somewhere after `from`? (Then `from` is not a torn tail.) */
+function hasValidRecordAfter(bytes: Buffer, from: number): boolean {
+  for (let at = from + 1; at + 4 <= bytes.length; at++) {
+    if (readRecord(bytes, at).kind === "record") return true;
+  }
+  return false;
+}
+
+function truncate(path: string, length: number): void {
+  const fd = openSync(path, "r+");
+  try {
+    ftruncateSync(fd, length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * A fault-injecting LogFileOpener over real files: each fault is armed by the test and fires once on
+ * the next matching call. Faults: a short write (only part of the bytes), a torn write (part of the
+ * bytes reach the file, then the write fails), a failing fsync, and ENOSPC.
+ */
+import { nodeLogFiles, type LogFile, type LogFileOpener } from "../../src/storage/log-file.js";
+
+export type Fault =
+  | { readonly kind: "short-write"; readonly bytes: number }
+  | { readonly kind: "torn-write"; readonly bytes: number }
+  | { readonly kind: "fsync-fails" }
+  | { readonly kind: "enospc" };
+
+function errno(code: string, message: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`${code}: ${message}`);
+  error.code = code;
+  return error;
+}
+
+export class FaultyFiles implements LogFileOpener {
+  private armed: Fault[] = [];
+  writes = 0;
+  syncs = 0;
+
+  arm(fault: Fault): void {
+    this.armed.push(fault);
+  }
+
+  open(path: string, create: boolean): LogFile {
+    const real = nodeLogFiles.open(path, create);
+    const take = (kinds: Fault["kind"][]): Fault | undefined => {
+      const at = this.armed.findIndex((fault) => kinds.includes(fault.kind));
+      return at < 0 ? undefined : this.armed.splice(at, 1)[0];
+    };
+    return {
+      write: (bytes, position, done) => {
+        this.writes++;
+        const fault = take(["short-write", "torn-write", "enospc"]);
+        if (fault === undefined) return real.write(bytes, position, done);
+        if (fault.kind === "enospc") return setImmediate(done, errno("ENOSPC", "no space left on device"), 0);
+        if (fault.kind === "fsync-fails") throw new Error("unreachable: fsync faults are taken by sync()");
+        const part = bytes.subarray(0, Math.min(fault.bytes, bytes.length));
+        real.write(part, position, (error, written) => {
+          if (fault.kind === "torn-write") done(errno("EIO", "i/o error"), 0);
+          else done(error, written);
+        });
+      },
+      sync: (done) => {
+        this.syncs++;
+        if (take(["fsync-fails"]) !== undefined) return setImmediate(done, errno("EIO", "fsync failed"));
+        real.sync(done);
+      },
+      close: () => real.close(),
+    };
+  }
+}

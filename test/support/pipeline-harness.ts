@@ -1,0 +1,81 @@
+/**
+ * Drives the real CommitPipeline without sockets: a ReplySink that collects answers, and helpers that
+ * submit request frames the way a connection does (validate, then submit).
+ */
+import { CommitPipeline, type ReplySink } from "../../src/server/commit-pipeline.js";
+import type { StateMachine } from "../../src/core/state-machine.js";
+import type { CommitLog } from "../../src/log/commit-log.js";
+import { isValidRequestBody } from "../../src/protocol/request.js";
+import { decodeResponse, Status, type Response } from "../../src/protocol/index.js";
+import { writeResponse } from "../../src/protocol/response.js";
+import { silentLogger } from "../../src/server/logger.js";
+
+export class CollectingSink implements ReplySink {
+  openReplies: Uint8Array = new Uint8Array(17 * 8192);
+  inOpenBatch = false;
+  private openLength = 0;
+  private sealed: Uint8Array | null = null;
+  /** Every answer released so far, in order. */
+  readonly answers: Response[] = [];
+
+  reserveReply(): number {
+    const at = this.openLength;
+    this.openLength += 17;
+    return at;
+  }
+
+  sealReplies(): void {
+    this.sealed = this.openReplies.slice(0, this.openLength);
+    this.openLength = 0;
+  }
+
+  releaseReplies(failed: boolean): void {
+    const sealed = this.sealed!;
+    for (let at = 0; at < sealed.length; at += 17) {
+      if (failed) writeResponse(sealed, at, Status.Unavailable, 0, 0);
+      this.answers.push(decodeResponse(sealed, at));
+    }
+    this.sealed = null;
+  }
+}
+
+export class PipelineHarness {
+  readonly pipeline: CommitPipeline;
+  readonly sink = new CollectingSink();
+  nowMs: number;
+
+  constructor(
+    readonly stateMachine: StateMachine,
+    log: CommitLog,
+    options: { nextIndex?: number; startMs?: number; maxTtlMs?: number } = {},
+  ) {
+    this.nowMs = options.startMs ?? 1_000_000;
+    this.pipeline = new CommitPipeline({
+      stateMachine,
+      log,
+      limits: { maxLocks: 1_000_000, maxDedupeEntries: 1_000_000 },
+      clock: { nowMs: () => this.nowMs },
+      logger: silentLogger,
+      term: 1,
+      nextIndex: options.nextIndex ?? 1,
+    });
+  }
+
+  /** Submits whole frames (length prefix included) at the current clock. */
+  submit(...frames: Buffer[]): void {
+    const stamp = this.pipeline.stamp();
+    for (const frame of frames) {
+      const length = frame.readUInt32BE(0);
+      if (isValidRequestBody(frame, 4, length, 3_600_000)) this.pipeline.submit(this.sink, frame, 4, length, stamp);
+      else this.pipeline.answerWithoutState(this.sink, Status.Invalid);
+    }
+  }
+
+  /** Submits and waits until every answer is released; returns the new answers. */
+  async run(...frames: Buffer[]): Promise<Response[]> {
+    const before = this.sink.answers.length;
+    this.submit(...frames);
+    await this.pipeline.whenIdle();
+    return this.sink.answers.slice(before);
+  }
+}

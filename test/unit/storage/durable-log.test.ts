@@ -1,0 +1,154 @@
+import { describe, expect, it } from "vitest";
+import { StateMachine, type StateMachineConfig } from "../../../src/core/state-machine.js";
+import { encodeSnapshot } from "../../../src/core/snapshot-codec.js";
+import { Status } from "../../../src/protocol/index.js";
+import { silentLogger } from "../../../src/server/logger.js";
+import { compact } from "../../../src/storage/compaction.js";
+import { Compactor } from "../../../src/storage/compactor.js";
+import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
+import { recover } from "../../../src/storage/recovery.js";
+import { SegmentLog } from "../../../src/storage/segment-log.js";
+import { FaultyFiles } from "../../support/faulty-files.js";
+import { acquire, inspect, release, renew } from "../../support/frames.js";
+import { PipelineHarness } from "../../support/pipeline-harness.js";
+import { useTempDirs } from "../../support/temp-dir.js";
+
+const CONFIG: StateMachineConfig = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 1 };
+const tempDir = useTempDirs();
+
+interface Node {
+  readonly dir: DataDir;
+  readonly files: FaultyFiles;
+  readonly log: SegmentLog;
+  readonly harness: PipelineHarness;
+}
+
+function openNode(root: string, options: { segmentBytes?: number; snapshotEveryBytes?: number; startMs?: number } = {}): Node {
+  const dir = openDataDir(root);
+  const recovered = recover(dir, CONFIG, silentLogger);
+  const files = new FaultyFiles();
+  const compactor = new Compactor(dir, CONFIG, options.snapshotEveryBytes ?? Infinity, async (job) => compact(job), silentLogger, {
+    snapshotPath: recovered.snapshotPath,
+    sealed: recovered.sealed,
+  });
+  const log = new SegmentLog({
+    dir,
+    files,
+    fsync: "always",
+    segmentBytes: options.segmentBytes ?? 1 << 20,
+    logger: silentLogger,
+    active: recovered.active,
+    lastIndex: recovered.lastIndex,
+    onSegmentSealed: compactor.onSegmentSealed,
+  });
+  const harness = new PipelineHarness(recovered.stateMachine, log, {
+    nextIndex: recovered.lastIndex + 1,
+    ...(options.startMs === undefined ? {} : { startMs: options.startMs }),
+  });
+  return { dir, files, log, harness };
+}
+
+function stateBytes(sm: StateMachine): string {
+  return encodeSnapshot(sm, { lastIndex: 0, lastTerm: 0 }).toString("hex");
+}
+
+describe("an acknowledged change is on disk: written in full and fdatasync'ed before the reply", () => {
+  it("answers only after the batch was synced, and a restart recovers it", async () => {
+    const root = tempDir();
+    const node = openNode(root);
+    const [granted] = await node.harness.run(acquire({ lock: 1n, owner: 9n }, 30_000n));
+    expect(granted!.status).toBe(Status.Ok);
+    expect(node.files.syncs).toBe(1);
+    await node.log.close();
+
+    const again = openNode(root);
+    const [seen] = await again.harness.run(inspect({ lock: 1n, owner: 9n }));
+    expect(seen).toEqual(granted);
+    await again.log.close();
+  });
+
+  it("groups every command of one turn into one write and one fsync", async () => {
+    const node = openNode(tempDir());
+    const frames = Array.from({ length: 200 }, (_, n) => acquire({ lock: BigInt(n), owner: 1n }, 10_000n));
+    const answers = await node.harness.run(...frames);
+    expect(answers.map((a) => a.status)).toEqual(frames.map(() => Status.Ok));
+    expect(node.files.writes).toBe(1);
+    expect(node.files.syncs).toBe(1);
+    await node.log.close();
+  });
+
+  it("continues a short write until every byte is written", async () => {
+    const root = tempDir();
+    const node = openNode(root);
+    node.files.arm({ kind: "short-write", bytes: 10 });
+    const answers = await node.harness.run(acquire({ lock: 1n, owner: 2n }, 10_000n), acquire({ lock: 2n, owner: 2n }, 10_000n));
+    expect(answers.map((a) => a.status)).toEqual([Status.Ok, Status.Ok]);
+    expect(node.files.writes).toBeGreaterThan(1);
+    await node.log.close();
+    expect(stateBytes(openNode(root).harness.stateMachine)).toBe(stateBytes(node.harness.stateMachine));
+  });
+});
+
+describe("a storage failure answers 6 and stops state changes; it never answers 0 for what is not on disk", () => {
+  for (const fault of [{ kind: "fsync-fails" }, { kind: "enospc" }, { kind: "torn-write", bytes: 40 }] as const) {
+    it(`after ${fault.kind}: the batch answers 6, later requests answer 6, and a retry after restart is consistent`, async () => {
+      const root = tempDir();
+      const node = openNode(root);
+      const [kept] = await node.harness.run(acquire({ lock: 1n, owner: 1n, request: 101n }, 60_000n));
+      expect(kept!.status).toBe(Status.Ok);
+
+      node.files.arm(fault);
+      const unacknowledged = [acquire({ lock: 2n, owner: 1n, request: 102n }, 60_000n), release({ lock: 1n, owner: 1n, request: 103n })];
+      const failed = await node.harness.run(...unacknowledged);
+      expect(failed.map((a) => a.status)).toEqual([Status.Unavailable, Status.Unavailable]);
+      const later = await node.harness.run(acquire({ lock: 3n, owner: 1n }, 60_000n), inspect({ lock: 1n, owner: 1n }));
+      expect(later.map((a) => a.status)).toEqual([Status.Unavailable, Status.Unavailable]);
+      expect(node.harness.pipeline.failed).not.toBeNull();
+      await node.log.close();
+
+      // 6 means "not known to be done": after a failed fsync the batch may or may not be on disk.
+      // Either way the acknowledged grant is intact and a retry with the same request ids is answered
+      // as if it ran exactly once.
+      const restarted = openNode(root);
+      const [heldBefore] = await restarted.harness.run(inspect({ lock: 1n, owner: 1n }));
+      if (fault.kind !== "fsync-fails") expect(heldBefore).toEqual(kept);
+      else expect([Status.Ok, Status.NotHeld]).toContain(heldBefore!.status);
+      const [granted, released] = await restarted.harness.run(...unacknowledged);
+      expect(granted!.status).toBe(Status.Ok);
+      expect(granted!.fencingToken).toBeGreaterThan(kept!.fencingToken);
+      expect(released).toMatchObject({ status: Status.Ok, fencingToken: kept!.fencingToken });
+      await restarted.log.close();
+    });
+  }
+});
+
+describe("segments roll over and are compacted into snapshots; recovery = snapshot + the log after it", () => {
+  it("rebuilds the identical state, deletes covered segments, and keeps the clock and tokens", async () => {
+    const root = tempDir();
+    const node = openNode(root, { segmentBytes: 4096, snapshotEveryBytes: 8192 });
+    let grants = 0;
+    for (let round = 0; round < 60; round++) {
+      node.harness.nowMs += 7;
+      const frames = [];
+      for (let n = 0; n < 10; n++) {
+        const lock = BigInt((round * 3 + n) % 25);
+        frames.push(acquire({ lock, owner: BigInt(n % 4) }, 50n + BigInt(n)));
+        frames.push(renew({ lock, owner: BigInt(n % 4) }, 100n));
+        if (n % 3 === 0) frames.push(release({ lock, owner: BigInt(n % 4) }));
+      }
+      const answers = await node.harness.run(...frames);
+      grants += answers.filter((a) => a.status === Status.Ok && a.expiresAt > 0n).length;
+    }
+    expect(grants).toBeGreaterThan(0);
+    const before = node.harness.stateMachine;
+    await node.log.close();
+    expect(listSnapshots(node.dir).length).toBeGreaterThanOrEqual(1);
+    expect(listSegments(node.dir).length).toBeLessThan(8);
+
+    const after = recover(openDataDir(root), CONFIG, silentLogger);
+    expect(after.snapshotPath).not.toBeNull();
+    expect(after.stateMachine.logicalNowMs).toBe(before.logicalNowMs);
+    expect(after.stateMachine.nextFencingToken).toBe(before.nextFencingToken);
+    expect(stateBytes(after.stateMachine)).toBe(stateBytes(before));
+  });
+});

@@ -1,0 +1,175 @@
+import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import type { StateMachineConfig } from "../../../src/core/state-machine.js";
+import { silentLogger, type Logger } from "../../../src/server/logger.js";
+import { compact } from "../../../src/storage/compaction.js";
+import { listSegments, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
+import { lockDataDir } from "../../../src/storage/data-dir-lock.js";
+import { nodeLogFiles } from "../../../src/storage/log-file.js";
+import { recover, RecoveryError } from "../../../src/storage/recovery.js";
+import { SegmentLog } from "../../../src/storage/segment-log.js";
+import { Status } from "../../../src/protocol/index.js";
+import { acquire, inspect } from "../../support/frames.js";
+import { PipelineHarness } from "../../support/pipeline-harness.js";
+import { useTempDirs } from "../../support/temp-dir.js";
+
+const CONFIG: StateMachineConfig = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 3 };
+const tempDir = useTempDirs();
+
+/** Writes `batches` batches of 3 grants each, each batch one record; returns the segment paths. */
+async function writeLog(root: string, batches: number, segmentBytes = 1 << 20, firstLock = 0): Promise<string[]> {
+  const dir = openDataDir(root);
+  const recovered = recover(dir, CONFIG, silentLogger);
+  const log = new SegmentLog({
+    dir,
+    files: nodeLogFiles,
+    fsync: "always",
+    segmentBytes,
+    logger: silentLogger,
+    active: recovered.active,
+    lastIndex: recovered.lastIndex,
+    onSegmentSealed: () => {},
+  });
+  const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1 });
+  for (let b = 0; b < batches; b++) {
+    harness.nowMs += 1;
+    const answers = await harness.run(...[0, 1, 2].map((n) => acquire({ lock: BigInt(firstLock + b * 3 + n), owner: 1n }, 600_000n)));
+    expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+  }
+  await log.close();
+  return listSegments(dir).map((segment) => segment.path);
+}
+
+function capture(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+}
+
+describe("a torn tail (a partial or bad LAST record) is truncated, with a log line saying how many bytes", () => {
+  it("drops garbage appended to the newest segment and keeps every record before it", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const goodBytes = statSync(segment!).size;
+    appendFileSync(segment!, Buffer.from("this is not a record, just noise"));
+    const logger = capture();
+    const recovered = recover(openDataDir(root), CONFIG, logger);
+    expect(recovered.lastIndex).toBe(15);
+    expect(statSync(segment!).size).toBe(goodBytes);
+    expect(logger.lines.join("\n")).toMatch(/dropped 32 bytes of a torn final write at offset \d+/);
+  });
+
+  it("drops a final record cut short by a crash", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 4);
+    const bytes = readFileSync(segment!);
+    writeFileSync(segment!, bytes.subarray(0, bytes.length - 20));
+    const recovered = recover(openDataDir(root), CONFIG, capture());
+    expect(recovered.lastIndex).toBe(9);
+  });
+
+  it("drops a final record whose checksum is wrong", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 4);
+    const bytes = readFileSync(segment!);
+    bytes[bytes.length - 3]! ^= 0x40;
+    writeFileSync(segment!, bytes);
+    expect(recover(openDataDir(root), CONFIG, capture()).lastIndex).toBe(9);
+  });
+});
+
+describe("corruption before the tail refuses to start, naming the file and offset", () => {
+  it("refuses a bit flip in an old record of the newest segment", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 6);
+    const bytes = readFileSync(segment!);
+    bytes[60]! ^= 0x01; // inside the first record's entries
+    writeFileSync(segment!, bytes);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(RecoveryError);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(new RegExp(`${segment!.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is corrupt at offset 0: checksum mismatch`));
+  });
+
+  it("refuses garbage in the middle: a damaged record followed by good ones", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 6);
+    const bytes = readFileSync(segment!);
+    const recordBytes = bytes.length / 6;
+    bytes.fill(0xee, recordBytes * 2, recordBytes * 2 + 10);
+    writeFileSync(segment!, bytes);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(`is corrupt at offset ${recordBytes * 2}`);
+  });
+
+  it("refuses a damaged record in an older segment even at its end", async () => {
+    const root = tempDir();
+    const segments = await writeLog(root, 12, 600);
+    expect(segments.length).toBeGreaterThan(1);
+    const bytes = readFileSync(segments[0]!);
+    bytes[bytes.length - 1]! ^= 0xff;
+    writeFileSync(segments[0]!, bytes);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(/It is not the newest segment/);
+  });
+
+  it("refuses a gap between segments", async () => {
+    const root = tempDir();
+    const segments = await writeLog(root, 12, 600);
+    expect(segments.length).toBeGreaterThan(2);
+    const { rmSync } = await import("node:fs");
+    rmSync(segments[1]!);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(/log gap/);
+  });
+
+  it("refuses an unreadable snapshot", async () => {
+    const root = tempDir();
+    const segments = await writeLog(root, 12, 600);
+    const dir = openDataDir(root);
+    const sealed = recover(dir, CONFIG, silentLogger).sealed;
+    const result = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed });
+    expect(result.lastIndex).toBe(sealed.at(-1)!.lastIndex);
+    expect(segments.length).toBeGreaterThan(1);
+    const bytes = readFileSync(result.snapshotPath);
+    bytes[bytes.length - 10]! ^= 0x10;
+    writeFileSync(result.snapshotPath, bytes);
+    expect(() => recover(dir, CONFIG, silentLogger)).toThrow(/snapshot .* is unreadable: checksum mismatch/);
+  });
+});
+
+describe("after recovery the logical clock and the fencing counter are at least what they were", () => {
+  it("resumes tokens after the last one issued, and time never before the last stamp", async () => {
+    const root = tempDir();
+    await writeLog(root, 5);
+    const dir = openDataDir(root);
+    const recovered = recover(dir, CONFIG, silentLogger);
+    expect(recovered.stateMachine.nextFencingToken).toBe(16);
+    // A wall clock far behind the log: time stands still rather than going back.
+    const log = new SegmentLog({ dir, files: nodeLogFiles, fsync: "always", segmentBytes: 1 << 20, logger: silentLogger, active: recovered.active, lastIndex: recovered.lastIndex, onSegmentSealed: () => {} });
+    const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1, startMs: 5 });
+    const [next, old] = await harness.run(acquire({ lock: 999n, owner: 1n }, 1000n), inspect({ lock: 0n, owner: 1n }));
+    expect(next!.fencingToken).toBe(16n);
+    expect(next!.expiresAt).toBe(BigInt(recovered.stateMachine.logicalNowMs + 1000));
+    expect(old!.status).toBe(Status.Ok);
+    await log.close();
+  });
+
+  it("continues segment naming and indexes after a restart", async () => {
+    const root = tempDir();
+    await writeLog(root, 3);
+    await writeLog(root, 3, 1 << 20, 1000);
+    const recovered = recover(openDataDir(root), CONFIG, silentLogger);
+    expect(recovered.lastIndex).toBe(18);
+    expect(listSegments(openDataDir(root))[0]!.path).toBe(segmentPath(openDataDir(root), 1));
+  });
+});
+
+describe("one lockd per data directory", () => {
+  it("refuses a second holder while the first is alive, and takes over a stale lock", () => {
+    const root = tempDir();
+    const dir = openDataDir(root);
+    const held = lockDataDir(dir.lockFile, root);
+    writeFileSync(dir.lockFile, "1\n"); // pid 1 is always running
+    expect(() => lockDataDir(dir.lockFile, root)).toThrow(/in use by another lockd \(pid 1\)/);
+    writeFileSync(dir.lockFile, "999999999\n"); // no such process: stale
+    const taken = lockDataDir(dir.lockFile, root);
+    expect(readFileSync(dir.lockFile, "utf8").trim()).toBe(String(process.pid));
+    taken.release();
+    held.release();
+  });
+});
