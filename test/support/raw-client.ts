@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 
 export class RawClient {
   private received = Buffer.alloc(0);
-  private waiters: { bytes: number; resolve: () => void }[] = [];
+  private waiters: { bytes: number; resolve: () => void; reject: (error: Error) => void }[] = [];
   readonly closed: Promise<void>;
 
   private constructor(readonly socket: Socket) {
@@ -17,7 +17,13 @@ export class RawClient {
         return false;
       });
     });
-    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
+    this.closed = new Promise((resolve) =>
+      socket.once("close", () => {
+        // Whoever still waits for bytes will not get them.
+        for (const waiter of this.waiters.splice(0)) waiter.reject(new Error(`connection closed with ${this.received.length} bytes buffered`));
+        resolve();
+      }),
+    );
     socket.on("error", () => {});
   }
 
@@ -37,7 +43,12 @@ export class RawClient {
     if (this.received.length < count) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`timed out waiting for ${count} bytes (have ${this.received.length})`)), timeoutMs);
-        this.waiters.push({ bytes: count, resolve: () => (clearTimeout(timer), resolve()) });
+        if (this.socket.destroyed) return reject(new Error(`connection closed with ${this.received.length} bytes buffered`));
+        this.waiters.push({
+          bytes: count,
+          resolve: () => (clearTimeout(timer), resolve()),
+          reject: (error) => (clearTimeout(timer), reject(error)),
+        });
       });
     }
     const out = this.received.subarray(0, count);
