@@ -61,6 +61,12 @@ export type RecordScan =
 export function readRecord(bytes: Buffer, at: number): RecordScan {
   const available = bytes.length - at;
   if (available === 0) return { kind: "end" };
+  // Segments are preallocated with zeros: a zero length field starts the unwritten space, but only if
+  // every byte after it is zero too (a zeroed length in the middle of data is damage, not the end).
+  if (available >= 4 && readU32(bytes, at) === 0) {
+    const dataAt = firstNonZero(bytes, at);
+    return dataAt < 0 ? { kind: "end" } : { kind: "corrupt", reason: `zero length field followed by data at offset ${dataAt}` };
+  }
   if (available < RECORD_HEADER_BYTES) return { kind: "incomplete", reason: `${available} bytes, shorter than a record header` };
   const length = readU32(bytes, at);
   if (length < RECORD_HEADER_BYTES - 4 + ENTRY_BYTES || (length - (RECORD_HEADER_BYTES - 4)) % ENTRY_BYTES !== 0) {
@@ -82,6 +88,19 @@ export function readRecord(bytes: Buffer, at: number): RecordScan {
     count,
   };
   return { kind: "record", header, entriesAt: at + RECORD_HEADER_BYTES, end };
+}
+
+/** Offset of the first non-zero byte at or after `from`, or -1. */
+export function firstNonZero(bytes: Buffer, from: number): number {
+  const CHUNK = 4096;
+  const zeros = Buffer.alloc(CHUNK);
+  for (let at = from; at < bytes.length; at += CHUNK) {
+    const end = Math.min(at + CHUNK, bytes.length);
+    if (bytes.compare(zeros, 0, end - at, at, end) !== 0) {
+      for (let i = at; i < end; i++) if (bytes[i] !== 0) return i;
+    }
+  }
+  return -1;
 }
 
 function hex(n: number): string {

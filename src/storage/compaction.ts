@@ -37,9 +37,7 @@ export function compact(job: CompactionJob): CompactionResult {
   for (const segment of job.segments) {
     const bytes = readFileSync(segment.path);
     const stop = replayRecords(bytes, stateMachine, progress);
-    if (stop.damage !== null || stop.end !== bytes.length) {
-      throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage ?? "trailing bytes"}`);
-    }
+    if (stop.damage !== null) throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage}`);
     if (progress.lastIndex !== segment.lastIndex) {
       throw new Error(`${segment.path} ends at index ${progress.lastIndex}, expected ${segment.lastIndex}`);
     }

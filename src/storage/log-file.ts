@@ -1,28 +1,32 @@
 /**
- * The one file operation seam on the durable hot path: positional writes and fdatasync on a segment.
+ * The file operation seam on the durable hot path: positional writes and fdatasync on a segment.
  * Production uses node:fs; tests substitute a fault-injecting implementation (torn and short writes,
  * failing fsync, ENOSPC) without touching the log's logic.
+ *
+ * Writes are synchronous: a batch lands in the page cache in microseconds, and doing it inline saves a
+ * thread-pool round trip per batch. The fdatasync, which waits for the device, is asynchronous so the
+ * next batch is read and executed while the disk works.
  */
-import { closeSync, fdatasync, fsyncSync, openSync, write } from "node:fs";
+import { closeSync, fdatasync, fsyncSync, openSync, writeSync } from "node:fs";
 
 export interface LogFile {
-  /** Writes `bytes` at `position`; may write fewer bytes than asked (the caller continues). */
-  write(bytes: Buffer, position: number, done: (error: NodeJS.ErrnoException | null, written: number) => void): void;
+  /** Writes `bytes` at `position`; returns how many were written (possibly fewer). Throws on error. */
+  write(bytes: Buffer, position: number): number;
   /** Makes every byte written so far durable. */
   sync(done: (error: NodeJS.ErrnoException | null) => void): void;
   close(): void;
 }
 
 export interface LogFileOpener {
-  /** Opens (creating it if asked) a segment file for writing at explicit positions. */
+  /** Opens a segment file for writing at explicit positions, creating it (exclusively) if asked. */
   open(path: string, create: boolean): LogFile;
 }
 
 export class NodeLogFile implements LogFile {
   constructor(private readonly fd: number) {}
 
-  write(bytes: Buffer, position: number, done: (error: NodeJS.ErrnoException | null, written: number) => void): void {
-    write(this.fd, bytes, 0, bytes.length, position, done);
+  write(bytes: Buffer, position: number): number {
+    return writeSync(this.fd, bytes, 0, bytes.length, position);
   }
 
   sync(done: (error: NodeJS.ErrnoException | null) => void): void {

@@ -72,7 +72,11 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     if (replay.damage !== null) {
       if (isNewest && !replay.outOfSequence && !hasValidRecordAfter(bytes, at)) {
         truncate(segment.path, at);
-        logger.warn(`${segment.path}: dropped ${bytes.length - at} bytes of a torn final write at offset ${at} (${replay.damage}); it was never acknowledged`);
+        const written = lastNonZero(bytes) + 1 - at;
+        logger.warn(
+          `${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, a torn final write ` +
+            `(${written} bytes of data, the rest preallocated zeros; ${replay.damage}); it was never acknowledged`,
+        );
       } else {
         throw new RecoveryError(
           `${segment.path} is corrupt at offset ${at}: ${replay.damage}. ` +
@@ -148,9 +152,16 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
 /** Is there any well-formed record starting somewhere after `from`? (Then `from` is not a torn tail.) */
 function hasValidRecordAfter(bytes: Buffer, from: number): boolean {
   for (let at = from + 1; at + 4 <= bytes.length; at++) {
+    if (bytes[at] === 0 && bytes[at + 1] === 0 && bytes[at + 2] === 0 && bytes[at + 3] === 0) continue; // preallocated zeros
     if (readRecord(bytes, at).kind === "record") return true;
   }
   return false;
+}
+
+function lastNonZero(bytes: Buffer): number {
+  let at = bytes.length - 1;
+  while (at >= 0 && bytes[at] === 0) at--;
+  return at;
 }
 
 function truncate(path: string, length: number): void {

@@ -3,10 +3,16 @@
  * (short writes are continued) and fdatasync'ed before `done` reports success. Segments roll over at
  * `segmentBytes`; sealed segments are handed to the compactor, which folds them into a snapshot.
  *
+ * Segments are preallocated with zeros (the next one is prepared in the background while the current
+ * one fills), because fdatasync of a write inside already-allocated space does not have to commit
+ * file-size metadata: it is measurably cheaper than a sync of an append that grows the file.
+ *
  * After any write or sync error the log is poisoned: after a failed fsync the page cache no longer
  * says what is on disk, so no later append may claim durability. Restarting lockd recovers from disk.
  */
-import { statSync, unlinkSync } from "node:fs";
+import { close as closeAsync, fdatasync, open as openAsync, renameSync, statSync, unlinkSync, write as writeAsync } from "node:fs";
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import type { AppendResult, CommitLog } from "../log/commit-log.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
@@ -26,7 +32,7 @@ export interface SegmentLogOptions {
   readonly fsync: FsyncMode;
   readonly segmentBytes: number;
   readonly logger: Logger;
-  /** The segment to keep appending to (recovered, already truncated to its last good record), if any. */
+  /** The segment to keep appending to (recovered, positioned after its last good record), if any. */
   readonly active: { readonly path: string; readonly firstIndex: number; readonly bytes: number } | null;
   /** Index of the last entry already in the log (0 when empty). */
   readonly lastIndex: number;
@@ -34,12 +40,9 @@ export interface SegmentLogOptions {
   readonly onSegmentSealed: (segment: SealedSegment) => void;
 }
 
-interface PendingAppend {
-  readonly records: Buffer;
-  readonly lastIndex: number;
-  readonly done: (result: AppendResult) => void;
-  written: number;
-}
+/** The zero-filled file that becomes the next segment; its name matches no segment pattern. */
+const SPARE_NAME = "next-segment.prealloc";
+const ZERO_CHUNK = Buffer.alloc(1 << 20);
 
 export class SegmentLog implements CommitLog {
   private file: LogFile;
@@ -47,12 +50,16 @@ export class SegmentLog implements CommitLog {
   private firstIndex: number;
   private position: number;
   private lastIndex: number;
-  private pending: PendingAppend | null = null;
+  private pending: { readonly lastIndex: number; readonly done: (result: AppendResult) => void } | null = null;
   private failure: Error | null = null;
   private closed = false;
+  private readonly sparePath: string;
+  private spareReady = false;
+  private spareInProgress: Promise<void> | null = null;
 
   constructor(private readonly options: SegmentLogOptions) {
     this.lastIndex = options.lastIndex;
+    this.sparePath = join(options.dir.logDir, SPARE_NAME);
     if (options.active !== null) {
       this.path = options.active.path;
       this.firstIndex = options.active.firstIndex;
@@ -62,47 +69,45 @@ export class SegmentLog implements CommitLog {
       this.firstIndex = this.lastIndex + 1;
       this.path = segmentPath(options.dir, this.firstIndex);
       this.position = 0;
-      this.file = options.files.open(this.path, true);
+      preallocateSync(this.sparePath, options.segmentBytes);
+      renameSync(this.sparePath, this.path);
       syncDirectory(options.dir.logDir);
+      this.file = options.files.open(this.path, false);
     }
+    this.prepareSpare();
   }
 
   append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void {
     if (this.pending !== null) throw new Error("one append at a time");
     if (this.failure !== null || this.closed) {
-      const error = this.failure ?? new Error("log is closed");
-      setImmediate(done, { ok: false, error });
+      setImmediate(done, { ok: false, error: this.failure ?? new Error("log is closed") });
       return;
     }
-    this.pending = { records, lastIndex, done, written: 0 };
-    this.writeRest();
+    this.pending = { lastIndex, done };
+    try {
+      let written = 0;
+      while (written < records.length) {
+        const n = this.file.write(written === 0 ? records : records.subarray(written), this.position);
+        if (n <= 0) throw new Error("write made no progress");
+        written += n; // a short write: continue where it stopped
+        this.position += n;
+      }
+    } catch (error) {
+      setImmediate(this.fail, error as Error, "write");
+      return;
+    }
+    if (this.options.fsync === "never") setImmediate(this.afterSync, null);
+    else this.file.sync(this.afterSync);
   }
 
   async close(): Promise<void> {
     while (this.pending !== null) await new Promise((resolve) => setImmediate(resolve));
+    if (this.spareInProgress !== null) await this.spareInProgress;
     if (!this.closed) {
       this.closed = true;
       this.file.close();
     }
   }
-
-  private writeRest(): void {
-    const pending = this.pending!;
-    this.file.write(pending.records.subarray(pending.written), this.position, this.afterWrite);
-  }
-
-  private readonly afterWrite = (error: NodeJS.ErrnoException | null, written: number): void => {
-    const pending = this.pending!;
-    if (error !== null) return this.fail(error, "write");
-    pending.written += written;
-    this.position += written;
-    if (pending.written < pending.records.length) {
-      if (written === 0) return this.fail(new Error("write made no progress"), "write");
-      return this.writeRest(); // a short write: continue where it stopped
-    }
-    if (this.options.fsync === "never") return this.afterSync(null);
-    this.file.sync(this.afterSync);
-  };
 
   private readonly afterSync = (error: NodeJS.ErrnoException | null): void => {
     if (error !== null) return this.fail(error, "fdatasync");
@@ -120,23 +125,24 @@ export class SegmentLog implements CommitLog {
     pending.done(OK);
   };
 
-  private fail(error: Error, operation: string): void {
+  private readonly fail = (error: Error, operation: string): void => {
     const pending = this.pending!;
     this.pending = null;
     this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
     pending.done({ ok: false, error: this.failure });
-  }
+  };
 
-  /** Starts the next segment; the full one is sealed and handed on. */
+  /** Starts the next segment from the prepared spare (or a plain new file if it is not ready yet). */
   private roll(): void {
     const sealed: SealedSegment = { path: this.path, firstIndex: this.firstIndex, lastIndex: this.lastIndex, bytes: this.position };
     const nextPath = segmentPath(this.options.dir, this.lastIndex + 1);
+    if (statSafe(nextPath) === 0) unlinkSync(nextPath); // an empty leftover of an interrupted roll
     let next: LogFile;
-    try {
-      next = this.options.files.open(nextPath, true);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST" || statSync(nextPath).size !== 0) throw error;
-      unlinkSync(nextPath); // an empty leftover of an interrupted roll
+    if (this.spareReady) {
+      this.spareReady = false;
+      renameSync(this.sparePath, nextPath);
+      next = this.options.files.open(nextPath, false);
+    } else {
       next = this.options.files.open(nextPath, true);
     }
     syncDirectory(this.options.dir.logDir);
@@ -146,6 +152,54 @@ export class SegmentLog implements CommitLog {
     this.firstIndex = this.lastIndex + 1;
     this.position = 0;
     this.options.onSegmentSealed(sealed);
+    this.prepareSpare();
+  }
+
+  /** Zero-fills the spare segment on the thread pool, then syncs it so its blocks are allocated. */
+  private prepareSpare(): void {
+    if (this.spareReady || this.spareInProgress !== null) return;
+    const size = this.options.segmentBytes;
+    this.spareInProgress = new Promise<void>((resolve) => {
+      const finish = (error: Error | null, fd: number | null) => {
+        const done = () => {
+          this.spareInProgress = null;
+          if (error === null) this.spareReady = true;
+          else this.options.logger.warn(`could not preallocate the next log segment (${error.message}); it will grow as written`);
+          resolve();
+        };
+        if (fd === null) done();
+        else closeAsync(fd, done);
+      };
+      openAsync(this.sparePath, "w", (openError, fd) => {
+        if (openError !== null) return finish(openError, null);
+        const fill = (offset: number): void => {
+          if (offset >= size) return fdatasync(fd, (syncError) => finish(syncError, fd));
+          const length = Math.min(ZERO_CHUNK.length, size - offset);
+          writeAsync(fd, ZERO_CHUNK, 0, length, offset, (writeError) => (writeError !== null ? finish(writeError, fd) : fill(offset + length)));
+        };
+        fill(0);
+      });
+    });
+  }
+}
+
+function preallocateSync(path: string, size: number): void {
+  const fd = openSync(path, "w");
+  try {
+    for (let offset = 0; offset < size; offset += ZERO_CHUNK.length) {
+      writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - offset), offset);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function statSafe(path: string): number | null {
+  try {
+    return statSync(path).size;
+  } catch {
+    return null;
   }
 }
 

@@ -33,17 +33,15 @@ export class FaultyFiles implements LogFileOpener {
       return at < 0 ? undefined : this.armed.splice(at, 1)[0];
     };
     return {
-      write: (bytes, position, done) => {
+      write: (bytes, position) => {
         this.writes++;
         const fault = take(["short-write", "torn-write", "enospc"]);
-        if (fault === undefined) return real.write(bytes, position, done);
-        if (fault.kind === "enospc") return setImmediate(done, errno("ENOSPC", "no space left on device"), 0);
+        if (fault === undefined) return real.write(bytes, position);
+        if (fault.kind === "enospc") throw errno("ENOSPC", "no space left on device");
         if (fault.kind === "fsync-fails") throw new Error("unreachable: fsync faults are taken by sync()");
-        const part = bytes.subarray(0, Math.min(fault.bytes, bytes.length));
-        real.write(part, position, (error, written) => {
-          if (fault.kind === "torn-write") done(errno("EIO", "i/o error"), 0);
-          else done(error, written);
-        });
+        const written = real.write(bytes.subarray(0, Math.min(fault.bytes, bytes.length)), position);
+        if (fault.kind === "torn-write") throw errno("EIO", "i/o error");
+        return written;
       },
       sync: (done) => {
         this.syncs++;

@@ -85,7 +85,9 @@ describe("an acknowledged change is on disk: written in full and fdatasync'ed be
     expect(answers.map((a) => a.status)).toEqual([Status.Ok, Status.Ok]);
     expect(node.files.writes).toBeGreaterThan(1);
     await node.log.close();
-    expect(stateBytes(openNode(root).harness.stateMachine)).toBe(stateBytes(node.harness.stateMachine));
+    const restarted = openNode(root);
+    expect(stateBytes(restarted.harness.stateMachine)).toBe(stateBytes(node.harness.stateMachine));
+    await restarted.log.close();
   });
 });
 

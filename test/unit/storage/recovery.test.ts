@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { silentLogger, type Logger } from "../../../src/server/logger.js";
@@ -9,6 +9,7 @@ import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import { Status } from "../../../src/protocol/index.js";
+import { readRecord } from "../../../src/log/record.js";
 import { acquire, inspect } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { useTempDirs } from "../../support/temp-dir.js";
@@ -40,6 +41,16 @@ async function writeLog(root: string, batches: number, segmentBytes = 1 << 20, f
   return listSegments(dir).map((segment) => segment.path);
 }
 
+/** Offset just after the last record written (segments are preallocated: zeros follow). */
+function writtenEnd(bytes: Buffer): number {
+  let at = 0;
+  for (;;) {
+    const scan = readRecord(bytes, at);
+    if (scan.kind !== "record") return at;
+    at = scan.end;
+  }
+}
+
 function capture(): Logger & { lines: string[] } {
   const lines: string[] = [];
   return { lines, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
@@ -49,20 +60,34 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
   it("drops garbage appended to the newest segment and keeps every record before it", async () => {
     const root = tempDir();
     const [segment] = await writeLog(root, 5);
-    const goodBytes = statSync(segment!).size;
-    appendFileSync(segment!, Buffer.from("this is not a record, just noise"));
+    const bytes = readFileSync(segment!);
+    const goodBytes = writtenEnd(bytes);
+    Buffer.from("this is not a record, just noise").copy(bytes, goodBytes);
+    writeFileSync(segment!, bytes.subarray(0, goodBytes + 32));
     const logger = capture();
     const recovered = recover(openDataDir(root), CONFIG, logger);
     expect(recovered.lastIndex).toBe(15);
     expect(statSync(segment!).size).toBe(goodBytes);
-    expect(logger.lines.join("\n")).toMatch(/dropped 32 bytes of a torn final write at offset \d+/);
+    expect(logger.lines.join("\n")).toMatch(new RegExp(`dropped 32 bytes at offset ${goodBytes}, a torn final write \\(32 bytes of data`));
+  });
+
+  it("drops a partial record written into the preallocated (zero) space", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    const goodBytes = writtenEnd(bytes);
+    bytes.copy(bytes, goodBytes, 0, 50); // the start of a record, then zeros: a write cut short
+    writeFileSync(segment!, bytes);
+    const recovered = recover(openDataDir(root), CONFIG, capture());
+    expect(recovered.lastIndex).toBe(15);
+    expect(statSync(segment!).size).toBe(goodBytes);
   });
 
   it("drops a final record cut short by a crash", async () => {
     const root = tempDir();
     const [segment] = await writeLog(root, 4);
     const bytes = readFileSync(segment!);
-    writeFileSync(segment!, bytes.subarray(0, bytes.length - 20));
+    writeFileSync(segment!, bytes.subarray(0, writtenEnd(bytes) - 20));
     const recovered = recover(openDataDir(root), CONFIG, capture());
     expect(recovered.lastIndex).toBe(9);
   });
@@ -71,7 +96,7 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     const root = tempDir();
     const [segment] = await writeLog(root, 4);
     const bytes = readFileSync(segment!);
-    bytes[bytes.length - 3]! ^= 0x40;
+    bytes[writtenEnd(bytes) - 3]! ^= 0x40;
     writeFileSync(segment!, bytes);
     expect(recover(openDataDir(root), CONFIG, capture()).lastIndex).toBe(9);
   });
@@ -92,7 +117,7 @@ describe("corruption before the tail refuses to start, naming the file and offse
     const root = tempDir();
     const [segment] = await writeLog(root, 6);
     const bytes = readFileSync(segment!);
-    const recordBytes = bytes.length / 6;
+    const recordBytes = writtenEnd(bytes) / 6;
     bytes.fill(0xee, recordBytes * 2, recordBytes * 2 + 10);
     writeFileSync(segment!, bytes);
     expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(`is corrupt at offset ${recordBytes * 2}`);
@@ -103,7 +128,7 @@ describe("corruption before the tail refuses to start, naming the file and offse
     const segments = await writeLog(root, 12, 600);
     expect(segments.length).toBeGreaterThan(1);
     const bytes = readFileSync(segments[0]!);
-    bytes[bytes.length - 1]! ^= 0xff;
+    bytes[writtenEnd(bytes) - 1]! ^= 0xff;
     writeFileSync(segments[0]!, bytes);
     expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(/It is not the newest segment/);
   });
