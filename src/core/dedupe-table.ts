@@ -1,72 +1,49 @@
 /**
  * The idempotency table: request id -> (parameter fingerprint, the 17-byte answer, when first seen).
  *
- * It is the memory and speed hot spot (millions of entries at full speed), so entries live in
- * preallocated typed arrays (≈ 53 bytes each plus 8 bytes of index) instead of objects:
+ * It is the memory and speed hot spot (millions of entries at full speed), so entries live in typed
+ * arrays (≈ 53 bytes each plus the id index) instead of objects:
  *   - a ring in insertion order; logical time never goes backwards, so the oldest entry is always at
  *     the head and pruning is a pop from the front;
- *   - an open-addressing index (linear probing, load <= 1/2, backward-shift deletion) from the id's
- *     hash to the ring slot.
- * Both grow by doubling; the caller bounds the number of entries (max dedupe entries).
+ *   - an IdIndex from request id to ring slot.
+ * The ring grows by doubling; the caller bounds the number of entries (max dedupe entries).
  */
 import { RESPONSE_BYTES } from "../protocol/wire.js";
-import { hashWords, readWord } from "./hash.js";
+import { IdIndex } from "./id-index.js";
 
-const ID_WORDS = 4;
 const INITIAL_CAPACITY = 1 << 12;
 
 export class DedupeTable {
   private capacity: number;
   private mask: number;
-  private ids: Int32Array;
-  private hashes: Int32Array;
+  private index: IdIndex;
   private fingerprints: Int32Array;
   private answers: Uint8Array;
   private firstSeenMs: Float64Array;
+  /** 1 while the slot's id is in the index (an expired entry is unindexed when its id comes back). */
+  private indexed: Uint8Array;
   /** Sequence numbers of the oldest entry and of the next one; slot = seq & mask. */
   private head = 0;
   private tail = 0;
-  /** Index slots hold ring slot + 1; 0 marks an empty index slot. */
-  private index: Int32Array;
-  private indexMask: number;
 
   constructor(private readonly seed: number, initialCapacity = INITIAL_CAPACITY) {
     this.capacity = ceilPowerOfTwo(Math.max(16, initialCapacity));
     this.mask = this.capacity - 1;
-    this.ids = new Int32Array(this.capacity * ID_WORDS);
-    this.hashes = new Int32Array(this.capacity);
+    this.index = new IdIndex(seed, this.capacity);
     this.fingerprints = new Int32Array(this.capacity * 2);
     this.answers = new Uint8Array(this.capacity * RESPONSE_BYTES);
     this.firstSeenMs = new Float64Array(this.capacity);
-    this.index = new Int32Array(this.capacity * 2);
-    this.indexMask = this.index.length - 1;
+    this.indexed = new Uint8Array(this.capacity);
   }
 
   get size(): number {
     return this.tail - this.head;
   }
 
-  /**
-   * The ring slot of the entry for the request id at `bytes[at..at+16]` that is still inside its
-   * window at `nowMs`, or -1. An id may also have an older, expired entry not yet pruned: skip it.
-   */
+  /** The slot of the entry for the request id at `bytes[at..at+16]` if it is inside its window at `nowMs`, else -1. */
   find(bytes: Uint8Array, at: number, nowMs: number, windowMs: number): number {
-    const w0 = readWord(bytes, at);
-    const w1 = readWord(bytes, at + 4);
-    const w2 = readWord(bytes, at + 8);
-    const w3 = readWord(bytes, at + 12);
-    const ids = this.ids;
-    let i = hashWords(bytes, at, ID_WORDS, this.seed) & this.indexMask;
-    for (;;) {
-      const stored = this.index[i]!;
-      if (stored === 0) return -1;
-      const slot = stored - 1;
-      const base = slot * ID_WORDS;
-      if (ids[base] === w0 && ids[base + 1] === w1 && ids[base + 2] === w2 && ids[base + 3] === w3) {
-        if (this.firstSeenMs[slot]! + windowMs > nowMs) return slot;
-      }
-      i = (i + 1) & this.indexMask;
-    }
+    const slot = this.index.find(bytes, at);
+    return slot >= 0 && this.firstSeenMs[slot]! + windowMs > nowMs ? slot : -1;
   }
 
   matches(slot: number, fingerprint0: number, fingerprint1: number): boolean {
@@ -83,7 +60,10 @@ export class DedupeTable {
     return this.answers[slot * RESPONSE_BYTES]!;
   }
 
-  /** Records a decided answer. `nowMs` must not be smaller than any earlier insert's. */
+  /**
+   * Records a decided answer for a request id with no live entry. `nowMs` must not be smaller than any
+   * earlier insert's.
+   */
   insert(
     idBytes: Uint8Array,
     idAt: number,
@@ -93,21 +73,21 @@ export class DedupeTable {
     answerAt: number,
     nowMs: number,
   ): void {
+    const expired = this.index.find(idBytes, idAt);
+    if (expired >= 0) {
+      // The id's old entry is past its window but not pruned yet: it stops answering for the id now.
+      this.index.delete(expired);
+      this.indexed[expired] = 0;
+    }
     if (this.size === this.capacity) this.grow();
     const slot = this.tail & this.mask;
     this.tail++;
-    const base = slot * ID_WORDS;
-    this.ids[base] = readWord(idBytes, idAt);
-    this.ids[base + 1] = readWord(idBytes, idAt + 4);
-    this.ids[base + 2] = readWord(idBytes, idAt + 8);
-    this.ids[base + 3] = readWord(idBytes, idAt + 12);
     this.fingerprints[slot * 2] = fingerprint0;
     this.fingerprints[slot * 2 + 1] = fingerprint1;
     this.answers.set(answer.subarray(answerAt, answerAt + RESPONSE_BYTES), slot * RESPONSE_BYTES);
     this.firstSeenMs[slot] = nowMs;
-    const hash = hashWords(idBytes, idAt, ID_WORDS, this.seed);
-    this.hashes[slot] = hash;
-    this.indexInsert(hash, slot);
+    this.index.add(slot, idBytes, idAt);
+    this.indexed[slot] = 1;
   }
 
   /** Drops up to `budget` entries whose window has passed; returns how many were dropped. */
@@ -116,20 +96,31 @@ export class DedupeTable {
     while (dropped < budget && this.head < this.tail) {
       const slot = this.head & this.mask;
       if (this.firstSeenMs[slot]! + windowMs > nowMs) break;
-      this.indexRemove(slot);
+      if (this.indexed[slot] === 1) this.index.delete(slot);
+      this.indexed[slot] = 0;
       this.head++;
       dropped++;
     }
     return dropped;
   }
 
-  /** Live entries oldest first, for snapshots: calls `visit` with the ring slot. */
+  /** Entries oldest first, for snapshots: calls `visit` with the ring slot. */
   forEachSlot(visit: (slot: number) => void): void {
-    for (let seq = this.head; seq < this.tail; seq++) visit(seq & this.mask);
+    for (let seq = this.head; seq < this.tail; seq++) {
+      const slot = seq & this.mask;
+      if (this.indexed[slot] === 1) visit(slot);
+    }
+  }
+
+  /** Entries a snapshot holds (unindexed, superseded entries are left out). */
+  get liveCount(): number {
+    let count = 0;
+    this.forEachSlot(() => count++);
+    return count;
   }
 
   idWords(slot: number): Int32Array {
-    return this.ids.subarray(slot * ID_WORDS, slot * ID_WORDS + ID_WORDS);
+    return this.index.idWords(slot);
   }
 
   fingerprintOf(slot: number): [number, number] {
@@ -144,68 +135,39 @@ export class DedupeTable {
     return this.firstSeenMs[slot]!;
   }
 
-  private indexInsert(hash: number, slot: number): void {
-    let i = hash & this.indexMask;
-    while (this.index[i] !== 0) i = (i + 1) & this.indexMask;
-    this.index[i] = slot + 1;
-  }
-
-  private indexRemove(slot: number): void {
-    const index = this.index;
-    const mask = this.indexMask;
-    let hole = this.hashes[slot]! & mask;
-    while (index[hole] !== slot + 1) {
-      if (index[hole] === 0) throw new Error("dedupe index lost an entry");
-      hole = (hole + 1) & mask;
-    }
-    // Backward-shift deletion: pull later entries of the probe run into the hole when their home
-    // position allows it, so lookups never need tombstones.
-    let probe = hole;
-    for (;;) {
-      probe = (probe + 1) & mask;
-      const stored = index[probe]!;
-      if (stored === 0) break;
-      const home = this.hashes[stored - 1]! & mask;
-      const distanceToProbe = (probe - home) & mask;
-      const distanceToHole = (probe - hole) & mask;
-      if (distanceToHole <= distanceToProbe) {
-        index[hole] = stored;
-        hole = probe;
-      }
-    }
-    index[hole] = 0;
-  }
-
+  /** Doubles the ring. Slots move (slot = seq & mask), so the index is rebuilt. */
   private grow(): void {
     const oldMask = this.mask;
-    const count = this.size;
     const capacity = this.capacity * 2;
-    const ids = new Int32Array(capacity * ID_WORDS);
-    const hashes = new Int32Array(capacity);
+    const mask = capacity - 1;
+    const index = new IdIndex(this.seed, capacity);
     const fingerprints = new Int32Array(capacity * 2);
     const answers = new Uint8Array(capacity * RESPONSE_BYTES);
     const firstSeenMs = new Float64Array(capacity);
-    for (let n = 0; n < count; n++) {
-      const from = (this.head + n) & oldMask;
-      ids.set(this.ids.subarray(from * ID_WORDS, from * ID_WORDS + ID_WORDS), n * ID_WORDS);
-      hashes[n] = this.hashes[from]!;
-      fingerprints[n * 2] = this.fingerprints[from * 2]!;
-      fingerprints[n * 2 + 1] = this.fingerprints[from * 2 + 1]!;
-      answers.set(this.answers.subarray(from * RESPONSE_BYTES, from * RESPONSE_BYTES + RESPONSE_BYTES), n * RESPONSE_BYTES);
-      firstSeenMs[n] = this.firstSeenMs[from]!;
+    const indexed = new Uint8Array(capacity);
+    const idBytes = new Uint8Array(16);
+    const idView = new DataView(idBytes.buffer);
+    for (let seq = this.head; seq < this.tail; seq++) {
+      const from = seq & oldMask;
+      const to = seq & mask;
+      fingerprints[to * 2] = this.fingerprints[from * 2]!;
+      fingerprints[to * 2 + 1] = this.fingerprints[from * 2 + 1]!;
+      answers.set(this.answers.subarray(from * RESPONSE_BYTES, from * RESPONSE_BYTES + RESPONSE_BYTES), to * RESPONSE_BYTES);
+      firstSeenMs[to] = this.firstSeenMs[from]!;
+      if (this.indexed[from] === 1) {
+        const words = this.index.idWords(from);
+        for (let w = 0; w < 4; w++) idView.setInt32(4 * w, words[w]!);
+        index.add(to, idBytes, 0);
+        indexed[to] = 1;
+      }
     }
     this.capacity = capacity;
-    this.mask = capacity - 1;
-    this.ids = ids;
-    this.hashes = hashes;
+    this.mask = mask;
+    this.index = index;
     this.fingerprints = fingerprints;
     this.answers = answers;
     this.firstSeenMs = firstSeenMs;
-    this.head = 0;
-    this.tail = count;
-    this.index = new Int32Array(capacity * 2);
-    this.indexMask = this.index.length - 1;
-    for (let slot = 0; slot < count; slot++) this.indexInsert(hashes[slot]!, slot);
+    this.indexed = indexed;
   }
 }
 

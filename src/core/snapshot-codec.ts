@@ -28,9 +28,10 @@ export interface SnapshotPosition {
 }
 
 export function encodeSnapshot(sm: StateMachine, position: SnapshotPosition): Buffer {
-  const locks = sm.lockRecords();
+  const locks = sm.lockTable();
   const dedupe = sm.dedupeTable();
-  const size = HEADER_BYTES + locks.length * LOCK_BYTES + dedupe.size * DEDUPE_BYTES + TRAILER_BYTES;
+  const dedupeCount = dedupe.liveCount;
+  const size = HEADER_BYTES + locks.size * LOCK_BYTES + dedupeCount * DEDUPE_BYTES + TRAILER_BYTES;
   const bytes = Buffer.allocUnsafe(size);
   MAGIC.copy(bytes, 0);
   writeU32(bytes, 8, VERSION);
@@ -38,16 +39,20 @@ export function encodeSnapshot(sm: StateMachine, position: SnapshotPosition): Bu
   writeU64(bytes, 20, position.lastTerm);
   writeU64(bytes, 28, sm.logicalNowMs);
   writeU64(bytes, 36, sm.nextFencingToken);
-  writeU64(bytes, 44, locks.length);
-  writeU64(bytes, 52, dedupe.size);
+  writeU64(bytes, 44, locks.size);
+  writeU64(bytes, 52, dedupeCount);
   let at = HEADER_BYTES;
-  for (const lock of locks) {
-    bytes.write(lock.lockKey, at, 16, "latin1");
-    bytes.write(lock.owner, at + 16, 16, "latin1");
-    writeU64(bytes, at + 32, lock.token);
-    writeU64(bytes, at + 40, lock.expiresAtMs);
+  locks.forEachSlot((slot) => {
+    const lock = locks.lockWords(slot);
+    const owner = locks.ownerWords(slot);
+    for (let w = 0; w < 4; w++) {
+      writeU32(bytes, at + 4 * w, lock[w]! >>> 0);
+      writeU32(bytes, at + 16 + 4 * w, owner[w]! >>> 0);
+    }
+    writeU64(bytes, at + 32, locks.tokenOf(slot));
+    writeU64(bytes, at + 40, locks.expiresAtOf(slot));
     at += LOCK_BYTES;
-  }
+  });
   dedupe.forEachSlot((slot) => {
     const words = dedupe.idWords(slot);
     for (let w = 0; w < 4; w++) writeU32(bytes, at + 4 * w, words[w]! >>> 0);
@@ -84,7 +89,7 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig): Decod
   sm.restoreScalars(readU64(bytes, 28), readU64(bytes, 36));
   let at = HEADER_BYTES;
   for (let n = 0; n < lockCount; n++) {
-    sm.restoreLock(bytes.toString("latin1", at, at + 16), bytes.toString("latin1", at + 16, at + 32), readU64(bytes, at + 32), readU64(bytes, at + 40));
+    sm.restoreLock(bytes, at, readU64(bytes, at + 32), readU64(bytes, at + 40));
     at += LOCK_BYTES;
   }
   const dedupe = sm.dedupeTable();

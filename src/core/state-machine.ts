@@ -6,20 +6,12 @@
  *
  * Commands are 57-byte entries in the wire body layout (RELEASE/INSPECT with a zero ttl field).
  */
-import {
-  BODY_CMD,
-  BODY_LOCK_ID,
-  BODY_OWNER_ID,
-  BODY_REQUEST_ID,
-  BODY_TTL,
-  Command,
-  Status,
-} from "../protocol/wire.js";
+import { BODY_CMD, BODY_LOCK_ID, BODY_OWNER_ID, BODY_REQUEST_ID, BODY_TTL, Command, Status } from "../protocol/wire.js";
 import { readU64 } from "../protocol/u64.js";
 import { writeResponse } from "../protocol/response.js";
 import { DedupeTable } from "./dedupe-table.js";
-import { ExpiryHeap } from "./expiry-heap.js";
 import { hashWords } from "./hash.js";
+import { LockTable } from "./lock-table.js";
 
 export interface StateMachineConfig {
   /** How long (logical ms) a decided answer is remembered for retries with the same request id. */
@@ -36,32 +28,24 @@ export interface AdmissionLimits {
   readonly maxDedupeEntries: number;
 }
 
-export interface LockRecord {
-  readonly lockKey: string;
-  owner: string;
-  token: number;
-  expiresAtMs: number;
-  /** expiresAtMs + retention: after this the record is gone, as if never held. */
-  forgetAtMs: number;
-  heapSlot: number;
-}
-
 /** Records dropped per executed command: more than one command can create, so memory catches up. */
 const PRUNE_BUDGET_PER_COMMAND = 8;
 
 /** Parameter fingerprint seeds. Fixed, because fingerprints are persisted in snapshots. */
 const FINGERPRINT_SEED_0 = 0x6a09e667;
-const FINGERPRINT_SEED_1 = 0x3c6ef372 | 0;
+const FINGERPRINT_SEED_1 = 0x3c6ef372;
+/** lock_id, owner_id and ttl_ms: the parameters a retry must repeat, as 32-bit words. */
+const PARAMETER_WORDS = 10;
 
 export class StateMachine {
   private nowMs = 0;
   private nextToken = 1;
-  private readonly locks = new Map<string, LockRecord>();
-  private readonly expiry = new ExpiryHeap<LockRecord>();
+  private readonly locks: LockTable;
   private readonly dedupe: DedupeTable;
 
   constructor(readonly config: StateMachineConfig) {
-    this.dedupe = new DedupeTable(config.hashSeed);
+    this.locks = new LockTable(config.hashSeed);
+    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995);
   }
 
   /** The logical clock: the largest time stamp applied so far. */
@@ -99,8 +83,9 @@ export class StateMachine {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
     const cmd = entry[at + BODY_CMD]!;
     const requestIdAt = at + BODY_REQUEST_ID;
-    const fingerprint0 = hashWords(entry, at + BODY_LOCK_ID, 10, FINGERPRINT_SEED_0 ^ cmd);
-    const fingerprint1 = hashWords(entry, at + BODY_LOCK_ID, 10, FINGERPRINT_SEED_1 ^ cmd);
+    const ownerAt = at + BODY_OWNER_ID;
+    const fingerprint0 = hashWords(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd);
+    const fingerprint1 = hashWords(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_1 ^ cmd);
 
     const seen = this.dedupe.find(entry, requestIdAt, now, this.config.dedupeWindowMs);
     if (seen >= 0) {
@@ -113,13 +98,12 @@ export class StateMachine {
       return this.dedupe.answerStatus(seen);
     }
 
-    const lockKey = latin1(entry, at + BODY_LOCK_ID);
-    const stored = this.locks.get(lockKey);
+    const stored = this.locks.find(entry, at + BODY_LOCK_ID);
     // A record past its retention is semantically gone, whether or not pruning has reached it yet.
-    const record = stored !== undefined && stored.forgetAtMs > now ? stored : undefined;
+    const slot = stored >= 0 && this.locks.expiresAtOf(stored) + this.config.expiredRetentionMs > now ? stored : -1;
 
     if (cmd === Command.Inspect) {
-      this.inspect(record, latin1(entry, at + BODY_OWNER_ID), now, out, outAt);
+      this.inspect(slot, entry, ownerAt, now, out, outAt);
       this.advance(now);
       return out[outAt]!;
     }
@@ -134,25 +118,10 @@ export class StateMachine {
 
     let status: number;
     if (cmd === Command.Acquire) {
-      if (record !== undefined && record.expiresAtMs > now) {
-        writeResponse(out, outAt, Status.Held, 0, record.expiresAtMs);
-        status = Status.Held;
-      } else {
-        if (stored === undefined && limits !== null && this.locks.size >= limits.maxLocks) {
-          this.pruneLocks(now, Infinity);
-          if (this.locks.size >= limits.maxLocks) {
-            writeResponse(out, outAt, Status.Unavailable, 0, 0);
-            return Status.Unavailable;
-          }
-        }
-        const ttlMs = readU64(entry, at + BODY_TTL);
-        this.grant(lockKey, latin1(entry, at + BODY_OWNER_ID), now + ttlMs);
-        const granted = this.locks.get(lockKey)!;
-        writeResponse(out, outAt, Status.Ok, granted.token, granted.expiresAtMs);
-        status = Status.Ok;
-      }
+      status = this.acquire(stored, slot, entry, at, now, out, outAt, limits);
+      if (status === Status.Unavailable) return status;
     } else {
-      status = this.renewOrRelease(cmd, record, entry, at, now, out, outAt);
+      status = this.renewOrRelease(cmd, slot, entry, at, now, out, outAt);
     }
 
     this.dedupe.insert(entry, requestIdAt, fingerprint0, fingerprint1, out, outAt, now);
@@ -160,64 +129,80 @@ export class StateMachine {
     return status;
   }
 
-  private renewOrRelease(
-    cmd: number,
-    record: LockRecord | undefined,
+  private acquire(
+    stored: number,
+    slot: number,
     entry: Uint8Array,
     at: number,
     now: number,
     out: Uint8Array,
     outAt: number,
+    limits: AdmissionLimits | null,
   ): number {
-    if (record === undefined || record.owner !== latin1(entry, at + BODY_OWNER_ID)) {
+    const locks = this.locks;
+    if (slot >= 0 && locks.expiresAtOf(slot) > now) {
+      writeResponse(out, outAt, Status.Held, 0, locks.expiresAtOf(slot));
+      return Status.Held;
+    }
+    const expiresAtMs = now + readU64(entry, at + BODY_TTL);
+    const ownerAt = at + BODY_OWNER_ID;
+    if (stored >= 0) {
+      // Free again (expired, possibly past retention but not yet pruned): reuse the record.
+      const token = this.nextToken++;
+      locks.replace(stored, entry, ownerAt, token, expiresAtMs);
+      writeResponse(out, outAt, Status.Ok, token, expiresAtMs);
+      return Status.Ok;
+    }
+    if (limits !== null && locks.size >= limits.maxLocks) {
+      this.pruneLocks(now, Infinity);
+      if (locks.size >= limits.maxLocks) {
+        writeResponse(out, outAt, Status.Unavailable, 0, 0);
+        return Status.Unavailable;
+      }
+    }
+    const token = this.nextToken++;
+    locks.insert(entry, at + BODY_LOCK_ID, entry, ownerAt, token, expiresAtMs);
+    writeResponse(out, outAt, Status.Ok, token, expiresAtMs);
+    return Status.Ok;
+  }
+
+  private renewOrRelease(cmd: number, slot: number, entry: Uint8Array, at: number, now: number, out: Uint8Array, outAt: number): number {
+    const locks = this.locks;
+    if (slot < 0 || !locks.ownerMatches(slot, entry, at + BODY_OWNER_ID)) {
       writeResponse(out, outAt, Status.NotHeld, 0, 0);
       return Status.NotHeld;
     }
-    if (record.expiresAtMs <= now) {
-      writeResponse(out, outAt, Status.Expired, record.token, record.expiresAtMs);
+    const token = locks.tokenOf(slot);
+    const expiresAtMs = locks.expiresAtOf(slot);
+    if (expiresAtMs <= now) {
+      writeResponse(out, outAt, Status.Expired, token, expiresAtMs);
       return Status.Expired;
     }
     if (cmd === Command.Renew) {
-      record.expiresAtMs = now + readU64(entry, at + BODY_TTL);
-      record.forgetAtMs = record.expiresAtMs + this.config.expiredRetentionMs;
-      this.expiry.update(record);
-      writeResponse(out, outAt, Status.Ok, record.token, record.expiresAtMs);
+      const renewedUntil = now + readU64(entry, at + BODY_TTL);
+      locks.setExpiry(slot, renewedUntil);
+      writeResponse(out, outAt, Status.Ok, token, renewedUntil);
     } else {
-      this.locks.delete(record.lockKey);
-      this.expiry.remove(record);
-      writeResponse(out, outAt, Status.Ok, record.token, now);
+      locks.remove(slot);
+      writeResponse(out, outAt, Status.Ok, token, now);
     }
     return Status.Ok;
   }
 
-  private inspect(record: LockRecord | undefined, owner: string, now: number, out: Uint8Array, outAt: number): void {
-    if (record === undefined) {
+  private inspect(slot: number, entry: Uint8Array, ownerAt: number, now: number, out: Uint8Array, outAt: number): void {
+    const locks = this.locks;
+    if (slot < 0) {
       writeResponse(out, outAt, Status.NotHeld, 0, 0);
-    } else if (record.owner === owner) {
-      const status = record.expiresAtMs > now ? Status.Ok : Status.Expired;
-      writeResponse(out, outAt, status, record.token, record.expiresAtMs);
-    } else if (record.expiresAtMs > now) {
-      writeResponse(out, outAt, Status.Held, 0, record.expiresAtMs);
+      return;
+    }
+    const expiresAtMs = locks.expiresAtOf(slot);
+    if (locks.ownerMatches(slot, entry, ownerAt)) {
+      writeResponse(out, outAt, expiresAtMs > now ? Status.Ok : Status.Expired, locks.tokenOf(slot), expiresAtMs);
+    } else if (expiresAtMs > now) {
+      writeResponse(out, outAt, Status.Held, 0, expiresAtMs);
     } else {
       writeResponse(out, outAt, Status.NotHeld, 0, 0);
     }
-  }
-
-  private grant(lockKey: string, owner: string, expiresAtMs: number): void {
-    const token = this.nextToken++;
-    const forgetAtMs = expiresAtMs + this.config.expiredRetentionMs;
-    const existing = this.locks.get(lockKey);
-    if (existing !== undefined) {
-      existing.owner = owner;
-      existing.token = token;
-      existing.expiresAtMs = expiresAtMs;
-      existing.forgetAtMs = forgetAtMs;
-      this.expiry.update(existing);
-      return;
-    }
-    const record: LockRecord = { lockKey, owner, token, expiresAtMs, forgetAtMs, heapSlot: -1 };
-    this.locks.set(lockKey, record);
-    this.expiry.push(record);
   }
 
   /** Moves the clock to `now` and forgets a bounded number of records whose time has passed. */
@@ -228,19 +213,19 @@ export class StateMachine {
   }
 
   private pruneLocks(now: number, budget: number): void {
+    const locks = this.locks;
+    const retention = this.config.expiredRetentionMs;
     for (let n = 0; n < budget; n++) {
-      const oldest = this.expiry.peek();
-      if (oldest === undefined || oldest.forgetAtMs > now) return;
-      this.expiry.remove(oldest);
-      this.locks.delete(oldest.lockKey);
+      const oldest = locks.earliest();
+      if (oldest < 0 || locks.expiresAtOf(oldest) + retention > now) return;
+      locks.remove(oldest);
     }
   }
 
-  // ---- snapshot support: the whole state as plain values (see snapshot-codec.ts) ----
+  // ---- snapshot support (see snapshot-codec.ts) ----
 
-  /** Lock records, unordered. */
-  lockRecords(): readonly LockRecord[] {
-    return this.expiry.values();
+  lockTable(): LockTable {
+    return this.locks;
   }
 
   dedupeTable(): DedupeTable {
@@ -254,28 +239,10 @@ export class StateMachine {
     this.nextToken = nextToken;
   }
 
-  restoreLock(lockKey: string, owner: string, token: number, expiresAtMs: number): void {
+  /** Restores one lock record: lock id at `bytes[at..]`, owner id right after it. */
+  restoreLock(bytes: Uint8Array, at: number, token: number, expiresAtMs: number): void {
     if (token >= this.nextToken) throw new Error(`snapshot lock token ${token} >= next token ${this.nextToken}`);
-    if (this.locks.has(lockKey)) throw new Error("snapshot holds a lock twice");
-    const record: LockRecord = {
-      lockKey,
-      owner,
-      token,
-      expiresAtMs,
-      forgetAtMs: expiresAtMs + this.config.expiredRetentionMs,
-      heapSlot: -1,
-    };
-    this.locks.set(lockKey, record);
-    this.expiry.push(record);
+    if (this.locks.find(bytes, at) >= 0) throw new Error("snapshot holds a lock twice");
+    this.locks.insert(bytes, at, bytes, at + 16, token, expiresAtMs);
   }
-}
-
-/** A 16-byte id as a 16-character string: a compact, hashable Map key. */
-function latin1(bytes: Uint8Array, at: number): string {
-  return String.fromCharCode(
-    bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!,
-    bytes[at + 4]!, bytes[at + 5]!, bytes[at + 6]!, bytes[at + 7]!,
-    bytes[at + 8]!, bytes[at + 9]!, bytes[at + 10]!, bytes[at + 11]!,
-    bytes[at + 12]!, bytes[at + 13]!, bytes[at + 14]!, bytes[at + 15]!,
-  );
 }

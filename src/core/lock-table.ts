@@ -1,0 +1,194 @@
+/**
+ * Lock records in flat typed arrays (structure of arrays), indexed by lock id.
+ *
+ * A record per lock as JS objects in a Map costs ~300 bytes (object header, boxed doubles, id strings,
+ * Map entry) and makes every new lock garbage for the collector to move; here a record is the lock id
+ * and owner id (16 bytes each), two doubles and a few int32s in preallocated arrays (~70 bytes with
+ * its index), and serving a request allocates nothing.
+ *
+ * The table also keeps a binary min-heap of slots ordered by expiry, so the records whose time has
+ * passed can be found and dropped in order with bounded work per command. Every record is in the heap
+ * exactly once (renewal re-sorts it, release removes it), so the heap never outgrows the table.
+ */
+import { readWord } from "./hash.js";
+import { IdIndex } from "./id-index.js";
+
+const INITIAL_CAPACITY = 1024;
+
+export class LockTable {
+  private capacity = INITIAL_CAPACITY;
+  private readonly index: IdIndex;
+  private count = 0;
+  private owners = new Int32Array(INITIAL_CAPACITY * 4);
+  private tokens = new Float64Array(INITIAL_CAPACITY);
+  private expires = new Float64Array(INITIAL_CAPACITY);
+  /** Position of each slot in `heap`. */
+  private heapPosition = new Int32Array(INITIAL_CAPACITY);
+  /** Slots ordered as a binary min-heap on `expires`. */
+  private heap = new Int32Array(INITIAL_CAPACITY);
+  private heapSize = 0;
+  private readonly freeSlots: number[] = [];
+  private nextUnused = 0;
+
+  constructor(hashSeed: number) {
+    this.index = new IdIndex(hashSeed, INITIAL_CAPACITY);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The slot holding the record of the lock id at `bytes[at..at+16]`, or -1. */
+  find(bytes: Uint8Array, at: number): number {
+    return this.index.find(bytes, at);
+  }
+
+  /** Creates a record for the lock id at `lock[lockAt..]` (which must have none) with the given lease. */
+  insert(lock: Uint8Array, lockAt: number, owner: Uint8Array, ownerAt: number, token: number, expiresAtMs: number): number {
+    let slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      if (this.nextUnused === this.capacity) this.grow();
+      slot = this.nextUnused++;
+    }
+    this.index.add(slot, lock, lockAt);
+    this.count++;
+    this.writeOwner(slot, owner, ownerAt);
+    this.tokens[slot] = token;
+    this.expires[slot] = expiresAtMs;
+    this.heap[this.heapSize] = slot;
+    this.heapPosition[slot] = this.heapSize;
+    this.heapSize++;
+    this.siftUp(this.heapSize - 1);
+    return slot;
+  }
+
+  /** Gives an existing record a new lease (a new holder after expiry). */
+  replace(slot: number, owner: Uint8Array, ownerAt: number, token: number, expiresAtMs: number): void {
+    this.writeOwner(slot, owner, ownerAt);
+    this.tokens[slot] = token;
+    this.setExpiry(slot, expiresAtMs);
+  }
+
+  setExpiry(slot: number, expiresAtMs: number): void {
+    const before = this.expires[slot]!;
+    this.expires[slot] = expiresAtMs;
+    const at = this.heapPosition[slot]!;
+    if (expiresAtMs < before) this.siftUp(at);
+    else this.siftDown(at);
+  }
+
+  remove(slot: number): void {
+    this.index.delete(slot);
+    this.count--;
+    const at = this.heapPosition[slot]!;
+    const last = this.heap[--this.heapSize]!;
+    if (last !== slot) {
+      this.heap[at] = last;
+      this.heapPosition[last] = at;
+      this.siftUp(at);
+      this.siftDown(this.heapPosition[last]!);
+    }
+    this.freeSlots.push(slot);
+  }
+
+  ownerMatches(slot: number, owner: Uint8Array, ownerAt: number): boolean {
+    const base = slot * 4;
+    const owners = this.owners;
+    return (
+      owners[base] === readWord(owner, ownerAt) &&
+      owners[base + 1] === readWord(owner, ownerAt + 4) &&
+      owners[base + 2] === readWord(owner, ownerAt + 8) &&
+      owners[base + 3] === readWord(owner, ownerAt + 12)
+    );
+  }
+
+  tokenOf(slot: number): number {
+    return this.tokens[slot]!;
+  }
+
+  expiresAtOf(slot: number): number {
+    return this.expires[slot]!;
+  }
+
+  /** Lock id words of a slot (big-endian 32-bit words as signed ints), for snapshots. */
+  lockWords(slot: number): Int32Array {
+    return this.index.idWords(slot);
+  }
+
+  /** Owner id words of a slot (big-endian 32-bit words as signed ints), for snapshots. */
+  ownerWords(slot: number): Int32Array {
+    return this.owners.subarray(slot * 4, slot * 4 + 4);
+  }
+
+  /** The slot with the earliest expiry, or -1 when empty. */
+  earliest(): number {
+    return this.heapSize === 0 ? -1 : this.heap[0]!;
+  }
+
+  /** Every slot in use, in heap order (deterministic for a given history). */
+  forEachSlot(visit: (slot: number) => void): void {
+    for (let i = 0; i < this.heapSize; i++) visit(this.heap[i]!);
+  }
+
+  private writeOwner(slot: number, owner: Uint8Array, ownerAt: number): void {
+    const base = slot * 4;
+    this.owners[base] = readWord(owner, ownerAt);
+    this.owners[base + 1] = readWord(owner, ownerAt + 4);
+    this.owners[base + 2] = readWord(owner, ownerAt + 8);
+    this.owners[base + 3] = readWord(owner, ownerAt + 12);
+  }
+
+  private grow(): void {
+    const capacity = this.capacity * 2;
+    this.owners = grown(this.owners, capacity * 4);
+    this.tokens = grown(this.tokens, capacity);
+    this.expires = grown(this.expires, capacity);
+    this.heapPosition = grown(this.heapPosition, capacity);
+    this.heap = grown(this.heap, capacity);
+    this.index.growSlots(capacity, this.heap.subarray(0, this.heapSize));
+    this.capacity = capacity;
+  }
+
+  private siftUp(at: number): void {
+    const heap = this.heap;
+    const expires = this.expires;
+    const slot = heap[at]!;
+    const key = expires[slot]!;
+    while (at > 0) {
+      const parentAt = (at - 1) >> 1;
+      const parent = heap[parentAt]!;
+      if (expires[parent]! <= key) break;
+      heap[at] = parent;
+      this.heapPosition[parent] = at;
+      at = parentAt;
+    }
+    heap[at] = slot;
+    this.heapPosition[slot] = at;
+  }
+
+  private siftDown(at: number): void {
+    const heap = this.heap;
+    const expires = this.expires;
+    const count = this.heapSize;
+    const slot = heap[at]!;
+    const key = expires[slot]!;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= count) break;
+      if (child + 1 < count && expires[heap[child + 1]!]! < expires[heap[child]!]!) child++;
+      const smaller = heap[child]!;
+      if (expires[smaller]! >= key) break;
+      heap[at] = smaller;
+      this.heapPosition[smaller] = at;
+      at = child;
+    }
+    heap[at] = slot;
+    this.heapPosition[slot] = at;
+  }
+}
+
+function grown<T extends Int32Array | Float64Array>(array: T, length: number): T {
+  const bigger = new (array.constructor as new (length: number) => T)(length);
+  bigger.set(array);
+  return bigger;
+}
