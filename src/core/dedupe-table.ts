@@ -69,8 +69,9 @@ export class DedupeTable {
     }
   }
 
+  /** Fingerprints are 32-bit hashes; they are stored signed, so compare them as int32 (`| 0`). */
   matches(slot: number, fingerprint0: number, fingerprint1: number): boolean {
-    return this.fingerprints[slot * 2] === fingerprint0 && this.fingerprints[slot * 2 + 1] === fingerprint1;
+    return this.fingerprints[slot * 2] === (fingerprint0 | 0) && this.fingerprints[slot * 2 + 1] === (fingerprint1 | 0);
   }
 
   copyAnswer(slot: number, out: Uint8Array, outAt: number): void {
