@@ -23,8 +23,12 @@ export function testSeed(label: string): string {
 }
 
 export function seededRandom(label: string): SeededRandom {
-  const seed = testSeed(label);
-  const prng = seedrandom(`${label}:${seed}`);
+  return randomFromSeed(`${label}:${testSeed(label)}`);
+}
+
+/** A generator for an exact seed string (e.g. one per simulated client, derived from the run's seed). */
+export function randomFromSeed(seed: string): SeededRandom {
+  const prng = seedrandom(seed);
   const int = (min: number, max: number): number => min + Math.floor(prng() * (max - min + 1));
   return {
     seed,
