@@ -88,9 +88,6 @@ async function main(): Promise<void> {
     else stderrLogger.error(err.message);
     process.exit(1);
   }
-  const shown = lockd.host.includes(":") ? `[${lockd.host}]` : lockd.host;
-  process.stdout.write(`lockd listening on ${shown}:${lockd.port}\n`);
-
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -106,6 +103,10 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+
+  // Announce readiness only once the signal handlers are in place: a supervisor may signal at once.
+  const shown = lockd.host.includes(":") ? `[${lockd.host}]` : lockd.host;
+  process.stdout.write(`lockd listening on ${shown}:${lockd.port}\n`);
 }
 
 void main();

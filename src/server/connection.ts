@@ -142,7 +142,9 @@ export class Connection implements ReplySink {
     }
     this.framesDrained = true;
     if (reader.pendingBytes === 0) this.partialSinceMs = 0;
-    else if (this.partialSinceMs === 0) this.partialSinceMs = this.coarseNow();
+    // A fresh reading, not the coarse clock: that one can be a whole sweep behind, which would make a
+    // partial frame look older than it is and drop it before --frame-timeout. Once per split frame.
+    else if (this.partialSinceMs === 0) this.partialSinceMs = performance.now();
     this.finishIfDone();
   }
 

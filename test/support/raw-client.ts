@@ -61,6 +61,25 @@ export class RawClient {
     return this.received.length;
   }
 
+  /** Half-closes: sends FIN, keeps reading. */
+  end(): void {
+    this.socket.end();
+  }
+
+  /** True if the server closed the connection within `timeoutMs`. */
+  async closedWithin(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const result = await Promise.race([this.closed.then(() => true), timedOut]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  /** Everything received so far, not consumed. */
+  peek(): Buffer {
+    return this.received;
+  }
+
   close(): void {
     this.socket.destroy();
   }

@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Status } from "../../src/protocol/index.js";
+import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { RawClient } from "../support/raw-client.js";
+import { acquire, inspect, release } from "../support/frames.js";
+import { sleep, splitAnswers } from "../support/answers.js";
+
+const spawned: LockdProcess[] = [];
+async function lockdWith(args: string[]): Promise<LockdProcess> {
+  const lockd = await spawnLockd({ args });
+  spawned.push(lockd);
+  return lockd;
+}
+afterAll(async () => {
+  for (const lockd of spawned) {
+    expect(await lockd.stop()).toBe(0);
+    lockd.cleanup();
+  }
+});
+
+async function expectServed(client: RawClient, lock: bigint): Promise<void> {
+  client.write(Buffer.concat([acquire({ lock, owner: 1n }, 60_000n), release({ lock, owner: 1n })]));
+  const [granted, released] = splitAnswers(await client.read(2 * 17));
+  expect(granted!.status).toBe(Status.Ok);
+  expect(released!.fencingToken).toBe(granted!.fencingToken);
+}
+
+describe("a client sending half a frame and going silent is dropped after --frame-timeout, and never blocks others", () => {
+  const FRAME_TIMEOUT_MS = 300;
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await lockdWith(["--frame-timeout", String(FRAME_TIMEOUT_MS)]);
+  });
+
+  it("serves other clients while a half frame hangs, then closes the hanging connection", async () => {
+    const hanging = await RawClient.open(lockd.port);
+    const startedMs = performance.now();
+    hanging.write(acquire({ lock: 1n, owner: 1n }, 60_000n).subarray(0, 30));
+    const others = await Promise.all(Array.from({ length: 4 }, () => RawClient.open(lockd.port)));
+    for (const [n, other] of others.entries()) await expectServed(other, BigInt(100 + n));
+    expect(hanging.buffered).toBe(0);
+    expect(await hanging.closedWithin(5000)).toBe(true);
+    expect(performance.now() - startedMs).toBeGreaterThanOrEqual(FRAME_TIMEOUT_MS);
+    expect(hanging.buffered).toBe(0); // the half frame was never answered
+    for (const other of others) {
+      expect(other.socket.destroyed).toBe(false); // connections without a partial frame stay
+      other.close();
+    }
+  });
+
+  it("never drops a half frame before --frame-timeout has passed", async () => {
+    // Staggered across more than one sweep of the server's timer, so some start just before a sweep.
+    const hanging = await Promise.all(Array.from({ length: 12 }, () => RawClient.open(lockd.port)));
+    const ages = await Promise.all(
+      hanging.map(async (client, n) => {
+        await sleep(n * 25);
+        const startedMs = performance.now();
+        client.write(Buffer.from([0, 0, 0, 57, 1]));
+        expect(await client.closedWithin(5000)).toBe(true);
+        return performance.now() - startedMs;
+      }),
+    );
+    expect(Math.min(...ages)).toBeGreaterThanOrEqual(FRAME_TIMEOUT_MS);
+  });
+
+  it("does not drop a connection whose frames complete, however slowly they arrive", async () => {
+    const client = await RawClient.open(lockd.port);
+    const frame = inspect({ lock: 5n, owner: 5n });
+    for (let round = 0; round < 3; round++) {
+      client.write(frame.subarray(0, 10));
+      await sleep(FRAME_TIMEOUT_MS / 3); // under the timeout however the server's timer is phased
+      client.write(frame.subarray(10));
+      expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.NotHeld);
+      await sleep(FRAME_TIMEOUT_MS * 1.5); // silence between whole frames is not a partial frame
+    }
+    expect(client.socket.destroyed).toBe(false);
+    client.close();
+  });
+});
+
+describe("a request followed by the client's half-close (FIN) still gets its answer", () => {
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await lockdWith([]);
+  });
+
+  it("answers everything sent before the FIN, then closes", async () => {
+    const client = await RawClient.open(lockd.port);
+    client.write(Buffer.concat([acquire({ lock: 9n, owner: 1n }, 60_000n), inspect({ lock: 9n, owner: 1n })]));
+    client.end();
+    const [granted, inspected] = splitAnswers(await client.read(2 * 17));
+    expect(granted!.status).toBe(Status.Ok);
+    expect(inspected).toEqual(granted);
+    expect(await client.closedWithin(2000)).toBe(true);
+  });
+});
+
+describe("--max-connections: a connection over the limit is closed immediately", () => {
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await lockdWith(["--max-connections", "2"]);
+  });
+
+  it("closes the third connection unanswered, and accepts again once one closes", async () => {
+    const first = await RawClient.open(lockd.port);
+    const second = await RawClient.open(lockd.port);
+    await expectServed(first, 1n);
+    await expectServed(second, 2n);
+    const third = await RawClient.open(lockd.port);
+    third.write(inspect({ lock: 3n, owner: 3n }));
+    expect(await third.closedWithin(2000)).toBe(true);
+    expect(third.buffered).toBe(0);
+    await expectServed(first, 4n);
+    first.close();
+    await first.closed;
+    let accepted: RawClient | null = null;
+    for (let attempt = 0; attempt < 50 && accepted === null; attempt++) {
+      const candidate = await RawClient.open(lockd.port);
+      if (await candidate.closedWithin(50)) continue; // the server may not have seen the close yet
+      accepted = candidate;
+    }
+    expect(accepted).not.toBeNull();
+    await expectServed(accepted!, 5n);
+    accepted!.close();
+    second.close();
+  });
+});
+
+describe("backpressure (--max-inflight, --max-queued-reply-bytes) slows a connection down but answers everything", () => {
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await lockdWith(["--max-inflight", "3", "--max-queued-reply-bytes", "17"]);
+  });
+
+  it("answers 3000 pipelined requests in order", async () => {
+    const client = await RawClient.open(lockd.port);
+    const count = 3000;
+    const frames: Buffer[] = [];
+    for (let n = 0; n < count; n++) frames.push(acquire({ lock: 1000n + BigInt(n), owner: 7n }, 60_000n));
+    client.write(Buffer.concat(frames));
+    const answers = splitAnswers(await client.read(count * 17));
+    for (let n = 1; n < count; n++) {
+      if (answers[n]!.fencingToken !== answers[n - 1]!.fencingToken + 1n) throw new Error(`answer ${n} out of order`);
+    }
+    expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+    client.close();
+  });
+
+  it("answers everything to a client that stops reading for a while", async () => {
+    const client = await RawClient.open(lockd.port);
+    client.socket.pause();
+    const count = 5000;
+    const frames: Buffer[] = [];
+    for (let n = 0; n < count; n++) frames.push(inspect({ lock: 77n, owner: 7n }, n % 2 === 0));
+    client.write(Buffer.concat(frames));
+    await sleep(200);
+    const other = await RawClient.open(lockd.port);
+    await expectServed(other, 9_000n); // a stalled reader does not stall the server
+    other.close();
+    client.socket.resume();
+    const answers = splitAnswers(await client.read(count * 17));
+    expect(answers.every((a) => a.status === Status.NotHeld)).toBe(true);
+    client.close();
+  });
+});
+
+describe("--idle-timeout: a connection silent with nothing in flight is closed", () => {
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await lockdWith(["--idle-timeout", "300"]);
+  });
+
+  it("closes a silent connection after the idle timeout", async () => {
+    const client = await RawClient.open(lockd.port);
+    await expectServed(client, 1n);
+    expect(await client.closedWithin(5000)).toBe(true);
+  });
+});

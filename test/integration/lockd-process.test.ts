@@ -1,0 +1,101 @@
+import { spawn, spawnSync } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import { Status } from "../../src/protocol/index.js";
+import { LOCKD_BIN, spawnLockd } from "../support/lockd-process.js";
+import { RawClient } from "../support/raw-client.js";
+import { acquire } from "../support/frames.js";
+import { splitAnswers } from "../support/answers.js";
+
+function runLockd(args: string[]) {
+  return spawnSync(process.execPath, [LOCKD_BIN, ...args], { encoding: "utf8", timeout: 10_000 });
+}
+
+describe("on ready lockd prints one line: lockd listening on HOST:PORT", () => {
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`prints exactly that line on stdout, and a ${signal} right after it exits 0`, async () => {
+      const child = spawn(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", "/tmp/baton-unused"], { stdio: ["ignore", "pipe", "pipe"] });
+      const exited = new Promise<string>((resolve) => child.once("exit", (code, killedBy) => resolve(`exit ${code}, signal ${killedBy}`)));
+      let stdout = "";
+      await new Promise<void>((resolve) => child.stdout.on("data", (text: Buffer) => ((stdout += text), stdout.includes("\n") && resolve())));
+      child.kill(signal); // at once: the server must already handle it gracefully
+      expect(await exited).toBe("exit 0, signal null");
+      expect(stdout).toMatch(/^lockd listening on 127\.0\.0\.1:[1-9]\d*\n$/);
+    });
+  }
+});
+
+describe("a bad flag or a busy port: a clear message and a non-zero exit", () => {
+  const cases: [string[], RegExp][] = [
+    [["--max-ttl", "abc"], /max-ttl.*whole number/s],
+    [["--max-connections", "0"], /max-connections.*expected 1\.\./s],
+    [["--listen", "nowhere"], /HOST:PORT/],
+    [["--listen", "127.0.0.1:70000"], /port out of range/],
+    [["--fsync", "sometimes"], /fsync.*always.*never/s],
+    [["--no-such-flag"], /unknown option/],
+  ];
+  for (const [args, message] of cases) {
+    it(`rejects ${args.join(" ")}`, () => {
+      const result = runLockd(args);
+      expect(result.status).not.toBe(0);
+      expect(result.status).not.toBeNull();
+      expect(result.stderr).toMatch(message);
+      expect(result.stdout).not.toMatch(/listening/);
+    });
+  }
+
+  it("exits non-zero on a busy port, saying so", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", "/tmp/baton-unused"], { encoding: "utf8", timeout: 10_000 });
+    await new Promise((resolve) => blocker.close(resolve));
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*address already in use`));
+  });
+
+  it("--help lists every flag and exits 0", () => {
+    const result = runLockd(["--help"]);
+    expect(result.status).toBe(0);
+    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-queued-reply-bytes", "--frame-timeout", "--idle-timeout", "--fsync", "--help"];
+    for (const flag of flags) expect(result.stdout).toContain(flag);
+  });
+});
+
+describe("SIGTERM: stop accepting, answer what is in flight, flush, exit 0", () => {
+  it("answers requests in flight whole and in order, closes the connections, and exits 0", async () => {
+    const lockd = await spawnLockd();
+    const clients = await Promise.all(Array.from({ length: 4 }, () => RawClient.open(lockd.port)));
+    const perClient = 2000;
+    for (const [c, client] of clients.entries()) {
+      const frames: Buffer[] = [];
+      for (let n = 0; n < perClient; n++) frames.push(acquire({ lock: BigInt(c * perClient + n + 1), owner: 1n }, 60_000n));
+      client.write(Buffer.concat(frames));
+    }
+    // SIGTERM as soon as the first answer is back, while the rest are in flight.
+    const first = await clients[0]!.read(17);
+    const exit = lockd.stop();
+    const closed = await Promise.all(clients.map((client) => client.closedWithin(10_000)));
+    expect(await exit).toBe(0);
+    expect(closed.every(Boolean)).toBe(true);
+    let answered = 0;
+    for (const [c, client] of clients.entries()) {
+      const answers = splitAnswers(c === 0 ? Buffer.concat([first, client.peek()]) : client.peek()); // whole answers only
+      answered += answers.length;
+      for (const [n, answer] of answers.entries()) {
+        expect(answer.status, `answer ${n}`).toBe(Status.Ok);
+        if (n > 0) expect(answer.fencingToken).toBeGreaterThan(answers[n - 1]!.fencingToken);
+      }
+    }
+    expect(answered).toBeGreaterThan(0);
+    lockd.cleanup();
+  });
+
+  it("no longer accepts connections after SIGTERM", async () => {
+    const lockd = await spawnLockd();
+    const port = lockd.port;
+    expect(await lockd.stop()).toBe(0);
+    await expect(RawClient.open(port)).rejects.toThrow();
+    lockd.cleanup();
+  });
+});

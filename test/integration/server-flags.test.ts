@@ -1,0 +1,115 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { Status, type Response } from "../../src/protocol/index.js";
+import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { RawClient } from "../support/raw-client.js";
+import { acquire, inspect, release, renew } from "../support/frames.js";
+import { sleep, splitAnswers } from "../support/answers.js";
+
+const spawned: LockdProcess[] = [];
+async function clientOf(args: string[]): Promise<RawClient> {
+  const lockd = await spawnLockd({ args });
+  spawned.push(lockd);
+  return RawClient.open(lockd.port);
+}
+afterAll(async () => {
+  for (const lockd of spawned) {
+    expect(await lockd.stop()).toBe(0);
+    lockd.cleanup();
+  }
+});
+
+async function ask(client: RawClient, frame: Buffer): Promise<Response> {
+  client.write(frame);
+  return splitAnswers(await client.read(17))[0]!;
+}
+
+async function askHex(client: RawClient, frame: Buffer): Promise<string> {
+  client.write(frame);
+  return (await client.read(17)).toString("hex");
+}
+
+/** Waits until the wall clock (which is the server's clock on this machine) passes `ms`. */
+async function untilWallClockPasses(ms: bigint): Promise<void> {
+  while (BigInt(Date.now()) <= ms) await sleep(Math.max(1, Math.min(50, Number(ms - BigInt(Date.now())) + 1)));
+}
+
+const UNAVAILABLE: Response = { status: Status.Unavailable, fencingToken: 0n, expiresAt: 0n };
+const INVALID: Response = { status: Status.Invalid, fencingToken: 0n, expiresAt: 0n };
+
+describe("ttl_ms == 0 or > --max-ttl: 3", () => {
+  it("accepts ttl = --max-ttl and answers 3 above it", async () => {
+    const client = await clientOf(["--max-ttl", "5000"]);
+    expect(await ask(client, acquire({ lock: 1n, owner: 1n }, 5001n))).toEqual(INVALID);
+    expect(await ask(client, acquire({ lock: 1n, owner: 1n }, 0n))).toEqual(INVALID);
+    const granted = await ask(client, acquire({ lock: 1n, owner: 1n }, 5000n));
+    expect(granted.status).toBe(Status.Ok);
+    expect(await ask(client, renew({ lock: 1n, owner: 1n }, 5001n))).toEqual(INVALID);
+    client.close();
+  });
+});
+
+describe("an expired lease is remembered for --expired-retention after its expiry: its owner gets 5, then 2", () => {
+  it("answers 5 within the retention and 2 after it", async () => {
+    const client = await clientOf(["--expired-retention", "200"]);
+    const granted = await ask(client, acquire({ lock: 1n, owner: 1n }, 30n));
+    await untilWallClockPasses(granted.expiresAt);
+    expect(await ask(client, renew({ lock: 1n, owner: 1n }, 30n))).toEqual({ status: Status.Expired, fencingToken: granted.fencingToken, expiresAt: granted.expiresAt });
+    await untilWallClockPasses(granted.expiresAt + 200n);
+    expect(await ask(client, renew({ lock: 1n, owner: 1n }, 30n))).toEqual({ status: Status.NotHeld, fencingToken: 0n, expiresAt: 0n });
+    client.close();
+  });
+});
+
+describe("idempotency over TCP: the byte-identical original answer within --dedupe-window", () => {
+  it("replays within the window and processes the request anew after it", async () => {
+    const client = await clientOf(["--dedupe-window", "300"]);
+    const first = acquire({ lock: 1n, owner: 1n, request: 1000n }, 60_000n);
+    const original = await askHex(client, first);
+    const startedMs = Date.now();
+    await ask(client, release({ lock: 1n, owner: 1n }));
+    expect(await askHex(client, first)).toBe(original);
+    await sleep(300 - (Date.now() - startedMs) + 50);
+    const again = await askHex(client, first);
+    expect(again).not.toBe(original);
+    expect(again.slice(0, 2)).toBe("00"); // granted again, with a new token
+    client.close();
+  });
+
+  it("the 49- and 57-byte forms of one RELEASE are the same request, whatever the 57-byte trailer holds", async () => {
+    const client = await clientOf([]);
+    await ask(client, acquire({ lock: 5n, owner: 1n }, 60_000n));
+    const short = release({ lock: 5n, owner: 1n, request: 2000n });
+    const long = release({ lock: 5n, owner: 1n, request: 2000n }, true);
+    long.writeBigUInt64BE(0xdeadbeefn, 4 + 49);
+    const answer = await askHex(client, short);
+    expect(answer.slice(0, 2)).toBe("00");
+    expect(await askHex(client, long)).toBe(answer);
+    client.close();
+  });
+});
+
+describe("capacity limits answer 6 (retry later with the same request id)", () => {
+  it("--max-locks: ACQUIRE of a new lock when full gets 6; the same request id succeeds once there is room", async () => {
+    const client = await clientOf(["--max-locks", "2"]);
+    expect((await ask(client, acquire({ lock: 1n, owner: 1n }, 60_000n))).status).toBe(Status.Ok);
+    expect((await ask(client, acquire({ lock: 2n, owner: 1n }, 60_000n))).status).toBe(Status.Ok);
+    const third = acquire({ lock: 3n, owner: 1n, request: 3000n }, 60_000n);
+    expect(await ask(client, third)).toEqual(UNAVAILABLE);
+    expect((await ask(client, inspect({ lock: 1n, owner: 1n }))).status).toBe(Status.Ok);
+    expect((await ask(client, release({ lock: 1n, owner: 1n }))).status).toBe(Status.Ok);
+    expect((await ask(client, third)).status).toBe(Status.Ok);
+    client.close();
+  });
+
+  it("--max-dedupe-entries: state changes get 6 when full; INSPECT and retries are still answered", async () => {
+    const client = await clientOf(["--max-dedupe-entries", "2"]);
+    const first = acquire({ lock: 1n, owner: 1n, request: 4000n }, 60_000n);
+    const original = await askHex(client, first);
+    expect((await ask(client, acquire({ lock: 2n, owner: 1n }, 60_000n))).status).toBe(Status.Ok);
+    expect(await ask(client, release({ lock: 1n, owner: 1n }))).toEqual(UNAVAILABLE);
+    expect(await ask(client, acquire({ lock: 3n, owner: 1n }, 60_000n))).toEqual(UNAVAILABLE);
+    expect((await ask(client, inspect({ lock: 1n, owner: 1n }))).status).toBe(Status.Ok);
+    expect(await askHex(client, first)).toBe(original);
+    client.close();
+  });
+});

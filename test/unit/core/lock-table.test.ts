@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import { LockTable } from "../../../src/core/lock-table.js";
+import { IdIndex } from "../../../src/core/id-index.js";
+import { seededRandom } from "../../support/seeded-random.js";
+import { u128 } from "../../support/frames.js";
+
+const OWNER = u128(77n);
+
+/** Drains the table in expiry order through earliest()/remove(). */
+function drainExpiries(table: LockTable): number[] {
+  const out: number[] = [];
+  for (let slot = table.earliest(); slot >= 0; slot = table.earliest()) {
+    out.push(table.expiresAtOf(slot));
+    table.remove(slot);
+  }
+  return out;
+}
+
+describe("lock records are found by lock id and handed out in expiry order", () => {
+  it("matches a model through 30,000 seeded inserts, renewals and removals", () => {
+    const random = seededRandom("lock-table operations");
+    const table = new LockTable(12345);
+    const model = new Map<bigint, { expires: number; token: number }>();
+    for (let n = 0; n < 30_000; n++) {
+      const id = BigInt(random.int(0, 3000));
+      const key = u128(id);
+      const slot = table.find(key, 0);
+      expect(slot >= 0, `seed ${random.seed} step ${n}`).toBe(model.has(id));
+      const action = random.int(0, 9);
+      if (slot < 0) {
+        const expires = random.int(0, 100_000);
+        table.insert(key, 0, OWNER, 0, n, expires);
+        model.set(id, { expires, token: n });
+      } else if (action < 6) {
+        const expires = random.int(0, 100_000);
+        table.setExpiry(slot, expires);
+        model.get(id)!.expires = expires;
+      } else {
+        expect(table.tokenOf(slot)).toBe(model.get(id)!.token);
+        table.remove(slot);
+        model.delete(id);
+      }
+      if (n % 1000 === 0 && model.size > 0) {
+        const min = Math.min(...[...model.values()].map((v) => v.expires));
+        expect(table.expiresAtOf(table.earliest())).toBe(min);
+      }
+    }
+    expect(table.size).toBe(model.size);
+    expect(drainExpiries(table)).toEqual([...model.values()].map((v) => v.expires).sort((a, b) => a - b));
+    expect(table.size).toBe(0);
+  });
+
+  it("compares owners as bytes and keeps every field across growth", () => {
+    const table = new LockTable(1);
+    for (let n = 0; n < 5000; n++) table.insert(u128(BigInt(n)), 0, u128(BigInt(n % 7)), 0, n + 1, 1000 + n);
+    for (let n = 0; n < 5000; n++) {
+      const slot = table.find(u128(BigInt(n)), 0);
+      expect(table.ownerMatches(slot, u128(BigInt(n % 7)), 0)).toBe(true);
+      expect(table.ownerMatches(slot, u128(BigInt((n + 1) % 7)), 0)).toBe(false);
+      expect(table.tokenOf(slot)).toBe(n + 1);
+    }
+  });
+});
+
+describe("the id index survives deletion inside long probe runs", () => {
+  it("finds every remaining id after deleting half of 20,000 (linear probing, backward shift)", () => {
+    const random = seededRandom("id-index deletes");
+    const capacity = 20_000;
+    const index = new IdIndex(random.int(0, 2 ** 30), capacity);
+    const ids = Array.from({ length: capacity }, (_, n) => u128(BigInt(n) * 0x9e3779b97f4a7c15n));
+    ids.forEach((id, slot) => index.add(slot, id, 0));
+    const deleted = new Set<number>();
+    while (deleted.size < capacity / 2) {
+      const slot = random.int(0, capacity - 1);
+      if (deleted.has(slot)) continue;
+      index.delete(slot);
+      deleted.add(slot);
+    }
+    ids.forEach((id, slot) => expect(index.find(id, 0)).toBe(deleted.has(slot) ? -1 : slot));
+  });
+});
