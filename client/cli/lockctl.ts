@@ -14,7 +14,8 @@ import { printResult } from "./output.js";
 import { runLocked } from "./run.js";
 
 interface ConnectionFlags {
-  readonly endpoints: Endpoint[];
+  /** Parsed when given on the command line; the default (from the environment) is still text. */
+  readonly endpoints: Endpoint[] | string;
   readonly json: boolean;
   readonly timeout?: number;
   readonly hexId: boolean;
@@ -42,10 +43,11 @@ function flagParser<T>(parse: (raw: string) => T) {
   };
 }
 
-const endpointsOption = () =>
-  new Option("--endpoints <list>", "comma-separated HOST:PORT list ($BATON_ENDPOINTS)")
-    .argParser(flagParser(parseEndpointList))
-    .default(parseEndpointList(process.env.BATON_ENDPOINTS ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`), process.env.BATON_ENDPOINTS ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
+const endpointsOption = () => {
+  const fromEnv = process.env.BATON_ENDPOINTS;
+  const defaults = fromEnv === undefined || fromEnv.trim() === "" ? `${DEFAULT_HOST}:${DEFAULT_PORT}` : fromEnv;
+  return new Option("--endpoints <list>", "comma-separated HOST:PORT list ($BATON_ENDPOINTS)").argParser(flagParser(parseEndpointList)).default(defaults, defaults);
+};
 
 const ownerOption = (what: string) =>
   new Option("--owner <hex>", `owner id, 1-32 hex digits ($BATON_OWNER); ${what}`).argParser(
@@ -65,8 +67,13 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
     .option("--timeout <ms>", "per-attempt reply timeout", wholeNumber(1))
     .option("--json", "print one JSON object instead of a line", false);
-  if (process.env.BATON_OWNER !== undefined) command.setOptionValueWithSource("owner", process.env.BATON_OWNER, "env");
+  const envOwner = process.env.BATON_OWNER;
+  if (envOwner !== undefined && envOwner !== "") command.setOptionValueWithSource("owner", envOwner, "env");
   return command;
+}
+
+function endpointsOf(value: Endpoint[] | string): Endpoint[] {
+  return typeof value === "string" ? parseEndpointList(value) : value;
 }
 
 function lockOf(name: string, flags: ConnectionFlags): LockId {
@@ -75,7 +82,7 @@ function lockOf(name: string, flags: ConnectionFlags): LockId {
 
 function clientFor(flags: ConnectionFlags, extra: Partial<BatonClientOptions> = {}): BatonClient {
   return new BatonClient({
-    endpoints: flags.endpoints,
+    endpoints: endpointsOf(flags.endpoints),
     ...(flags.owner === undefined ? {} : { owner: flags.owner }),
     ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
     ...extra,
@@ -275,9 +282,9 @@ Examples:
   lockctl bench --mix inspect=1 --json                  # read-only`,
   )
   .action(
-    async (flags: { endpoints: Endpoint[]; connections: number; pipeline: number; keys: number; mix: ReturnType<typeof parseMix>; duration: number; ttl: number; json: boolean }) => {
+    async (flags: { endpoints: Endpoint[] | string; connections: number; pipeline: number; keys: number; mix: ReturnType<typeof parseMix>; duration: number; ttl: number; json: boolean }) => {
       process.exitCode = await bench({
-        endpoints: flags.endpoints,
+        endpoints: endpointsOf(flags.endpoints),
         connections: flags.connections,
         pipeline: flags.pipeline,
         keys: flags.keys,
