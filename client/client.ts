@@ -176,6 +176,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       },
       release: async (lease, callOptions) =>
         releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes }, callOptions)).response),
+      // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
+      track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
       ended: (lease) => this.leases.delete(lease),
       warn: (error) => this.emit("warning", error),
     };
@@ -250,7 +252,6 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       autoRenewTimeoutMs: Math.min(options.timeoutMs ?? this.timeoutMs, Math.max(1, intervalMs ?? ttlMs)),
     });
     if (this.closed) lease.abandon();
-    else if (lease.held) this.leases.add(lease);
     return { status: "acquired", lease, fencingToken: outcome.fencingToken, expiresAt: outcome.expiresAt };
   }
 

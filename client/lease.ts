@@ -28,6 +28,8 @@ export interface LeaseDriver {
   readonly clock: MonotonicClock;
   renew(lease: Lease, ttlMs: number, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
   release(lease: Lease, options: LeaseCallOptions): Promise<ReleaseResult>;
+  /** The lease has timers or a signal to end when the client closes. */
+  track(lease: Lease): void;
   /** The lease ended (released, lost): the client stops tracking it. */
   ended(lease: Lease): void;
   /** A background renewal failed without ending the lease. */
@@ -81,8 +83,11 @@ export class Lease {
     this.ttlValueMs = init.ttlMs;
     this.deadlineMs = init.sentAtMs + init.ttlMs - init.safetyMarginMs;
     if (init.autoRenewIntervalMs !== undefined) {
-      this.armDeadline();
-      this.scheduleRenewal(init.autoRenewIntervalMs);
+      this.driver.track(this);
+      if (this.state.kind === "held") {
+        this.armDeadline();
+        this.scheduleRenewal(init.autoRenewIntervalMs);
+      }
     }
   }
 
@@ -118,8 +123,12 @@ export class Lease {
     if (this.controller === undefined) {
       this.controller = new AbortController();
       this.checkDeadline();
-      if (this.state.kind === "ended") this.controller.abort(new LeaseLostError(this.state.reason));
-      else this.armDeadline();
+      if (this.state.kind === "ended") {
+        this.controller.abort(new LeaseLostError(this.state.reason));
+      } else {
+        this.driver.track(this);
+        this.armDeadline();
+      }
     }
     return this.controller.signal;
   }

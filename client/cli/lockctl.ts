@@ -316,6 +316,11 @@ function exitCodeOf(error: unknown): number {
 }
 
 async function main(): Promise<void> {
+  // `lockctl … | head` closing the pipe early is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw error;
+  });
   try {
     await program.parseAsync();
   } catch (error) {
