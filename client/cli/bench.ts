@@ -1,0 +1,193 @@
+/**
+ * `lockctl bench`: a closed-loop load generator. `connections` clients (one connection each) keep
+ * `pipeline` requests in flight apiece, on random locks out of `keys`, choosing commands by `mix`
+ * weights, for `durationMs`. Prints a progress line each second and a final table of throughput and
+ * latency percentiles per command.
+ */
+import { BatonClient } from "../client.js";
+import type { Endpoint } from "../endpoints.js";
+import { LockId } from "../ids.js";
+import { Histogram } from "./histogram.js";
+
+export const BENCH_COMMANDS = ["acquire", "renew", "release", "inspect"] as const;
+export type BenchCommand = (typeof BENCH_COMMANDS)[number];
+export type Mix = Readonly<Record<BenchCommand, number>>;
+
+export interface BenchOptions {
+  readonly endpoints: readonly Endpoint[];
+  readonly connections: number;
+  readonly pipeline: number;
+  readonly keys: number;
+  readonly mix: Mix;
+  readonly durationMs: number;
+  readonly ttlMs: number;
+  readonly json: boolean;
+}
+
+interface CommandStats {
+  readonly latency: Histogram;
+  readonly outcomes: Map<string, number>;
+  errors: number;
+}
+
+const PROGRESS_EVERY_MS = 1000;
+
+/** Parses "acquire=40,renew=20,release=30,inspect=10" (missing commands weigh 0). */
+export function parseMix(text: string): Mix {
+  const mix: Record<BenchCommand, number> = { acquire: 0, renew: 0, release: 0, inspect: 0 };
+  for (const part of text.split(",")) {
+    const match = /^\s*(\w+)\s*[=:]\s*(\d+(?:\.\d+)?)\s*$/.exec(part);
+    if (match === null || !(BENCH_COMMANDS as readonly string[]).includes(match[1]!)) throw new RangeError(`expected COMMAND=WEIGHT with COMMAND one of ${BENCH_COMMANDS.join(", ")}, got "${part}"`);
+    mix[match[1] as BenchCommand] = Number(match[2]);
+  }
+  if (BENCH_COMMANDS.every((command) => mix[command] === 0)) throw new RangeError("the mix must give some command a weight above 0");
+  return mix;
+}
+
+/** Parses "10s", "500ms", "2m", or a bare number of seconds. */
+export function parseDurationMs(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (match === null) throw new RangeError(`expected a duration like 10s, 500ms or 2m, got "${text}"`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? "s";
+  return unit === "ms" ? value : unit === "s" ? value * 1000 : value * 60_000;
+}
+
+export async function bench(options: BenchOptions): Promise<number> {
+  const locks = Array.from({ length: options.keys }, (_, i) => LockId.fromName(`bench-${i}`));
+  const stats = new Map<BenchCommand, CommandStats>(BENCH_COMMANDS.map((command) => [command, { latency: new Histogram(), outcomes: new Map(), errors: 0 }]));
+  const pick = picker(options.mix);
+  const clients = Array.from({ length: options.connections }, () => new BatonClient({ endpoints: options.endpoints, attempts: 3 }));
+  try {
+    await Promise.all(clients.map((client) => client.connect()));
+  } catch (error) {
+    for (const client of clients) client.close();
+    throw error;
+  }
+
+  const startMs = performance.now();
+  const endMs = startMs + options.durationMs;
+  let done = 0;
+  let doneAtLastTick = 0;
+  let recent = new Histogram();
+  const progress = setInterval(() => {
+    const elapsedS = (performance.now() - startMs) / 1000;
+    const rate = ((done - doneAtLastTick) * 1000) / PROGRESS_EVERY_MS;
+    doneAtLastTick = done;
+    const line = `${elapsedS.toFixed(1).padStart(6)}s ${format(rate).padStart(12)} ops/s   p99 ${ms(recent.percentileUs(0.99))} ms   errors ${errorCount(stats)}`;
+    recent = new Histogram();
+    process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
+  }, PROGRESS_EVERY_MS);
+
+  const worker = async (client: BatonClient): Promise<void> => {
+    // Bounded by the clock: each pass is one request, and the loop ends at endMs.
+    while (performance.now() < endMs) {
+      const command = pick();
+      const lock = locks[Math.floor(Math.random() * locks.length)]!;
+      const stat = stats.get(command)!;
+      const sentMs = performance.now();
+      try {
+        const status = await issue(client, command, lock, options.ttlMs);
+        stat.outcomes.set(status, (stat.outcomes.get(status) ?? 0) + 1);
+      } catch {
+        stat.errors++;
+      }
+      const latencyUs = (performance.now() - sentMs) * 1000;
+      stat.latency.record(latencyUs);
+      recent.record(latencyUs);
+      done++;
+    }
+  };
+  await Promise.all(clients.flatMap((client) => Array.from({ length: options.pipeline }, () => worker(client))));
+  clearInterval(progress);
+  const elapsedMs = performance.now() - startMs;
+  if (process.stderr.isTTY) process.stderr.write("\n");
+  for (const client of clients) client.close();
+
+  if (options.json) process.stdout.write(`${JSON.stringify(summary(stats, elapsedMs))}\n`);
+  else process.stdout.write(table(stats, elapsedMs, options));
+  return errorCount(stats) === 0 ? 0 : 1;
+}
+
+async function issue(client: BatonClient, command: BenchCommand, lock: LockId, ttlMs: number): Promise<string> {
+  switch (command) {
+    case "acquire":
+      return (await client.acquire(lock, { ttlMs })).status;
+    case "renew":
+      return (await client.renew(lock, { ttlMs })).status;
+    case "release":
+      return (await client.release(lock)).status;
+    case "inspect":
+      return (await client.inspect(lock)).status;
+  }
+}
+
+function picker(mix: Mix): () => BenchCommand {
+  const total = BENCH_COMMANDS.reduce((sum, command) => sum + mix[command], 0);
+  return () => {
+    let draw = Math.random() * total;
+    for (const command of BENCH_COMMANDS) {
+      draw -= mix[command];
+      if (draw < 0) return command;
+    }
+    return BENCH_COMMANDS.find((command) => mix[command] > 0)!;
+  };
+}
+
+function errorCount(stats: Map<BenchCommand, CommandStats>): number {
+  let errors = 0;
+  for (const stat of stats.values()) errors += stat.errors;
+  return errors;
+}
+
+function summary(stats: Map<BenchCommand, CommandStats>, elapsedMs: number) {
+  const total = new Histogram();
+  const commands: Record<string, unknown> = {};
+  for (const [command, stat] of stats) {
+    total.add(stat.latency);
+    if (stat.latency.count === 0) continue;
+    commands[command] = { ...row(stat.latency, elapsedMs), errors: stat.errors, outcomes: Object.fromEntries(stat.outcomes) };
+  }
+  return { elapsedMs: Math.round(elapsedMs), commands, total: { ...row(total, elapsedMs), errors: errorCount(stats) } };
+}
+
+function row(latency: Histogram, elapsedMs: number) {
+  return {
+    ops: latency.count,
+    opsPerSecond: Math.round((latency.count * 1000) / elapsedMs),
+    p50Ms: Number(ms(latency.percentileUs(0.5))),
+    p99Ms: Number(ms(latency.percentileUs(0.99))),
+    p999Ms: Number(ms(latency.percentileUs(0.999))),
+  };
+}
+
+function table(stats: Map<BenchCommand, CommandStats>, elapsedMs: number, options: BenchOptions): string {
+  const { commands, total } = summary(stats, elapsedMs);
+  const header = ["command", "ops", "ops/s", "p50 ms", "p99 ms", "p999 ms", "errors"];
+  const lines: string[][] = [header];
+  for (const [command, value] of Object.entries(commands)) {
+    const r = value as ReturnType<typeof row> & { errors: number };
+    lines.push([command, format(r.ops), format(r.opsPerSecond), r.p50Ms.toFixed(3), r.p99Ms.toFixed(3), r.p999Ms.toFixed(3), String(r.errors)]);
+  }
+  lines.push(["total", format(total.ops), format(total.opsPerSecond), total.p50Ms.toFixed(3), total.p99Ms.toFixed(3), total.p999Ms.toFixed(3), String(total.errors)]);
+  const widths = header.map((_, column) => Math.max(...lines.map((line) => line[column]!.length)));
+  const render = (line: string[]) => line.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  ");
+  const outcomes = [...stats.entries()]
+    .filter(([, stat]) => stat.outcomes.size > 0)
+    .map(([command, stat]) => `${command}: ${[...stat.outcomes].map(([status, count]) => `${status} ${format(count)}`).join(", ")}`);
+  return [
+    `bench: ${options.connections} connection(s) x pipeline ${options.pipeline}, ${format(options.keys)} keys, ${(elapsedMs / 1000).toFixed(1)} s`,
+    ...lines.map(render),
+    "",
+    ...outcomes,
+    "",
+  ].join("\n");
+}
+
+function format(value: number): string {
+  return Math.round(value).toLocaleString("en-US");
+}
+
+function ms(us: number): string {
+  return (us / 1000).toFixed(3);
+}

@@ -1,0 +1,28 @@
+/**
+ * lockctl's exit codes. For acquire, renew, release and inspect the exit code is the protocol status
+ * of the answer (0, 1, 2 or 5); failures use the sysexits.h numbers; `run` adds two of its own and
+ * otherwise exits with its command's code.
+ */
+export const ExitCode = {
+  /** acquired, renewed, released; inspect: held by you. */
+  Ok: 0,
+  /** acquire: held (by another owner, or by you through an earlier acquire); inspect: held by another owner. */
+  Held: 1,
+  /** renew, release: this owner does not hold the lock; inspect: the lock is free. */
+  NotHeld: 2,
+  /** renew, release, inspect: this owner's lease expired and nobody acquired since. */
+  Expired: 5,
+  /** Bad flags or arguments, or the server rejected the request as invalid (e.g. ttl above its --max-ttl). */
+  Usage: 64,
+  /** No server could be reached, or every retry of the request failed. */
+  Unavailable: 69,
+  /** The server broke the protocol, or lockctl failed unexpectedly. */
+  Software: 70,
+  /** run: the lock was still held by another owner after --wait. */
+  LockBusy: 75,
+  /** run: the lease was lost while the command ran; the command was sent SIGTERM. */
+  LeaseLost: 76,
+  /** run: the command could not be started (not found, not executable). */
+  CommandNotFound: 127,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

@@ -1,0 +1,333 @@
+#!/usr/bin/env node
+/**
+ * lockctl: the baton command line. acquire/renew/release/inspect one lock, hold a lock while a
+ * command runs (run), or load a server (bench). Exit codes: see exit-codes.ts and client/README.md.
+ */
+import { Command, CommanderError, InvalidArgumentError as FlagError, Option } from "commander";
+import { BatonClient, type BatonClientOptions } from "../client.js";
+import { DEFAULT_HOST, DEFAULT_PORT, parseEndpointList, type Endpoint } from "../endpoints.js";
+import { BatonError, InvalidArgumentError } from "../errors.js";
+import { LockId, toOwnerBytes } from "../ids.js";
+import { BENCH_COMMANDS, bench, parseDurationMs, parseMix } from "./bench.js";
+import { ExitCode } from "./exit-codes.js";
+import { printResult } from "./output.js";
+import { runLocked } from "./run.js";
+
+interface ConnectionFlags {
+  /** Parsed when given on the command line; the default (from the environment) is still text. */
+  readonly endpoints: Endpoint[] | string;
+  readonly json: boolean;
+  readonly timeout?: number;
+  readonly hexId: boolean;
+  readonly owner?: string;
+}
+
+const DEFAULT_TTL_MS = 30_000;
+
+function wholeNumber(min: number) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw)) throw new FlagError(`expected a whole number, got "${raw}"`);
+    const value = Number(raw);
+    if (value < min || !Number.isSafeInteger(value)) throw new FlagError(`expected a whole number >= ${min}, got ${raw}`);
+    return value;
+  };
+}
+
+function flagParser<T>(parse: (raw: string) => T) {
+  return (raw: string): T => {
+    try {
+      return parse(raw);
+    } catch (error) {
+      throw new FlagError((error as Error).message);
+    }
+  };
+}
+
+const endpointsOption = () => {
+  const fromEnv = process.env.BATON_ENDPOINTS;
+  const defaults = fromEnv === undefined || fromEnv.trim() === "" ? `${DEFAULT_HOST}:${DEFAULT_PORT}` : fromEnv;
+  return new Option("--endpoints <list>", "comma-separated HOST:PORT list ($BATON_ENDPOINTS)").argParser(flagParser(parseEndpointList)).default(defaults, defaults);
+};
+
+const ownerOption = (what: string) =>
+  new Option("--owner <hex>", `owner id, 1-32 hex digits ($BATON_OWNER); ${what}`).argParser(
+    flagParser((raw) => {
+      toOwnerBytes(raw);
+      return raw;
+    }),
+  );
+
+/** The options every lock command shares. */
+function lockCommand(parent: Command, name: string, description: string): Command {
+  const command = parent
+    .command(name)
+    .description(description)
+    .argument("<name>", "lock name (hashed to the lock id as protocol.md says), or with --hex-id a raw id")
+    .addOption(endpointsOption())
+    .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
+    .option("--timeout <ms>", "per-attempt reply timeout", wholeNumber(1))
+    .option("--json", "print one JSON object instead of a line", false);
+  const envOwner = process.env.BATON_OWNER;
+  if (envOwner !== undefined && envOwner !== "") command.setOptionValueWithSource("owner", envOwner, "env");
+  return command;
+}
+
+function endpointsOf(value: Endpoint[] | string): Endpoint[] {
+  return typeof value === "string" ? parseEndpointList(value) : value;
+}
+
+function lockOf(name: string, flags: ConnectionFlags): LockId {
+  return flags.hexId ? LockId.fromHex(name) : LockId.fromName(name);
+}
+
+function clientFor(flags: ConnectionFlags, extra: Partial<BatonClientOptions> = {}): BatonClient {
+  return new BatonClient({
+    endpoints: endpointsOf(flags.endpoints),
+    ...(flags.owner === undefined ? {} : { owner: flags.owner }),
+    ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
+    ...extra,
+  });
+}
+
+function requireOwner(flags: ConnectionFlags, command: string): void {
+  if (flags.owner === undefined) {
+    throw new InvalidArgumentError(`${command} needs --owner (or $BATON_OWNER): the owner id that acquire printed; a new random owner never holds a lock`);
+  }
+}
+
+/** Runs an action with a client and turns its outcome into the exit code. */
+async function withClient(flags: ConnectionFlags, action: (client: BatonClient) => Promise<number>): Promise<void> {
+  const client = clientFor(flags);
+  try {
+    process.exitCode = await action(client);
+  } finally {
+    client.close();
+  }
+}
+
+const EXIT_BY_STATUS: Readonly<Record<string, number>> = {
+  acquired: ExitCode.Ok,
+  renewed: ExitCode.Ok,
+  released: ExitCode.Ok,
+  heldByYou: ExitCode.Ok,
+  held: ExitCode.Held,
+  heldByOther: ExitCode.Held,
+  notHeld: ExitCode.NotHeld,
+  free: ExitCode.NotHeld,
+  expired: ExitCode.Expired,
+};
+
+const program = new Command("lockctl")
+  .description("baton command line: take, inspect and release leases with fencing tokens; hold a lock around a command; load a server")
+  .exitOverride()
+  .showHelpAfterError("(add --help for usage)")
+  .addHelpText(
+    "after",
+    `
+Endpoints come from --endpoints or $BATON_ENDPOINTS (default ${DEFAULT_HOST}:${DEFAULT_PORT}).
+
+Exit codes (acquire, renew, release, inspect: the protocol status of the answer):
+  0 ok (acquired, renewed, released; inspect: held by you)   1 held (inspect: by another owner)
+  2 not held by this owner (inspect: free)                   5 this owner's lease expired
+  64 usage error or request rejected as invalid              69 no server reachable / retries exhausted
+  70 protocol or internal error
+  run: the command's own code; 75 lock still held after --wait; 76 lease lost (command got SIGTERM);
+  127 command not found
+
+Examples:
+  lockctl acquire reports --ttl 60000            # prints the owner id to renew/release with
+  lockctl run nightly-report --wait 10000 -- ./make-report.sh
+  BATON_ENDPOINTS=10.0.0.1:5625 lockctl inspect reports
+  lockctl bench --duration 10s`,
+  );
+
+lockCommand(program, "acquire", "acquire a lock once (or keep trying for --wait ms); prints the fencing token and the owner id")
+  .option("--ttl <ms>", "lease length", wholeNumber(1), DEFAULT_TTL_MS)
+  .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
+  .addOption(ownerOption("default: a new random owner, printed"))
+  .addHelpText(
+    "after",
+    `
+The lease is NOT renewed after lockctl exits: renew it before its ttl runs out, with the owner id
+acquire printed, or use \`lockctl run\` to hold a lock for the duration of a command.
+
+Examples:
+  lockctl acquire reports --ttl 60000
+  owner=$(lockctl acquire reports --json | jq -r .owner)
+  lockctl acquire reports --owner 5eed --wait 5000`,
+  )
+  .action(async (name: string, flags: ConnectionFlags & { ttl: number; wait: number }) => {
+    const lock = lockOf(name, flags);
+    await withClient(flags, async (client) => {
+      const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait });
+      const granted = result.status === "acquired" ? { fencingToken: result.fencingToken } : {};
+      printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
+      return EXIT_BY_STATUS[result.status]!;
+    });
+  });
+
+lockCommand(program, "renew", "extend a lease held by --owner by --ttl from now")
+  .option("--ttl <ms>", "new lease length from now", wholeNumber(1), DEFAULT_TTL_MS)
+  .addOption(ownerOption("required: the owner that acquired the lock"))
+  .addHelpText(
+    "after",
+    `
+Examples:
+  lockctl renew reports --owner 9f2c0c4d5e6f77a18899aabbccddeeff --ttl 60000
+  BATON_OWNER=9f2c0c4d5e6f77a18899aabbccddeeff lockctl renew reports`,
+  )
+  .action(async (name: string, flags: ConnectionFlags & { ttl: number }) => {
+    requireOwner(flags, "renew");
+    const lock = lockOf(name, flags);
+    await withClient(flags, async (client) => {
+      const result = await client.renew(lock, { ttlMs: flags.ttl });
+      const fields = result.status === "notHeld" ? {} : { fencingToken: result.fencingToken, expiresAt: result.expiresAt };
+      printResult({ command: "renew", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
+      return EXIT_BY_STATUS[result.status]!;
+    });
+  });
+
+lockCommand(program, "release", "release a lease held by --owner")
+  .addOption(ownerOption("required: the owner that acquired the lock"))
+  .addHelpText(
+    "after",
+    `
+Examples:
+  lockctl release reports --owner 9f2c0c4d5e6f77a18899aabbccddeeff
+  lockctl release 00ff00ff00ff00ff00ff00ff00ff00ff --hex-id --owner 5eed --json`,
+  )
+  .action(async (name: string, flags: ConnectionFlags) => {
+    requireOwner(flags, "release");
+    const lock = lockOf(name, flags);
+    await withClient(flags, async (client) => {
+      const result = await client.release(lock);
+      const fields =
+        result.status === "released"
+          ? { fencingToken: result.fencingToken, expiresAt: result.releasedAt }
+          : result.status === "expired"
+            ? { fencingToken: result.fencingToken, expiresAt: result.expiresAt }
+            : {};
+      printResult({ command: "release", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
+      return EXIT_BY_STATUS[result.status]!;
+    });
+  });
+
+lockCommand(program, "inspect", "show whether a lock is held, by --owner or by someone else; changes nothing")
+  .addOption(ownerOption("default: a random owner (then the answer is held-by-another or free)"))
+  .addHelpText(
+    "after",
+    `
+Examples:
+  lockctl inspect reports                       # exit 1 held, 2 free
+  lockctl inspect reports --owner 9f2c0c4d5e6f77a18899aabbccddeeff --json`,
+  )
+  .action(async (name: string, flags: ConnectionFlags) => {
+    const lock = lockOf(name, flags);
+    await withClient(flags, async (client) => {
+      const result = await client.inspect(lock);
+      const fields =
+        result.status === "heldByYou" || result.status === "expired"
+          ? { fencingToken: result.fencingToken, expiresAt: result.expiresAt }
+          : result.status === "heldByOther"
+            ? { expiresAt: result.expiresAt }
+            : {};
+      printResult({ command: "inspect", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
+      return EXIT_BY_STATUS[result.status]!;
+    });
+  });
+
+lockCommand(program, "run", "hold a lock while a command runs, renewing it; release when it exits")
+  .argument("<command...>", "the command and its arguments (put them after --)")
+  .option("--ttl <ms>", "lease length; renewed every ttl/3", wholeNumber(1), DEFAULT_TTL_MS)
+  .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
+  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command if it has not exited this long after SIGTERM", wholeNumber(0), 10_000)
+  .addOption(ownerOption("default: a new random owner"))
+  .addHelpText(
+    "after",
+    `
+The command sees BATON_LOCK (the lock name), BATON_FENCING_TOKEN (pass it to every write the lock
+guards, so a writer that lost its lease is refused) and BATON_OWNER. lockctl exits with the command's
+code; 75 if the lock stayed held for all of --wait; 76 if the lease was lost (the command was sent
+SIGTERM, then SIGKILL after --kill-after). SIGTERM and SIGHUP are passed on to the command.
+
+Examples:
+  lockctl run nightly-report -- ./make-report.sh --since yesterday
+  lockctl run deploy --ttl 10000 --wait 60000 -- sh -c 'deploy.sh --fence "$BATON_FENCING_TOKEN"'`,
+  )
+  .action(async (name: string, commandLine: string[], flags: ConnectionFlags & { ttl: number; wait: number; killAfter: number }) => {
+    const lock = lockOf(name, flags);
+    await withClient(flags, (client) =>
+      runLocked(client, { lock, ttlMs: flags.ttl, waitMs: flags.wait, killAfterMs: flags.killAfter, command: commandLine[0]!, args: commandLine.slice(1) }),
+    );
+  });
+
+program
+  .command("bench")
+  .description("load a server: closed-loop clients with pipelined requests on random locks; progress each second, then a latency table")
+  .addOption(endpointsOption())
+  .option("--connections <n>", "clients, one connection each", wholeNumber(1), 4)
+  .option("--pipeline <n>", "requests in flight per connection", wholeNumber(1), 32)
+  .option("--keys <n>", "distinct locks (bench-0 .. bench-N-1)", wholeNumber(1), 10_000)
+  .option("--mix <weights>", `command weights, of ${BENCH_COMMANDS.join(", ")}`, flagParser(parseMix), parseMix("acquire=40,renew=20,release=30,inspect=10"))
+  .option("--duration <time>", "how long: 10s, 500ms, 2m", flagParser(parseDurationMs), 10_000)
+  .option("--ttl <ms>", "ttl of acquired and renewed leases", wholeNumber(1), 10_000)
+  .option("--json", "print the summary as JSON", false)
+  .addHelpText(
+    "after",
+    `
+Examples:
+  lockctl bench                                         # 4 x 32 in flight, 10 s, default mix
+  lockctl bench --connections 16 --pipeline 128 --duration 30s
+  lockctl bench --keys 10 --mix acquire=1,release=1     # heavy contention
+  lockctl bench --mix inspect=1 --json                  # read-only`,
+  )
+  .action(
+    async (flags: { endpoints: Endpoint[] | string; connections: number; pipeline: number; keys: number; mix: ReturnType<typeof parseMix>; duration: number; ttl: number; json: boolean }) => {
+      process.exitCode = await bench({
+        endpoints: endpointsOf(flags.endpoints),
+        connections: flags.connections,
+        pipeline: flags.pipeline,
+        keys: flags.keys,
+        mix: flags.mix,
+        durationMs: flags.duration,
+        ttlMs: flags.ttl,
+        json: flags.json,
+      });
+    },
+  );
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof FlagError) return ExitCode.Usage;
+  if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+  if (!(error instanceof BatonError)) return ExitCode.Software;
+  switch (error.code) {
+    case "BATON_INVALID_ARGUMENT":
+    case "BATON_INVALID_REQUEST":
+      return ExitCode.Usage;
+    case "BATON_RETRIES_EXHAUSTED":
+    case "BATON_CONNECTION":
+    case "BATON_TIMEOUT":
+    case "BATON_UNAVAILABLE":
+    case "BATON_NOT_LEADER":
+      return ExitCode.Unavailable;
+    default:
+      return ExitCode.Software;
+  }
+}
+
+async function main(): Promise<void> {
+  // `lockctl … | head` closing the pipe early is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+  try {
+    await program.parseAsync();
+  } catch (error) {
+    // Commander already printed its own parse errors and help.
+    if (!(error instanceof CommanderError)) process.stderr.write(`lockctl: ${(error as Error).message}\n`);
+    process.exitCode = exitCodeOf(error);
+  }
+}
+
+void main();

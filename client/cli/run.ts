@@ -1,0 +1,77 @@
+/**
+ * `lockctl run`: hold a lock while a command runs. Acquire (waiting up to --wait), start the command
+ * with the fencing token in its environment, renew in the background, release when it exits and exit
+ * with its code. If the lease is lost, the command gets SIGTERM (SIGKILL after --kill-after) and
+ * lockctl exits with ExitCode.LeaseLost, whatever the command's own code.
+ */
+import { spawn } from "node:child_process";
+import { constants } from "node:os";
+import type { BatonClient } from "../client.js";
+import { LockId } from "../ids.js";
+import { ExitCode } from "./exit-codes.js";
+
+export interface RunOptions {
+  readonly lock: LockId;
+  readonly ttlMs: number;
+  readonly waitMs: number;
+  readonly killAfterMs: number;
+  readonly command: string;
+  readonly args: readonly string[];
+}
+
+/** Signals lockctl passes on to the command. SIGINT is not among them: a terminal's Ctrl-C already reaches the whole process group. */
+const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP"] as const;
+
+export async function runLocked(client: BatonClient, options: RunOptions): Promise<number> {
+  const acquired = await client.acquire(options.lock, { ttlMs: options.ttlMs, waitMs: options.waitMs, autoRenew: true });
+  if (acquired.status === "held") {
+    process.stderr.write(`lockctl: ${options.lock.label} is held by another owner (waited ${options.waitMs} ms)\n`);
+    return ExitCode.LockBusy;
+  }
+  const { lease } = acquired;
+  const child = spawn(options.command, options.args, {
+    stdio: "inherit",
+    env: { ...process.env, BATON_FENCING_TOKEN: lease.fencingToken.toString(), BATON_LOCK: options.lock.label, BATON_OWNER: lease.owner },
+  });
+
+  let exited = false;
+  let leaseLost = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const onLeaseLost = () => {
+    if (exited) return;
+    leaseLost = true;
+    process.stderr.write(`lockctl: lease on ${options.lock.label} lost (${lease.lossReason ?? "unknown"}); sending SIGTERM to the command\n`);
+    child.kill("SIGTERM");
+    killTimer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs);
+  };
+  lease.signal.addEventListener("abort", onLeaseLost, { once: true });
+  const forwarders = FORWARDED_SIGNALS.map((signal) => {
+    const forward = () => child.kill(signal);
+    process.on(signal, forward);
+    return () => process.off(signal, forward);
+  });
+  const ignoreInterrupt = () => {}; // the child got it too; wait for it to exit, then release
+  process.on("SIGINT", ignoreInterrupt);
+
+  const status = await new Promise<number>((resolve) => {
+    child.once("error", (error: NodeJS.ErrnoException) => {
+      process.stderr.write(`lockctl: cannot run ${options.command}: ${error.message}\n`);
+      resolve(ExitCode.CommandNotFound);
+    });
+    child.once("exit", (code, signal) => {
+      resolve(code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)));
+    });
+  });
+  exited = true;
+  clearTimeout(killTimer);
+  lease.signal.removeEventListener("abort", onLeaseLost);
+  for (const stop of forwarders) stop();
+  process.off("SIGINT", ignoreInterrupt);
+
+  try {
+    await lease.release();
+  } catch (error) {
+    process.stderr.write(`lockctl: release of ${options.lock.label} failed (it expires after its ttl): ${(error as Error).message}\n`);
+  }
+  return leaseLost ? ExitCode.LeaseLost : status;
+}

@@ -1,0 +1,381 @@
+/**
+ * BatonClient: one pipelined connection per endpoint, and the retry loop every request goes through.
+ * A logical request gets ONE random request id when it is created; every attempt of it (after a
+ * timeout, a broken connection, status 4 or status 6) resends the byte-identical frame, so the server
+ * either applies it once or replays its original answer: a retry can never acquire twice.
+ */
+import { EventEmitter } from "node:events";
+import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
+import { DEFAULT_BACKOFF, backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
+import { monotonicClock, type MonotonicClock } from "./clock.js";
+import { Connection } from "./connection.js";
+import { DEFAULT_HOST, DEFAULT_PORT, toEndpoint, type Endpoint, type EndpointInput } from "./endpoints.js";
+import {
+  BatonError,
+  ClientClosedError,
+  InvalidArgumentError,
+  LockWaitTimeoutError,
+  NotLeaderError,
+  RequestAbortedError,
+  RetriesExhaustedError,
+  ServerUnavailableError,
+} from "./errors.js";
+import { randomOwner, toLockId, toOwnerBytes, type LockId, type LockRef, type OwnerRef } from "./ids.js";
+import { Lease, type LeaseDriver } from "./lease.js";
+import {
+  acquireOutcome,
+  inspectResult,
+  releaseResult,
+  renewResult,
+  type AcquireResult,
+  type InspectResult,
+  type ReleaseResult,
+  type RenewResult,
+} from "./results.js";
+
+export interface BatonClientOptions {
+  /** Servers to talk to, "host:port" or Endpoint; default ["127.0.0.1:5625"]. */
+  readonly endpoints?: readonly EndpointInput[];
+  /** The owner id of every lease this client takes, unless a call names another; random otherwise. */
+  readonly owner?: OwnerRef;
+  /** How long one attempt waits for its reply before it is retried. Default 5000. */
+  readonly timeoutMs?: number;
+  /** Attempts per request (the first one included) before RetriesExhaustedError. Default 8. */
+  readonly attempts?: number;
+  /** How long dialing an endpoint may take. Default 3000. */
+  readonly connectTimeoutMs?: number;
+  /** Pacing of retries and reconnects. Default 25 ms doubling up to 1000 ms, with jitter. */
+  readonly backoff?: Partial<BackoffOptions>;
+  /** Requests in flight per connection at most; more wait locally. Default 1024. */
+  readonly maxInFlightPerConnection?: number;
+  /** The monotonic clock lease deadlines are measured on (tests inject one). */
+  readonly clock?: MonotonicClock;
+}
+
+/** Options every call takes. */
+export interface CallOptions {
+  /** Aborts the call; it rejects with RequestAbortedError (the server may still have applied it). */
+  readonly signal?: AbortSignal;
+  /** Overrides the client's per-attempt timeout. */
+  readonly timeoutMs?: number;
+  /** Overrides the client's attempts per request. */
+  readonly attempts?: number;
+  /** Act as this owner instead of the client's. */
+  readonly owner?: OwnerRef;
+}
+
+export interface AutoRenewOptions {
+  /** Renew this often. Default ttl/3. */
+  readonly intervalMs?: number;
+}
+
+export interface AcquireOptions extends CallOptions {
+  readonly ttlMs: number;
+  /**
+   * While someone else holds the lock, keep trying this long (backoff with jitter between tries),
+   * each try a new request. Default 0: one try.
+   */
+  readonly waitMs?: number;
+  /** Renew in the background until released or lost. Default false (true in withLock). */
+  readonly autoRenew?: boolean | AutoRenewOptions;
+  /** Taken off the ttl to get the local deadline. Default ttl/10. */
+  readonly safetyMarginMs?: number;
+}
+
+export interface RenewOptions extends CallOptions {
+  readonly ttlMs: number;
+}
+
+export interface WithLockOptions extends Omit<AcquireOptions, "autoRenew"> {
+  /** Default true: the lease is renewed while the callback runs. */
+  readonly autoRenew?: boolean | AutoRenewOptions;
+}
+
+export interface RetryEvent {
+  readonly command: string;
+  /** The request id every attempt of this request carries (hex). */
+  readonly requestId: string;
+  /** The attempt about to be made (2 = first retry). */
+  readonly attempt: number;
+  readonly endpoint: string;
+  /** Why the previous attempt failed. */
+  readonly reason: BatonError;
+}
+
+export type BatonClientEvents = {
+  connect: [endpoint: string];
+  disconnect: [endpoint: string, error: Error | undefined];
+  retry: [event: RetryEvent];
+  /** A background task (auto-renewal, withLock's release) failed; nothing was lost yet. */
+  warning: [error: Error];
+};
+
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_ATTEMPTS = 8;
+const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
+const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** Waiting in withLock: a held lock is retried after 20 ms, doubling to 500 ms, with jitter. */
+const WAIT_BACKOFF: BackoffOptions = { baseMs: 20, maxMs: 500 };
+/** Largest ttl the SDK lets through; the server applies its own --max-ttl (answering status 3). */
+const MAX_TTL_MS = Number.MAX_SAFE_INTEGER;
+
+interface Request {
+  readonly command: Command;
+  readonly lock: LockId;
+  readonly owner: Buffer;
+  readonly ttlMs?: number;
+}
+
+interface Answered {
+  readonly response: Response;
+  /** Monotonic time the first attempt was written: the server decided no earlier than this. */
+  readonly sentAtMs: number;
+}
+
+export class BatonClient extends EventEmitter<BatonClientEvents> {
+  /** This client's owner id (hex). */
+  readonly owner: string;
+  readonly endpoints: readonly Endpoint[];
+
+  private readonly ownerBytes: Buffer;
+  private readonly connections: Connection[];
+  private readonly timeoutMs: number;
+  private readonly attempts: number;
+  private readonly backoff: BackoffOptions;
+  private readonly clock: MonotonicClock;
+  private readonly leases = new Set<Lease>();
+  private readonly leaseDriver: LeaseDriver;
+  /** The endpoint requests go to first: the last one that answered as leader. */
+  private current = 0;
+  private closed = false;
+
+  constructor(options: BatonClientOptions = {}) {
+    super();
+    const endpoints = (options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`]).map(toEndpoint);
+    if (endpoints.length === 0) throw new InvalidArgumentError("endpoints must not be empty");
+    this.endpoints = endpoints;
+    this.ownerBytes = options.owner === undefined ? randomOwner() : toOwnerBytes(options.owner);
+    this.owner = bytesToHex(this.ownerBytes);
+    this.timeoutMs = positive(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeoutMs");
+    this.attempts = positive(options.attempts ?? DEFAULT_ATTEMPTS, "attempts");
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.clock = options.clock ?? monotonicClock;
+    const connectionOptions = {
+      connectTimeoutMs: positive(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
+      maxInFlight: positive(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT, "maxInFlightPerConnection"),
+      clock: this.clock,
+      onOpen: (connection: Connection) => this.emit("connect", connection.label),
+      onClose: (connection: Connection, error: Error | undefined) => this.emit("disconnect", connection.label, error),
+    };
+    this.connections = endpoints.map((endpoint) => new Connection(endpoint, connectionOptions));
+    this.leaseDriver = {
+      clock: this.clock,
+      renew: async (lease, ttlMs, callOptions) => {
+        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs }, callOptions);
+        return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs };
+      },
+      release: async (lease, callOptions) =>
+        releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes }, callOptions)).response),
+      // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
+      track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
+      ended: (lease) => this.leases.delete(lease),
+      warn: (error) => this.emit("warning", error),
+    };
+  }
+
+  /**
+   * Connects to the first endpoint that accepts, so configuration mistakes show at start-up.
+   * Optional: every call connects on demand.
+   */
+  async connect(options: { signal?: AbortSignal } = {}): Promise<void> {
+    let lastError: unknown;
+    for (let i = 0; i < this.connections.length; i++) {
+      const index = (this.current + i) % this.connections.length;
+      try {
+        await this.connections[index]!.open(options.signal);
+        this.current = index;
+        return;
+      } catch (error) {
+        if (error instanceof RequestAbortedError || error instanceof ClientClosedError) throw error;
+        lastError = error;
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * Closes every connection at once: calls in flight reject with ClientClosedError, and leases
+   * still held end (their signals abort) without being released; they expire on the server.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const lease of [...this.leases]) lease.abandon();
+    for (const connection of this.connections) connection.close();
+  }
+
+  /**
+   * Acquires the lock: granted, a Lease; held by anyone (this owner included), the holder's expiry,
+   * after trying for up to `waitMs`.
+   */
+  async acquire(lock: LockRef, options: AcquireOptions): Promise<AcquireResult> {
+    const ttlMs = ttl(options.ttlMs);
+    const lockId = toLockId(lock);
+    const owner = this.ownerOf(options);
+    const waitMs = options.waitMs ?? 0;
+    if (!(waitMs >= 0)) throw new InvalidArgumentError(`waitMs must be >= 0, got ${waitMs}`);
+    const giveUpAtMs = this.clock() + waitMs;
+    // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
+    for (let retry = 1; ; retry++) {
+      const result = await this.acquireOnce(lockId, owner, ttlMs, options);
+      const leftMs = giveUpAtMs - this.clock();
+      if (result.status === "acquired" || leftMs <= 0) return result;
+      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal);
+    }
+  }
+
+  private async acquireOnce(lockId: LockId, owner: Buffer, ttlMs: number, options: AcquireOptions): Promise<AcquireResult> {
+    const { response, sentAtMs } = await this.send({ command: Command.Acquire, lock: lockId, owner, ttlMs }, options);
+    const outcome = acquireOutcome(response);
+    if (outcome.status === "held") return outcome;
+    const autoRenew = options.autoRenew ?? false;
+    const intervalMs = autoRenew === false ? undefined : ((autoRenew === true ? undefined : autoRenew.intervalMs) ?? ttlMs / 3);
+    const lease = new Lease(this.leaseDriver, {
+      lock: lockId,
+      owner,
+      fencingToken: outcome.fencingToken,
+      expiresAt: outcome.expiresAt,
+      ttlMs,
+      sentAtMs,
+      safetyMarginMs: options.safetyMarginMs ?? ttlMs / 10,
+      autoRenewIntervalMs: intervalMs === undefined ? undefined : positive(intervalMs, "autoRenew.intervalMs"),
+      autoRenewTimeoutMs: Math.min(options.timeoutMs ?? this.timeoutMs, Math.max(1, intervalMs ?? ttlMs)),
+    });
+    if (this.closed) lease.abandon();
+    return { status: "acquired", lease, fencingToken: outcome.fencingToken, expiresAt: outcome.expiresAt };
+  }
+
+  /** Extends a lease held by this owner (or `owner`). Prefer Lease.renew, which also tracks the local deadline. */
+  async renew(lock: LockRef, options: RenewOptions): Promise<RenewResult> {
+    const ttlMs = ttl(options.ttlMs);
+    return renewResult((await this.send({ command: Command.Renew, lock: toLockId(lock), owner: this.ownerOf(options), ttlMs }, options)).response);
+  }
+
+  /** Releases a lock held by this owner (or `owner`). Prefer Lease.release. */
+  async release(lock: LockRef, options: CallOptions = {}): Promise<ReleaseResult> {
+    return releaseResult((await this.send({ command: Command.Release, lock: toLockId(lock), owner: this.ownerOf(options) }, options)).response);
+  }
+
+  /** Reads the lock's state as this owner (or `owner`) sees it. Changes nothing. */
+  async inspect(lock: LockRef, options: CallOptions = {}): Promise<InspectResult> {
+    return inspectResult((await this.send({ command: Command.Inspect, lock: toLockId(lock), owner: this.ownerOf(options) }, options)).response);
+  }
+
+  /**
+   * Acquires the lock (waiting up to `waitMs` with backoff and jitter while someone else holds it),
+   * runs `fn` with the lease, and always releases it, whether `fn` returns or throws. `fn` should
+   * pass `lease.fencingToken` to every write it makes and stop when `lease.signal` aborts.
+   * Throws LockWaitTimeoutError when the lock stayed held for the whole wait.
+   */
+  async withLock<T>(lock: LockRef, options: WithLockOptions, fn: (lease: Lease) => Promise<T> | T): Promise<T> {
+    const lockId = toLockId(lock);
+    const result = await this.acquire(lockId, { ...options, autoRenew: options.autoRenew ?? true });
+    if (result.status === "held") throw new LockWaitTimeoutError(lockId.label, options.waitMs ?? 0, result.expiresAt);
+    const { lease } = result;
+    try {
+      return await fn(lease);
+    } finally {
+      try {
+        await lease.release({ ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) });
+      } catch (error) {
+        // The lease ends at its ttl anyway; a failed release must not mask fn's own outcome.
+        this.emit("warning", error as Error);
+      }
+    }
+  }
+
+  private ownerOf(options: CallOptions): Buffer {
+    return options.owner === undefined ? this.ownerBytes : toOwnerBytes(options.owner);
+  }
+
+  /**
+   * Sends one logical request until it gets a decided answer (any status but 4 and 6), resending the
+   * same frame, with the same request id, on every attempt.
+   */
+  private async send(request: Request, options: CallOptions): Promise<Answered> {
+    if (this.closed) throw new ClientClosedError();
+    const requestId = randomId();
+    const frame = encodeRequest({
+      command: request.command,
+      requestId,
+      lockId: request.lock.bytes,
+      ownerId: request.owner,
+      ...(request.ttlMs === undefined ? {} : { ttlMs: BigInt(request.ttlMs) }),
+    });
+    const attempts = positive(options.attempts ?? this.attempts, "attempts");
+    const timeoutMs = positive(options.timeoutMs ?? this.timeoutMs, "timeoutMs");
+    const { signal } = options;
+    let firstSentAtMs: number | undefined;
+    let lastError: BatonError | undefined;
+    let delayNext = false;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      if (this.closed) throw new ClientClosedError();
+      throwIfAborted(signal);
+      const index = this.current;
+      const connection = this.connections[index]!;
+      if (lastError !== undefined) {
+        this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
+        if (delayNext) await sleep(backoffDelayMs(attempt - 1, this.backoff), signal);
+      }
+      delayNext = true;
+      try {
+        await connection.open(signal);
+        firstSentAtMs ??= this.clock();
+        const response = await connection.request(frame, timeoutMs, signal);
+        if (response.status === Status.NotLeader) {
+          lastError = new NotLeaderError(connection.label, response.fencingToken);
+          delayNext = !this.follow(index, response.fencingToken);
+          continue;
+        }
+        if (response.status === Status.Unavailable) {
+          lastError = new ServerUnavailableError(connection.label);
+          continue;
+        }
+        return { response, sentAtMs: firstSentAtMs };
+      } catch (error) {
+        if (!(error instanceof BatonError) || error.code === "BATON_ABORTED" || error.code === "BATON_CLIENT_CLOSED") throw error;
+        if (error.code === "BATON_CONNECTION" || error.code === "BATON_TIMEOUT") {
+          lastError = error;
+          if (error.code === "BATON_CONNECTION" && this.connections.length > 1) this.current = (index + 1) % this.connections.length;
+          continue;
+        }
+        throw error;
+      }
+    }
+    throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempts, bytesToHex(requestId), lastError);
+  }
+
+  /**
+   * Status 4 from endpoint `from`: go to the hinted leader when an endpoint carries that node id,
+   * else to the next endpoint. True when the next attempt may go at once (a known leader).
+   */
+  private follow(from: number, leaderHint: bigint): boolean {
+    const hinted = leaderHint === 0n ? -1 : this.endpoints.findIndex((endpoint) => endpoint.nodeId === leaderHint);
+    if (hinted >= 0 && hinted !== from) {
+      this.current = hinted;
+      return true;
+    }
+    this.current = (from + 1) % this.connections.length;
+    return false;
+  }
+}
+
+function positive(value: number, name: string): number {
+  if (!(Number.isFinite(value) && value > 0)) throw new InvalidArgumentError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+function ttl(ttlMs: number): number {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) throw new InvalidArgumentError(`ttlMs must be a whole number of milliseconds >= 1, got ${ttlMs}`);
+  return ttlMs;
+}

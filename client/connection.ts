@@ -1,0 +1,215 @@
+/**
+ * One TCP connection to one endpoint, pipelined: frames are written as requests come, replies are
+ * matched to them in order (ReplyMatcher). It dials lazily and again after a break; the caller's retry
+ * loop paces reconnects. A request that times out keeps its slot (its late reply is dropped); if
+ * nothing at all arrived since it was written, the connection is presumed dead and destroyed, so
+ * a half-open socket (peer crashed, cable pulled) cannot swallow every retry.
+ */
+import { connect, type Socket } from "node:net";
+import type { Response } from "../src/protocol/index.js";
+import { ClientClosedError, ConnectionError, ProtocolError, RequestAbortedError, RequestTimeoutError, type BatonError } from "./errors.js";
+import type { MonotonicClock } from "./clock.js";
+import { endpointLabel, type Endpoint } from "./endpoints.js";
+import { Fifo } from "./fifo.js";
+import { ReceiveResult, ReplyMatcher, type PendingReply } from "./reply-matcher.js";
+
+export interface ConnectionOptions {
+  readonly connectTimeoutMs: number;
+  /** Requests written and unanswered at most; more wait in a local queue (the server stops reading beyond its own limit anyway). */
+  readonly maxInFlight: number;
+  readonly clock: MonotonicClock;
+  readonly onOpen: (connection: Connection) => void;
+  readonly onClose: (connection: Connection, error: Error | undefined) => void;
+}
+
+interface Pending extends PendingReply {
+  frame: Buffer;
+  /** Monotonic time the frame was handed to the socket; -1 while it waits for room in the pipeline. */
+  sentAtMs: number;
+  fail(error: BatonError): void;
+}
+
+const KEEPALIVE_DELAY_MS = 10_000;
+
+export class Connection {
+  readonly label: string;
+  private socket: Socket | undefined;
+  private matcher = new ReplyMatcher();
+  private readonly waiting = new Fifo<Pending>();
+  private dialing: Promise<void> | undefined;
+  private lastReceiveMs = -Infinity;
+  private corked = false;
+  private closed = false;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.label = endpointLabel(endpoint);
+  }
+
+  get isOpen(): boolean {
+    return this.socket !== undefined;
+  }
+
+  /** Resolves once connected (dialing if needed; concurrent callers share one dial). */
+  open(signal?: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new ClientClosedError());
+    if (this.socket !== undefined) return Promise.resolve();
+    this.dialing ??= this.dial().finally(() => (this.dialing = undefined));
+    if (signal === undefined) return this.dialing;
+    return abortable(this.dialing, signal);
+  }
+
+  /**
+   * Sends one frame and resolves with its reply. Rejects with RequestTimeoutError after `timeoutMs`,
+   * RequestAbortedError when `signal` fires, ConnectionError when the connection breaks first.
+   */
+  request(frame: Buffer, timeoutMs: number, signal?: AbortSignal): Promise<Response> {
+    return new Promise<Response>((resolve, reject) => {
+      if (this.closed) return reject(new ClientClosedError());
+      if (this.socket === undefined) return reject(new ConnectionError(this.label, "not connected"));
+      if (signal?.aborted) return reject(new RequestAbortedError(signal.reason));
+      let done = false;
+      const finish = () => {
+        done = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const pending: Pending = {
+        frame,
+        sentAtMs: -1,
+        abandoned: false,
+        settle: (response) => {
+          if (done) return;
+          finish();
+          resolve(response);
+        },
+        fail: (error) => {
+          if (done) return;
+          finish();
+          reject(error);
+        },
+      };
+      const onAbort = () => {
+        pending.abandoned = true;
+        pending.fail(new RequestAbortedError(signal!.reason));
+      };
+      const timer = setTimeout(() => {
+        pending.abandoned = true;
+        pending.fail(new RequestTimeoutError(this.label, timeoutMs));
+        this.suspectDead(pending);
+      }, timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (this.matcher.inFlight < this.options.maxInFlight && this.waiting.length === 0) this.write(pending);
+      else this.waiting.push(pending);
+    });
+  }
+
+  /** Closes for good: every request waiting on it fails with ClientClosedError. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket?.destroy();
+  }
+
+  private dial(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const socket = connect({ host: this.endpoint.host, port: this.endpoint.port, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`));
+      }, this.options.connectTimeoutMs);
+      socket.once("error", (error) => {
+        clearTimeout(timer);
+        reject(new ConnectionError(this.label, `connect failed: ${error.message}`, { cause: error }));
+      });
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        if (this.closed) {
+          socket.destroy();
+          return reject(new ClientClosedError());
+        }
+        this.adopt(socket);
+        resolve();
+      });
+    });
+  }
+
+  private adopt(socket: Socket): void {
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    this.socket = socket;
+    this.matcher = new ReplyMatcher();
+    let lastError: Error | undefined;
+    socket.on("data", (chunk: Buffer) => {
+      this.lastReceiveMs = this.options.clock();
+      if (this.matcher.receive(chunk) === ReceiveResult.Unsolicited) {
+        socket.destroy(new ProtocolError(`${this.label} sent a reply to no request`));
+        return;
+      }
+      this.writeWaiting();
+    });
+    socket.on("error", (error) => (lastError = error));
+    socket.on("close", () => this.onSocketClose(socket, lastError));
+    this.options.onOpen(this);
+  }
+
+  private onSocketClose(socket: Socket, error: Error | undefined): void {
+    if (this.socket !== socket) return;
+    this.socket = undefined;
+    this.corked = false;
+    const failure = () =>
+      this.closed ? new ClientClosedError() : new ConnectionError(this.label, error ? `connection lost: ${error.message}` : "connection closed by the server", { cause: error });
+    for (const pending of this.matcher.takeWaiting() as Pending[]) pending.fail(failure());
+    for (const pending of this.waiting.drain()) pending.fail(failure());
+    this.options.onClose(this, error);
+  }
+
+  private write(pending: Pending): void {
+    const socket = this.socket!;
+    pending.sentAtMs = this.options.clock();
+    this.matcher.expect(pending);
+    // Frames written in one tick leave in one segment.
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(pending.frame);
+  }
+
+  private writeWaiting(): void {
+    while (this.waiting.length > 0 && this.matcher.inFlight < this.options.maxInFlight && this.socket !== undefined) {
+      const pending = this.waiting.shift()!;
+      if (!pending.abandoned) this.write(pending);
+    }
+  }
+
+  /** A request timed out: if the socket has been silent ever since it was written, give the socket up. */
+  private suspectDead(pending: Pending): void {
+    if (pending.sentAtMs < 0 || this.socket === undefined) return;
+    if (this.lastReceiveMs < pending.sentAtMs) this.socket.destroy(new Error("no reply within the request timeout; connection presumed dead"));
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new RequestAbortedError(signal.reason));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}

@@ -1,0 +1,43 @@
+/** Server addresses: parsing "host:port" text and the structured form that can name a node id. */
+import { InvalidArgumentError } from "./errors.js";
+
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEFAULT_PORT = 5625;
+
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+  /**
+   * The server's node id, when known. A server that is not the leader answers with the leader's node
+   * id; endpoints that carry ids let the client go straight there instead of trying each in turn.
+   */
+  readonly nodeId?: bigint;
+}
+
+/** "host:port", "[v6]:port", or "host" (port 5625), or an Endpoint. */
+export type EndpointInput = string | Endpoint;
+
+export function toEndpoint(input: EndpointInput): Endpoint {
+  if (typeof input !== "string") {
+    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535) throw new InvalidArgumentError(`bad port in endpoint: ${input.port}`);
+    if (input.host.length === 0) throw new InvalidArgumentError("endpoint host must not be empty");
+    return input;
+  }
+  const text = input.trim();
+  const match = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(text);
+  if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got ${JSON.stringify(input)}`);
+  const port = match[2] === undefined ? DEFAULT_PORT : Number(match[2]);
+  if (port < 1 || port > 65535) throw new InvalidArgumentError(`port out of range in ${JSON.stringify(input)}`);
+  return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/** A comma-separated list, as in --endpoints and BATON_ENDPOINTS. */
+export function parseEndpointList(list: string): Endpoint[] {
+  const parts = list.split(",").filter((part) => part.trim().length > 0);
+  if (parts.length === 0) throw new InvalidArgumentError("no endpoints given");
+  return parts.map(toEndpoint);
+}
+
+export function endpointLabel(endpoint: Endpoint): string {
+  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}

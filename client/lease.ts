@@ -1,0 +1,224 @@
+/**
+ * A granted lock, as the holder sees it. The lease is held until its LOCAL deadline: the monotonic
+ * time at which the granting (or latest renewing) request was first sent, plus the ttl, minus a
+ * safety margin. The server started its ttl no earlier than that send, so the server's lease outlives
+ * the local deadline whatever the two wall clocks say; the margin covers clock-rate drift and timer
+ * lateness. `signal` aborts the moment the lease may no longer be held: at that deadline, when a
+ * renewal is refused, when the lease is released, or when the client closes.
+ */
+import type { MonotonicClock } from "./clock.js";
+import { LeaseLostError, type BatonError, type LeaseLossReason } from "./errors.js";
+import type { LockId } from "./ids.js";
+import type { LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
+
+/** Per-call options of Lease.renew and Lease.release. */
+export interface LeaseCallOptions {
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+  readonly attempts?: number;
+}
+
+export interface LeaseRenewOptions extends LeaseCallOptions {
+  /** A new ttl for this and later renewals; the lease's current ttl otherwise. */
+  readonly ttlMs?: number;
+}
+
+/** What a Lease needs from its client: sending requests on its behalf, and bookkeeping. */
+export interface LeaseDriver {
+  readonly clock: MonotonicClock;
+  renew(lease: Lease, ttlMs: number, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
+  release(lease: Lease, options: LeaseCallOptions): Promise<ReleaseResult>;
+  /** The lease has timers or a signal to end when the client closes. */
+  track(lease: Lease): void;
+  /** The lease ended (released, lost): the client stops tracking it. */
+  ended(lease: Lease): void;
+  /** A background renewal failed without ending the lease. */
+  warn(error: Error): void;
+}
+
+export interface LeaseInit {
+  readonly lock: LockId;
+  readonly owner: Buffer;
+  readonly fencingToken: bigint;
+  readonly expiresAt: bigint;
+  readonly ttlMs: number;
+  /** Monotonic time the granting request was first sent. */
+  readonly sentAtMs: number;
+  readonly safetyMarginMs: number;
+  /** Renew automatically this often; undefined: only when renew() is called. */
+  readonly autoRenewIntervalMs: number | undefined;
+  /** Per-attempt timeout of automatic renewals. */
+  readonly autoRenewTimeoutMs: number;
+}
+
+type LeaseState = { readonly kind: "held" } | { readonly kind: "ended"; readonly reason: LeaseLossReason };
+
+export class Lease {
+  readonly lock: LockId;
+  /** The owner id (hex) the lease was granted to; renewals and the release use it. */
+  readonly owner: string;
+  readonly ownerBytes: Buffer;
+  /** Strictly greater than every token granted before it, for any lock: pass it to every write it guards. */
+  readonly fencingToken: bigint;
+
+  private expiresAtValue: bigint;
+  private ttlValueMs: number;
+  private deadlineMs: number;
+  private state: LeaseState = { kind: "held" };
+  private controller: AbortController | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
+  /** Renewals run one at a time, so a slow reply can never overwrite the deadline of a newer one. */
+  private renewals: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly driver: LeaseDriver,
+    private readonly init: LeaseInit,
+  ) {
+    this.lock = init.lock;
+    this.ownerBytes = init.owner;
+    this.owner = init.owner.toString("hex");
+    this.fencingToken = init.fencingToken;
+    this.expiresAtValue = init.expiresAt;
+    this.ttlValueMs = init.ttlMs;
+    this.deadlineMs = init.sentAtMs + init.ttlMs - init.safetyMarginMs;
+    if (init.autoRenewIntervalMs !== undefined) {
+      this.driver.track(this);
+      if (this.state.kind === "held") {
+        this.armDeadline();
+        this.scheduleRenewal(init.autoRenewIntervalMs);
+      }
+    }
+  }
+
+  /** The server's expiry of the latest grant or renewal (server clock, unix ms). Informational only. */
+  get expiresAt(): bigint {
+    return this.expiresAtValue;
+  }
+
+  get ttlMs(): number {
+    return this.ttlValueMs;
+  }
+
+  /** Whether the lease is still held by the local deadline (and was neither refused nor released). */
+  get held(): boolean {
+    this.checkDeadline();
+    return this.state.kind === "held";
+  }
+
+  /** Why the lease ended, or undefined while it is held. */
+  get lossReason(): LeaseLossReason | undefined {
+    this.checkDeadline();
+    return this.state.kind === "ended" ? this.state.reason : undefined;
+  }
+
+  /** Milliseconds left before the local deadline (0 once it ended). */
+  get remainingMs(): number {
+    if (!this.held) return 0;
+    return Math.max(0, this.deadlineMs - this.driver.clock());
+  }
+
+  /** Aborts, with a LeaseLostError as its reason, the moment the lease may no longer be held. */
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      this.checkDeadline();
+      if (this.state.kind === "ended") {
+        this.controller.abort(new LeaseLostError(this.state.reason));
+      } else {
+        this.driver.track(this);
+        this.armDeadline();
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /**
+   * Extends the lease by its ttl (or `ttlMs`) from now. A refusal (`notHeld`, `expired`) ends the
+   * lease; `lost` means it had already ended locally and nothing was sent. Throws only what requests
+   * throw (retries exhausted, aborted, client closed); the lease then stays as it was.
+   */
+  renew(options: LeaseRenewOptions = {}): Promise<LeaseRenewResult> {
+    const next = this.renewals.then(() => this.renewNow(options));
+    this.renewals = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Ends the lease (the signal aborts at once) and releases the lock on the server. */
+  release(options: LeaseCallOptions = {}): Promise<ReleaseResult> {
+    this.end("released");
+    return this.driver.release(this, options);
+  }
+
+  /** Ends the lease locally without telling the server (the client is closing). */
+  abandon(): void {
+    this.end("client-closed");
+  }
+
+  private async renewNow(options: LeaseRenewOptions): Promise<LeaseRenewResult> {
+    if (!this.held) return { status: "lost" };
+    const ttlMs = options.ttlMs ?? this.ttlValueMs;
+    const { result, sentAtMs } = await this.driver.renew(this, ttlMs, options);
+    if (this.state.kind !== "held") return result;
+    if (result.status === "renewed") {
+      this.ttlValueMs = ttlMs;
+      this.expiresAtValue = result.expiresAt;
+      this.deadlineMs = sentAtMs + ttlMs - this.init.safetyMarginMs;
+      if (this.deadlineTimer !== undefined) this.armDeadline();
+      this.checkDeadline();
+    } else {
+      this.end("refused");
+    }
+    return result;
+  }
+
+  private scheduleRenewal(delayMs: number): void {
+    this.renewTimer = setTimeout(() => void this.autoRenew(), delayMs);
+    this.renewTimer.unref();
+  }
+
+  private async autoRenew(): Promise<void> {
+    this.renewTimer = undefined;
+    if (!this.held) return;
+    const interval = this.init.autoRenewIntervalMs!;
+    try {
+      const result = await this.renew({ signal: this.signal, timeoutMs: this.init.autoRenewTimeoutMs });
+      if (result.status === "renewed") this.scheduleRenewal(interval);
+    } catch (error) {
+      if (!this.held) return;
+      this.driver.warn(error as BatonError);
+      // Try again soon: the local deadline, not this loop, decides when the lease is lost.
+      this.scheduleRenewal(Math.min(interval, Math.max(1, this.remainingMs / 2)));
+    }
+  }
+
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    if (this.state.kind !== "held") return;
+    const delayMs = Math.max(0, this.deadlineMs - this.driver.clock());
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = undefined;
+      if (this.checkDeadline()) this.armDeadline(); // a timer may fire a little early: re-arm
+    }, Math.ceil(delayMs));
+    this.deadlineTimer.unref();
+  }
+
+  /** Ends the lease if its deadline passed; true while it is still held. */
+  private checkDeadline(): boolean {
+    if (this.state.kind !== "held") return false;
+    if (this.driver.clock() < this.deadlineMs) return true;
+    this.end("deadline");
+    return false;
+  }
+
+  private end(reason: LeaseLossReason): void {
+    if (this.state.kind !== "held") return;
+    this.state = { kind: "ended", reason };
+    clearTimeout(this.deadlineTimer);
+    clearTimeout(this.renewTimer);
+    this.deadlineTimer = undefined;
+    this.renewTimer = undefined;
+    this.controller?.abort(new LeaseLostError(reason));
+    this.driver.ended(this);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * The typed outcomes of each command, and the pure mapping from a decoded 17-byte reply to them.
+ * Statuses 4 (not leader) and 6 (unavailable) never get here: the client retries them. Status 3 and
+ * any status a command cannot have are errors, not results.
+ */
+import { COMMAND_NAMES, Command, Status, type Response } from "../src/protocol/index.js";
+import { InvalidRequestError, ProtocolError } from "./errors.js";
+import type { Lease } from "./lease.js";
+
+/** Times are the server's clock in unix milliseconds; informational only (see Lease for the local deadline). */
+export type AcquireResult =
+  | { readonly status: "acquired"; readonly lease: Lease; readonly fencingToken: bigint; readonly expiresAt: bigint }
+  /** Someone holds the lock (this owner included, if it acquired it with another request). */
+  | { readonly status: "held"; readonly expiresAt: bigint };
+
+/** The server's answer to ACQUIRE, before the client wraps a grant in a Lease. */
+export type AcquireOutcome =
+  | { readonly status: "acquired"; readonly fencingToken: bigint; readonly expiresAt: bigint }
+  | { readonly status: "held"; readonly expiresAt: bigint };
+
+export type RenewResult =
+  | { readonly status: "renewed"; readonly fencingToken: bigint; readonly expiresAt: bigint }
+  /** Another owner holds it, or it is free and this owner was not its last holder. */
+  | { readonly status: "notHeld" }
+  /** This owner's lease ran out and nobody acquired since: its token and expiry. */
+  | { readonly status: "expired"; readonly fencingToken: bigint; readonly expiresAt: bigint };
+
+export type ReleaseResult =
+  | { readonly status: "released"; readonly fencingToken: bigint; readonly releasedAt: bigint }
+  | { readonly status: "notHeld" }
+  | { readonly status: "expired"; readonly fencingToken: bigint; readonly expiresAt: bigint };
+
+export type InspectResult =
+  | { readonly status: "heldByYou"; readonly fencingToken: bigint; readonly expiresAt: bigint }
+  | { readonly status: "heldByOther"; readonly expiresAt: bigint }
+  | { readonly status: "free" }
+  | { readonly status: "expired"; readonly fencingToken: bigint; readonly expiresAt: bigint };
+
+/** What Lease.renew answers: a server result, or `lost` when the lease was already given up locally. */
+export type LeaseRenewResult = RenewResult | { readonly status: "lost" };
+
+export function acquireOutcome(response: Response): AcquireOutcome {
+  switch (response.status) {
+    case Status.Ok:
+      return { status: "acquired", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
+    case Status.Held:
+      return { status: "held", expiresAt: response.expiresAt };
+    default:
+      return unexpected(Command.Acquire, response);
+  }
+}
+
+export function renewResult(response: Response): RenewResult {
+  switch (response.status) {
+    case Status.Ok:
+      return { status: "renewed", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
+    case Status.NotHeld:
+      return { status: "notHeld" };
+    case Status.Expired:
+      return { status: "expired", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
+    default:
+      return unexpected(Command.Renew, response);
+  }
+}
+
+export function releaseResult(response: Response): ReleaseResult {
+  switch (response.status) {
+    case Status.Ok:
+      return { status: "released", fencingToken: response.fencingToken, releasedAt: response.expiresAt };
+    case Status.NotHeld:
+      return { status: "notHeld" };
+    case Status.Expired:
+      return { status: "expired", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
+    default:
+      return unexpected(Command.Release, response);
+  }
+}
+
+export function inspectResult(response: Response): InspectResult {
+  switch (response.status) {
+    case Status.Ok:
+      return { status: "heldByYou", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
+    case Status.Held:
+      return { status: "heldByOther", expiresAt: response.expiresAt };
+    case Status.NotHeld:
+      return { status: "free" };
+    case Status.Expired:
+      return { status: "expired", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
+    default:
+      return unexpected(Command.Inspect, response);
+  }
+}
+
+function unexpected(command: Command, response: Response): never {
+  const name = COMMAND_NAMES[command];
+  if (response.status === Status.Invalid) throw new InvalidRequestError(name);
+  throw new ProtocolError(`unexpected status ${response.status} for ${name}`);
+}

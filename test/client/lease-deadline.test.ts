@@ -1,0 +1,56 @@
+/**
+ * The local deadline of a lease, with the client's monotonic clock under the test's control.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { BatonClient, type LeaseLostError } from "../../client/index.js";
+import { ScriptedServer, ok, reply } from "./support/scripted-server.js";
+
+let server: ScriptedServer | undefined;
+let client: BatonClient | undefined;
+afterEach(async () => {
+  client?.close();
+  await server?.close();
+});
+
+describe("the local deadline is the first send time plus the ttl minus the safety margin", () => {
+  it("counts from the first attempt even when a retry got the answer", async () => {
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? "silence" : ok(11n, 99_999n)));
+    let nowMs = 1000;
+    client = new BatonClient({ endpoints: [server.endpoint], timeoutMs: 50, backoff: { baseMs: 1, maxMs: 1 }, clock: () => nowMs });
+    client.on("retry", () => (nowMs = 5000)); // the retry goes out 4 s after the first attempt
+    const result = await client.acquire("deadline", { ttlMs: 10_000, safetyMarginMs: 1000 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    const { lease } = result;
+    expect(lease.remainingMs).toBe(1000 + 10_000 - 1000 - 5000);
+    nowMs = 9999;
+    expect(lease.held).toBe(true);
+    nowMs = 10_000;
+    expect(lease.held).toBe(false);
+    expect(lease.lossReason).toBe("deadline");
+    expect((lease.signal.reason as LeaseLostError).reason).toBe("deadline");
+  });
+
+  it("moves to the renewal's first send time after a successful renewal", async () => {
+    server = await ScriptedServer.start(() => ok(12n, 99_999n));
+    let nowMs = 0;
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
+    const result = await client.acquire("renewed", { ttlMs: 1000, safetyMarginMs: 100 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    nowMs = 800;
+    expect(await result.lease.renew()).toMatchObject({ status: "renewed" });
+    nowMs = 1699;
+    expect(result.lease.held).toBe(true);
+    nowMs = 1700;
+    expect(result.lease.held).toBe(false);
+  });
+
+  it("never uses the server's expires_at: a far-future expiry does not extend the lease", async () => {
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(13n, 2n ** 62n) : reply(2)));
+    let nowMs = 0;
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
+    const result = await client.acquire("skewed", { ttlMs: 1000 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    nowMs = 900; // default margin ttl/10
+    expect(result.lease.held).toBe(false);
+  });
+});

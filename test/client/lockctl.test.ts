@@ -1,0 +1,185 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BatonClient } from "../../client/index.js";
+import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+
+const LOCKCTL = resolve(fileURLToPath(new URL("../../dist/client/cli/lockctl.js", import.meta.url)));
+
+let lockd: LockdProcess;
+let endpoint: string;
+let workDir: string;
+beforeAll(async () => {
+  lockd = await spawnLockd({ args: ["--fsync", "never"] });
+  endpoint = `127.0.0.1:${lockd.port}`;
+  workDir = mkdtempSync(join(tmpdir(), "baton-lockctl-"));
+});
+afterAll(async () => {
+  await lockd.stop();
+  lockd.cleanup();
+  rmSync(workDir, { recursive: true, force: true });
+});
+
+interface Finished {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function lockctl(args: readonly string[], onStdout?: (text: string) => void): Promise<Finished> {
+  const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
+  delete env.BATON_OWNER;
+  const child = spawn(process.execPath, [LOCKCTL, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => {
+    stdout += text;
+    onStdout?.(stdout);
+  });
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+}
+
+function json(finished: Finished): Record<string, unknown> {
+  return JSON.parse(finished.stdout) as Record<string, unknown>;
+}
+
+describe("lockctl run: 8 concurrent processes on one lock never overlap", () => {
+  it("counts to 8 with a non-atomic read-increment-write, and sees strictly increasing tokens", async () => {
+    const counter = join(workDir, "counter");
+    const tokens = join(workDir, "tokens");
+    writeFileSync(counter, "0");
+    writeFileSync(tokens, "");
+    // Read, pause, write: without the lock, overlapping runs lose increments.
+    const increment = `
+      const fs = require("node:fs");
+      const [counter, tokens] = process.argv.slice(1);
+      const value = Number(fs.readFileSync(counter, "utf8"));
+      setTimeout(() => {
+        fs.writeFileSync(counter, String(value + 1));
+        fs.appendFileSync(tokens, process.env.BATON_FENCING_TOKEN + "\\n");
+      }, 30);`;
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, () => lockctl(["run", "counter", "--ttl", "5000", "--wait", "20000", "--", process.execPath, "-e", increment, counter, tokens])),
+    );
+    for (const run of runs) expect(run).toMatchObject({ code: 0 });
+    expect(readFileSync(counter, "utf8")).toBe("8");
+    const seen = readFileSync(tokens, "utf8").trim().split("\n").map(BigInt);
+    expect(seen).toHaveLength(8);
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThan(seen[i - 1]!);
+  });
+});
+
+describe("lockctl run: the command's exit code, and its own codes", () => {
+  it("exits with the command's code and releases the lock", async () => {
+    const run = await lockctl(["run", "exit-code", "--", process.execPath, "-e", "process.exit(3)"]);
+    expect(run.code).toBe(3);
+    expect((await lockctl(["inspect", "exit-code"])).code).toBe(2);
+  });
+
+  it("exits 75 when the lock stays held for all of --wait", async () => {
+    const holder = new BatonClient({ endpoints: [endpoint] });
+    try {
+      expect((await holder.acquire("busy", { ttlMs: 60_000 })).status).toBe("acquired");
+      const run = await lockctl(["run", "busy", "--wait", "100", "--", process.execPath, "-e", "process.exit(0)"]);
+      expect(run.code).toBe(75);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it("sends the command SIGTERM and exits 76 when the lease is lost", async () => {
+    const owner = "5eed0000000000000000000000000001";
+    const thief = new BatonClient({ endpoints: [endpoint], owner });
+    try {
+      let started!: () => void;
+      const ready = new Promise<void>((resolveReady) => (started = resolveReady));
+      const run = lockctl(["run", "lost", "--ttl", "900", "--owner", owner, "--", process.execPath, "-e", "console.log('started'); setInterval(() => {}, 1000)"], (out) => {
+        if (out.includes("started")) started();
+      });
+      await ready;
+      expect((await thief.release("lost")).status).toBe("released"); // the next renewal is refused
+      const finished = await run;
+      expect(finished.code).toBe(76);
+      expect(finished.stderr).toContain("lost");
+    } finally {
+      thief.close();
+    }
+  });
+
+  it("passes the lock name, fencing token and owner in the environment", async () => {
+    const run = await lockctl(["run", "env", "--", process.execPath, "-e", "console.log(JSON.stringify([process.env.BATON_LOCK, process.env.BATON_FENCING_TOKEN, process.env.BATON_OWNER]))"]);
+    const [lock, token, owner] = JSON.parse(run.stdout) as string[];
+    expect(lock).toBe("env");
+    expect(BigInt(token!)).toBeGreaterThan(0n);
+    expect(owner).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe("lockctl acquire, renew, release, inspect: the exit code is the answer's status", () => {
+  it("acquire prints the owner id that renew and release then use", async () => {
+    const acquired = await lockctl(["acquire", "cli", "--ttl", "60000", "--json"]);
+    expect(acquired.code).toBe(0);
+    const { owner, fencingToken, status } = json(acquired);
+    expect(status).toBe("acquired");
+    expect(owner).toMatch(/^[0-9a-f]{32}$/);
+
+    expect((await lockctl(["acquire", "cli"])).code).toBe(1);
+    expect((await lockctl(["inspect", "cli"])).code).toBe(1);
+    const mine = await lockctl(["inspect", "cli", "--owner", owner as string, "--json"]);
+    expect(mine.code).toBe(0);
+    expect(json(mine)).toMatchObject({ status: "heldByYou", fencingToken });
+
+    const renewed = await lockctl(["renew", "cli", "--owner", owner as string, "--ttl", "60000", "--json"]);
+    expect(renewed.code).toBe(0);
+    expect(json(renewed)).toMatchObject({ status: "renewed", fencingToken });
+    expect((await lockctl(["release", "cli", "--owner", "abc"])).code).toBe(2);
+    const released = await lockctl(["release", "cli", "--owner", owner as string]);
+    expect(released.code).toBe(0);
+    expect(released.stdout).toMatch(/^released cli token=\d+/);
+    expect((await lockctl(["inspect", "cli"])).code).toBe(2);
+  });
+
+  it("exits 5 when this owner's lease ran out and nobody acquired since", async () => {
+    const acquired = json(await lockctl(["acquire", "short", "--ttl", "1", "--json"]));
+    await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    expect((await lockctl(["renew", "short", "--owner", acquired.owner as string])).code).toBe(5);
+  });
+
+  it("exits 64 on misuse: renew without --owner, a bad flag, a missing name", async () => {
+    const noOwner = await lockctl(["renew", "cli"]);
+    expect(noOwner.code).toBe(64);
+    expect(noOwner.stderr).toContain("--owner");
+    expect((await lockctl(["acquire", "cli", "--ttl", "soon"])).code).toBe(64);
+    expect((await lockctl(["release"])).code).toBe(64);
+  });
+
+  it("exits 69 when no server answers", async () => {
+    const unreachable = await lockctl(["inspect", "cli", "--endpoints", "127.0.0.1:1", "--timeout", "100"]);
+    expect(unreachable.code).toBe(69);
+  });
+
+  it("documents every command with examples in --help", async () => {
+    for (const command of ["acquire", "renew", "release", "inspect", "run", "bench"]) {
+      const help = await lockctl([command, "--help"]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain("Examples:");
+    }
+    const top = await lockctl(["--help"]);
+    expect(top.stdout).toContain("Exit codes");
+  });
+});
+
+describe("lockctl bench", () => {
+  it("drives pipelined load and reports throughput and latency percentiles", async () => {
+    const run = await lockctl(["bench", "--duration", "300ms", "--connections", "2", "--pipeline", "8", "--keys", "20", "--json"]);
+    expect(run.code).toBe(0);
+    const summary = json(run) as { total: { ops: number; errors: number; p50Ms: number; p999Ms: number } };
+    expect(summary.total.ops).toBeGreaterThan(0);
+    expect(summary.total.errors).toBe(0);
+    expect(summary.total.p999Ms).toBeGreaterThanOrEqual(summary.total.p50Ms);
+  });
+});

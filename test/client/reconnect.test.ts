@@ -1,0 +1,61 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { BatonClient, type RetryEvent } from "../../client/index.js";
+import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+
+const started: LockdProcess[] = [];
+afterEach(async () => {
+  for (const lockd of started.splice(0)) {
+    lockd.child.kill("SIGCONT");
+    await lockd.kill();
+    lockd.cleanup();
+  }
+});
+
+async function lockdOn(port?: number): Promise<LockdProcess> {
+  const lockd = await spawnLockd({ args: ["--fsync", "never"], ...(port === undefined ? {} : { port }) });
+  started.push(lockd);
+  return lockd;
+}
+
+describe("the client reconnects after the server restarts", () => {
+  it("works again on a new connection once the server is back", async () => {
+    const first = await lockdOn();
+    const client = new BatonClient({ endpoints: [`127.0.0.1:${first.port}`], attempts: 40, backoff: { baseMs: 10, maxMs: 100 } });
+    const disconnects: string[] = [];
+    client.on("disconnect", (endpoint) => disconnects.push(endpoint));
+    try {
+      expect((await client.acquire("before", { ttlMs: 60_000 })).status).toBe("acquired");
+      expect(await first.stop()).toBe(0);
+      // Issued while no server listens: retried (connection refused) until the new one is up.
+      const during = client.inspect("during");
+      await lockdOn(first.port);
+      expect(await during).toEqual({ status: "free" });
+      expect((await client.acquire("after", { ttlMs: 60_000 })).status).toBe("acquired");
+      expect(disconnects).toEqual([`127.0.0.1:${first.port}`]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("sends the request caught by the crash again, same request id, and gets a decided answer", async () => {
+    const first = await lockdOn();
+    const client = new BatonClient({ endpoints: [`127.0.0.1:${first.port}`], attempts: 40, backoff: { baseMs: 10, maxMs: 100 } });
+    const retries: RetryEvent[] = [];
+    client.on("retry", (event) => retries.push(event));
+    try {
+      await client.connect();
+      first.child.kill("SIGSTOP");
+      const caught = client.acquire("caught", { ttlMs: 60_000 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await first.kill(); // never answered: the server was stopped when it died
+      await lockdOn(first.port);
+      const result = await caught;
+      // This server never saw the request, so the retry is decided afresh: granted.
+      expect(result.status).toBe("acquired");
+      expect(retries.length).toBeGreaterThan(0);
+      expect(new Set(retries.map((event) => event.requestId)).size).toBe(1);
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * The retry loop, against a scripted server that shows exactly what went over the wire.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { Command } from "../../src/protocol/index.js";
+import { BatonClient, type BatonError, type RetryEvent } from "../../client/index.js";
+import { ScriptedServer, ok, reply, type Action, type SeenRequest } from "./support/scripted-server.js";
+
+const FAST = { backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 2000 };
+let servers: ScriptedServer[] = [];
+let clients: BatonClient[] = [];
+
+async function serve(script: (request: SeenRequest, index: number) => Action): Promise<ScriptedServer> {
+  const server = await ScriptedServer.start(script);
+  servers.push(server);
+  return server;
+}
+
+function client(options: ConstructorParameters<typeof BatonClient>[0]): BatonClient {
+  const created = new BatonClient({ ...FAST, ...options });
+  clients.push(created);
+  return created;
+}
+
+afterEach(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(servers.map((server) => server.close()));
+  servers = [];
+  clients = [];
+});
+
+async function rejection(promise: Promise<unknown>): Promise<BatonError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as BatonError;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("a logical request keeps one request id across every retry", () => {
+  it("resends status-6 answers with the same request id until one is decided", async () => {
+    const server = await serve((_request, index) => (index < 3 ? reply(6) : ok(42n, 1000n)));
+    const c = client({ endpoints: [server.endpoint] });
+    const retries: RetryEvent[] = [];
+    c.on("retry", (event) => retries.push(event));
+    const result = await c.acquire("jobs", { ttlMs: 1000 });
+    expect(result).toMatchObject({ status: "acquired", fencingToken: 42n });
+    expect(server.seen).toHaveLength(4);
+    expect(new Set(server.seen.map((request) => request.requestId)).size).toBe(1);
+    expect(retries.map((event) => event.requestId)).toEqual([server.seen[0]!.requestId, server.seen[0]!.requestId, server.seen[0]!.requestId]);
+    expect(retries.map((event) => event.reason.code)).toEqual(["BATON_UNAVAILABLE", "BATON_UNAVAILABLE", "BATON_UNAVAILABLE"]);
+  });
+
+  it("resends after a timeout, on a new connection when the old one stayed silent", async () => {
+    const server = await serve((_request, index) => (index === 0 ? "silence" : ok(7n, 1000n)));
+    const c = client({ endpoints: [server.endpoint], timeoutMs: 100 });
+    const result = await c.acquire("jobs", { ttlMs: 1000 });
+    expect(result.status).toBe("acquired");
+    expect(server.seen.map((request) => request.requestId)).toEqual([server.seen[0]!.requestId, server.seen[0]!.requestId]);
+    expect(server.seen.map((request) => request.connection)).toEqual([0, 1]);
+  });
+
+  it("resends after the connection breaks with the request in flight", async () => {
+    const server = await serve((_request, index) => (index === 0 ? "close" : ok(9n, 1000n)));
+    const c = client({ endpoints: [server.endpoint] });
+    expect(await c.release("jobs")).toEqual({ status: "released", fencingToken: 9n, releasedAt: 1000n });
+    expect(server.seen[1]!.requestId).toBe(server.seen[0]!.requestId);
+  });
+
+  it("uses a new request id for each new logical request", async () => {
+    const server = await serve(() => reply(2));
+    const c = client({ endpoints: [server.endpoint] });
+    await c.inspect("a");
+    await c.inspect("a");
+    expect(server.seen[0]!.requestId).not.toBe(server.seen[1]!.requestId);
+  });
+
+  it("gives up with BATON_RETRIES_EXHAUSTED after the configured attempts, the last error as cause", async () => {
+    const server = await serve(() => reply(6));
+    const c = client({ endpoints: [server.endpoint], attempts: 3 });
+    const error = await rejection(c.renew("jobs", { ttlMs: 100 }));
+    expect(error.code).toBe("BATON_RETRIES_EXHAUSTED");
+    expect((error.cause as BatonError).code).toBe("BATON_UNAVAILABLE");
+    expect(server.seen).toHaveLength(3);
+  });
+});
+
+describe("status 4: the client finds the leader by itself", () => {
+  it("goes to the endpoint carrying the hinted node id", async () => {
+    const leader = await serve(() => ok(5n, 1000n));
+    const follower = await serve(() => reply(4, 2n));
+    const c = client({ endpoints: [{ host: "127.0.0.1", port: follower.port, nodeId: 1n }, { host: "127.0.0.1", port: 9, nodeId: 3n }, { host: "127.0.0.1", port: leader.port, nodeId: 2n }] });
+    expect((await c.acquire("jobs", { ttlMs: 1000 })).status).toBe("acquired");
+    expect(leader.seen[0]!.requestId).toBe(follower.seen[0]!.requestId);
+    // The leader is remembered: the next request goes straight there.
+    await c.acquire("other", { ttlMs: 1000 });
+    expect(follower.seen).toHaveLength(1);
+    expect(leader.seen).toHaveLength(2);
+  });
+
+  it("tries the next endpoint when the hint is unknown", async () => {
+    const follower = await serve(() => reply(4, 0n));
+    const leader = await serve(() => ok(5n, 1000n));
+    const c = client({ endpoints: [follower.endpoint, leader.endpoint] });
+    expect((await c.inspect("jobs")).status).toBe("heldByYou");
+    expect(leader.seen[0]!.requestId).toBe(follower.seen[0]!.requestId);
+  });
+
+  it("moves on to the next endpoint when one refuses connections", async () => {
+    const dead = await serve(() => "close");
+    const deadEndpoint = dead.endpoint;
+    await dead.close();
+    servers = servers.filter((server) => server !== dead);
+    const alive = await serve(() => reply(2));
+    const c = client({ endpoints: [deadEndpoint, alive.endpoint] });
+    expect(await c.inspect("jobs")).toEqual({ status: "free" });
+  });
+});
+
+describe("errors users can branch on", () => {
+  it("rejects with BATON_ABORTED when the caller's signal fires, and sends nothing more", async () => {
+    const server = await serve(() => "silence");
+    const c = client({ endpoints: [server.endpoint] });
+    const controller = new AbortController();
+    const pending = c.acquire("jobs", { ttlMs: 1000, signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort(new Error("user gave up"));
+    const error = await rejection(pending);
+    expect(error.code).toBe("BATON_ABORTED");
+    expect((error.cause as Error).message).toBe("user gave up");
+  });
+
+  it("turns status 3 into BATON_INVALID_REQUEST and a reserved status into BATON_PROTOCOL", async () => {
+    const server = await serve((request) => (request.command === Command.Acquire ? reply(3) : reply(9)));
+    const c = client({ endpoints: [server.endpoint] });
+    expect((await rejection(c.acquire("jobs", { ttlMs: 1000 }))).code).toBe("BATON_INVALID_REQUEST");
+    expect((await rejection(c.inspect("jobs"))).code).toBe("BATON_PROTOCOL");
+  });
+
+  it("refuses misuse before sending: a bad ttl, an empty endpoint list", async () => {
+    const server = await serve(() => ok(1n, 1n));
+    const c = client({ endpoints: [server.endpoint] });
+    expect((await rejection(c.acquire("jobs", { ttlMs: 0 }))).code).toBe("BATON_INVALID_ARGUMENT");
+    expect((await rejection(c.acquire("jobs", { ttlMs: 1.5 }))).code).toBe("BATON_INVALID_ARGUMENT");
+    expect(() => new BatonClient({ endpoints: [] })).toThrow(expect.objectContaining({ code: "BATON_INVALID_ARGUMENT" }));
+    expect(server.seen).toHaveLength(0);
+  });
+
+  it("rejects calls in flight and later calls with BATON_CLIENT_CLOSED after close()", async () => {
+    const server = await serve(() => "silence");
+    const c = client({ endpoints: [server.endpoint] });
+    const pending = c.inspect("jobs");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    c.close();
+    expect((await rejection(pending)).code).toBe("BATON_CLIENT_CLOSED");
+    expect((await rejection(c.inspect("jobs"))).code).toBe("BATON_CLIENT_CLOSED");
+  });
+});
