@@ -130,7 +130,7 @@ export class StateMachine {
   }
 
   private acquire(
-    stored: number,
+    stored: number, // the lock's record, even if past retention and not yet pruned; -1 if none
     slot: number,
     entry: Uint8Array,
     at: number,
@@ -144,6 +144,15 @@ export class StateMachine {
       writeResponse(out, outAt, Status.Held, 0, locks.expiresAtOf(slot));
       return Status.Held;
     }
+    if (slot < 0 && limits !== null && locks.size >= limits.maxLocks) {
+      // Full: only records still remembered count, so forget every one whose time has passed first.
+      this.pruneLocks(now, Infinity);
+      stored = locks.find(entry, at + BODY_LOCK_ID);
+      if (locks.size >= limits.maxLocks) {
+        writeResponse(out, outAt, Status.Unavailable, 0, 0);
+        return Status.Unavailable;
+      }
+    }
     const expiresAtMs = now + readU64(entry, at + BODY_TTL);
     const ownerAt = at + BODY_OWNER_ID;
     if (stored >= 0) {
@@ -152,13 +161,6 @@ export class StateMachine {
       locks.replace(stored, entry, ownerAt, token, expiresAtMs);
       writeResponse(out, outAt, Status.Ok, token, expiresAtMs);
       return Status.Ok;
-    }
-    if (limits !== null && locks.size >= limits.maxLocks) {
-      this.pruneLocks(now, Infinity);
-      if (locks.size >= limits.maxLocks) {
-        writeResponse(out, outAt, Status.Unavailable, 0, 0);
-        return Status.Unavailable;
-      }
     }
     const token = this.nextToken++;
     locks.insert(entry, at + BODY_LOCK_ID, entry, ownerAt, token, expiresAtMs);

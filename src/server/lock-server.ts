@@ -79,7 +79,8 @@ export class LockServer {
     for (const connection of this.connections) {
       if (frameTimeoutMs > 0 && connection.partialSinceMs > 0 && this.coarseNowMs - connection.partialSinceMs > frameTimeoutMs) {
         connection.destroy();
-      } else if (idleTimeoutMs > 0 && connection.idle && this.coarseNowMs - connection.lastActivityMs > idleTimeoutMs) {
+      } else if (idleTimeoutMs > 0 && connection.idle && this.coarseNowMs - connection.lastActivityMs > idleTimeoutMs + SWEEP_EVERY_MS) {
+        // lastActivityMs is coarse (up to one sweep old): waiting one sweep longer never closes early.
         connection.destroy();
       }
     }

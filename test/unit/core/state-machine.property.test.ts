@@ -75,8 +75,10 @@ class Model {
       this.now = now;
       return seen.answer;
     }
-    for (const [id, lock] of this.locks) if (lock.expiresAt + retention <= now) this.locks.delete(id);
-    const lock = this.locks.get(op.lock);
+    // A record is remembered until its expiry plus the retention; the model never prunes, it only looks.
+    const visible = (record: ModelLock | undefined) => record !== undefined && record.expiresAt + retention > now;
+    const stored = this.locks.get(op.lock);
+    const lock = visible(stored) ? stored : undefined;
     const live = lock !== undefined && lock.expiresAt > now;
     const mine = lock !== undefined && lock.owner === op.owner;
     let reply: string;
@@ -90,7 +92,7 @@ class Model {
     if (limits !== null && liveEntries >= limits.maxDedupeEntries) return answer(6, 0, 0);
     if (op.cmd === Command.Acquire) {
       if (live) reply = answer(1, 0, lock.expiresAt);
-      else if (lock === undefined && limits !== null && this.locks.size >= limits.maxLocks) return answer(6, 0, 0);
+      else if (lock === undefined && limits !== null && [...this.locks.values()].filter(visible).length >= limits.maxLocks) return answer(6, 0, 0);
       else {
         const granted = { owner: op.owner, token: this.nextToken++, expiresAt: now + op.ttlMs };
         this.locks.set(op.lock, granted);
