@@ -40,10 +40,16 @@ export class DedupeTable {
     return this.tail - this.head;
   }
 
-  /** The slot of the entry for the request id at `bytes[at..at+16]` if it is inside its window at `nowMs`, else -1. */
-  find(bytes: Uint8Array, at: number, nowMs: number, windowMs: number): number {
-    const slot = this.index.find(bytes, at);
-    return slot >= 0 && this.firstSeenMs[slot]! + windowMs > nowMs ? slot : -1;
+  /**
+   * The slot of the entry for the request id at `bytes[at..at+16]`, or -1. The entry may be past its
+   * window and not pruned yet: check `isLive`, and pass the slot on to `insert` either way.
+   */
+  lookup(bytes: Uint8Array, at: number): number {
+    return this.index.find(bytes, at);
+  }
+
+  isLive(slot: number, nowMs: number, windowMs: number): boolean {
+    return this.firstSeenMs[slot]! + windowMs > nowMs;
   }
 
   matches(slot: number, fingerprint0: number, fingerprint1: number): boolean {
@@ -52,8 +58,9 @@ export class DedupeTable {
   }
 
   copyAnswer(slot: number, out: Uint8Array, outAt: number): void {
+    const answers = this.answers;
     const from = slot * RESPONSE_BYTES;
-    out.set(this.answers.subarray(from, from + RESPONSE_BYTES), outAt);
+    for (let i = 0; i < RESPONSE_BYTES; i++) out[outAt + i] = answers[from + i]!;
   }
 
   answerStatus(slot: number): number {
@@ -61,21 +68,22 @@ export class DedupeTable {
   }
 
   /**
-   * Records a decided answer for a request id with no live entry. `nowMs` must not be smaller than any
-   * earlier insert's.
+   * Records a decided answer for a request id with no live entry; `expired` is what `lookup` found for
+   * it (an entry past its window, or -1). `nowMs` must not be smaller than any earlier insert's.
    */
   insert(
     idBytes: Uint8Array,
     idAt: number,
+    expired: number,
     fingerprint0: number,
     fingerprint1: number,
     answer: Uint8Array,
     answerAt: number,
     nowMs: number,
   ): void {
-    const expired = this.index.find(idBytes, idAt);
-    if (expired >= 0) {
-      // The id's old entry is past its window but not pruned yet: it stops answering for the id now.
+    if (expired >= 0 && this.indexed[expired] === 1) {
+      // The id's old entry is past its window but not pruned yet (pruning since the lookup may have
+      // dropped it already): it stops answering for the id now.
       this.index.delete(expired);
       this.indexed[expired] = 0;
     }
@@ -84,7 +92,9 @@ export class DedupeTable {
     this.tail++;
     this.fingerprints[slot * 2] = fingerprint0;
     this.fingerprints[slot * 2 + 1] = fingerprint1;
-    this.answers.set(answer.subarray(answerAt, answerAt + RESPONSE_BYTES), slot * RESPONSE_BYTES);
+    const answers = this.answers;
+    const to = slot * RESPONSE_BYTES;
+    for (let i = 0; i < RESPONSE_BYTES; i++) answers[to + i] = answer[answerAt + i]!;
     this.firstSeenMs[slot] = nowMs;
     this.index.add(slot, idBytes, idAt);
     this.indexed[slot] = 1;

@@ -94,7 +94,7 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig): Decod
   }
   const dedupe = sm.dedupeTable();
   for (let n = 0; n < dedupeCount; n++) {
-    dedupe.insert(bytes, at, readU32(bytes, at + 16) | 0, readU32(bytes, at + 20) | 0, bytes, at + 24, readU64(bytes, at + 24 + RESPONSE_BYTES));
+    dedupe.insert(bytes, at, dedupe.lookup(bytes, at), readU32(bytes, at + 16) | 0, readU32(bytes, at + 20) | 0, bytes, at + 24, readU64(bytes, at + 24 + RESPONSE_BYTES));
     at += DEDUPE_BYTES;
   }
   return { ok: true, stateMachine: sm, position: { lastIndex: readU64(bytes, 12), lastTerm: readU64(bytes, 20) } };

@@ -87,7 +87,8 @@ export class StateMachine {
     const fingerprint0 = hashWords(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd);
     const fingerprint1 = hashWords(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_1 ^ cmd);
 
-    const seen = this.dedupe.find(entry, requestIdAt, now, this.config.dedupeWindowMs);
+    const recorded = this.dedupe.lookup(entry, requestIdAt);
+    const seen = recorded >= 0 && this.dedupe.isLive(recorded, now, this.config.dedupeWindowMs) ? recorded : -1;
     if (seen >= 0) {
       if (cmd === Command.Inspect || !this.dedupe.matches(seen, fingerprint0, fingerprint1)) {
         writeResponse(out, outAt, Status.Invalid, 0, 0);
@@ -124,7 +125,7 @@ export class StateMachine {
       status = this.renewOrRelease(cmd, slot, entry, at, now, out, outAt);
     }
 
-    this.dedupe.insert(entry, requestIdAt, fingerprint0, fingerprint1, out, outAt, now);
+    this.dedupe.insert(entry, requestIdAt, recorded, fingerprint0, fingerprint1, out, outAt, now);
     this.advance(now);
     return status;
   }

@@ -127,12 +127,10 @@ export class CommitPipeline {
     const bytes = batch.bytes;
     // Entries are always 57 bytes: the short RELEASE/INSPECT form gets a zero ttl, and the ignored
     // trailer of their long form is zeroed, so both forms are the same request.
-    bytes.set(frame.subarray(start, start + SHORT_BODY_BYTES), entryAt);
-    if (length === LONG_BODY_BYTES && (frame[start] === 1 || frame[start] === 2)) {
-      bytes.set(frame.subarray(start + SHORT_BODY_BYTES, start + LONG_BODY_BYTES), entryAt + SHORT_BODY_BYTES);
-    } else {
-      bytes.fill(0, entryAt + SHORT_BODY_BYTES, entryAt + LONG_BODY_BYTES);
-    }
+    // (Byte loops, not subarray+set: no view objects allocated per request.)
+    const copied = length === LONG_BODY_BYTES && (frame[start] === 1 || frame[start] === 2) ? LONG_BODY_BYTES : SHORT_BODY_BYTES;
+    for (let i = 0; i < copied; i++) bytes[entryAt + i] = frame[start + i]!;
+    for (let i = copied; i < LONG_BODY_BYTES; i++) bytes[entryAt + i] = 0;
 
     const replyAt = sink.reserveReply();
     const status = this.sm.execute(bytes, entryAt, stampMs, sink.openReplies, replyAt, this.limits);

@@ -5,6 +5,18 @@ import { seededRandom } from "../../support/seeded-random.js";
 
 const WINDOW_MS = 1000;
 
+/** The table as the state machine uses it: a live lookup, and an insert that unindexes an expired twin. */
+class TestTable extends DedupeTable {
+  find(bytes: Uint8Array, at: number, nowMs: number, windowMs: number): number {
+    const slot = this.lookup(bytes, at);
+    return slot >= 0 && this.isLive(slot, nowMs, windowMs) ? slot : -1;
+  }
+
+  record(id: Uint8Array, idAt: number, f0: number, f1: number, answer: Uint8Array, answerAt: number, nowMs: number): void {
+    this.insert(id, idAt, this.lookup(id, idAt), f0, f1, answer, answerAt, nowMs);
+  }
+}
+
 function idOf(n: number): Buffer {
   const id = Buffer.alloc(16);
   id.writeUInt32BE(n >>> 0, 12);
@@ -21,7 +33,7 @@ function answerOf(n: number): Buffer {
   return answer;
 }
 
-function lookup(table: DedupeTable, id: Buffer, nowMs: number): Buffer | null {
+function lookup(table: TestTable, id: Buffer, nowMs: number): Buffer | null {
   const slot = table.find(id, 0, nowMs, WINDOW_MS);
   if (slot < 0) return null;
   const out = Buffer.alloc(17);
@@ -31,9 +43,9 @@ function lookup(table: DedupeTable, id: Buffer, nowMs: number): Buffer | null {
 
 describe("a dedupe entry keeps the parameter fingerprint and the 17-byte answer", () => {
   it("matches fingerprints of any 32-bit value, the top bit set included", () => {
-    const table = new DedupeTable(1);
+    const table = new TestTable(1);
     const cases: [number, number][] = [[0x80000001, 5], [5, 0xffffffff], [0xdeadbeef, 0xcafebabe], [0, 0], [0x7fffffff, 1]];
-    for (const [n, [f0, f1]] of cases.entries()) table.insert(idOf(n + 1), 0, f0, f1, answerOf(n), 0, 10);
+    for (const [n, [f0, f1]] of cases.entries()) table.record(idOf(n + 1), 0, f0, f1, answerOf(n), 0, 10);
     for (const [n, [f0, f1]] of cases.entries()) {
       const slot = table.find(idOf(n + 1), 0, 10, WINDOW_MS);
       expect(slot).toBeGreaterThanOrEqual(0);
@@ -44,9 +56,9 @@ describe("a dedupe entry keeps the parameter fingerprint and the 17-byte answer"
   });
 
   it("gives back the byte-identical answer at any offset", () => {
-    const table = new DedupeTable(7);
+    const table = new TestTable(7);
     const carrier = Buffer.concat([Buffer.alloc(3, 0xaa), answerOf(42)]);
-    table.insert(Buffer.concat([Buffer.alloc(5), idOf(9)]), 5, 1, 2, carrier, 3, 100);
+    table.record(Buffer.concat([Buffer.alloc(5), idOf(9)]), 5, 1, 2, carrier, 3, 100);
     const out = Buffer.alloc(20, 0xcc);
     table.copyAnswer(table.find(idOf(9), 0, 100, WINDOW_MS), out, 2);
     expect(out.subarray(2, 19)).toEqual(answerOf(42));
@@ -58,8 +70,8 @@ describe("a dedupe entry keeps the parameter fingerprint and the 17-byte answer"
 
 describe("a dedupe entry lives the window from when it was first processed", () => {
   it("is found until firstSeen + window, not at it", () => {
-    const table = new DedupeTable(3);
-    table.insert(idOf(1), 0, 1, 1, answerOf(1), 0, 500);
+    const table = new TestTable(3);
+    table.record(idOf(1), 0, 1, 1, answerOf(1), 0, 500);
     expect(lookup(table, idOf(1), 500)).toEqual(answerOf(1));
     expect(lookup(table, idOf(1), 500 + WINDOW_MS - 1)).toEqual(answerOf(1));
     expect(lookup(table, idOf(1), 500 + WINDOW_MS)).toBeNull();
@@ -67,9 +79,9 @@ describe("a dedupe entry lives the window from when it was first processed", () 
   });
 
   it("an id whose old entry expired but was not pruned yet finds only its new entry", () => {
-    const table = new DedupeTable(3);
-    table.insert(idOf(1), 0, 1, 1, answerOf(1), 0, 0);
-    table.insert(idOf(1), 0, 2, 2, answerOf(2), 0, WINDOW_MS);
+    const table = new TestTable(3);
+    table.record(idOf(1), 0, 1, 1, answerOf(1), 0, 0);
+    table.record(idOf(1), 0, 2, 2, answerOf(2), 0, WINDOW_MS);
     expect(table.size).toBe(2);
     const slot = table.find(idOf(1), 0, WINDOW_MS, WINDOW_MS);
     expect(table.matches(slot, 2, 2)).toBe(true);
@@ -79,8 +91,8 @@ describe("a dedupe entry lives the window from when it was first processed", () 
 
 describe("pruning drops expired entries in time order, within a budget", () => {
   it("drops oldest first and stops at the first live entry", () => {
-    const table = new DedupeTable(5);
-    for (let n = 0; n < 10; n++) table.insert(idOf(n), 0, n, n, answerOf(n), 0, n * 10);
+    const table = new TestTable(5);
+    for (let n = 0; n < 10; n++) table.record(idOf(n), 0, n, n, answerOf(n), 0, n * 10);
     expect(table.prune(WINDOW_MS + 45, WINDOW_MS, 3)).toBe(3); // 0, 10, 20 have expired
     expect(table.size).toBe(7);
     expect(table.prune(WINDOW_MS + 45, WINDOW_MS, Infinity)).toBe(2); // 30, 40; 50 is live
@@ -93,9 +105,9 @@ describe("pruning drops expired entries in time order, within a budget", () => {
 
 describe("the table grows across many entries and deletes correctly from colliding probe runs", () => {
   it("finds every one of 50,000 entries after growing from 16 slots", () => {
-    const table = new DedupeTable(11, 16);
+    const table = new TestTable(11, 16);
     const count = 50_000;
-    for (let n = 0; n < count; n++) table.insert(idOf(n), 0, n, ~n, answerOf(n), 0, n);
+    for (let n = 0; n < count; n++) table.record(idOf(n), 0, n, ~n, answerOf(n), 0, n);
     expect(table.size).toBe(count);
     const lost: number[] = [];
     for (let n = 0; n < count; n++) {
@@ -110,14 +122,14 @@ describe("the table grows across many entries and deletes correctly from collidi
 
   it("keeps every live entry reachable when entries sharing one home slot are deleted", () => {
     const seed = 0x5eed;
-    const table = new DedupeTable(seed, 64); // index of 128 slots until it grows
+    const table = new TestTable(seed, 64); // index of 128 slots until it grows
     const home = (id: Buffer) => hashWords(id, 0, 4, seed) & 127;
     const colliding: Buffer[] = [];
     for (let n = 0; colliding.length < 40; n++) if (home(idOf(n)) === 17) colliding.push(idOf(n));
     const others: Buffer[] = [];
     for (let n = 1_000_000; others.length < 20; n++) if (home(idOf(n)) === 18 || home(idOf(n)) === 16) others.push(idOf(n));
     const all = [...colliding.slice(0, 20), ...others, ...colliding.slice(20)];
-    all.forEach((id, t) => table.insert(id, 0, t, t, answerOf(t), 0, t));
+    all.forEach((id, t) => table.record(id, 0, t, t, answerOf(t), 0, t));
     for (let dropped = 1; dropped <= all.length; dropped++) {
       table.prune(dropped - 1 + WINDOW_MS, WINDOW_MS, 1);
       all.forEach((id, t) => {
@@ -131,7 +143,7 @@ describe("the table grows across many entries and deletes correctly from collidi
 
   it("a rolling window of random ids over 100,000 inserts matches a Map (seeded)", () => {
     const random = seededRandom("dedupe-table rolling window");
-    const table = new DedupeTable(random.int(0, 0x7fffffff), 16);
+    const table = new TestTable(random.int(0, 0x7fffffff), 16);
     const model = new Map<string, { t: number; n: number }>();
     const order: { key: string; t: number }[] = [];
     let head = 0;
@@ -140,7 +152,7 @@ describe("the table grows across many entries and deletes correctly from collidi
       const id = random.bytes(16);
       const key = id.toString("hex");
       if (model.has(key) && model.get(key)!.t + WINDOW_MS > t) continue;
-      table.insert(id, 0, n, n, answerOf(n), 0, t);
+      table.record(id, 0, n, n, answerOf(n), 0, t);
       model.set(key, { t, n });
       order.push({ key, t });
       const dropped = table.prune(t, WINDOW_MS, 4);
