@@ -109,9 +109,21 @@ export class SegmentLog implements CommitLog {
     }
   }
 
+  /**
+   * Stops at once, as a crash would: an append in flight never completes, nothing more is written.
+   * Waits only for the background preallocation so no write of this log outlives the call.
+   */
+  async abandon(): Promise<void> {
+    this.closed = true;
+    this.pending = null;
+    if (this.spareInProgress !== null) await this.spareInProgress;
+    this.file.close();
+  }
+
   private readonly afterSync = (error: NodeJS.ErrnoException | null): void => {
+    if (this.pending === null) return; // abandoned meanwhile
     if (error !== null) return this.fail(error, "fdatasync");
-    const pending = this.pending!;
+    const pending = this.pending;
     this.pending = null;
     this.lastIndex = pending.lastIndex;
     if (this.position >= this.options.segmentBytes) {
@@ -126,7 +138,8 @@ export class SegmentLog implements CommitLog {
   };
 
   private readonly fail = (error: Error, operation: string): void => {
-    const pending = this.pending!;
+    const pending = this.pending;
+    if (pending === null) return; // abandoned meanwhile
     this.pending = null;
     this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
     pending.done({ ok: false, error: this.failure });
