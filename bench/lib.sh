@@ -153,6 +153,9 @@ start_lockd() {
   shift
   SERVER_LOG=${SERVER_LOG:-$dir.log}
   local started
+  # Created here, not by the child's redirection, so the poll below never races the child to them.
+  : >"$SERVER_LOG.out"
+  : >"$SERVER_LOG"
   started=$(date +%s%N)
   "${PIN_SERVER[@]}" node "$ROOT/dist/src/cli/lockd.js" --listen 127.0.0.1:0 --data "$dir" "$@" >"$SERVER_LOG.out" 2>"$SERVER_LOG" &
   SERVER_PID=$!
@@ -165,7 +168,7 @@ start_lockd() {
       die "lockd exited before listening"
     fi
     [[ $SECONDS -ge $deadline ]] && die "lockd did not listen within ${START_TIMEOUT_S}s"
-    SERVER_PORT=$(sed -n 's/^lockd listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$SERVER_LOG.out")
+    SERVER_PORT=$(sed -n 's/^lockd listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$SERVER_LOG.out" || true)
     [[ -z $SERVER_PORT ]] && sleep 0.01
   done
   STARTUP_MS=$((($(date +%s%N) - started) / 1000000))
