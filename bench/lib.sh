@@ -157,7 +157,8 @@ start_lockd() {
   : >"$SERVER_LOG.out"
   : >"$SERVER_LOG"
   started=$(date +%s%N)
-  "${PIN_SERVER[@]}" node "$ROOT/dist/src/cli/lockd.js" --listen 127.0.0.1:0 --data "$dir" "$@" >"$SERVER_LOG.out" 2>"$SERVER_LOG" &
+  # shellcheck disable=SC2086 # LOCKD_NODE_FLAGS is a list of words (e.g. --cpu-prof --cpu-prof-dir DIR)
+  "${PIN_SERVER[@]}" node ${LOCKD_NODE_FLAGS:-} "$ROOT/dist/src/cli/lockd.js" --listen 127.0.0.1:0 --data "$dir" "$@" >"$SERVER_LOG.out" 2>"$SERVER_LOG" &
   SERVER_PID=$!
   local deadline=$((SECONDS + START_TIMEOUT_S))
   SERVER_PORT=""
