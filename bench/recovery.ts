@@ -21,10 +21,20 @@ const START_TIMEOUT_MS = 120_000;
 const SNAPSHOT_WAIT_MS = 120_000;
 const FILL_TTL_MS = 3_600_000;
 
-const SCENARIO_FLAGS: Record<string, string[]> = {
-  log: ["--snapshot-every", String(Number.MAX_SAFE_INTEGER)],
-  snapshot: ["--segment-bytes", String(4 << 20), "--snapshot-every", String(8 << 20)],
-};
+/** Bytes one filled lock adds to the log: a 57-byte entry, plus record headers shared by a batch. */
+const LOG_BYTES_PER_ENTRY = 60;
+const MIN_SEGMENT_BYTES = 1 << 16;
+
+/**
+ * lockd flags per scenario. `snapshot` sizes segments at 1/16 of the fill's log and snapshots every
+ * two sealed segments, so a snapshot holding most of the locks exists before the kill at any N.
+ */
+function scenarioFlags(name: string, entries: number): string[] | undefined {
+  if (name === "log") return ["--snapshot-every", String(Number.MAX_SAFE_INTEGER)];
+  if (name !== "snapshot") return undefined;
+  const segmentBytes = Math.max(MIN_SEGMENT_BYTES, Math.ceil((entries * LOG_BYTES_PER_ENTRY) / 16));
+  return ["--segment-bytes", String(segmentBytes), "--snapshot-every", String(2 * segmentBytes)];
+}
 
 interface Running {
   readonly child: ChildProcess;
@@ -95,7 +105,7 @@ async function stop(running: Running, signal: NodeJS.Signals): Promise<void> {
 }
 
 async function scenario(name: string, entries: number, dataRoot: string, client: readonly string[]): Promise<object> {
-  const flags = SCENARIO_FLAGS[name];
+  const flags = scenarioFlags(name, entries);
   if (flags === undefined) throw new Error(`unknown scenario ${name}`);
   const dataDir = mkdtempSync(join(dataRoot, `recovery-${name}-`));
   try {
