@@ -84,6 +84,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       pipeline,
       async close() {
         await server.close();
+        compactor.stop();
         await log.close();
         await compactor.idle();
         dirLock.release();

@@ -18,6 +18,7 @@ export type CompactionRunner = (job: CompactionJob) => Promise<CompactionResult>
 export class Compactor {
   private readonly sealed: { path: string; lastIndex: number; bytes: number }[] = [];
   private running: Promise<void> | null = null;
+  private stopped = false;
   private snapshotPath: string | null;
 
   constructor(
@@ -38,7 +39,7 @@ export class Compactor {
   };
 
   maybeStart(): void {
-    if (this.running !== null) return;
+    if (this.running !== null || this.stopped) return;
     const bytes = this.sealed.reduce((sum, segment) => sum + segment.bytes, 0);
     if (bytes < this.snapshotEveryBytes || this.sealed.length === 0) return;
     const segments = this.sealed.slice();
@@ -51,17 +52,26 @@ export class Compactor {
           `snapshot at index ${result.lastIndex} (${result.locks} locks, ${result.dedupeEntries} dedupe entries) ` +
             `written in ${Math.round(performance.now() - startedMs)} ms; ${segments.length} segments removed`,
         );
+        this.running = null;
+        this.maybeStart(); // segments sealed meanwhile may already be due
       },
-      (error: Error) => this.logger.error(`snapshot failed, log segments kept: ${error.message}`),
-    ).finally(() => {
-      this.running = null;
-      this.maybeStart();
-    });
+      (error: Error) => {
+        // Not retried at once (it would likely fail the same way, in a loop): the next sealed
+        // segment tries again. The log keeps everything meanwhile.
+        this.logger.error(`snapshot failed, log segments kept: ${error.message}`);
+        this.running = null;
+      },
+    );
   }
 
   /** Waits for a job in progress (shutdown). */
   async idle(): Promise<void> {
     while (this.running !== null) await this.running;
+  }
+
+  /** Stops starting new jobs (shutdown). */
+  stop(): void {
+    this.stopped = true;
   }
 
   private afterSnapshot(result: CompactionResult, covered: number): void {
