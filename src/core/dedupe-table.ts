@@ -145,7 +145,10 @@ export class DedupeTable {
     return this.firstSeenMs[slot]!;
   }
 
-  /** Doubles the ring. Slots move (slot = seq & mask), so the index is rebuilt. */
+  /**
+   * Doubles the ring. Slots move (slot = seq & mask), so the index is rebuilt: O(entries) on the
+   * event loop, which is why the server sizes the table for its expected load up front.
+   */
   private grow(): void {
     const oldMask = this.mask;
     const capacity = this.capacity * 2;
@@ -155,8 +158,6 @@ export class DedupeTable {
     const answers = new Uint8Array(capacity * RESPONSE_BYTES);
     const firstSeenMs = new Float64Array(capacity);
     const indexed = new Uint8Array(capacity);
-    const idBytes = new Uint8Array(16);
-    const idView = new DataView(idBytes.buffer);
     for (let seq = this.head; seq < this.tail; seq++) {
       const from = seq & oldMask;
       const to = seq & mask;
@@ -165,9 +166,7 @@ export class DedupeTable {
       answers.set(this.answers.subarray(from * RESPONSE_BYTES, from * RESPONSE_BYTES + RESPONSE_BYTES), to * RESPONSE_BYTES);
       firstSeenMs[to] = this.firstSeenMs[from]!;
       if (this.indexed[from] === 1) {
-        const words = this.index.idWords(from);
-        for (let w = 0; w < 4; w++) idView.setInt32(4 * w, words[w]!);
-        index.add(to, idBytes, 0);
+        index.addFrom(to, this.index, from);
         indexed[to] = 1;
       }
     }

@@ -56,6 +56,16 @@ export class IdIndex {
     this.place(hash, slot);
   }
 
+  /** Indexes `slot` under the id that `source` holds for `sourceSlot` (moving entries between tables). */
+  addFrom(slot: number, source: IdIndex, sourceSlot: number): void {
+    const to = slot * ID_WORDS;
+    const from = sourceSlot * ID_WORDS;
+    for (let w = 0; w < ID_WORDS; w++) this.ids[to + w] = source.ids[from + w]!;
+    const hash = source.hashes[sourceSlot]!;
+    this.hashes[slot] = hash;
+    this.place(hash, slot);
+  }
+
   delete(slot: number): void {
     const table = this.table;
     const mask = this.tableMask;

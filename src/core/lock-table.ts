@@ -16,22 +16,29 @@ import { IdIndex } from "./id-index.js";
 const INITIAL_CAPACITY = 1024;
 
 export class LockTable {
-  private capacity = INITIAL_CAPACITY;
+  private capacity: number;
   private readonly index: IdIndex;
   private count = 0;
-  private owners = new Int32Array(INITIAL_CAPACITY * 4);
-  private tokens = new Float64Array(INITIAL_CAPACITY);
-  private expires = new Float64Array(INITIAL_CAPACITY);
+  private owners: Int32Array;
+  private tokens: Float64Array;
+  private expires: Float64Array;
   /** Position of each slot in `heap`. */
-  private heapPosition = new Int32Array(INITIAL_CAPACITY);
+  private heapPosition: Int32Array;
   /** Slots ordered as a binary min-heap on `expires`. */
-  private heap = new Int32Array(INITIAL_CAPACITY);
+  private heap: Int32Array;
   private heapSize = 0;
   private readonly freeSlots: number[] = [];
   private nextUnused = 0;
 
-  constructor(hashSeed: number) {
-    this.index = new IdIndex(hashSeed, INITIAL_CAPACITY);
+  constructor(hashSeed: number, initialCapacity = INITIAL_CAPACITY) {
+    const capacity = Math.max(16, initialCapacity);
+    this.capacity = capacity;
+    this.owners = new Int32Array(capacity * 4);
+    this.tokens = new Float64Array(capacity);
+    this.expires = new Float64Array(capacity);
+    this.heapPosition = new Int32Array(capacity);
+    this.heap = new Int32Array(capacity);
+    this.index = new IdIndex(hashSeed, capacity);
   }
 
   get size(): number {

@@ -18,8 +18,13 @@ export interface StateMachineConfig {
   readonly dedupeWindowMs: number;
   /** How long after expiry a lease is remembered, so its owner gets "expired" (5) rather than "not held" (2). */
   readonly expiredRetentionMs: number;
-  /** Seeds the dedupe index hash (layout only, never answers). */
+  /** Seeds the id index hashes (layout only, never answers). */
   readonly hashSeed: number;
+  /**
+   * Room to reserve up front (layout only, never answers). Growing past it copies and re-indexes
+   * the table on the spot, so a server sizes these for its load; untouched room costs no memory.
+   */
+  readonly initialCapacity?: { readonly locks: number; readonly dedupeEntries: number };
 }
 
 /** Capacity limits, enforced only where commands are admitted (the leader), never on replay. */
@@ -44,8 +49,8 @@ export class StateMachine {
   private readonly dedupe: DedupeTable;
 
   constructor(readonly config: StateMachineConfig) {
-    this.locks = new LockTable(config.hashSeed);
-    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995);
+    this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks);
+    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries);
   }
 
   /** The logical clock: the largest time stamp applied so far. */

@@ -9,8 +9,8 @@ export type AppendResult = { readonly ok: true } | { readonly ok: false; readonl
 
 export interface CommitLog {
   /**
-   * Appends whole encoded records. Calls `done` exactly once, asynchronously, after the bytes are
-   * durable or with the failure. Appends are made durable in call order; the server keeps at most one
+   * Appends whole encoded records. Calls `done` exactly once, after the bytes are durable or with the
+   * failure: possibly before `append` returns (a synchronous sync, or no sync at all). Appends are made durable in call order; the server keeps at most one
    * append in flight. `lastIndex` is the index of the last entry in `records`.
    */
   append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void;

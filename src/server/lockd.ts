@@ -17,6 +17,9 @@ import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 
+const INITIAL_LOCK_CAPACITY = 1 << 18;
+const INITIAL_DEDUPE_CAPACITY = 1 << 21;
+
 export interface Lockd {
   readonly host: string;
   readonly port: number;
@@ -36,6 +39,11 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     dedupeWindowMs: config.dedupeWindowMs,
     expiredRetentionMs: config.expiredRetentionMs,
     hashSeed: randomInt(0x7fffffff),
+    // Pages are only touched as entries arrive, so reserving room costs address space, not memory.
+    initialCapacity: {
+      locks: Math.min(config.maxLocks, INITIAL_LOCK_CAPACITY),
+      dedupeEntries: Math.min(config.maxDedupeEntries, INITIAL_DEDUPE_CAPACITY),
+    },
   };
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);

@@ -38,11 +38,15 @@ export interface SegmentLogOptions {
   readonly lastIndex: number;
   /** Called with each segment once it is full and will never be written again. */
   readonly onSegmentSealed: (segment: SealedSegment) => void;
+  /** Batches of at most this many entries fdatasync inline (default INLINE_SYNC_MAX_ENTRIES). */
+  readonly inlineSyncMaxEntries?: number;
 }
 
 /** The zero-filled file that becomes the next segment; its name matches no segment pattern. */
 const SPARE_NAME = "next-segment.prealloc";
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
+/** Batches up to this many entries are synced inline by default; larger ones on the thread pool. */
+export const INLINE_SYNC_MAX_ENTRIES = 4;
 
 export class SegmentLog implements CommitLog {
   private file: LogFile;
@@ -56,8 +60,10 @@ export class SegmentLog implements CommitLog {
   private readonly sparePath: string;
   private spareReady = false;
   private spareInProgress: Promise<void> | null = null;
+  private readonly inlineSyncMaxEntries: number;
 
   constructor(private readonly options: SegmentLogOptions) {
+    this.inlineSyncMaxEntries = options.inlineSyncMaxEntries ?? INLINE_SYNC_MAX_ENTRIES;
     this.lastIndex = options.lastIndex;
     this.sparePath = join(options.dir.logDir, SPARE_NAME);
     if (options.active !== null) {
@@ -78,6 +84,7 @@ export class SegmentLog implements CommitLog {
   }
 
   append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void {
+    const entries = lastIndex - this.lastIndex;
     if (this.pending !== null) throw new Error("one append at a time");
     if (this.failure !== null || this.closed) {
       setImmediate(done, { ok: false, error: this.failure ?? new Error("log is closed") });
@@ -96,8 +103,17 @@ export class SegmentLog implements CommitLog {
       setImmediate(this.fail, error as Error, "write");
       return;
     }
-    if (this.options.fsync === "never") setImmediate(this.afterSync, null);
-    else this.file.sync(this.afterSync);
+    if (this.options.fsync === "never") return this.afterSync(null);
+    if (entries > this.inlineSyncMaxEntries) return this.file.sync(this.afterSync);
+    // A small batch means few clients are waiting: the thread-pool round trip (queue, wake a worker,
+    // wake the loop) would cost them more than the loop loses by blocking for one fdatasync.
+    let syncError: NodeJS.ErrnoException | null = null;
+    try {
+      this.file.syncNow();
+    } catch (error) {
+      syncError = error as NodeJS.ErrnoException;
+    }
+    this.afterSync(syncError);
   }
 
   async close(): Promise<void> {

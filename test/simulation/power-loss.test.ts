@@ -37,7 +37,7 @@ interface Sent {
   answer?: string;
 }
 
-function boot(root: string, files: PowerLossFiles, startMs: number): { log: SegmentLog; harness: PipelineHarness } {
+function boot(root: string, files: PowerLossFiles, startMs: number, inlineSyncMaxEntries: number): { log: SegmentLog; harness: PipelineHarness } {
   const dir = openDataDir(root);
   const recovered = recover(dir, CONFIG, silentLogger);
   const compactor = new Compactor(dir, CONFIG, 4096, async (job) => compact(job), silentLogger, {
@@ -53,6 +53,7 @@ function boot(root: string, files: PowerLossFiles, startMs: number): { log: Segm
     active: recovered.active,
     lastIndex: recovered.lastIndex,
     onSegmentSealed: compactor.onSegmentSealed,
+    inlineSyncMaxEntries,
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1, startMs });
   return { log, harness };
@@ -82,7 +83,9 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     const requestSeq = () => nextRequest++;
     const acknowledged: Sent[] = [];
     let maxToken = 0n;
-    let node = boot(root, files, clockMs);
+    // Some boots sync small batches inline (durable before append returns), some always on the pool.
+    const inlineSync = () => random.pick([0, 0, 4]);
+    let node = boot(root, files, clockMs, inlineSync());
     let powerFailures = 0;
     let submitted = 0;
     /** Requests that were unanswered when power failed: each may or may not have taken effect. */
@@ -112,7 +115,7 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
         inFlightAtLoss.push(...pending.values());
         pending.clear();
         powerFailures++;
-        node = boot(root, files, clockMs);
+        node = boot(root, files, clockMs, inlineSync());
         submitted = 0;
         await checkPromises();
       }

@@ -48,6 +48,11 @@ export class FaultyFiles implements LogFileOpener {
         if (take(["fsync-fails"]) !== undefined) return setImmediate(done, errno("EIO", "fsync failed"));
         real.sync(done);
       },
+      syncNow: () => {
+        this.syncs++;
+        if (take(["fsync-fails"]) !== undefined) throw errno("EIO", "fsync failed");
+        real.syncNow();
+      },
       close: () => real.close(),
     };
   }
