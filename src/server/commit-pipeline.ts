@@ -4,9 +4,11 @@
  *   decode -> execute on the state machine (answer written into the connection's reply buffer)
  *          -> entry appended to the open batch -> batch appended to the log -> durable -> replies sent
  *
- * Every command processed while the previous batch is being made durable joins the next batch, so one
- * write and one fsync cover all of them, across all connections. No reply leaves before the batch that
- * holds it (and every batch before it) is durable; that is also what keeps replies in request order.
+ * Every command processed in one event-loop turn joins one batch, so one write and one fsync cover all
+ * of them, across all connections. Up to MAX_BATCHES_IN_FLIGHT batches are being made durable at
+ * once (the disk overlaps their syncs); commands arriving while that many are in flight wait in the
+ * open batch. No reply leaves before the batch that holds it, and every batch before it, is durable:
+ * batches settle in order, which is also what keeps replies in request order.
  *
  * Executing before the log write is safe because nothing observes the result until the batch is
  * durable, and if a write fails the server stops executing state changes (see `fail`).
@@ -26,13 +28,15 @@ export interface ReplySink {
   readonly openReplies: Uint8Array;
   /** This sink has answers in the open batch (set by the sink, cleared by `sealReplies`). */
   inOpenBatch: boolean;
-  /** The open batch is leaving for the log: its answers move aside until it is durable. */
+  /** The open batch is leaving for the log: its answers queue up until it is durable. */
   sealReplies(): void;
-  /** The sealed answers may go out; if `failed`, every one of them is replaced by status 6 first. */
+  /** The oldest sealed answers may go out; if `failed`, every one of them is replaced by status 6 first. */
   releaseReplies(failed: boolean): void;
 }
 
 const INITIAL_BATCH_BYTES = 64 * 1024;
+/** Batches being made durable at once: the disk overlaps their syncs (see SegmentLog.append). */
+export const MAX_BATCHES_IN_FLIGHT = 4;
 const CAPACITY_WARNING_EVERY_MS = 10_000;
 
 interface Batch {
@@ -40,6 +44,8 @@ interface Batch {
   length: number;
   entries: number;
   sinks: ReplySink[];
+  /** Durable (or failed): its replies go out once every earlier batch has settled too. */
+  settled: boolean;
   /** Where the record being filled starts, its entry count and its stamp. */
   recordAt: number;
   recordEntries: number;
@@ -67,7 +73,8 @@ export class CommitPipeline {
   private readonly term: number;
   private nextIndex: number;
   private open: Batch = newBatch(INITIAL_BATCH_BYTES);
-  private sealed: Batch | null = null;
+  /** Sealed batches, oldest first, until they settle and their replies go out. */
+  private readonly sealed: Batch[] = [];
   private flushScheduled = false;
   private failure: Error | null = null;
   private idleWaiters: (() => void)[] = [];
@@ -144,7 +151,7 @@ export class CommitPipeline {
 
   /** Resolves when every answer produced so far has been released to its connection. */
   whenIdle(): Promise<void> {
-    if (this.sealed === null && this.open.sinks.length === 0) return Promise.resolve();
+    if (this.sealed.length === 0 && this.open.sinks.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -163,7 +170,7 @@ export class CommitPipeline {
       sink.inOpenBatch = true;
       this.open.sinks.push(sink);
     }
-    if (!this.flushScheduled && this.sealed === null) {
+    if (!this.flushScheduled && this.sealed.length < MAX_BATCHES_IN_FLIGHT) {
       this.flushScheduled = true;
       // After every read of this event-loop turn has been processed: that is the batch.
       setImmediate(this.flush);
@@ -184,26 +191,29 @@ export class CommitPipeline {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.sealed !== null) return; // the completion of the batch in flight flushes again
+    if (this.sealed.length >= MAX_BATCHES_IN_FLIGHT) return; // a batch settling flushes again
     const batch = this.open;
-    if (batch.sinks.length === 0) return this.notifyIdle();
+    if (batch.sinks.length === 0) {
+      if (this.sealed.length === 0) this.notifyIdle();
+      return;
+    }
     this.closeRecord(batch);
     this.open = newBatch(Math.max(INITIAL_BATCH_BYTES, batch.length));
     for (const sink of batch.sinks) {
       sink.inOpenBatch = false;
       sink.sealReplies();
     }
-    this.sealed = batch;
+    this.sealed.push(batch);
     if (batch.entries === 0 || this.failure !== null) {
-      setImmediate(this.complete, this.failure === null ? OK : { ok: false, error: this.failure });
+      // Nothing to make durable (only 3s and 6s), or nothing may be: settles in order all the same.
+      setImmediate(this.settle, batch, this.failure === null ? OK : { ok: false, error: this.failure });
       return;
     }
     this.appendedBytes += batch.length;
-    this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, this.complete);
+    this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
   };
 
-  private readonly complete = (result: AppendResult): void => {
-    const batch = this.sealed!;
+  private readonly settle = (batch: Batch, result: AppendResult): void => {
     if (!result.ok && this.failure === null) {
       this.failure = result.error;
       this.logger.error(
@@ -211,9 +221,14 @@ export class CommitPipeline {
           "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
       );
     }
-    const failed = this.failure !== null;
-    for (const sink of batch.sinks) sink.releaseReplies(failed);
-    this.sealed = null;
+    batch.settled = true;
+    const sealed = this.sealed;
+    while (sealed.length > 0 && sealed[0]!.settled) {
+      const next = sealed.shift()!;
+      // After a failure even settled batches answer 6: the state they were executed against is suspect.
+      const failed = this.failure !== null;
+      for (const sink of next.sinks) sink.releaseReplies(failed);
+    }
     this.flush();
   };
 
@@ -232,6 +247,7 @@ function newBatch(capacity: number): Batch {
     length: 0,
     entries: 0,
     sinks: [],
+    settled: false,
     recordAt: 0,
     recordEntries: 0,
     recordStampMs: 0,

@@ -21,8 +21,8 @@ export class Connection implements ReplySink {
   inOpenBatch = false;
   private openLength = 0;
   private openCount = 0;
-  private sealedReplies: Buffer | null = null;
-  private sealedCount = 0;
+  /** Answers of sealed batches not yet durable, oldest first. */
+  private readonly sealed: { readonly replies: Buffer; readonly count: number }[] = [];
   /** Answers reserved and not yet handed to the socket. */
   private inflight = 0;
   private readonly reader = new FrameReader();
@@ -83,8 +83,7 @@ export class Connection implements ReplySink {
   }
 
   sealReplies(): void {
-    this.sealedReplies = this.openReplies.subarray(0, this.openLength);
-    this.sealedCount = this.openCount;
+    this.sealed.push({ replies: this.openReplies.subarray(0, this.openLength), count: this.openCount });
     // The sealed bytes now belong to the socket write to come: answer into a fresh buffer.
     this.openReplies = Buffer.allocUnsafe(Math.max(INITIAL_REPLY_BYTES, this.openReplies.length));
     this.openLength = 0;
@@ -92,13 +91,11 @@ export class Connection implements ReplySink {
   }
 
   releaseReplies(failed: boolean): void {
-    const replies = this.sealedReplies!;
-    this.sealedReplies = null;
+    const { replies, count } = this.sealed.shift()!;
     if (failed) {
       for (let at = 0; at < replies.length; at += RESPONSE_BYTES) writeResponse(replies, at, Status.Unavailable, 0, 0);
     }
-    this.inflight -= this.sealedCount;
-    this.sealedCount = 0;
+    this.inflight -= count;
     if (!this.socket.destroyed) this.socket.write(replies);
     if (this.readingPaused) this.maybeResume();
     this.finishIfDone();

@@ -48,13 +48,26 @@ const ZERO_CHUNK = Buffer.alloc(1 << 20);
 /** Batches up to this many entries are synced inline by default; larger ones on the thread pool. */
 export const INLINE_SYNC_MAX_ENTRIES = 4;
 
+interface InFlight {
+  readonly lastIndex: number;
+  readonly done: (result: AppendResult) => void;
+}
+
+interface Waiting extends InFlight {
+  readonly records: Buffer;
+}
+
 export class SegmentLog implements CommitLog {
   private file: LogFile;
   private path: string;
   private firstIndex: number;
   private position: number;
+  /** Index of the last entry made durable (and reported done). */
   private lastIndex: number;
-  private pending: { readonly lastIndex: number; readonly done: (result: AppendResult) => void } | null = null;
+  /** Appends written and being synced, oldest first; they complete in this order. */
+  private inFlight: InFlight[] = [];
+  /** Appends that arrived while the full segment drains its syncs before rolling over. */
+  private waiting: Waiting[] = [];
   private failure: Error | null = null;
   private closed = false;
   private readonly sparePath: string;
@@ -83,14 +96,29 @@ export class SegmentLog implements CommitLog {
     this.prepareSpare();
   }
 
+  /**
+   * Several appends may be in flight: each is written at once and gets its own fdatasync on the
+   * thread pool, and the device works on them concurrently (about 2x the syncs per second here at a
+   * depth of 4). An fdatasync makes every earlier write to the file durable too, so whichever sync
+   * finishes completes its append and every append before it, always in order.
+   */
   append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void {
-    const entries = lastIndex - this.lastIndex;
-    if (this.pending !== null) throw new Error("one append at a time");
     if (this.failure !== null || this.closed) {
       setImmediate(done, { ok: false, error: this.failure ?? new Error("log is closed") });
       return;
     }
-    this.pending = { lastIndex, done };
+    if (this.waiting.length > 0 || (this.position >= this.options.segmentBytes && this.inFlight.length > 0)) {
+      // The segment is full: its syncs must drain before the next one starts (a sync covers one file).
+      this.waiting.push({ records, lastIndex, done });
+      return;
+    }
+    if (this.position >= this.options.segmentBytes && !this.rollOver()) {
+      setImmediate(done, { ok: false, error: this.failure! });
+      return;
+    }
+    const entries = lastIndex - this.lastIndexWritten();
+    const append: InFlight = { lastIndex, done };
+    this.inFlight.push(append);
     try {
       let written = 0;
       while (written < records.length) {
@@ -103,21 +131,24 @@ export class SegmentLog implements CommitLog {
       setImmediate(this.fail, error as Error, "write");
       return;
     }
-    if (this.options.fsync === "never") return this.afterSync(null);
-    if (entries > this.inlineSyncMaxEntries) return this.file.sync(this.afterSync);
-    // A small batch means few clients are waiting: the thread-pool round trip (queue, wake a worker,
-    // wake the loop) would cost them more than the loop loses by blocking for one fdatasync.
-    let syncError: NodeJS.ErrnoException | null = null;
-    try {
-      this.file.syncNow();
-    } catch (error) {
-      syncError = error as NodeJS.ErrnoException;
+    if (this.options.fsync === "never") return this.synced(null, append);
+    if (this.inFlight.length === 1 && entries <= this.inlineSyncMaxEntries) {
+      // A small batch with nothing else in flight means few clients are waiting: the thread-pool
+      // round trip (queue, wake a worker, wake the loop) would cost them more than the loop loses
+      // by blocking for one fdatasync.
+      let syncError: NodeJS.ErrnoException | null = null;
+      try {
+        this.file.syncNow();
+      } catch (error) {
+        syncError = error as NodeJS.ErrnoException;
+      }
+      return this.synced(syncError, append);
     }
-    this.afterSync(syncError);
+    this.file.sync((error) => this.synced(error, append));
   }
 
   async close(): Promise<void> {
-    while (this.pending !== null) await new Promise((resolve) => setImmediate(resolve));
+    while (this.inFlight.length > 0 || this.waiting.length > 0) await new Promise((resolve) => setImmediate(resolve));
     if (this.spareInProgress !== null) await this.spareInProgress;
     if (!this.closed) {
       this.closed = true;
@@ -126,39 +157,55 @@ export class SegmentLog implements CommitLog {
   }
 
   /**
-   * Stops at once, as a crash would: an append in flight never completes, nothing more is written.
+   * Stops at once, as a crash would: appends in flight never complete, nothing more is written.
    * Waits only for the background preallocation so no write of this log outlives the call.
    */
   async abandon(): Promise<void> {
     this.closed = true;
-    this.pending = null;
+    this.inFlight = [];
+    this.waiting = [];
     if (this.spareInProgress !== null) await this.spareInProgress;
     this.file.close();
   }
 
-  private readonly afterSync = (error: NodeJS.ErrnoException | null): void => {
-    if (this.pending === null) return; // abandoned meanwhile
+  private lastIndexWritten(): number {
+    return this.inFlight.length > 0 ? this.inFlight[this.inFlight.length - 1]!.lastIndex : this.lastIndex;
+  }
+
+  private synced(error: NodeJS.ErrnoException | null, append: InFlight): void {
+    const upTo = this.inFlight.indexOf(append);
+    if (upTo < 0) return; // completed already by a later sync, or abandoned
     if (error !== null) return this.fail(error, "fdatasync");
-    const pending = this.pending;
-    this.pending = null;
-    this.lastIndex = pending.lastIndex;
-    if (this.position >= this.options.segmentBytes) {
-      try {
-        this.roll();
-      } catch (rollError) {
-        this.failure = rollError as Error;
-        this.options.logger.error(`cannot start a new log segment: ${(rollError as Error).message}`);
-      }
+    const completed = this.inFlight.splice(0, upTo + 1);
+    this.lastIndex = completed[completed.length - 1]!.lastIndex;
+    for (const each of completed) each.done(OK);
+    if (this.inFlight.length === 0 && this.waiting.length > 0) this.resumeWaiting();
+  }
+
+  /** The full segment has drained: roll over, then write what waited, in order. */
+  private resumeWaiting(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const each of waiting) this.append(each.records, each.lastIndex, each.done);
+  }
+
+  private rollOver(): boolean {
+    try {
+      this.roll();
+      return true;
+    } catch (rollError) {
+      this.failure = new Error(`cannot start a new log segment: ${(rollError as Error).message}`);
+      this.options.logger.error(this.failure.message);
+      return false;
     }
-    pending.done(OK);
-  };
+  }
 
   private readonly fail = (error: Error, operation: string): void => {
-    const pending = this.pending;
-    if (pending === null) return; // abandoned meanwhile
-    this.pending = null;
-    this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
-    pending.done({ ok: false, error: this.failure });
+    if (this.failure === null) this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
+    const failed = [...this.inFlight, ...this.waiting];
+    this.inFlight = [];
+    this.waiting = [];
+    for (const each of failed) each.done({ ok: false, error: this.failure });
   };
 
   /** Starts the next segment from the prepared spare (or a plain new file if it is not ready yet). */

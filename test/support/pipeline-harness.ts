@@ -14,7 +14,7 @@ export class CollectingSink implements ReplySink {
   openReplies: Uint8Array = new Uint8Array(17 * 8192);
   inOpenBatch = false;
   private openLength = 0;
-  private sealed: Uint8Array | null = null;
+  private readonly sealed: Uint8Array[] = [];
   /** Every answer released so far, in order. */
   readonly answers: Response[] = [];
 
@@ -25,17 +25,16 @@ export class CollectingSink implements ReplySink {
   }
 
   sealReplies(): void {
-    this.sealed = this.openReplies.slice(0, this.openLength);
+    this.sealed.push(this.openReplies.slice(0, this.openLength));
     this.openLength = 0;
   }
 
   releaseReplies(failed: boolean): void {
-    const sealed = this.sealed!;
+    const sealed = this.sealed.shift()!;
     for (let at = 0; at < sealed.length; at += 17) {
       if (failed) writeResponse(sealed, at, Status.Unavailable, 0, 0);
       this.answers.push(decodeResponse(sealed, at));
     }
-    this.sealed = null;
   }
 }
 
