@@ -48,10 +48,10 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxLocks: 10_000_000,
   maxConnections: 10_000,
   maxInflightPerConnection: 1024,
-  maxQueuedReplyBytes: 1 << 20,
+  maxQueuedReplyBytes: 64 << 10,
   frameTimeoutMs: 10_000,
   idleTimeoutMs: 0,
   fsync: "always",
-  snapshotEveryBytes: 64 << 20,
+  snapshotEveryBytes: 256 << 20,
   segmentBytes: 32 << 20,
 };
