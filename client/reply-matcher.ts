@@ -6,7 +6,7 @@
  */
 import type { Response } from "../src/protocol/index.js";
 import { Fifo } from "./fifo.js";
-import { ReplyReader } from "./reply-reader.js";
+import { ReplyReader } from "../src/protocol/reply-reader.js";
 
 export interface PendingReply {
   /** Set by whoever gave up on the request; its reply is then dropped. */

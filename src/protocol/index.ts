@@ -5,3 +5,4 @@ export * from "./request.js";
 export * from "./response.js";
 export * from "./frame-reader.js";
 export { readU64, readU64Clamped, writeU64 } from "./u64.js";
+export * from "./reply-reader.js";

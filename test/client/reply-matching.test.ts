@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { encodeResponse, type Response } from "../../src/protocol/index.js";
-import { ReplyReader } from "../../client/reply-reader.js";
+import { ReplyReader } from "../../src/protocol/reply-reader.js";
 import { ReceiveResult, ReplyMatcher, type PendingReply } from "../../client/reply-matcher.js";
 
 const replies: Response[] = [

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, release, renew } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
@@ -11,14 +11,7 @@ const LOCKS = [0xc0de01n, 0xc0de02n, 0xc0de03n];
 const ROUNDS_PER_CLIENT = 40;
 const DEADLINE_MS = 6000;
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd();
-});
-afterAll(async () => {
-  expect(await lockd.stop()).toBe(0);
-  lockd.cleanup();
-});
+const lockd = useLockd();
 
 /** One successful lease in server time: from its grant to its release or its (last renewed) expiry. */
 interface Lease {

@@ -1,19 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, release } from "../support/frames.js";
 import { INVALID_HEX, splitAnswers } from "../support/answers.js";
 import { seededRandom } from "../support/seeded-random.js";
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd();
-});
-afterAll(async () => {
-  expect(await lockd.stop()).toBe(0);
-  lockd.cleanup();
-});
+const lockd = useLockd();
 
 function lengthPrefixed(length: number, body: Buffer = Buffer.alloc(length)): Buffer {
   const header = Buffer.alloc(4);

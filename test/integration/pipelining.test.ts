@@ -1,18 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, inspect, release } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd();
-});
-afterAll(async () => {
-  expect(await lockd.stop()).toBe(0);
-  lockd.cleanup();
-});
+const lockd = useLockd();
 
 let nextLock = 1n << 40n;
 

@@ -1,22 +1,15 @@
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { lockIdFromName, Status } from "../../src/protocol/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire } from "../support/frames.js";
 import { splitAnswers } from "../support/answers.js";
 
 const EXAMPLE = fileURLToPath(new URL("../../examples/python/lock_example.py", import.meta.url));
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd();
-});
-afterAll(async () => {
-  expect(await lockd.stop()).toBe(0);
-  lockd.cleanup();
-});
+const lockd = useLockd();
 
 function runPython(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -1,17 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, release, responses } from "../support/frames.js";
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd();
-});
-afterAll(async () => {
-  expect(await lockd.stop()).toBe(0);
-  lockd.cleanup();
-});
+const lockd = useLockd();
 
 describe("lockd over TCP", () => {
   it("grants a free lock, refuses it while held, and releases it with the same token", async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, expect } from "vitest";
 
 export const LOCKD_BIN = resolve(fileURLToPath(new URL("../../dist/src/cli/lockd.js", import.meta.url)));
 
@@ -73,4 +74,25 @@ export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProce
       if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One lockd for a whole test file: spawned before its first test and stopped after its last (a clean
+ * exit, code 0, is asserted). The returned value forwards to the running process.
+ */
+export function useLockd(options: SpawnOptions = {}): LockdProcess {
+  let current: LockdProcess | undefined;
+  beforeAll(async () => {
+    current = await spawnLockd(options);
+  });
+  afterAll(async () => {
+    expect(await current!.stop()).toBe(0);
+    current!.cleanup();
+  });
+  return new Proxy({} as LockdProcess, {
+    get: (_target, key) => {
+      if (current === undefined) throw new Error("lockd is not running yet (use it inside a test)");
+      return Reflect.get(current, key);
+    },
+  });
 }

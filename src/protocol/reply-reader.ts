@@ -3,7 +3,8 @@
  * request id: the n-th response answers the n-th request written, so a reader only has to cut at
  * RESPONSE_BYTES and carry a split reply over to the next chunk. Pure: no I/O.
  */
-import { RESPONSE_BYTES, decodeResponse, type Response } from "../src/protocol/index.js";
+import { RESPONSE_BYTES } from "./wire.js";
+import { decodeResponse, type Response } from "./response.js";
 
 export class ReplyReader {
   private readonly carry = Buffer.alloc(RESPONSE_BYTES);
