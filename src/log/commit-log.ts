@@ -1,8 +1,8 @@
 /**
  * The commit path's log, as the server sees it. The server applies commands on the leader, encodes
  * them into records and appends them; it answers the clients of a batch only after `done` reports the
- * batch durable (fsynced locally, or later committed by a quorum). Implementations: MemoryLog (no
- * durability), the local segmented file log (storage/), and later a log replicated through etcd.
+ * batch durable (fsynced locally, or later committed by a quorum). Implementations: the local segmented
+ * file log (storage/), and later a log replicated through etcd.
  */
 
 export type AppendResult = { readonly ok: true } | { readonly ok: false; readonly error: Error };

@@ -79,8 +79,6 @@ export class CommitPipeline {
   private failure: Error | null = null;
   private idleWaiters: (() => void)[] = [];
   private lastCapacityWarningMs = -Infinity;
-  /** Bytes appended since the counter was last reset (drives snapshots). */
-  appendedBytes = 0;
 
   constructor(options: PipelineOptions) {
     this.sm = options.stateMachine;
@@ -209,7 +207,6 @@ export class CommitPipeline {
       setImmediate(this.settle, batch, this.failure === null ? OK : { ok: false, error: this.failure });
       return;
     }
-    this.appendedBytes += batch.length;
     this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
   };
 
