@@ -2,42 +2,40 @@
  * The idempotency table: request id -> (parameter fingerprint, the 17-byte answer, when first seen).
  *
  * It is the memory and speed hot spot (millions of entries at full speed), so entries live in typed
- * arrays (≈ 53 bytes each plus the id index) instead of objects:
- *   - a ring in insertion order; logical time never goes backwards, so the oldest entry is always at
- *     the head and pruning is a pop from the front;
- *   - an IdIndex from request id to ring slot.
- * The ring grows by doubling; the caller bounds the number of entries (max dedupe entries).
+ * arrays (≈ 53 bytes each plus the id index) instead of objects, in fixed-size chunks:
+ *   - entries form a queue in insertion order; logical time never goes backwards, so the oldest entry
+ *     is always at the head and pruning is a pop from the front;
+ *   - the queue is a list of chunks: a chunk emptied at the head is reused at the tail, and growing
+ *     adds a chunk without moving any entry, so slot numbers never change and the IdIndex from
+ *     request id to slot never has to be rebuilt.
+ * The caller bounds the number of entries (max dedupe entries).
  */
 import { RESPONSE_BYTES } from "../protocol/wire.js";
-import { IdIndex } from "./id-index.js";
+import { IdIndex, SLOT_CHUNK, SLOT_CHUNK_BITS } from "./id-index.js";
 
-const INITIAL_CAPACITY = 1 << 12;
+const SLOT_CHUNK_MASK = SLOT_CHUNK - 1;
 
 export class DedupeTable {
-  private capacity: number;
-  private mask: number;
-  private index: IdIndex;
-  private fingerprints: Int32Array;
-  private answers: Uint8Array;
-  private firstSeenMs: Float64Array;
+  private readonly index: IdIndex;
+  private readonly fingerprintChunks: Int32Array[] = [];
+  private readonly answerChunks: Uint8Array[] = [];
+  private readonly firstSeenChunks: Float64Array[] = [];
   /** 1 while the slot's id is in the index (an expired entry is unindexed when its id comes back). */
-  private indexed: Uint8Array;
-  /** Sequence numbers of the oldest entry and of the next one; slot = seq & mask. */
-  private head = 0;
-  private tail = 0;
+  private readonly indexedChunks: Uint8Array[] = [];
+  /** Chunk numbers in queue order: the head entry is in blocks[0], the tail entry in the last. */
+  private readonly blocks: number[] = [];
+  private readonly freeChunks: number[] = [];
+  private headOffset = 0;
+  /** Next free offset in the last block; SLOT_CHUNK when a new block is needed. */
+  private tailOffset = SLOT_CHUNK;
+  private count = 0;
 
-  constructor(private readonly seed: number, initialCapacity = INITIAL_CAPACITY) {
-    this.capacity = ceilPowerOfTwo(Math.max(16, initialCapacity));
-    this.mask = this.capacity - 1;
-    this.index = new IdIndex(seed, this.capacity);
-    this.fingerprints = new Int32Array(this.capacity * 2);
-    this.answers = new Uint8Array(this.capacity * RESPONSE_BYTES);
-    this.firstSeenMs = new Float64Array(this.capacity);
-    this.indexed = new Uint8Array(this.capacity);
+  constructor(seed: number, expectedEntries = SLOT_CHUNK) {
+    this.index = new IdIndex(seed, expectedEntries);
   }
 
   get size(): number {
-    return this.tail - this.head;
+    return this.count;
   }
 
   /**
@@ -49,22 +47,24 @@ export class DedupeTable {
   }
 
   isLive(slot: number, nowMs: number, windowMs: number): boolean {
-    return this.firstSeenMs[slot]! + windowMs > nowMs;
+    return this.firstSeenChunks[slot >>> SLOT_CHUNK_BITS]![slot & SLOT_CHUNK_MASK]! + windowMs > nowMs;
   }
 
   matches(slot: number, fingerprint0: number, fingerprint1: number): boolean {
+    const fingerprints = this.fingerprintChunks[slot >>> SLOT_CHUNK_BITS]!;
+    const at = (slot & SLOT_CHUNK_MASK) * 2;
     // Stored as signed 32-bit words: compare in the same form.
-    return this.fingerprints[slot * 2] === (fingerprint0 | 0) && this.fingerprints[slot * 2 + 1] === (fingerprint1 | 0);
+    return fingerprints[at] === (fingerprint0 | 0) && fingerprints[at + 1] === (fingerprint1 | 0);
   }
 
   copyAnswer(slot: number, out: Uint8Array, outAt: number): void {
-    const answers = this.answers;
-    const from = slot * RESPONSE_BYTES;
+    const answers = this.answerChunks[slot >>> SLOT_CHUNK_BITS]!;
+    const from = (slot & SLOT_CHUNK_MASK) * RESPONSE_BYTES;
     for (let i = 0; i < RESPONSE_BYTES; i++) out[outAt + i] = answers[from + i]!;
   }
 
   answerStatus(slot: number): number {
-    return this.answers[slot * RESPONSE_BYTES]!;
+    return this.answerChunks[slot >>> SLOT_CHUNK_BITS]![(slot & SLOT_CHUNK_MASK) * RESPONSE_BYTES]!;
   }
 
   /**
@@ -81,44 +81,58 @@ export class DedupeTable {
     answerAt: number,
     nowMs: number,
   ): void {
-    if (expired >= 0 && this.indexed[expired] === 1) {
+    if (expired >= 0 && this.indexedChunks[expired >>> SLOT_CHUNK_BITS]![expired & SLOT_CHUNK_MASK] === 1) {
       // The id's old entry is past its window but not pruned yet (pruning since the lookup may have
       // dropped it already): it stops answering for the id now.
       this.index.delete(expired);
-      this.indexed[expired] = 0;
+      this.indexedChunks[expired >>> SLOT_CHUNK_BITS]![expired & SLOT_CHUNK_MASK] = 0;
     }
-    if (this.size === this.capacity) this.grow();
-    const slot = this.tail & this.mask;
-    this.tail++;
-    this.fingerprints[slot * 2] = fingerprint0;
-    this.fingerprints[slot * 2 + 1] = fingerprint1;
-    const answers = this.answers;
-    const to = slot * RESPONSE_BYTES;
+    if (this.tailOffset === SLOT_CHUNK) {
+      this.blocks.push(this.takeChunk());
+      this.tailOffset = 0;
+    }
+    const chunk = this.blocks[this.blocks.length - 1]!;
+    const offset = this.tailOffset++;
+    const slot = chunk * SLOT_CHUNK + offset;
+    this.count++;
+    const fingerprints = this.fingerprintChunks[chunk]!;
+    fingerprints[offset * 2] = fingerprint0;
+    fingerprints[offset * 2 + 1] = fingerprint1;
+    const answers = this.answerChunks[chunk]!;
+    const to = offset * RESPONSE_BYTES;
     for (let i = 0; i < RESPONSE_BYTES; i++) answers[to + i] = answer[answerAt + i]!;
-    this.firstSeenMs[slot] = nowMs;
+    this.firstSeenChunks[chunk]![offset] = nowMs;
     this.index.add(slot, idBytes, idAt);
-    this.indexed[slot] = 1;
+    this.indexedChunks[chunk]![offset] = 1;
   }
 
   /** Drops up to `budget` entries whose window has passed; returns how many were dropped. */
   prune(nowMs: number, windowMs: number, budget: number): number {
     let dropped = 0;
-    while (dropped < budget && this.head < this.tail) {
-      const slot = this.head & this.mask;
-      if (this.firstSeenMs[slot]! + windowMs > nowMs) break;
-      if (this.indexed[slot] === 1) this.index.delete(slot);
-      this.indexed[slot] = 0;
-      this.head++;
+    while (dropped < budget && this.count > 0) {
+      const chunk = this.blocks[0]!;
+      const offset = this.headOffset;
+      if (this.firstSeenChunks[chunk]![offset]! + windowMs > nowMs) break;
+      const indexed = this.indexedChunks[chunk]!;
+      if (indexed[offset] === 1) this.index.delete(chunk * SLOT_CHUNK + offset);
+      indexed[offset] = 0;
+      this.count--;
       dropped++;
+      this.headOffset++;
+      if (this.headOffset === SLOT_CHUNK || this.count === 0) this.releaseHeadBlock();
     }
     return dropped;
   }
 
-  /** Entries oldest first, for snapshots: calls `visit` with the ring slot. */
+  /** Entries oldest first, for snapshots: calls `visit` with the slot (superseded entries left out). */
   forEachSlot(visit: (slot: number) => void): void {
-    for (let seq = this.head; seq < this.tail; seq++) {
-      const slot = seq & this.mask;
-      if (this.indexed[slot] === 1) visit(slot);
+    const last = this.blocks.length - 1;
+    for (let b = 0; b <= last; b++) {
+      const chunk = this.blocks[b]!;
+      const indexed = this.indexedChunks[chunk]!;
+      const from = b === 0 ? this.headOffset : 0;
+      const to = b === last ? this.tailOffset : SLOT_CHUNK;
+      for (let offset = from; offset < to; offset++) if (indexed[offset] === 1) visit(chunk * SLOT_CHUNK + offset);
     }
   }
 
@@ -134,54 +148,42 @@ export class DedupeTable {
   }
 
   fingerprintOf(slot: number): [number, number] {
-    return [this.fingerprints[slot * 2]!, this.fingerprints[slot * 2 + 1]!];
+    const fingerprints = this.fingerprintChunks[slot >>> SLOT_CHUNK_BITS]!;
+    const at = (slot & SLOT_CHUNK_MASK) * 2;
+    return [fingerprints[at]!, fingerprints[at + 1]!];
   }
 
   answerBytes(slot: number): Uint8Array {
-    return this.answers.subarray(slot * RESPONSE_BYTES, slot * RESPONSE_BYTES + RESPONSE_BYTES);
+    const from = (slot & SLOT_CHUNK_MASK) * RESPONSE_BYTES;
+    return this.answerChunks[slot >>> SLOT_CHUNK_BITS]!.subarray(from, from + RESPONSE_BYTES);
   }
 
   firstSeenOf(slot: number): number {
-    return this.firstSeenMs[slot]!;
+    return this.firstSeenChunks[slot >>> SLOT_CHUNK_BITS]![slot & SLOT_CHUNK_MASK]!;
   }
 
-  /**
-   * Doubles the ring. Slots move (slot = seq & mask), so the index is rebuilt: O(entries) on the
-   * event loop, which is why the server sizes the table for its expected load up front.
-   */
-  private grow(): void {
-    const oldMask = this.mask;
-    const capacity = this.capacity * 2;
-    const mask = capacity - 1;
-    const index = new IdIndex(this.seed, capacity);
-    const fingerprints = new Int32Array(capacity * 2);
-    const answers = new Uint8Array(capacity * RESPONSE_BYTES);
-    const firstSeenMs = new Float64Array(capacity);
-    const indexed = new Uint8Array(capacity);
-    for (let seq = this.head; seq < this.tail; seq++) {
-      const from = seq & oldMask;
-      const to = seq & mask;
-      fingerprints[to * 2] = this.fingerprints[from * 2]!;
-      fingerprints[to * 2 + 1] = this.fingerprints[from * 2 + 1]!;
-      answers.set(this.answers.subarray(from * RESPONSE_BYTES, from * RESPONSE_BYTES + RESPONSE_BYTES), to * RESPONSE_BYTES);
-      firstSeenMs[to] = this.firstSeenMs[from]!;
-      if (this.indexed[from] === 1) {
-        index.addFrom(to, this.index, from);
-        indexed[to] = 1;
+  /** A chunk for the tail: one emptied at the head earlier, or a new one. */
+  private takeChunk(): number {
+    const reused = this.freeChunks.pop();
+    if (reused !== undefined) return reused;
+    this.fingerprintChunks.push(new Int32Array(SLOT_CHUNK * 2));
+    this.answerChunks.push(new Uint8Array(SLOT_CHUNK * RESPONSE_BYTES));
+    this.firstSeenChunks.push(new Float64Array(SLOT_CHUNK));
+    this.indexedChunks.push(new Uint8Array(SLOT_CHUNK));
+    return this.fingerprintChunks.length - 1;
+  }
+
+  /** The head block is used up (or the queue is empty): recycle it. */
+  private releaseHeadBlock(): void {
+    if (this.count === 0) {
+      // Keep writing into the tail block if there is room; the head simply catches up to the tail.
+      if (this.tailOffset < SLOT_CHUNK && this.blocks.length === 1) {
+        this.headOffset = this.tailOffset;
+        return;
       }
     }
-    this.capacity = capacity;
-    this.mask = mask;
-    this.index = index;
-    this.fingerprints = fingerprints;
-    this.answers = answers;
-    this.firstSeenMs = firstSeenMs;
-    this.indexed = indexed;
+    this.freeChunks.push(this.blocks.shift()!);
+    this.headOffset = 0;
+    if (this.blocks.length === 0) this.tailOffset = SLOT_CHUNK;
   }
-}
-
-function ceilPowerOfTwo(n: number): number {
-  let p = 1;
-  while (p < n) p *= 2;
-  return p;
 }

@@ -3,8 +3,9 @@
  *
  * A record per lock as JS objects in a Map costs ~300 bytes (object header, boxed doubles, id strings,
  * Map entry) and makes every new lock garbage for the collector to move; here a record is the lock id
- * and owner id (16 bytes each), two doubles and a few int32s in preallocated arrays (~70 bytes with
- * its index), and serving a request allocates nothing.
+ * and owner id (16 bytes each), two doubles and a few int32s in typed arrays (~70 bytes with its
+ * index), and serving a request allocates nothing. Growing copies these flat arrays (a memcpy); the
+ * id index grows incrementally on its own.
  *
  * The table also keeps a binary min-heap of slots ordered by expiry, so the records whose time has
  * passed can be found and dropped in order with bounded work per command. Every record is in the heap
@@ -152,7 +153,6 @@ export class LockTable {
     this.expires = grown(this.expires, capacity);
     this.heapPosition = grown(this.heapPosition, capacity);
     this.heap = grown(this.heap, capacity);
-    this.index.growSlots(capacity, this.heap.subarray(0, this.heapSize));
     this.capacity = capacity;
   }
 

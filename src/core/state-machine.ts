@@ -115,6 +115,7 @@ export class StateMachine {
     }
 
     if (limits !== null && this.dedupe.size >= limits.maxDedupeEntries) {
+      this.advanceForCapacity(now);
       this.dedupe.prune(now, this.config.dedupeWindowMs, Infinity);
       if (this.dedupe.size >= limits.maxDedupeEntries) {
         writeResponse(out, outAt, Status.Unavailable, 0, 0);
@@ -150,11 +151,13 @@ export class StateMachine {
       writeResponse(out, outAt, Status.Held, 0, locks.expiresAtOf(slot));
       return Status.Held;
     }
-    if (slot < 0 && limits !== null && locks.size >= limits.maxLocks) {
-      // Full: only records still remembered count, so forget every one whose time has passed first.
+    if (limits !== null && locks.size >= limits.maxLocks) {
+      // Full: only records still remembered now count, so forget every other one first; a lock whose
+      // record survives reuses it.
+      this.advanceForCapacity(now);
       this.pruneLocks(now, Infinity);
       stored = locks.find(entry, at + BODY_LOCK_ID);
-      if (locks.size >= limits.maxLocks) {
+      if (stored < 0 && locks.size >= limits.maxLocks) {
         writeResponse(out, outAt, Status.Unavailable, 0, 0);
         return Status.Unavailable;
       }
@@ -211,6 +214,17 @@ export class StateMachine {
     } else {
       writeResponse(out, outAt, Status.NotHeld, 0, 0);
     }
+  }
+
+  /**
+   * Capacity checks prune everything whose time has passed at `now`, so the clock must stand at `now`
+   * from then on, even if the command is answered 6 (not logged): otherwise a later stamp from a wall
+   * clock that stepped back would find pruned records alive again. Every later logged record carries
+   * a stamp at least this, so replay stays consistent; and if a crash loses this advance, it loses
+   * every decision made after it too.
+   */
+  private advanceForCapacity(now: number): void {
+    this.nowMs = now;
   }
 
   /** Moves the clock to `now` and forgets a bounded number of records whose time has passed. */

@@ -79,3 +79,33 @@ describe("the id index survives deletion inside long probe runs", () => {
     ids.forEach((id, slot) => expect(index.find(id, 0)).toBe(deleted.has(slot) ? -1 : slot));
   });
 });
+
+describe("the id index grows a few buckets at a time, never losing an entry", () => {
+  it("finds exactly the live ids through 200,000 seeded adds and deletes from a 16-bucket start", () => {
+    const random = seededRandom("id-index growth");
+    const index = new IdIndex(random.int(0, 2 ** 30), 16);
+    const live = new Map<number, Buffer>(); // slot -> id
+    const liveSlots: number[] = [];
+    let nextSlot = 0;
+    for (let step = 0; step < 200_000; step++) {
+      if (liveSlots.length > 0 && random.next() < 0.3) {
+        const at = random.int(0, liveSlots.length - 1);
+        const slot = liveSlots[at]!;
+        liveSlots[at] = liveSlots[liveSlots.length - 1]!;
+        liveSlots.pop();
+        index.delete(slot);
+        live.delete(slot);
+      } else {
+        const id = random.bytes(16);
+        index.add(nextSlot, id, 0);
+        live.set(nextSlot, id);
+        liveSlots.push(nextSlot++);
+      }
+      if (step % 20_000 === 0 || step === 199_999) {
+        for (const [slot, id] of live) if (index.find(id, 0) !== slot) throw new Error(`seed ${random.seed}: slot ${slot} lost at step ${step}`);
+      }
+    }
+    expect(live.size).toBeGreaterThan(50_000);
+    expect(index.find(Buffer.alloc(16, 0xee), 0)).toBe(-1);
+  });
+});
