@@ -4,12 +4,11 @@
  */
 import { randomInt } from "node:crypto";
 import type { StateMachineConfig } from "../core/state-machine.js";
-import { Compactor, workerCompactionRunner } from "../storage/compactor.js";
+import { workerCompactionRunner } from "../storage/compactor.js";
 import { openDataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { nodeLogFiles } from "../storage/log-file.js";
-import { recover } from "../storage/recovery.js";
-import { SegmentLog } from "../storage/segment-log.js";
+import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { systemClock, type Clock } from "./clock.js";
@@ -50,7 +49,15 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();
-    const recovered = recover(dir, smConfig, logger);
+    const { recovered, log, compactor } = openDurableStorage(dir, {
+      config: smConfig,
+      logger,
+      files: nodeLogFiles,
+      fsync: config.fsync,
+      segmentBytes: config.segmentBytes,
+      snapshotEveryBytes: config.snapshotEveryBytes,
+      runCompaction: workerCompactionRunner,
+    });
     const sm = recovered.stateMachine;
     logger.info(
       `recovered ${config.dataDir}: log index ${recovered.lastIndex}, ${recovered.entriesReplayed} entries replayed` +
@@ -60,21 +67,6 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     if (config.fsync === "never") {
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }
-    const compactor = new Compactor(dir, smConfig, config.snapshotEveryBytes, workerCompactionRunner, logger, {
-      snapshotPath: recovered.snapshotPath,
-      sealed: recovered.sealed,
-    });
-    const log = new SegmentLog({
-      dir,
-      files: nodeLogFiles,
-      fsync: config.fsync,
-      segmentBytes: config.segmentBytes,
-      logger,
-      active: recovered.active,
-      lastIndex: recovered.lastIndex,
-      onSegmentSealed: compactor.onSegmentSealed,
-    });
-    compactor.maybeStart();
     const pipeline = new CommitPipeline({
       stateMachine: sm,
       log,

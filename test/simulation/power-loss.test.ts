@@ -14,9 +14,8 @@ import type { StateMachineConfig } from "../../src/core/state-machine.js";
 import { Command, decodeResponse, Status } from "../../src/protocol/index.js";
 import { silentLogger } from "../../src/server/logger.js";
 import { compact } from "../../src/storage/compaction.js";
-import { Compactor } from "../../src/storage/compactor.js";
+import { openDurableStorage } from "../../src/storage/durable-storage.js";
 import { openDataDir } from "../../src/storage/data-dir.js";
-import { recover } from "../../src/storage/recovery.js";
 import { SegmentLog } from "../../src/storage/segment-log.js";
 import { acquire, inspect, release, renew } from "../support/frames.js";
 import { PipelineHarness } from "../support/pipeline-harness.js";
@@ -38,21 +37,14 @@ interface Sent {
 }
 
 function boot(root: string, files: PowerLossFiles, startMs: number, inlineSyncMaxEntries: number): { log: SegmentLog; harness: PipelineHarness } {
-  const dir = openDataDir(root);
-  const recovered = recover(dir, CONFIG, silentLogger);
-  const compactor = new Compactor(dir, CONFIG, 4096, async (job) => compact(job), silentLogger, {
-    snapshotPath: recovered.snapshotPath,
-    sealed: recovered.sealed,
-  });
-  const log = new SegmentLog({
-    dir,
+  const { recovered, log } = openDurableStorage(openDataDir(root), {
+    config: CONFIG,
+    logger: silentLogger,
     files,
     fsync: "always",
     segmentBytes: 2048,
-    logger: silentLogger,
-    active: recovered.active,
-    lastIndex: recovered.lastIndex,
-    onSegmentSealed: compactor.onSegmentSealed,
+    snapshotEveryBytes: 4096,
+    runCompaction: async (job) => compact(job),
     inlineSyncMaxEntries,
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1, startMs });

@@ -4,7 +4,7 @@ import { encodeSnapshot } from "../../../src/core/snapshot-codec.js";
 import { Status } from "../../../src/protocol/index.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
-import { Compactor } from "../../../src/storage/compactor.js";
+import { openDurableStorage } from "../../../src/storage/durable-storage.js";
 import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
 import { recover } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
@@ -25,21 +25,15 @@ interface Node {
 
 function openNode(root: string, options: { segmentBytes?: number; snapshotEveryBytes?: number; startMs?: number } = {}): Node {
   const dir = openDataDir(root);
-  const recovered = recover(dir, CONFIG, silentLogger);
   const files = new FaultyFiles();
-  const compactor = new Compactor(dir, CONFIG, options.snapshotEveryBytes ?? Infinity, async (job) => compact(job), silentLogger, {
-    snapshotPath: recovered.snapshotPath,
-    sealed: recovered.sealed,
-  });
-  const log = new SegmentLog({
-    dir,
+  const { recovered, log } = openDurableStorage(dir, {
+    config: CONFIG,
+    logger: silentLogger,
     files,
     fsync: "always",
     segmentBytes: options.segmentBytes ?? 1 << 20,
-    logger: silentLogger,
-    active: recovered.active,
-    lastIndex: recovered.lastIndex,
-    onSegmentSealed: compactor.onSegmentSealed,
+    snapshotEveryBytes: options.snapshotEveryBytes ?? Infinity,
+    runCompaction: async (job) => compact(job),
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, {
     nextIndex: recovered.lastIndex + 1,

@@ -1,0 +1,53 @@
+/**
+ * The storage layer assembled on one data directory: recover the state (newest snapshot plus the log
+ * after it), then a segment log that continues where the log ends and a compactor that folds its
+ * sealed segments into snapshots. One place for this wiring, used by lockd and by the tests that
+ * restart a node on the same directory.
+ */
+import type { StateMachineConfig } from "../core/state-machine.js";
+import type { FsyncMode } from "../server/config.js";
+import type { Logger } from "../server/logger.js";
+import { Compactor, type CompactionRunner } from "./compactor.js";
+import type { DataDir } from "./data-dir.js";
+import type { LogFileOpener } from "./log-file.js";
+import { recover, type Recovered } from "./recovery.js";
+import { SegmentLog } from "./segment-log.js";
+
+export interface DurableStorageOptions {
+  readonly config: StateMachineConfig;
+  readonly logger: Logger;
+  readonly files: LogFileOpener;
+  readonly fsync: FsyncMode;
+  readonly segmentBytes: number;
+  readonly snapshotEveryBytes: number;
+  readonly runCompaction: CompactionRunner;
+  readonly inlineSyncMaxEntries?: number;
+}
+
+export interface DurableStorage {
+  readonly recovered: Recovered;
+  readonly log: SegmentLog;
+  readonly compactor: Compactor;
+}
+
+export function openDurableStorage(dir: DataDir, options: DurableStorageOptions): DurableStorage {
+  const recovered = recover(dir, options.config, options.logger);
+  const compactor = new Compactor(dir, options.config, options.snapshotEveryBytes, options.runCompaction, options.logger, {
+    snapshotPath: recovered.snapshotPath,
+    sealed: recovered.sealed,
+  });
+  const log = new SegmentLog({
+    dir,
+    files: options.files,
+    fsync: options.fsync,
+    segmentBytes: options.segmentBytes,
+    logger: options.logger,
+    active: recovered.active,
+    lastIndex: recovered.lastIndex,
+    onSegmentSealed: compactor.onSegmentSealed,
+    ...(options.inlineSyncMaxEntries === undefined ? {} : { inlineSyncMaxEntries: options.inlineSyncMaxEntries }),
+  });
+  // Segments left sealed by an earlier run may already be due for a snapshot.
+  compactor.maybeStart();
+  return { recovered, log, compactor };
+}
