@@ -9,7 +9,7 @@
 import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { aggregate, isLoad, newestResults, parseCase, readResults, type Aggregate, type LoadRecord } from "./results.js";
+import { aggregate, commandLine, isLoad, newestResults, parseCase, readResults, type Aggregate, type LoadRecord } from "./results.js";
 
 const OUT_DIR = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const DEFAULT_OUTPUT = resolve(OUT_DIR, "..", "latency-throughput.svg");
@@ -136,12 +136,8 @@ export function renderSvg(points: readonly Aggregate[], title: string): string {
 }
 
 function main(): void {
-  const args = process.argv.slice(2);
-  const value = (flag: string): string | undefined => {
-    const at = args.indexOf(flag);
-    return at >= 0 ? args[at + 1] : undefined;
-  };
-  const latest = args.includes("--latest");
+  const { value, has } = commandLine();
+  const latest = has("--latest");
   const files = [
     value("--scaling") ?? (latest ? newestResults(OUT_DIR, "scaling") : null),
     value("--compare") ?? (latest ? newestResults(OUT_DIR, "compare") : null),

@@ -14,6 +14,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   aggregate,
+  commandLine,
   isLoad,
   newestResults,
   parseCase,
@@ -271,16 +272,12 @@ function splice(document: string, name: string, body: string): string {
 }
 
 function main(): void {
-  const args = process.argv.slice(2);
-  const value = (flag: string): string | undefined => {
-    const at = args.indexOf(flag);
-    return at >= 0 ? args[at + 1] : undefined;
-  };
-  const latest = args.includes("--latest");
+  const { value, has } = commandLine();
+  const latest = has("--latest");
   const outDir = value("--out") ?? OUT_DIR;
   const pick = (kind: string): string | null => value(`--${kind}`) ?? (latest ? newestResults(outDir, kind) : null);
   const update = value("--update");
-  const markdown = args.includes("--markdown") || update !== undefined;
+  const markdown = has("--markdown") || update !== undefined;
   const ceilingOps = Number(value("--ceiling-ops") ?? DEFAULT_CEILING_OPS);
 
   const load = (file: string | null): AnyRecord[] => (file === null ? [] : readResults(file));

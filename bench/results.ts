@@ -86,6 +86,20 @@ export function readResults(file: string): AnyRecord[] {
 }
 
 /** The newest `results-<kind>-*.jsonl` in `dir` (names carry a sortable UTC time), or null. */
+/** The script's flags: `value("--x")` is the word after --x, `has("--y")` whether --y was given. */
+export function commandLine(args: readonly string[] = process.argv.slice(2)): {
+  value(flag: string): string | undefined;
+  has(flag: string): boolean;
+} {
+  return {
+    value(flag) {
+      const at = args.indexOf(flag);
+      return at >= 0 ? args[at + 1] : undefined;
+    },
+    has: (flag) => args.includes(flag),
+  };
+}
+
 export function newestResults(dir: string, kind: string): string | null {
   let names: string[];
   try {
