@@ -1,6 +1,6 @@
 /**
  * 32-bit mixing for the in-memory tables. The seed keeps a hostile client from predicting which ids
- * collide in the open-addressing index; it changes the layout of a table, never an answer.
+ * collide in the id index; it changes the layout of a table, never an answer.
  */
 
 export function mix32(h: number): number {
@@ -14,6 +14,20 @@ export function mix32(h: number): number {
 
 export function readWord(bytes: Uint8Array, at: number): number {
   return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) | 0;
+}
+
+/** A seeded hash of a 16-byte id given as four words, as a signed 32-bit value (how typed arrays store it). */
+export function hashIdWords(w0: number, w1: number, w2: number, w3: number, seed: number): number {
+  let h = seed | 0;
+  h = Math.imul(h ^ w0, 0x9e3779b1);
+  h = (h << 13) | (h >>> 19);
+  h = Math.imul(h ^ w1, 0x9e3779b1);
+  h = (h << 13) | (h >>> 19);
+  h = Math.imul(h ^ w2, 0x9e3779b1);
+  h = (h << 13) | (h >>> 19);
+  h = Math.imul(h ^ w3, 0x9e3779b1);
+  h = (h << 13) | (h >>> 19);
+  return mix32(h ^ 4) | 0;
 }
 
 /** Hash of `words` consecutive big-endian 32-bit words, with a seed. */

@@ -1,18 +1,21 @@
 /**
  * An index from 16-byte ids to slot numbers with no per-entry objects and no stop-the-world growth.
  *
- * - Per-slot data (the id as four words, its hash, the chain link) lives in fixed-size chunks of
- *   typed arrays, allocated as slots are first used: adding slots never copies the earlier ones.
- * - Buckets chain their slots (load factor at most 1). When the table must double, entries move to
- *   the new table a few buckets per add or delete (incremental rehashing), so no single command pays
- *   for re-indexing millions of entries. Until the move completes, a lookup tries the new table,
- *   then the old one; every entry is in exactly one of them.
- * - The hash is seeded so a hostile client cannot aim its ids at one chain.
- *
- * The owner of the index decides what a slot is (a lock record, a dedupe entry) and keeps its other
- * fields in arrays of its own, indexed by the same slot numbers.
+ * - Ids live in fixed-size chunks of a typed array, allocated as slots are first used: adding slots
+ *   never copies the earlier ones. The owner decides what a slot is (a lock record, a dedupe entry)
+ *   and keeps its other fields in arrays of its own, indexed by the same slot numbers.
+ * - The table is open addressing with linear probing over (hash, slot + 1) pairs, at most 70% full.
+ *   A lookup for an id that is not there (most request ids) usually reads one cache line and never
+ *   touches the ids: only a bucket whose stored hash matches is compared word by word. Deletion
+ *   shifts the rest of the probe run back, so the table never fills up with tombstones.
+ * - When the table must double, entries move to the new table a few buckets per add or delete
+ *   (incremental rehashing), so no single command pays for re-indexing millions of entries. Until
+ *   the move completes, a lookup tries the new table, then the old one; every entry is in exactly one
+ *   of them. The old table only ever loses entries: a moved or deleted entry leaves a marker there
+ *   that probes step over.
+ * - The hash is seeded so a hostile client cannot aim its ids at one probe run.
  */
-import { hashWords, readWord } from "./hash.js";
+import { hashIdWords, readWord } from "./hash.js";
 
 const ID_WORDS = 4;
 export const SLOT_CHUNK_BITS = 16;
@@ -20,13 +23,16 @@ export const SLOT_CHUNK = 1 << SLOT_CHUNK_BITS;
 const SLOT_CHUNK_MASK = SLOT_CHUNK - 1;
 /** Old-table buckets moved per add or delete while growing: well ahead of the next doubling. */
 const MIGRATE_BUCKETS_PER_OPERATION = 8;
+/** Bucket reference values besides slot + 1. */
+const EMPTY = 0;
+const GONE = -1; // old table only: moved to the new table, or deleted while growing
+/** Grow past 7 entries per 10 buckets: probe runs stay short (≈ 2 buckets for a missing id). */
+const MAX_LOAD_NUMERATOR = 7;
+const MAX_LOAD_DENOMINATOR = 10;
 
 export class IdIndex {
   private readonly idChunks: Int32Array[] = [];
-  private readonly hashChunks: Int32Array[] = [];
-  /** Chain links: slot + 1 of the next slot in the bucket, 0 at the end. */
-  private readonly nextChunks: Int32Array[] = [];
-  /** Bucket heads (slot + 1; 0 = empty). */
+  /** Pairs per bucket: [2b] the id's hash, [2b + 1] slot + 1 (or EMPTY / GONE). */
   private table: Int32Array;
   private mask: number;
   /** The table being emptied into `table` while growing, and the next bucket to move. */
@@ -36,8 +42,9 @@ export class IdIndex {
   private count = 0;
 
   constructor(private readonly seed: number, expectedSlots: number) {
-    this.table = new Int32Array(tableSizeFor(expectedSlots));
-    this.mask = this.table.length - 1;
+    const buckets = tableSizeFor(expectedSlots);
+    this.table = new Int32Array(buckets * 2);
+    this.mask = buckets - 1;
   }
 
   /** The slot whose id equals `bytes[at..at+16]`, or -1. */
@@ -46,7 +53,7 @@ export class IdIndex {
     const w1 = readWord(bytes, at + 4);
     const w2 = readWord(bytes, at + 8);
     const w3 = readWord(bytes, at + 12);
-    const hash = hashWords(bytes, at, ID_WORDS, this.seed);
+    const hash = hashIdWords(w0, w1, w2, w3, this.seed);
     const found = this.findIn(this.table, this.mask, hash, w0, w1, w2, w3);
     if (found >= 0 || this.old === null) return found;
     return this.findIn(this.old, this.oldMask, hash, w0, w1, w2, w3);
@@ -55,29 +62,31 @@ export class IdIndex {
   /** Indexes `slot` under the id at `bytes[at..]`. The id must not be indexed already. */
   add(slot: number, bytes: Uint8Array, at: number): void {
     const chunk = slot >>> SLOT_CHUNK_BITS;
-    while (this.idChunks.length <= chunk) {
-      this.idChunks.push(new Int32Array(SLOT_CHUNK * ID_WORDS));
-      this.hashChunks.push(new Int32Array(SLOT_CHUNK));
-      this.nextChunks.push(new Int32Array(SLOT_CHUNK));
-    }
-    const offset = slot & SLOT_CHUNK_MASK;
+    while (this.idChunks.length <= chunk) this.idChunks.push(new Int32Array(SLOT_CHUNK * ID_WORDS));
     const ids = this.idChunks[chunk]!;
-    ids[offset * 4] = readWord(bytes, at);
-    ids[offset * 4 + 1] = readWord(bytes, at + 4);
-    ids[offset * 4 + 2] = readWord(bytes, at + 8);
-    ids[offset * 4 + 3] = readWord(bytes, at + 12);
-    const hash = hashWords(bytes, at, ID_WORDS, this.seed);
-    this.hashChunks[chunk]![offset] = hash;
-    this.link(this.table, this.mask, hash, slot);
+    const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
+    const w0 = (ids[base] = readWord(bytes, at));
+    const w1 = (ids[base + 1] = readWord(bytes, at + 4));
+    const w2 = (ids[base + 2] = readWord(bytes, at + 8));
+    const w3 = (ids[base + 3] = readWord(bytes, at + 12));
+    place(this.table, this.mask, hashIdWords(w0, w1, w2, w3, this.seed), slot + 1);
     this.count++;
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
-    else if (this.count > this.table.length) this.startGrowing();
+    else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * MAX_LOAD_NUMERATOR) this.startGrowing();
   }
 
   delete(slot: number): void {
-    const hash = this.hashChunks[slot >>> SLOT_CHUNK_BITS]![slot & SLOT_CHUNK_MASK]!;
-    if (!this.unlink(this.table, this.mask, hash, slot) && (this.old === null || !this.unlink(this.old, this.oldMask, hash, slot))) {
-      throw new Error(`id index lost slot ${slot}`);
+    const ids = this.idChunks[slot >>> SLOT_CHUNK_BITS]!;
+    const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
+    const hash = hashIdWords(ids[base]!, ids[base + 1]!, ids[base + 2]!, ids[base + 3]!, this.seed);
+    const ref = slot + 1;
+    const bucket = bucketOf(this.table, this.mask, hash, ref);
+    if (bucket >= 0) {
+      removeShifting(this.table, this.mask, bucket);
+    } else {
+      const oldBucket = this.old === null ? -1 : bucketOf(this.old, this.oldMask, hash, ref);
+      if (oldBucket < 0) throw new Error(`id index lost slot ${slot}`);
+      this.old![oldBucket * 2 + 1] = GONE;
     }
     this.count--;
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
@@ -90,39 +99,16 @@ export class IdIndex {
   }
 
   private findIn(table: Int32Array, mask: number, hash: number, w0: number, w1: number, w2: number, w3: number): number {
-    let slot = table[hash & mask]! - 1;
-    while (slot >= 0) {
-      const chunk = slot >>> SLOT_CHUNK_BITS;
-      const offset = slot & SLOT_CHUNK_MASK;
-      const ids = this.idChunks[chunk]!;
-      const base = offset * ID_WORDS;
-      if (ids[base] === w0 && ids[base + 1] === w1 && ids[base + 2] === w2 && ids[base + 3] === w3) return slot;
-      slot = this.nextChunks[chunk]![offset]! - 1;
-    }
-    return -1;
-  }
-
-  private link(table: Int32Array, mask: number, hash: number, slot: number): void {
-    const bucket = hash & mask;
-    this.nextChunks[slot >>> SLOT_CHUNK_BITS]![slot & SLOT_CHUNK_MASK] = table[bucket]!;
-    table[bucket] = slot + 1;
-  }
-
-  private unlink(table: Int32Array, mask: number, hash: number, slot: number): boolean {
-    const bucket = hash & mask;
-    let previous = -1;
-    let current = table[bucket]! - 1;
-    while (current >= 0) {
-      const next = this.nextChunks[current >>> SLOT_CHUNK_BITS]![current & SLOT_CHUNK_MASK]!;
-      if (current === slot) {
-        if (previous < 0) table[bucket] = next;
-        else this.nextChunks[previous >>> SLOT_CHUNK_BITS]![previous & SLOT_CHUNK_MASK] = next;
-        return true;
+    for (let bucket = hash & mask; ; bucket = (bucket + 1) & mask) {
+      const ref = table[bucket * 2 + 1]!;
+      if (ref === EMPTY) return -1;
+      if (ref > 0 && table[bucket * 2] === hash) {
+        const slot = ref - 1;
+        const ids = this.idChunks[slot >>> SLOT_CHUNK_BITS]!;
+        const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
+        if (ids[base] === w0 && ids[base + 1] === w1 && ids[base + 2] === w2 && ids[base + 3] === w3) return slot;
       }
-      previous = current;
-      current = next - 1;
     }
-    return false;
   }
 
   private startGrowing(): void {
@@ -130,31 +116,67 @@ export class IdIndex {
     this.oldMask = this.mask;
     this.cursor = 0;
     this.table = new Int32Array(this.old.length * 2);
-    this.mask = this.table.length - 1;
+    this.mask = this.old.length - 1;
     this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
   }
 
-  /** Moves the chains of up to `buckets` old buckets into the new table. */
+  /** Moves the entries of up to `buckets` old buckets into the new table. */
   private migrate(buckets: number): void {
     const old = this.old!;
-    for (let n = 0; n < buckets && this.cursor <= this.oldMask; n++, this.cursor++) {
-      let slot = old[this.cursor]! - 1;
-      old[this.cursor] = 0;
-      while (slot >= 0) {
-        const chunk = slot >>> SLOT_CHUNK_BITS;
-        const offset = slot & SLOT_CHUNK_MASK;
-        const next = this.nextChunks[chunk]![offset]! - 1;
-        this.link(this.table, this.mask, this.hashChunks[chunk]![offset]!, slot);
-        slot = next;
+    const end = Math.min(this.cursor + buckets, this.oldMask + 1);
+    for (let bucket = this.cursor; bucket < end; bucket++) {
+      const ref = old[bucket * 2 + 1]!;
+      if (ref > 0) {
+        place(this.table, this.mask, old[bucket * 2]!, ref);
+        old[bucket * 2 + 1] = GONE;
       }
     }
-    if (this.cursor > this.oldMask) this.old = null;
+    this.cursor = end;
+    if (end > this.oldMask) this.old = null;
   }
 }
 
-/** A power of two at least the expected number of slots: load factor <= 1 until the next doubling. */
+/** Puts `ref` in the first free bucket of its probe run (a table with no GONE markers). */
+function place(table: Int32Array, mask: number, hash: number, ref: number): void {
+  let bucket = hash & mask;
+  while (table[bucket * 2 + 1] !== EMPTY) bucket = (bucket + 1) & mask;
+  table[bucket * 2] = hash;
+  table[bucket * 2 + 1] = ref;
+}
+
+/** The bucket holding `ref`, or -1. */
+function bucketOf(table: Int32Array, mask: number, hash: number, ref: number): number {
+  for (let bucket = hash & mask; ; bucket = (bucket + 1) & mask) {
+    const here = table[bucket * 2 + 1]!;
+    if (here === ref) return bucket;
+    if (here === EMPTY) return -1;
+  }
+}
+
+/**
+ * Empties `bucket` and moves later entries of the probe run back into the hole when their home
+ * bucket allows it, so every entry stays reachable from its home without tombstones.
+ */
+function removeShifting(table: Int32Array, mask: number, bucket: number): void {
+  let hole = bucket;
+  for (let next = (hole + 1) & mask; ; next = (next + 1) & mask) {
+    const ref = table[next * 2 + 1]!;
+    if (ref === EMPTY) break;
+    const hash = table[next * 2]!;
+    // The entry at `next` may move into the hole if its home is not after the hole in this run.
+    if (((next - (hash & mask)) & mask) >= ((next - hole) & mask)) {
+      table[hole * 2] = hash;
+      table[hole * 2 + 1] = ref;
+      hole = next;
+    }
+  }
+  table[hole * 2] = 0;
+  table[hole * 2 + 1] = EMPTY;
+}
+
+/** A power of two with room for the expected slots below the maximum load. */
 function tableSizeFor(expectedSlots: number): number {
   let size = 16;
-  while (size < expectedSlots) size *= 2;
+  while (size * MAX_LOAD_NUMERATOR < expectedSlots * MAX_LOAD_DENOMINATOR) size *= 2;
   return size;
 }

@@ -101,6 +101,12 @@ describe("the id index grows a few buckets at a time, never losing an entry", ()
         live.set(nextSlot, id);
         liveSlots.push(nextSlot++);
       }
+      // Every step, also while a doubling is half done: one live id is found, one unknown id is not.
+      if (liveSlots.length > 0) {
+        const probe = liveSlots[random.int(0, liveSlots.length - 1)]!;
+        if (index.find(live.get(probe)!, 0) !== probe) throw new Error(`seed ${random.seed}: slot ${probe} not found at step ${step}`);
+      }
+      if (index.find(random.bytes(16), 0) !== -1) throw new Error(`seed ${random.seed}: an unknown id was found at step ${step}`);
       if (step % 20_000 === 0 || step === 199_999) {
         for (const [slot, id] of live) if (index.find(id, 0) !== slot) throw new Error(`seed ${random.seed}: slot ${slot} lost at step ${step}`);
       }
