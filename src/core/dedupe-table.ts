@@ -46,6 +46,15 @@ export class DedupeTable {
     return this.index.find(bytes, at);
   }
 
+  /** See IdIndex.hashOf and IdIndex.touch: warming the cache for lookups about to happen. */
+  hashOf(bytes: Uint8Array, at: number): number {
+    return this.index.hashOf(bytes, at);
+  }
+
+  touch(hashes: Int32Array, count: number): number {
+    return this.index.touch(hashes, count);
+  }
+
   isLive(slot: number, nowMs: number, windowMs: number): boolean {
     return this.firstSeenChunks[slot >>> SLOT_CHUNK_BITS]![slot & SLOT_CHUNK_MASK]! + windowMs > nowMs;
   }

@@ -59,6 +59,30 @@ export class IdIndex {
     return this.findIn(this.old, this.oldMask, hash, w0, w1, w2, w3);
   }
 
+  /** The hash a lookup of the id at `bytes[at..at+16]` starts from (see `touch`). */
+  hashOf(bytes: Uint8Array, at: number): number {
+    return hashIdWords(readWord(bytes, at), readWord(bytes, at + 4), readWord(bytes, at + 8), readWord(bytes, at + 12), this.seed);
+  }
+
+  /**
+   * Reads the home buckets of `count` ids given by their hashes, changing nothing. In tables of
+   * millions of entries each lookup is a cache (and TLB) miss; a loop this small keeps many of
+   * those reads in flight at once, so lookups that follow soon after find their buckets in cache
+   * instead of stalling one after another. The result means nothing; returning it keeps the reads.
+   */
+  touch(hashes: Int32Array, count: number): number {
+    const table = this.table;
+    const mask = this.mask;
+    let sum = 0;
+    for (let i = 0; i < count; i++) sum ^= table[(hashes[i]! & mask) * 2 + 1]!;
+    const old = this.old;
+    if (old !== null) {
+      const oldMask = this.oldMask;
+      for (let i = 0; i < count; i++) sum ^= old[(hashes[i]! & oldMask) * 2 + 1]!;
+    }
+    return sum;
+  }
+
   /** Indexes `slot` under the id at `bytes[at..]`. The id must not be indexed already. */
   add(slot: number, bytes: Uint8Array, at: number): void {
     const chunk = slot >>> SLOT_CHUNK_BITS;

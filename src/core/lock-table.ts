@@ -51,6 +51,15 @@ export class LockTable {
     return this.index.find(bytes, at);
   }
 
+  /** See IdIndex.hashOf and IdIndex.touch: warming the cache for lookups about to happen. */
+  hashOf(bytes: Uint8Array, at: number): number {
+    return this.index.hashOf(bytes, at);
+  }
+
+  touch(hashes: Int32Array, count: number): number {
+    return this.index.touch(hashes, count);
+  }
+
   /** Creates a record for the lock id at `lock[lockAt..]` (which must have none) with the given lease. */
   insert(lock: Uint8Array, lockAt: number, owner: Uint8Array, ownerAt: number, token: number, expiresAtMs: number): number {
     let slot = this.freeSlots.pop();

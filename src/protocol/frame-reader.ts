@@ -3,7 +3,7 @@
  * complete frames. Frames that lie whole inside a chunk are handed out as views of that chunk (no
  * copy); only a frame split across chunks is assembled in a small carry buffer. Pure: no I/O.
  */
-import { LENGTH_PREFIX_BYTES, MAX_FRAME_LENGTH } from "./wire.js";
+import { LENGTH_PREFIX_BYTES, MAX_FRAME_LENGTH, SHORT_BODY_BYTES } from "./wire.js";
 
 export const FrameEvent = {
   /** Feed another chunk: the rest of this one (if any) is a partial frame kept in the carry buffer. */
@@ -89,4 +89,22 @@ export class FrameReader {
     }
     return this.carried === target;
   }
+}
+
+/**
+ * Where the bodies of the whole request frames at the start of `chunk` begin, written to `starts`
+ * (at most `starts.length` of them); returns how many. Stops at the first frame that is incomplete
+ * or shorter than any request body. A look-ahead only: FrameReader remains the one that decides
+ * what the frames are.
+ */
+export function wholeFrameStarts(chunk: Uint8Array, starts: Int32Array): number {
+  let count = 0;
+  let at = 0;
+  while (count < starts.length && at + LENGTH_PREFIX_BYTES + SHORT_BODY_BYTES <= chunk.length) {
+    const length = ((chunk[at]! << 24) | (chunk[at + 1]! << 16) | (chunk[at + 2]! << 8) | chunk[at + 3]!) >>> 0;
+    if (length < SHORT_BODY_BYTES || at + LENGTH_PREFIX_BYTES + length > chunk.length) break;
+    starts[count++] = at + LENGTH_PREFIX_BYTES;
+    at += LENGTH_PREFIX_BYTES + length;
+  }
+  return count;
 }

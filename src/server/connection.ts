@@ -103,6 +103,8 @@ export class Connection implements ReplySink {
 
   private onData(chunk: Buffer): void {
     this.lastActivityMs = this.coarseNow();
+    // Only a chunk that starts on a frame boundary can be looked ahead into.
+    if (this.reader.pendingBytes === 0) this.pipeline.prefetch(chunk);
     this.reader.push(chunk);
     this.processFrames();
   }
