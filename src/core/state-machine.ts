@@ -10,7 +10,7 @@ import { BODY_CMD, BODY_LOCK_ID, BODY_OWNER_ID, BODY_REQUEST_ID, BODY_TTL, Comma
 import { readU64 } from "../protocol/u64.js";
 import { writeResponse } from "../protocol/response.js";
 import { DedupeTable } from "./dedupe-table.js";
-import { hashWords } from "./hash.js";
+import { hashWordsTwice } from "./hash.js";
 import { LockTable } from "./lock-table.js";
 
 export interface StateMachineConfig {
@@ -74,6 +74,8 @@ export class StateMachine {
     return this.dedupe.size;
   }
 
+  /** Scratch for the two parameter fingerprints of the command being executed. */
+  private readonly fingerprint = new Int32Array(2);
   private readonly requestHashes = new Int32Array(PREFETCH_MAX);
   private readonly lockHashes = new Int32Array(PREFETCH_MAX);
   private touched = 0;
@@ -110,8 +112,10 @@ export class StateMachine {
     const cmd = entry[at + BODY_CMD]!;
     const requestIdAt = at + BODY_REQUEST_ID;
     const ownerAt = at + BODY_OWNER_ID;
-    const fingerprint0 = hashWords(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd);
-    const fingerprint1 = hashWords(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_1 ^ cmd);
+    const fingerprint = this.fingerprint;
+    hashWordsTwice(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd, FINGERPRINT_SEED_1 ^ cmd, fingerprint);
+    const fingerprint0 = fingerprint[0]!;
+    const fingerprint1 = fingerprint[1]!;
 
     const recorded = this.dedupe.lookup(entry, requestIdAt);
     const seen = recorded >= 0 && this.dedupe.isLive(recorded, now, this.config.dedupeWindowMs) ? recorded : -1;

@@ -42,6 +42,8 @@ const CAPACITY_WARNING_EVERY_MS = 10_000;
 
 interface Batch {
   bytes: Buffer;
+  /** Over `bytes`: entries are copied in four bytes at a time. */
+  view: DataView;
   length: number;
   entries: number;
   sinks: ReplySink[];
@@ -144,9 +146,8 @@ export class CommitPipeline {
     const bytes = batch.bytes;
     // Entries are always 57 bytes: the short RELEASE/INSPECT form gets a zero ttl, and the ignored
     // trailer of their long form is zeroed, so both forms are the same request.
-    // (Byte loops, not subarray+set: no view objects allocated per request.)
     const copied = length === LONG_BODY_BYTES && (frame[start] === 1 || frame[start] === 2) ? LONG_BODY_BYTES : SHORT_BODY_BYTES;
-    for (let i = 0; i < copied; i++) bytes[entryAt + i] = frame[start + i]!;
+    copyEntryBytes(frame, start, batch.view, entryAt, copied);
     for (let i = copied; i < LONG_BODY_BYTES; i++) bytes[entryAt + i] = 0;
 
     const replyAt = sink.reserveReply();
@@ -251,8 +252,10 @@ export class CommitPipeline {
 const OK: AppendResult = { ok: true };
 
 function newBatch(capacity: number): Batch {
+  const bytes = Buffer.allocUnsafe(capacity);
   return {
-    bytes: Buffer.allocUnsafe(capacity),
+    bytes,
+    view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length),
     length: 0,
     entries: 0,
     sinks: [],
@@ -268,6 +271,21 @@ function ensureCapacity(batch: Batch, needed: number): void {
   let capacity = batch.bytes.length * 2;
   while (capacity < needed) capacity *= 2;
   const bytes = Buffer.allocUnsafe(capacity);
+  batch.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   batch.bytes.copy(bytes, 0, 0, batch.length);
   batch.bytes = bytes;
+}
+
+/**
+ * Copies `count` bytes of a frame into the batch four at a time (a byte loop took twice as long,
+ * and a subarray view per request would be garbage). The words are assembled little-endian and
+ * written little-endian, so the bytes land in their original order.
+ */
+function copyEntryBytes(from: Uint8Array, fromAt: number, to: DataView, toAt: number, count: number): void {
+  let i = 0;
+  for (; i + 4 <= count; i += 4) {
+    const at = fromAt + i;
+    to.setInt32(toAt + i, from[at]! | (from[at + 1]! << 8) | (from[at + 2]! << 16) | (from[at + 3]! << 24), true);
+  }
+  for (; i < count; i++) to.setUint8(toAt + i, from[fromAt + i]!);
 }
