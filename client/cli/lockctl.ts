@@ -18,6 +18,7 @@ interface ConnectionFlags {
   readonly endpoints: Endpoint[] | string;
   readonly json: boolean;
   readonly timeout?: number;
+  readonly attempts?: number;
   readonly hexId: boolean;
   readonly owner?: string;
 }
@@ -66,6 +67,7 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .addOption(endpointsOption())
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
     .option("--timeout <ms>", "per-attempt reply timeout", wholeNumber(1))
+    .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1))
     .option("--json", "print one JSON object instead of a line", false);
   const envOwner = process.env.BATON_OWNER;
   if (envOwner !== undefined && envOwner !== "") command.setOptionValueWithSource("owner", envOwner, "env");
@@ -85,6 +87,7 @@ function clientFor(flags: ConnectionFlags, extra: Partial<BatonClientOptions> = 
     endpoints: endpointsOf(flags.endpoints),
     ...(flags.owner === undefined ? {} : { owner: flags.owner }),
     ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
+    ...(flags.attempts === undefined ? {} : { attempts: flags.attempts }),
     ...extra,
   });
 }

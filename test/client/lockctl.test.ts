@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -160,6 +161,27 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
   it("exits 69 when no server answers", async () => {
     const unreachable = await lockctl(["inspect", "cli", "--endpoints", "127.0.0.1:1", "--timeout", "100"]);
     expect(unreachable.code).toBe(69);
+  });
+
+  it("makes exactly --attempts attempts before giving up", async () => {
+    // A listener that accepts and never answers: every attempt ends in its reply timeout.
+    const silent = createServer((socket) => socket.on("error", () => undefined));
+    let accepted = 0;
+    silent.on("connection", () => accepted++);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const once = await lockctl(["inspect", "cli", "--endpoints", `127.0.0.1:${port}`, "--timeout", "100", "--attempts", "1"]);
+      expect(once.code).toBe(69);
+      const attemptsOfOne = accepted;
+      const thrice = await lockctl(["inspect", "cli", "--endpoints", `127.0.0.1:${port}`, "--timeout", "100", "--attempts", "3"]);
+      expect(thrice.code).toBe(69);
+      expect(attemptsOfOne).toBe(1);
+      // A timed-out attempt drops its connection (a late reply must not be taken for the retry's).
+      expect(accepted - attemptsOfOne).toBe(3);
+    } finally {
+      silent.close();
+    }
   });
 
   it("documents every command with examples in --help", async () => {
