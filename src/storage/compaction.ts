@@ -23,6 +23,8 @@ export interface CompactionResult {
   readonly lastIndex: number;
   readonly locks: number;
   readonly dedupeEntries: number;
+  /** Size of the snapshot file written. */
+  readonly bytes: number;
 }
 
 export function compact(job: CompactionJob): CompactionResult {
@@ -44,5 +46,5 @@ export function compact(job: CompactionJob): CompactionResult {
   }
   const bytes = encodeSnapshot(stateMachine, { lastIndex: progress.lastIndex, lastTerm: progress.lastTerm });
   const snapshotPath = writeSnapshotFile(job.dir, progress.lastIndex, bytes);
-  return { snapshotPath, lastIndex: progress.lastIndex, locks: stateMachine.lockRecordCount, dedupeEntries: stateMachine.dedupeEntryCount };
+  return { snapshotPath, lastIndex: progress.lastIndex, locks: stateMachine.lockRecordCount, dedupeEntries: stateMachine.dedupeEntryCount, bytes: bytes.length };
 }

@@ -1,10 +1,14 @@
 /**
  * Decides when to compact and cleans up after it: once the sealed segments since the last snapshot
- * hold `snapshotEveryBytes`, it runs a compaction job (on a worker thread in production), then deletes
- * the segments and older snapshots the new snapshot covers. One job at a time; a failed job is logged
+ * hold `snapshotEveryBytes`, and at least as many bytes as that snapshot, it runs a compaction job (on a worker thread in production), then deletes
+ * the segments and older snapshots the new snapshot covers. The second condition bounds the work:
+ * a snapshot rewrites the whole state, so with a large state (millions of remembered request ids
+ * under heavy load) a fixed threshold would rewrite far more than the log it replaces, back to back.
+ * Waiting for as much log as the last snapshot holds keeps snapshot writing at most equal to log
+ * writing, and recovery at most one snapshot plus that much log. One job at a time; a failed job is logged
  * and retried at the next sealed segment, and nothing is deleted unless a snapshot covers it.
  */
-import { unlinkSync } from "node:fs";
+import { statSync, unlinkSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import type { StateMachineConfig } from "../core/state-machine.js";
 import type { Logger } from "../server/logger.js";
@@ -20,6 +24,7 @@ export class Compactor {
   private running: Promise<void> | null = null;
   private stopped = false;
   private snapshotPath: string | null;
+  private snapshotBytes: number;
 
   constructor(
     private readonly dir: DataDir,
@@ -30,6 +35,7 @@ export class Compactor {
     initial: { snapshotPath: string | null; sealed: readonly { path: string; lastIndex: number; bytes: number }[] },
   ) {
     this.snapshotPath = initial.snapshotPath;
+    this.snapshotBytes = initial.snapshotPath === null ? 0 : statSync(initial.snapshotPath).size;
     this.sealed.push(...initial.sealed);
   }
 
@@ -41,7 +47,7 @@ export class Compactor {
   maybeStart(): void {
     if (this.running !== null || this.stopped) return;
     const bytes = this.sealed.reduce((sum, segment) => sum + segment.bytes, 0);
-    if (bytes < this.snapshotEveryBytes || this.sealed.length === 0) return;
+    if (bytes < this.snapshotEveryBytes || bytes < this.snapshotBytes || this.sealed.length === 0) return;
     const segments = this.sealed.slice();
     const job: CompactionJob = { dir: this.dir, config: this.config, snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
@@ -81,6 +87,7 @@ export class Compactor {
       if (old.lastIndex < result.lastIndex) unlinkSync(old.path);
     }
     this.snapshotPath = result.snapshotPath;
+    this.snapshotBytes = result.bytes;
   }
 }
 

@@ -1,3 +1,5 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { Compactor } from "../../../src/storage/compactor.js";
@@ -27,5 +29,58 @@ describe("a failed snapshot keeps the log and is retried only when another segme
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
     await compactor.idle();
     expect(runs).toBe(2);
+  });
+});
+
+describe("snapshots wait for as much new log as the last snapshot holds", () => {
+  it("starts at --snapshot-every while the state is small, and later only when the log since reaches the last snapshot's size", async () => {
+    const dir = openDataDir(tempDir());
+    const logger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const jobs: number[] = []; // sealed segments per job
+    let snapshotBytes = 50;
+    let segment = 0;
+    const sealedSegment = (bytes: number) => {
+      const path = join(dir.logDir, `${++segment}.seg`);
+      writeFileSync(path, "");
+      return { path, firstIndex: segment, lastIndex: segment, bytes };
+    };
+    const compactor = new Compactor(dir, CONFIG, 100, async (job) => {
+      jobs.push(job.segments.length);
+      const lastIndex = job.segments[job.segments.length - 1]!.lastIndex;
+      return { snapshotPath: join(dir.snapshotDir, `${lastIndex}.snap`), lastIndex, locks: 0, dedupeEntries: 0, bytes: snapshotBytes };
+    }, logger, { snapshotPath: null, sealed: [] });
+
+    // A small snapshot (50 bytes): --snapshot-every (100) decides.
+    compactor.onSegmentSealed(sealedSegment(60));
+    expect(jobs).toEqual([]);
+    compactor.onSegmentSealed(sealedSegment(60));
+    await compactor.idle();
+    expect(jobs).toEqual([2]);
+
+    // The state grew: the next snapshot is 400 bytes, so 100 bytes of log no longer trigger one.
+    snapshotBytes = 400;
+    compactor.onSegmentSealed(sealedSegment(120));
+    await compactor.idle();
+    expect(jobs).toEqual([2, 1]);
+    for (let n = 0; n < 3; n++) compactor.onSegmentSealed(sealedSegment(120));
+    await compactor.idle();
+    expect(jobs).toEqual([2, 1]);
+    compactor.onSegmentSealed(sealedSegment(120)); // 480 bytes since the 400-byte snapshot
+    await compactor.idle();
+    expect(jobs).toEqual([2, 1, 4]);
+  });
+
+  it("takes the size of the snapshot it starts from into account", () => {
+    const dir = openDataDir(tempDir());
+    const snapshotPath = join(dir.snapshotDir, "7.snap");
+    writeFileSync(snapshotPath, Buffer.alloc(1000));
+    let runs = 0;
+    const logger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const compactor = new Compactor(dir, CONFIG, 100, async () => {
+      runs++;
+      throw new Error("not expected");
+    }, logger, { snapshotPath, sealed: [{ path: "/nonexistent/8.seg", lastIndex: 8, bytes: 900 }] });
+    compactor.maybeStart();
+    expect(runs).toBe(0);
   });
 });
