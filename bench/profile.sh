@@ -32,7 +32,7 @@ flags=$(case_flags "$SPEC")
 run_load "$OUT/results-profile.jsonl" "\"suite\":\"profile\",\"server\":\"lockd-$FSYNC\",\"case\":\"$SPEC\"" "$((DURATION + 2))" \
   --proto baton $flags -d "$DURATION" -w 1 -k 100000
 stop_server # SIGTERM: lockd exits cleanly and V8 writes the profile
-# One file per thread: the main thread (.0.) serves; others are workers (snapshots).
+# One file per process and thread: lockd's main thread (.0.) serves; other processes compacted snapshots.
 for profile in "$PROFILE_DIR"/*.cpuprofile; do
   log "profile: $profile (open in Chrome DevTools > Performance, or speedscope)"
   node "$BUILD/profile-top.js" "$profile" --top 30

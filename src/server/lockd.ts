@@ -4,7 +4,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { StateMachineConfig } from "../core/state-machine.js";
-import { workerCompactionRunner } from "../storage/compactor.js";
+import { processCompactionRunner } from "../storage/compactor.js";
 import { openDataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { nodeLogFiles } from "../storage/log-file.js";
@@ -56,7 +56,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       fsync: config.fsync,
       segmentBytes: config.segmentBytes,
       snapshotEveryBytes: config.snapshotEveryBytes,
-      runCompaction: workerCompactionRunner,
+      runCompaction: processCompactionRunner,
     });
     const sm = recovered.stateMachine;
     logger.info(

@@ -1,5 +1,5 @@
 /**
- * Compaction: fold sealed log segments into a new snapshot, off the serving thread. Because the state
+ * Compaction: fold sealed log segments into a new snapshot, away from the server's event loop. Because the state
  * machine is deterministic, the new state is rebuilt from the previous snapshot plus the segments (the
  * same replay as recovery) rather than copied from the live server, so serving never pauses for it.
  */
@@ -27,7 +27,11 @@ export interface CompactionResult {
   readonly bytes: number;
 }
 
-export function compact(job: CompactionJob): CompactionResult {
+/**
+ * `stillWanted` is asked between segments and before the snapshot is written; when it answers false
+ * the job stops with an error and writes nothing.
+ */
+export function compact(job: CompactionJob, stillWanted: () => boolean = () => true): CompactionResult {
   let stateMachine = new StateMachine(job.config);
   const progress: ReplayProgress = { snapshotIndex: 0, lastIndex: 0, lastTerm: 0, entries: 0 };
   if (job.snapshotPath !== null) {
@@ -37,6 +41,7 @@ export function compact(job: CompactionJob): CompactionResult {
     Object.assign(progress, { snapshotIndex: decoded.position.lastIndex, lastIndex: decoded.position.lastIndex, lastTerm: decoded.position.lastTerm });
   }
   for (const segment of job.segments) {
+    if (!stillWanted()) throw new Error("compaction abandoned");
     const bytes = readFileSync(segment.path);
     const stop = replayRecords(bytes, stateMachine, progress);
     if (stop.damage !== null) throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage}`);
@@ -45,6 +50,7 @@ export function compact(job: CompactionJob): CompactionResult {
     }
   }
   const bytes = encodeSnapshot(stateMachine, { lastIndex: progress.lastIndex, lastTerm: progress.lastTerm });
+  if (!stillWanted()) throw new Error("compaction abandoned");
   const snapshotPath = writeSnapshotFile(job.dir, progress.lastIndex, bytes);
   return { snapshotPath, lastIndex: progress.lastIndex, locks: stateMachine.lockRecordCount, dedupeEntries: stateMachine.dedupeEntryCount, bytes: bytes.length };
 }

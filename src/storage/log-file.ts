@@ -8,6 +8,7 @@
  * next batch is read and executed while the disk works.
  */
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { open } from "node:fs/promises";
 
 export interface LogFile {
   /** Writes `bytes` at `position`; returns how many were written (possibly fewer). Throws on error. */
@@ -49,6 +50,16 @@ export const nodeLogFiles: LogFileOpener = {
     return new NodeLogFile(openSync(path, create ? "wx" : "r+"));
   },
 };
+
+/** `syncDirectory` on the thread pool, for work that must not hold up the event loop. */
+export async function syncDirectoryAsync(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 /** fsync a directory so a file created, renamed or deleted in it survives power loss. */
 export function syncDirectory(dir: string): void {

@@ -2,20 +2,29 @@
  * Writing a snapshot atomically: temp file, fsync, rename, fsync the directory. A crash at any point
  * leaves either the old snapshot set or the new one, never a half-written file under a final name.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotPath, type DataDir } from "./data-dir.js";
 import { syncDirectory } from "./log-file.js";
 
 const TEMP_SUFFIX = ".tmp";
+const SYNC_EVERY_BYTES = 8 << 20;
 
 export function writeSnapshotFile(dir: DataDir, lastIndex: number, bytes: Buffer): string {
   const finalPath = snapshotPath(dir, lastIndex);
-  const tempPath = finalPath + TEMP_SUFFIX;
+  // The pid keeps two writers apart: a compaction left running by a killed lockd may still be
+  // writing the same snapshot as the next lockd's (same segments, same bytes; each renames its own).
+  const tempPath = `${finalPath}.${process.pid}${TEMP_SUFFIX}`;
   const fd = openSync(tempPath, "w");
   try {
+    // Synced in pieces: one fsync of hundreds of MiB at the end would flood the disk queue at once,
+    // and the server's own log syncs would wait behind it.
     let written = 0;
-    while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+    while (written < bytes.length) {
+      const end = Math.min(bytes.length, written + SYNC_EVERY_BYTES);
+      while (written < end) written += writeSync(fd, bytes, written, end - written);
+      if (written < bytes.length) fdatasyncSync(fd);
+    }
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -12,7 +12,7 @@ import { acquire, inspect, release, renew } from "../support/frames.js";
 import { LOCKD_BIN, spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { useTempDirs } from "../support/temp-dir.js";
-import { listSegments, openDataDir } from "../../src/storage/data-dir.js";
+import { listSegments, listSnapshots, openDataDir } from "../../src/storage/data-dir.js";
 
 const tempDir = useTempDirs();
 const running: LockdProcess[] = [];
@@ -71,7 +71,14 @@ function seedFromEnv(): string {
   return seed;
 }
 
-describe("every acknowledged change survives kill -9", () => {
+// Tiny segments and snapshot thresholds make the compaction process run all through the load, so
+// kills land before, during and after snapshots.
+const SNAPSHOTTING = ["--segment-bytes", "65536", "--snapshot-every", "65536"];
+
+describe.each([
+  { setting: "default flags", args: [] as string[] },
+  { setting: "a snapshot every 64 KiB of log", args: SNAPSHOTTING },
+])("every acknowledged change survives kill -9 ($setting)", ({ args }) => {
   it("keeps acknowledged leases, issues greater tokens, never moves expiry back, and replays retried request ids", async () => {
     const seed = seedFromEnv();
     const random = seedrandom(seed);
@@ -81,7 +88,7 @@ describe("every acknowledged change survives kill -9", () => {
     let leasesChecked = 0;
 
     for (let cycle = 0; cycle < 3; cycle++) {
-      const lockd = await start(dataDir);
+      const lockd = await start(dataDir, args);
       const stop = { now: false };
       const clients = Array.from({ length: CLIENTS }, (_, n) =>
         driveClient(lockd.port, BigInt(n + 1), seedrandom(`${seed}/${cycle}/${n}`), history, stop),
@@ -91,7 +98,7 @@ describe("every acknowledged change survives kill -9", () => {
       stop.now = true;
       await Promise.all(clients);
 
-      const restarted = await start(dataDir);
+      const restarted = await start(dataDir, args);
       const probe = await RawClient.open(restarted.port);
       const ask = async (frame: Buffer): Promise<Response> => {
         probe.write(frame);
@@ -153,6 +160,8 @@ describe("every acknowledged change survives kill -9", () => {
     }
     expect(history.filter((sent) => sent.reply !== undefined).length).toBeGreaterThan(50);
     expect(leasesChecked).toBeGreaterThan(0);
+    // With tiny thresholds the restarts recovered from snapshots the compaction process wrote.
+    if (args === SNAPSHOTTING) expect(listSnapshots(openDataDir(dataDir)).length).toBeGreaterThan(0);
   });
 });
 
