@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # snapshot-latency.sh: request latency while snapshots of N live locks are being written, against the
 # same load with no snapshot at all. Both servers are filled with N never-released locks first
-# (acquire-only, ttl 1 h); the "snapshots" server then compacts every 16 MiB of log, so snapshots of
-# all N locks run back to back through the whole measured run (the worst case).
+# (acquire-only, ttl 1 h); the "snapshots" server then compacts as often as lockd allows
+# (--snapshot-every 16 MiB; each snapshot also waits for as much new log as the previous snapshot
+# holds, ~100 MiB for 1M locks), so every measured run includes snapshots of all N locks.
 #
-#   bash bench/snapshot-latency.sh                 # 1M locks, c=50 P=1 and P=16, 10 s each
+#   bash bench/snapshot-latency.sh                 # 1M locks, c=50 P=1 and P=16, 30 s each
 #   bash bench/snapshot-latency.sh --locks 100000 --duration 3
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 LOCKS=1000000
-DURATION=10
+DURATION=30
 BUILD_FIRST=1
 while [[ $# -gt 0 ]]; do
   case $1 in
