@@ -20,12 +20,14 @@ import { listSnapshots, type DataDir } from "./data-dir.js";
 import { syncDirectoryAsync } from "./log-file.js";
 import type { SealedSegment } from "./segment-log.js";
 
-export type CompactionRunner = (job: CompactionJob) => Promise<CompactionResult>;
+/** Runs one job; when `signal` aborts (shutdown), it may stop at once and reject. */
+export type CompactionRunner = (job: CompactionJob, signal: AbortSignal) => Promise<CompactionResult>;
 
 export class Compactor {
   private readonly sealed: { path: string; lastIndex: number; bytes: number }[] = [];
   private running: Promise<void> | null = null;
   private stopped = false;
+  private readonly shutdown = new AbortController();
   private snapshotPath: string | null;
   private snapshotBytes: number;
 
@@ -54,7 +56,7 @@ export class Compactor {
     const segments = this.sealed.slice();
     const job: CompactionJob = { dir: this.dir, config: this.config, snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
-    this.running = this.run(job).then(
+    this.running = this.run(job, this.shutdown.signal).then(
       async (result) => {
         this.snapshotPath = result.snapshotPath;
         this.snapshotBytes = result.bytes;
@@ -72,10 +74,11 @@ export class Compactor {
         this.maybeStart(); // segments sealed meanwhile may already be due
       },
       (error: Error) => {
+        this.running = null;
+        if (this.stopped) return; // cut short by shutdown: the next start compacts again
         // Not retried at once (it would likely fail the same way, in a loop): the next sealed
         // segment tries again. The log keeps everything meanwhile.
         this.logger.error(`snapshot failed, log segments kept: ${error.message}`);
-        this.running = null;
       },
     );
   }
@@ -85,9 +88,13 @@ export class Compactor {
     while (this.running !== null) await this.running;
   }
 
-  /** Stops starting new jobs (shutdown). */
+  /**
+   * Shutdown: starts no new job and cuts a running one short (a snapshot is never needed for
+   * correctness, and one of a large state takes seconds; the next start compacts again).
+   */
   stop(): void {
     this.stopped = true;
+    this.shutdown.abort();
   }
 
   /**
@@ -109,11 +116,12 @@ export class Compactor {
 export type CompactionReply = { readonly ok: true; readonly result: CompactionResult } | { readonly ok: false; readonly message: string };
 
 /** Runs each job in a fresh child process (the built compaction-process.js beside this module). */
-export const processCompactionRunner: CompactionRunner = (job) =>
+export const processCompactionRunner: CompactionRunner = (job, signal) =>
   new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL("./compaction-process.js", import.meta.url)), [], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "json",
+      signal, // aborting kills the process (SIGTERM)
     });
     let settled = false;
     child.once("message", (reply: CompactionReply) => {
@@ -122,6 +130,7 @@ export const processCompactionRunner: CompactionRunner = (job) =>
       else reject(new Error(reply.message));
     });
     child.once("error", (error) => {
+      // An abort is reported here too (AbortError), before the exit.
       if (settled) return;
       settled = true;
       reject(error);

@@ -84,3 +84,24 @@ describe("snapshots wait for as much new log as the last snapshot holds", () => 
     expect(runs).toBe(0);
   });
 });
+
+describe("shutdown cuts a running snapshot short", () => {
+  it("aborts the job, waits only for it to stop, and logs no failure", async () => {
+    const lines: string[] = [];
+    const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    let started = false;
+    const compactor = new Compactor(openDataDir(tempDir()), CONFIG, 10, (_job, signal) => {
+      started = true;
+      // A job that would never finish on its own.
+      return new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("aborted"))));
+    }, logger, { snapshotPath: null, sealed: [] });
+    compactor.onSegmentSealed({ path: "/nonexistent/a.seg", firstIndex: 1, lastIndex: 5, bytes: 100 });
+    expect(started).toBe(true);
+    compactor.stop();
+    await compactor.idle();
+    expect(lines).toEqual([]);
+    compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
+    await compactor.idle();
+    expect(lines).toEqual([]);
+  });
+});
