@@ -67,7 +67,8 @@ export class Compactor {
               `written in ${Math.round(performance.now() - startedMs)} ms; ${segments.length} segments removed`,
           );
         } catch (error) {
-          // The snapshot stands; what was not removed is removed after the next one.
+          // The snapshot stands. What was not removed is covered by it: recovery deletes such
+          // segments at the next start, and the next clean-up deletes older snapshots.
           this.logger.error(`snapshot at index ${result.lastIndex} written, but removing what it covers failed: ${(error as Error).message}`);
         }
         this.running = null;
