@@ -93,7 +93,9 @@ describe.each([
       const clients = Array.from({ length: CLIENTS }, (_, n) =>
         driveClient(lockd.port, BigInt(n + 1), seedrandom(`${seed}/${cycle}/${n}`), history, stop),
       );
-      await new Promise((resolve) => setTimeout(resolve, 100 + Math.floor(random() * 400)));
+      // Longer with snapshots on, so even a slow machine fills a few 64 KiB segments per cycle.
+      const loadMs = (args === SNAPSHOTTING ? 400 : 100) + Math.floor(random() * 400);
+      await new Promise((resolve) => setTimeout(resolve, loadMs));
       await lockd.kill(); // SIGKILL mid-load
       stop.now = true;
       await Promise.all(clients);
