@@ -3,6 +3,7 @@
  * complete frames. Frames that lie whole inside a chunk are handed out as views of that chunk (no
  * copy); only a frame split across chunks is assembled in a small carry buffer. Pure: no I/O.
  */
+import { readU32 } from "./u64.js";
 import { LENGTH_PREFIX_BYTES, MAX_FRAME_LENGTH, SHORT_BODY_BYTES } from "./wire.js";
 
 export const FrameEvent = {
@@ -43,7 +44,7 @@ export class FrameReader {
     const available = chunk.length - this.offset;
     if (available < LENGTH_PREFIX_BYTES) return this.keepRemainder();
     const start = this.offset;
-    const length = ((chunk[start]! << 24) | (chunk[start + 1]! << 16) | (chunk[start + 2]! << 8) | chunk[start + 3]!) >>> 0;
+    const length = readU32(chunk, start);
     if (length > MAX_FRAME_LENGTH) return FrameEvent.Oversized;
     if (available < LENGTH_PREFIX_BYTES + length) return this.keepRemainder();
     this.frame = chunk;
@@ -67,7 +68,7 @@ export class FrameReader {
   private nextFromCarry(): FrameEvent {
     const carry = this.carry;
     if (this.carried < LENGTH_PREFIX_BYTES && !this.fill(LENGTH_PREFIX_BYTES)) return FrameEvent.NeedMore;
-    const length = ((carry[0]! << 24) | (carry[1]! << 16) | (carry[2]! << 8) | carry[3]!) >>> 0;
+    const length = readU32(carry, 0);
     if (length > MAX_FRAME_LENGTH) return FrameEvent.Oversized;
     if (!this.fill(LENGTH_PREFIX_BYTES + length)) return FrameEvent.NeedMore;
     this.frame = carry;
@@ -101,7 +102,7 @@ export function wholeFrameStarts(chunk: Uint8Array, starts: Int32Array): number 
   let count = 0;
   let at = 0;
   while (count < starts.length && at + LENGTH_PREFIX_BYTES + SHORT_BODY_BYTES <= chunk.length) {
-    const length = ((chunk[at]! << 24) | (chunk[at + 1]! << 16) | (chunk[at + 2]! << 8) | chunk[at + 3]!) >>> 0;
+    const length = readU32(chunk, at);
     if (length < SHORT_BODY_BYTES || at + LENGTH_PREFIX_BYTES + length > chunk.length) break;
     starts[count++] = at + LENGTH_PREFIX_BYTES;
     at += LENGTH_PREFIX_BYTES + length;

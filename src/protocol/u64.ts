@@ -5,16 +5,14 @@
 
 const TWO_POW_32 = 0x1_0000_0000;
 
+/** Exact below 2^53; callers bound-check larger values (see readU64Clamped). */
 export function readU64(bytes: Uint8Array, at: number): number {
-  const hi = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-  const lo = ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) | bytes[at + 7]!) >>> 0;
-  return hi * TWO_POW_32 + lo; // exact below 2^53; callers bound-check larger values (see readU64Clamped)
+  return readU32(bytes, at) * TWO_POW_32 + readU32(bytes, at + 4);
 }
 
 /** Like readU64, but any value of 2^53 or more reads as Infinity, so range checks stay exact. */
 export function readU64Clamped(bytes: Uint8Array, at: number): number {
-  const hi = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-  if (hi >= 0x20_0000) return Infinity;
+  if (readU32(bytes, at) >= 0x20_0000) return Infinity;
   return readU64(bytes, at);
 }
 
