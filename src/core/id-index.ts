@@ -40,6 +40,9 @@ export class IdIndex {
   private oldMask = 0;
   private cursor = 0;
   private count = 0;
+  /** Scratch and result sink of `prefetch`. */
+  private hashes = new Int32Array(0);
+  private touched = 0;
 
   constructor(private readonly seed: number, expectedSlots: number) {
     const buckets = tableSizeFor(expectedSlots);
@@ -59,18 +62,20 @@ export class IdIndex {
     return this.findIn(this.old, this.oldMask, hash, w0, w1, w2, w3);
   }
 
-  /** The hash a lookup of the id at `bytes[at..at+16]` starts from (see `touch`). */
-  hashOf(bytes: Uint8Array, at: number): number {
-    return hashIdWords(readWord(bytes, at), readWord(bytes, at + 4), readWord(bytes, at + 8), readWord(bytes, at + 12), this.seed);
-  }
-
   /**
-   * Reads the home buckets of `count` ids given by their hashes, changing nothing. In tables of
-   * millions of entries each lookup is a cache (and TLB) miss; a loop this small keeps many of
-   * those reads in flight at once, so lookups that follow soon after find their buckets in cache
-   * instead of stalling one after another. The result means nothing; returning it keeps the reads.
+   * Reads the home buckets of the ids at `bytes[starts[i] + offset]` for i < count, changing
+   * nothing. In tables of millions of entries each lookup is a cache (and TLB) miss: hashing every
+   * id first and then reading the buckets in a loop this small keeps many of those reads in flight at
+   * once, so lookups that follow soon after find their buckets in cache instead of stalling one
+   * after another.
    */
-  touch(hashes: Int32Array, count: number): number {
+  prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
+    if (this.hashes.length < count) this.hashes = new Int32Array(count);
+    const hashes = this.hashes;
+    for (let i = 0; i < count; i++) {
+      const at = starts[i]! + offset;
+      hashes[i] = hashIdWords(readWord(bytes, at), readWord(bytes, at + 4), readWord(bytes, at + 8), readWord(bytes, at + 12), this.seed);
+    }
     const table = this.table;
     const mask = this.mask;
     let sum = 0;
@@ -80,7 +85,7 @@ export class IdIndex {
       const oldMask = this.oldMask;
       for (let i = 0; i < count; i++) sum ^= old[(hashes[i]! & oldMask) * 2 + 1]!;
     }
-    return sum;
+    this.touched = sum; // kept only so the reads are not optimised away
   }
 
   /** Indexes `slot` under the id at `bytes[at..]`. The id must not be indexed already. */

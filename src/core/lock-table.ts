@@ -51,13 +51,9 @@ export class LockTable {
     return this.index.find(bytes, at);
   }
 
-  /** See IdIndex.hashOf and IdIndex.touch: warming the cache for lookups about to happen. */
-  hashOf(bytes: Uint8Array, at: number): number {
-    return this.index.hashOf(bytes, at);
-  }
-
-  touch(hashes: Int32Array, count: number): number {
-    return this.index.touch(hashes, count);
+  /** Warms the cache for lookups about to happen (see IdIndex.prefetch). */
+  prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
+    this.index.prefetch(bytes, starts, count, offset);
   }
 
   /** Creates a record for the lock id at `lock[lockAt..]` (which must have none) with the given lease. */

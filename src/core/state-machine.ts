@@ -76,9 +76,6 @@ export class StateMachine {
 
   /** Scratch for the two parameter fingerprints of the command being executed. */
   private readonly fingerprint = new Int32Array(2);
-  private readonly requestHashes = new Int32Array(PREFETCH_MAX);
-  private readonly lockHashes = new Int32Array(PREFETCH_MAX);
-  private touched = 0;
 
   /**
    * Warms the cache for commands about to be executed, deciding nothing: the request bodies start
@@ -87,11 +84,8 @@ export class StateMachine {
    * loop lets those misses overlap, where `execute` alone would wait for them one at a time.
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number): void {
-    for (let i = 0; i < count; i++) {
-      this.requestHashes[i] = this.dedupe.hashOf(bytes, starts[i]! + BODY_REQUEST_ID);
-      this.lockHashes[i] = this.locks.hashOf(bytes, starts[i]! + BODY_LOCK_ID);
-    }
-    this.touched ^= this.dedupe.touch(this.requestHashes, count) ^ this.locks.touch(this.lockHashes, count);
+    this.dedupe.prefetch(bytes, starts, count, BODY_REQUEST_ID);
+    this.locks.prefetch(bytes, starts, count, BODY_LOCK_ID);
   }
 
   /**
