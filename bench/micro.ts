@@ -93,16 +93,24 @@ let requestCounter = 0;
 const STAMP_BASE_MS = 1_700_000_000_000;
 const OWNER = id(7, 7);
 
+/** Writes a command with a fresh request id into `bytes[at..]` (zeroed once; only these fields change). */
+function writeEntry(bytes: Buffer, at: number, cmd: number, lock: number, ttlMs: number): void {
+  bytes[at] = cmd;
+  bytes.writeUInt32BE(++requestCounter, at + 13); // request id: bytes 1..16, never zero
+  bytes.writeUInt32BE(1, at + 1);
+  bytes.writeUInt32BE(lock, at + 29); // lock id: bytes 17..32
+  OWNER.copy(bytes, at + 33);
+  bytes.writeUInt32BE(0, at + 49);
+  bytes.writeUInt32BE(ttlMs, at + 53);
+}
+
+function nextStampMs(): number {
+  return STAMP_BASE_MS + Math.floor(commands++ / 100);
+}
+
 function execute(cmd: number, lock: number, ttlMs: number): number {
-  entry[0] = cmd;
-  entry.writeUInt32BE(++requestCounter, 13); // request id: bytes 1..16, never zero
-  entry.writeUInt32BE(1, 1);
-  entry.writeUInt32BE(lock, 29); // lock id: bytes 17..32
-  OWNER.copy(entry, 33);
-  entry.writeUInt32BE(0, 49);
-  entry.writeUInt32BE(ttlMs, 53);
-  const stampMs = STAMP_BASE_MS + Math.floor(commands++ / 100);
-  return machine.execute(entry, 0, stampMs, answer, 0, null);
+  writeEntry(entry, 0, cmd, lock, ttlMs);
+  return machine.execute(entry, 0, nextStampMs(), answer, 0, null);
 }
 
 let next = 0;
@@ -141,22 +149,12 @@ const burstStarts = Int32Array.from({ length: BURST }, (_, i) => i * ENTRY_BYTES
 const burstLocks = new Uint32Array(BURST);
 function executeBurst(lookAhead: boolean): void {
   for (let i = 0; i < BURST; i++) {
-    const at = i * ENTRY_BYTES;
-    const lock = LOCKS[next++ & 0xffff]!;
-    burstLocks[i] = lock;
-    burst[at] = Command.Acquire;
-    burst.fill(0, at + 1, at + 33);
-    burst.writeUInt32BE(1, at + 1);
-    burst.writeUInt32BE(++requestCounter, at + 13);
-    burst.writeUInt32BE(lock, at + 29);
-    OWNER.copy(burst, at + 33);
-    burst.writeUInt32BE(0, at + 49);
-    burst.writeUInt32BE(30_000, at + 53);
+    burstLocks[i] = LOCKS[next++ & 0xffff]!;
+    writeEntry(burst, i * ENTRY_BYTES, Command.Acquire, burstLocks[i]!, 30_000);
   }
   if (lookAhead) machine.prefetch(burst, burstStarts, BURST);
   for (let i = 0; i < BURST; i++) {
-    const stampMs = STAMP_BASE_MS + Math.floor(commands++ / 100);
-    if (machine.execute(burst, i * ENTRY_BYTES, stampMs, answer, 0, null) === 0) execute(Command.Release, burstLocks[i]!, 0);
+    if (machine.execute(burst, i * ENTRY_BYTES, nextStampMs(), answer, 0, null) === 0) execute(Command.Release, burstLocks[i]!, 0);
   }
 }
 
