@@ -1,7 +1,8 @@
 /**
- * Compaction: fold sealed log segments into a new snapshot, away from the server's event loop. Because the state
- * machine is deterministic, the new state is rebuilt from the previous snapshot plus the segments (the
- * same replay as recovery) rather than copied from the live server, so serving never pauses for it.
+ * Compaction: fold sealed log segments into a new snapshot, away from the server's event loop.
+ * Because the state machine is deterministic, the new state is rebuilt from the previous snapshot
+ * plus the segments (the same replay as recovery) rather than copied from the live server, so
+ * serving never pauses for it.
  */
 import { readFileSync } from "node:fs";
 import { decodeSnapshot, encodeSnapshot } from "../core/snapshot-codec.js";
