@@ -9,6 +9,9 @@
 #   bash bench/compare.sh                 # 3 runs x (10 s + 1 s warm-up) per server and case
 #   bash bench/compare.sh --quick         # 1 run x 2 s: a smoke test of the tooling
 #   bash bench/compare.sh --with-etcd     # also etcd (single member, fsync), P=1 cases only
+#
+# With gcc present, bench/ceiling.c (a C server that answers every frame and does nothing else) runs
+# next to them: the most this machine and client allow, measured in the same run as the others.
 #   bash bench/compare.sh --help
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,8 +24,9 @@ usage: bench/compare.sh [options]
   --duration S         measured seconds per run (10)
   --warmup S           warm-up seconds per run, not recorded (1)
   --cases LIST         comma-separated cN-pM (c1-p1,c50-p1,c50-p16)
-  --servers LIST       comma-separated from lockd-always,lockd-never,redis-always,redis-memory,etcd
-                       (default: the first four; etcd with --with-etcd)
+  --servers LIST       comma-separated from lockd-always,lockd-never,redis-always,redis-memory,etcd,
+                       ceiling (default: all but etcd; etcd with --with-etcd; ceiling needs gcc)
+  --no-ceiling         leave out the C ceiling server
   --with-etcd          add etcd (installs etcd-server if missing); run only for P=1 cases
   --no-redis           measure lockd only
   --keyspace K         locks in the key space (100000)
@@ -42,6 +46,7 @@ CASES=c1-p1,c50-p1,c50-p16
 SERVERS=""
 WITH_ETCD=0
 WITH_REDIS=1
+WITH_CEILING=1
 KEYSPACE=100000
 CLIENT_WANTED=auto
 PIN=0
@@ -58,6 +63,7 @@ while [[ $# -gt 0 ]]; do
     --servers) SERVERS=$2; shift ;;
     --with-etcd) WITH_ETCD=1 ;;
     --no-redis) WITH_REDIS=0 ;;
+    --no-ceiling) WITH_CEILING=0 ;;
     --keyspace) KEYSPACE=$2; shift ;;
     --client) CLIENT_WANTED=$2; shift ;;
     --lockload-src) LOCKLOAD_SRC=$2; shift ;;
@@ -84,19 +90,26 @@ if [[ -z $SERVERS ]]; then
   SERVERS=lockd-always,lockd-never
   [[ $WITH_REDIS -eq 1 ]] && SERVERS+=,redis-always,redis-memory
   [[ $WITH_ETCD -eq 1 ]] && SERVERS+=,etcd
+  [[ $WITH_CEILING -eq 1 ]] && SERVERS+=,ceiling
 fi
 IFS=, read -r -a server_list <<<"$SERVERS"
 IFS=, read -r -a case_list <<<"$CASES"
 
 selected=()
 for server in "${server_list[@]}"; do
-  if [[ $CLIENT == loadgen && $server != lockd-* ]]; then
+  if [[ $CLIENT == loadgen && $server != lockd-* && $server != ceiling ]]; then
     log "NOTE: skipping $server: the TypeScript loadgen speaks only baton"
     continue
   fi
   case $server in
     redis-*) ensure_redis ;;
     etcd) ensure_etcd ;;
+    ceiling)
+      if ! ensure_ceiling; then
+        log "NOTE: no gcc: the C ceiling is not measured; the report uses its reference figure"
+        continue
+      fi
+      ;;
   esac
   selected+=("$server")
 done

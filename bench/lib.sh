@@ -85,6 +85,15 @@ ensure_client() {
   CLIENT_CMD=(node "$BUILD/loadgen.js")
 }
 
+# Builds bench/ceiling.c (the no-state reference server) into bench/out/; returns 1 without gcc.
+ensure_ceiling() {
+  command -v gcc >/dev/null || return 1
+  if [[ ! -x "$OUT/ceiling" || "$ROOT/bench/ceiling.c" -nt "$OUT/ceiling" ]]; then
+    log "building the ceiling server from bench/ceiling.c"
+    gcc -O2 -Wall -o "$OUT/ceiling" "$ROOT/bench/ceiling.c" || die "bench/ceiling.c did not compile"
+  fi
+}
+
 # Pins the server to the first CPU and the client to the last one (only with --pin on >= 2 CPUs).
 enable_pinning() {
   local cpus
@@ -104,14 +113,15 @@ free_port() {
 # Which protocol the client speaks to a server kind.
 server_proto() {
   case $1 in
-    lockd-*) echo baton ;;
+    lockd-* | ceiling) echo baton ;;
     redis-*) echo redis ;;
     etcd) echo etcd ;;
     *) die "unknown server kind $1" ;;
   esac
 }
 
-# start_server KIND [extra lockd flags...]; KIND: lockd-always lockd-never redis-always redis-memory etcd.
+# start_server KIND [extra lockd flags...]; KIND: lockd-always lockd-never redis-always redis-memory etcd
+# ceiling.
 # Sets SERVER_PID, SERVER_PORT, SERVER_DIR (a fresh data directory, removed by stop_server).
 start_server() {
   local kind=$1
@@ -130,6 +140,12 @@ start_server() {
         "${persistence[@]}" --daemonize no --protected-mode yes --logfile "$SERVER_LOG" &
       SERVER_PID=$!
       wait_until "redis on :$SERVER_PORT" redis-cli -h 127.0.0.1 -p "$SERVER_PORT" ping
+      ;;
+    ceiling)
+      SERVER_PORT=$(free_port)
+      "${PIN_SERVER[@]}" "$OUT/ceiling" --port "$SERVER_PORT" >"$SERVER_LOG" 2>&1 &
+      SERVER_PID=$!
+      wait_until "ceiling on :$SERVER_PORT" grep -q "^ceiling listening" "$SERVER_LOG"
       ;;
     etcd)
       SERVER_PORT=$(free_port)
