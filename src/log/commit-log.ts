@@ -10,8 +10,11 @@ export type AppendResult = { readonly ok: true } | { readonly ok: false; readonl
 export interface CommitLog {
   /**
    * Appends whole encoded records. Calls `done` exactly once, after the bytes are durable or with the
-   * failure: possibly before `append` returns (a synchronous sync, or no sync at all). Appends are made durable in call order; the server keeps at most one
-   * append in flight. `lastIndex` is the index of the last entry in `records`.
+   * failure: possibly before `append` returns (a synchronous sync, or no sync at all). Appends are
+   * made durable in call order; the server keeps up to MAX_BATCHES_IN_FLIGHT of them in flight.
+   * `records` is only lent: the server reuses its memory once `done` was called, so an
+   * implementation that needs the bytes later copies them. `lastIndex` is the index of the last
+   * entry in `records`.
    */
   append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void;
   /** Releases files and locks. Appends in flight finish first. */

@@ -21,8 +21,10 @@ export class Connection implements ReplySink {
   inOpenBatch = false;
   private openLength = 0;
   private openCount = 0;
-  /** Answers of sealed batches not yet durable, oldest first. */
-  private readonly sealed: { readonly replies: Buffer; readonly count: number }[] = [];
+  /** Answers of sealed batches not yet durable, oldest first: `length` bytes of `replies`. */
+  private readonly sealed: { readonly replies: Buffer; readonly length: number; readonly count: number }[] = [];
+  /** A reply buffer the socket is done with, for the next batch. */
+  private spareReplies: Buffer | null = null;
   /** Answers reserved and not yet handed to the socket. */
   private inflight = 0;
   private readonly reader = new FrameReader();
@@ -83,20 +85,26 @@ export class Connection implements ReplySink {
   }
 
   sealReplies(): void {
-    this.sealed.push({ replies: this.openReplies.subarray(0, this.openLength), count: this.openCount });
-    // The sealed bytes now belong to the socket write to come: answer into a fresh buffer.
-    this.openReplies = Buffer.allocUnsafe(Math.max(INITIAL_REPLY_BYTES, this.openReplies.length));
+    this.sealed.push({ replies: this.openReplies, length: this.openLength, count: this.openCount });
+    // The sealed bytes now belong to the socket write to come: answer into another buffer.
+    this.openReplies = this.spareReplies ?? Buffer.allocUnsafe(Math.max(INITIAL_REPLY_BYTES, this.openReplies.length));
+    this.spareReplies = null;
     this.openLength = 0;
     this.openCount = 0;
   }
 
   releaseReplies(failed: boolean): void {
-    const { replies, count } = this.sealed.shift()!;
+    const { replies, length, count } = this.sealed.shift()!;
     if (failed) {
-      for (let at = 0; at < replies.length; at += RESPONSE_BYTES) writeResponse(replies, at, Status.Unavailable, 0, 0);
+      for (let at = 0; at < length; at += RESPONSE_BYTES) writeResponse(replies, at, Status.Unavailable, 0, 0);
     }
     this.inflight -= count;
-    if (!this.socket.destroyed) this.socket.write(replies);
+    if (!this.socket.destroyed) {
+      this.socket.write(replies.subarray(0, length));
+      // Nothing queued means the kernel took every byte during the call: the buffer is free again.
+      // (A write that waits in the socket keeps its buffer until it is sent.)
+      if (this.socket.writableLength === 0) this.spareReplies = replies;
+    }
     if (this.readingPaused) this.maybeResume();
     this.finishIfDone();
   }
