@@ -9,10 +9,10 @@
 #   bash bench/compare.sh                 # 3 runs x (10 s + 1 s warm-up) per server and case
 #   bash bench/compare.sh --quick         # 1 run x 2 s: a smoke test of the tooling
 #   bash bench/compare.sh --with-etcd     # also etcd (single member, fsync), P=1 cases only
+#   bash bench/compare.sh --help
 #
 # With gcc present, bench/ceiling.c (a C server that answers every frame and does nothing else) runs
 # next to them: the most this machine and client allow, measured in the same run as the others.
-#   bash bench/compare.sh --help
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
