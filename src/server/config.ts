@@ -3,6 +3,8 @@
  * directly. Each value here is documented in README.md ("Configuration").
  */
 
+import { totalmem } from "node:os";
+
 export type FsyncMode = "always" | "never";
 
 export interface ServerConfig {
@@ -37,6 +39,22 @@ export interface ServerConfig {
   readonly segmentBytes: number;
 }
 
+/** Enough remembered answers for the default 60 s window at ~1.1M changes/s, more than lockd sustains. */
+const DEDUPE_ENTRIES_FOR_FULL_SPEED = 67_108_864;
+/** Machine memory per remembered answer allowed by default: about a quarter of it, at ≈ 61-75 B each. */
+const MEMORY_BYTES_PER_DEDUPE_ENTRY = 256;
+const MIN_DEFAULT_DEDUPE_ENTRIES = 65_536;
+
+/**
+ * The default cap on remembered answers: the full-speed figure, or one per 256 bytes of the machine's
+ * memory where that is fewer (under 16 GiB), so a flood of fresh request ids meets 6 before the
+ * machine runs out of memory. Memory follows the actual rate, not the cap.
+ */
+export function defaultMaxDedupeEntries(totalMemoryBytes: number): number {
+  const affordable = Math.floor(totalMemoryBytes / MEMORY_BYTES_PER_DEDUPE_ENTRY);
+  return Math.min(DEDUPE_ENTRIES_FOR_FULL_SPEED, Math.max(MIN_DEFAULT_DEDUPE_ENTRIES, affordable));
+}
+
 export const DEFAULT_CONFIG: ServerConfig = {
   host: "127.0.0.1",
   port: 5625,
@@ -44,10 +62,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxTtlMs: 3_600_000,
   dedupeWindowMs: 60_000,
   expiredRetentionMs: 60_000,
-  // Holds the default 60 s window at ~1.1M changes/s, above what lockd sustains on two cores, so a
-  // client at full speed never meets 6 with the defaults. Memory follows the actual rate (≈ 61 B per
-  // remembered answer), not this cap.
-  maxDedupeEntries: 67_108_864,
+  maxDedupeEntries: defaultMaxDedupeEntries(totalmem()),
   maxLocks: 10_000_000,
   maxConnections: 10_000,
   maxInflightPerConnection: 1024,
