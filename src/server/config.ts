@@ -39,20 +39,26 @@ export interface ServerConfig {
   readonly segmentBytes: number;
 }
 
-/** Enough remembered answers for the default 60 s window at ~1.1M changes/s, more than lockd sustains. */
-const DEDUPE_ENTRIES_FOR_FULL_SPEED = 67_108_864;
-/** Machine memory per remembered answer allowed by default: about a quarter of it, at ≈ 61-75 B each. */
-const MEMORY_BYTES_PER_DEDUPE_ENTRY = 256;
-const MIN_DEFAULT_DEDUPE_ENTRIES = 65_536;
+const MIN_DEFAULT_ENTRIES = 65_536;
 
 /**
- * The default cap on remembered answers: the full-speed figure, or one per 256 bytes of the machine's
- * memory where that is fewer (under 16 GiB), so a flood of fresh request ids meets 6 before the
- * machine runs out of memory. Memory follows the actual rate, not the cap.
+ * The default caps on the two tables a client can grow (remembered answers, lock records) are a
+ * fixed figure, or one entry per so many bytes of the machine's memory where that is fewer, so a
+ * flood of fresh ids meets 6 before the machine runs out of memory. Each table may take about a
+ * quarter of the memory when full; memory follows the actual load, not the cap.
  */
+function affordable(figure: number, memoryBytesPerEntry: number, totalMemoryBytes: number): number {
+  return Math.min(figure, Math.max(MIN_DEFAULT_ENTRIES, Math.floor(totalMemoryBytes / memoryBytesPerEntry)));
+}
+
+/** 67,108,864 holds the default 60 s window at ~1.1M changes/s (more than lockd sustains); ≈ 61-75 B each. */
 export function defaultMaxDedupeEntries(totalMemoryBytes: number): number {
-  const affordable = Math.floor(totalMemoryBytes / MEMORY_BYTES_PER_DEDUPE_ENTRY);
-  return Math.min(DEDUPE_ENTRIES_FOR_FULL_SPEED, Math.max(MIN_DEFAULT_DEDUPE_ENTRIES, affordable));
+  return affordable(67_108_864, 256, totalMemoryBytes);
+}
+
+/** Lock records take ≈ 120-250 B each. */
+export function defaultMaxLocks(totalMemoryBytes: number): number {
+  return affordable(10_000_000, 1024, totalMemoryBytes);
 }
 
 export const DEFAULT_CONFIG: ServerConfig = {
@@ -63,7 +69,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   dedupeWindowMs: 60_000,
   expiredRetentionMs: 60_000,
   maxDedupeEntries: defaultMaxDedupeEntries(totalmem()),
-  maxLocks: 10_000_000,
+  maxLocks: defaultMaxLocks(totalmem()),
   maxConnections: 10_000,
   maxInflightPerConnection: 1024,
   maxQueuedReplyBytes: 64 << 10,

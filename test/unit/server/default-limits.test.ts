@@ -1,9 +1,9 @@
 /**
- * The default cap on remembered answers holds the default window at full speed where the machine has
- * the memory for it, and stays within a quarter of a smaller machine's memory.
+ * The default caps on remembered answers and lock records are their fixed figures where the machine
+ * has the memory for them, and stay within a quarter of a smaller machine's memory each.
  */
 import { describe, expect, it } from "vitest";
-import { defaultMaxDedupeEntries } from "../../../src/server/config.js";
+import { defaultMaxDedupeEntries, defaultMaxLocks } from "../../../src/server/config.js";
 
 const GiB = 1024 ** 3;
 
@@ -23,5 +23,18 @@ describe("default --max-dedupe-entries", () => {
   it("never goes below 65,536 entries", () => {
     expect(defaultMaxDedupeEntries(1024 * 1024)).toBe(65_536);
     expect(defaultMaxDedupeEntries(0)).toBe(65_536);
+  });
+});
+
+describe("default --max-locks", () => {
+  it("is 10,000,000 with about 9.5 GiB of memory or more", () => {
+    expect(defaultMaxLocks(10_000_000 * 1024)).toBe(10_000_000);
+    expect(defaultMaxLocks(24 * GiB)).toBe(10_000_000);
+  });
+
+  it("is one lock per KiB of a smaller machine's memory, and never below 65,536", () => {
+    expect(defaultMaxLocks(2 * GiB)).toBe(2_097_152);
+    expect(defaultMaxLocks(8 * GiB)).toBe(8_388_608);
+    expect(defaultMaxLocks(GiB / 1024)).toBe(65_536);
   });
 });
