@@ -16,9 +16,6 @@ import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 
-const INITIAL_LOCK_CAPACITY = 1 << 18;
-const INITIAL_DEDUPE_CAPACITY = 1 << 21;
-
 export interface Lockd {
   readonly host: string;
   readonly port: number;
@@ -38,11 +35,10 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     dedupeWindowMs: config.dedupeWindowMs,
     expiredRetentionMs: config.expiredRetentionMs,
     hashSeed: randomInt(0x7fffffff),
-    // Pages are only touched as entries arrive, so reserving room costs address space, not memory.
-    initialCapacity: {
-      locks: Math.min(config.maxLocks, INITIAL_LOCK_CAPACITY),
-      dedupeEntries: Math.min(config.maxDedupeEntries, INITIAL_DEDUPE_CAPACITY),
-    },
+    // The tables start small and double incrementally as entries arrive. A large initial index is
+    // not free even though its pages are only touched on use: every new id lands on a random page,
+    // so for the first ~20 s at low load nearly every command paid one or two page faults (measured:
+    // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
   };
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
