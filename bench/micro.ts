@@ -1,14 +1,15 @@
 /**
  * Micro-benchmarks of the server's hot path, one layer at a time: the wire codec and the frame reader,
- * the state machine's execute, and the log record encoding. They show where a request's CPU goes
- * without sockets or disks in the way. Not part of `npm test` (no timing is ever asserted).
+ * the state machine's execute, the log record encoding, and the log append itself (the write alone,
+ * and the write with its fdatasync, on the disk under bench/out/data). They show where a request's
+ * time goes without sockets in the way. Not part of `npm test` (no timing is ever asserted).
  *
  *   npm run bench:micro                        # ~1 s per task
  *   node bench/out/build/bench/micro.js --time 3000 --filter state
  *
  * Prints a table and appends one JSON line per task to bench/out/results-micro-<time>.jsonl.
  */
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Bench } from "tinybench";
@@ -24,6 +25,11 @@ import {
 } from "../src/protocol/index.js";
 import { StateMachine } from "../src/core/state-machine.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, readRecord, recordBytes, sealRecord } from "../src/log/record.js";
+import type { AppendResult } from "../src/log/commit-log.js";
+import { silentLogger } from "../src/server/logger.js";
+import { openDataDir } from "../src/storage/data-dir.js";
+import { nodeLogFiles } from "../src/storage/log-file.js";
+import { SegmentLog } from "../src/storage/segment-log.js";
 
 const OUT_DIR = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
@@ -169,6 +175,38 @@ const record1 = recordOf(1);
 const record64 = recordOf(64);
 let index = 1;
 
+// ---- the log append: SegmentLog.append of one batch, as the pipeline calls it ----
+// A fixed number of appends (not a fixed time), so the write-only task does not fill the disk.
+const LOG_APPENDS = 4000;
+
+interface LogUnderTest {
+  readonly log: SegmentLog;
+  lastIndex: number;
+}
+
+function openLog(root: string, fsync: "always" | "never"): LogUnderTest {
+  const dir = openDataDir(mkdtempSync(resolve(root, `${fsync}-`)));
+  const log = new SegmentLog({
+    dir,
+    files: nodeLogFiles,
+    fsync,
+    segmentBytes: 64 << 20,
+    logger: silentLogger,
+    active: null,
+    lastIndex: 0,
+    onSegmentSealed: () => {},
+  });
+  return { log, lastIndex: 0 };
+}
+
+/** One append of `records` (holding `entries` entries); resolves when `done` reports it durable. */
+function append(target: LogUnderTest, records: Buffer, entries: number): Promise<void> {
+  target.lastIndex += entries;
+  return new Promise((resolve, reject) => {
+    target.log.append(records, target.lastIndex, (result: AppendResult) => (result.ok ? resolve() : reject(result.error)));
+  });
+}
+
 async function main(): Promise<void> {
   const time = Number(argument("--time") ?? 1000);
   const filter = argument("--filter");
@@ -199,11 +237,37 @@ async function main(): Promise<void> {
   }
   await bench.run();
 
+  const dataRoot = resolve(OUT_DIR, "data");
+  mkdirSync(dataRoot, { recursive: true });
+  const logRoot = mkdtempSync(resolve(dataRoot, "micro-"));
+  const logBench = new Bench({ time: 0, iterations: LOG_APPENDS, warmupTime: 0, warmupIterations: 100 });
+  try {
+    const writeOnly = openLog(logRoot, "never");
+    const durable = openLog(logRoot, "always");
+    const logTasks: [string, () => Promise<void>][] = [
+      ["log append: 64-entry batch, write only (--fsync never)", () => append(writeOnly, record64, 64)],
+      // Inline on the event loop: a small batch with nothing else in flight (SegmentLog.append).
+      ["log append: 1-entry batch, write + fdatasync", () => append(durable, record1, 1)],
+      // On the thread pool, as a busy server's batches are.
+      ["log append: 64-entry batch, write + fdatasync", () => append(durable, record64, 64)],
+    ];
+    for (const [name, fn] of logTasks) {
+      if (filter !== undefined && !name.includes(filter)) continue;
+      logBench.add(name, fn);
+      perOp.set(name, 1);
+    }
+    await logBench.run();
+    await writeOnly.log.close();
+    await durable.log.close();
+  } finally {
+    rmSync(logRoot, { recursive: true, force: true });
+  }
+
   mkdirSync(OUT_DIR, { recursive: true });
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const file = resolve(OUT_DIR, `results-micro-${stamp}.jsonl`);
   const rows: Record<string, string>[] = [];
-  for (const task of bench.tasks) {
+  for (const task of [...bench.tasks, ...logBench.tasks]) {
     const result = task.result;
     if (result.state !== "completed") {
       process.stderr.write(`${task.name}: ${result.state}${"error" in result ? ` ${String(result.error)}` : ""}\n`);
