@@ -71,7 +71,13 @@ export type DecodedSnapshot =
   | { readonly ok: true; readonly stateMachine: StateMachine; readonly position: SnapshotPosition }
   | { readonly ok: false; readonly reason: string };
 
-export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig): DecodedSnapshot {
+/**
+ * `replayThrough` is the log index the caller will replay up to right after (0: none). The tables are
+ * sized up front for the snapshot's entries plus that many log entries, so neither loading nor the
+ * replay grows them: growing moves every entry once more, and in a fresh process (a compaction, a
+ * restart) every page it touches is a page fault.
+ */
+export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replayThrough = 0): DecodedSnapshot {
   if (bytes.length < HEADER_BYTES + TRAILER_BYTES) return { ok: false, reason: `too short (${bytes.length} bytes)` };
   if (!bytes.subarray(0, 8).equals(MAGIC)) return { ok: false, reason: "not a baton snapshot (bad magic)" };
   const version = readU32(bytes, 8);
@@ -85,7 +91,9 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig): Decod
   const actual = crc32(bytes.subarray(0, end));
   if (stored !== actual) return { ok: false, reason: "checksum mismatch" };
 
-  const sm = new StateMachine(config);
+  const lastIndex = readU64(bytes, 12);
+  const logEntries = Math.max(0, replayThrough - lastIndex);
+  const sm = new StateMachine({ ...config, initialCapacity: { locks: lockCount, dedupeEntries: dedupeCount + logEntries } });
   sm.restoreScalars(readU64(bytes, 28), readU64(bytes, 36));
   let at = HEADER_BYTES;
   for (let n = 0; n < lockCount; n++) {
@@ -97,5 +105,5 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig): Decod
     dedupe.insert(bytes, at, dedupe.lookup(bytes, at), readU32(bytes, at + 16) | 0, readU32(bytes, at + 20) | 0, bytes, at + 24, readU64(bytes, at + 24 + RESPONSE_BYTES));
     at += DEDUPE_BYTES;
   }
-  return { ok: true, stateMachine: sm, position: { lastIndex: readU64(bytes, 12), lastTerm: readU64(bytes, 20) } };
+  return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm: readU64(bytes, 20) } };
 }

@@ -21,10 +21,12 @@ export interface StateMachineConfig {
   /** Seeds the id index hashes (layout only, never answers). */
   readonly hashSeed: number;
   /**
-   * Room to reserve up front (layout only, never answers). Growing past it copies and re-indexes
-   * the table on the spot, so a server sizes these for its load; untouched room costs no memory.
+   * Room to reserve up front (layout only, never answers). The tables grow on their own, so this is
+   * for loads whose size is known in advance, like a snapshot plus the log after it: sized for them,
+   * the tables never move their entries again. Room reserved and not used is not free: new ids land
+   * on random pages of an oversized index, one page fault each.
    */
-  readonly initialCapacity?: { readonly locks: number; readonly dedupeEntries: number };
+  readonly initialCapacity?: { readonly locks?: number; readonly dedupeEntries?: number };
 }
 
 /** Capacity limits, enforced only where commands are admitted (the leader), never on replay. */

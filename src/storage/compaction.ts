@@ -33,10 +33,12 @@ export interface CompactionResult {
  * the job stops with an error and writes nothing.
  */
 export function compact(job: CompactionJob, stillWanted: () => boolean = () => true): CompactionResult {
-  let stateMachine = new StateMachine(job.config);
+  // Tables sized for everything about to be loaded (see decodeSnapshot).
+  const replayThrough = job.segments.at(-1)?.lastIndex ?? 0;
+  let stateMachine = new StateMachine({ ...job.config, initialCapacity: { dedupeEntries: replayThrough } });
   const progress: ReplayProgress = { snapshotIndex: 0, lastIndex: 0, lastTerm: 0, entries: 0 };
   if (job.snapshotPath !== null) {
-    const decoded = decodeSnapshot(readFileSync(job.snapshotPath), job.config);
+    const decoded = decodeSnapshot(readFileSync(job.snapshotPath), job.config, replayThrough);
     if (!decoded.ok) throw new Error(`snapshot ${job.snapshotPath}: ${decoded.reason}`);
     stateMachine = decoded.stateMachine;
     Object.assign(progress, { snapshotIndex: decoded.position.lastIndex, lastIndex: decoded.position.lastIndex, lastTerm: decoded.position.lastTerm });

@@ -31,14 +31,18 @@ export interface Recovered {
 }
 
 export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger): Recovered {
-  let stateMachine = new StateMachine(config);
+  const segments = listSegments(dir);
+  // The log reaches at least the newest segment's first index: size the tables for that much up
+  // front (see decodeSnapshot).
+  const replayThrough = segments.at(-1)?.firstIndex ?? 0;
+  let stateMachine = new StateMachine({ ...config, initialCapacity: { dedupeEntries: replayThrough } });
   let lastIndex = 0;
   let lastTerm = 0;
   let snapshotPath: string | null = null;
 
   const newest = listSnapshots(dir)[0];
   if (newest !== undefined) {
-    const decoded = decodeSnapshot(readFileSync(newest.path), config);
+    const decoded = decodeSnapshot(readFileSync(newest.path), config, replayThrough);
     if (!decoded.ok) throw new RecoveryError(`snapshot ${newest.path} is unreadable: ${decoded.reason}`);
     if (decoded.position.lastIndex !== newest.lastIndex) {
       throw new RecoveryError(`snapshot ${newest.path} says it ends at index ${decoded.position.lastIndex}, its name says ${newest.lastIndex}`);
@@ -50,7 +54,6 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   }
 
   const progress: ReplayProgress = { snapshotIndex: lastIndex, lastIndex, lastTerm, entries: 0 };
-  const segments = listSegments(dir);
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
   let active: SegmentFile | null = null;
 
