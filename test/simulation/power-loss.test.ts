@@ -14,6 +14,7 @@ import type { StateMachineConfig } from "../../src/core/state-machine.js";
 import { Command, decodeResponse, Status } from "../../src/protocol/index.js";
 import { silentLogger } from "../../src/server/logger.js";
 import { compact } from "../../src/storage/compaction.js";
+import type { Compactor } from "../../src/storage/compactor.js";
 import { openDurableStorage } from "../../src/storage/durable-storage.js";
 import { openDataDir } from "../../src/storage/data-dir.js";
 import { SegmentLog } from "../../src/storage/segment-log.js";
@@ -36,8 +37,13 @@ interface Sent {
   answer?: string;
 }
 
-function boot(root: string, files: PowerLossFiles, startMs: number, inlineSyncMaxEntries: number): { log: SegmentLog; harness: PipelineHarness } {
-  const { recovered, log } = openDurableStorage(openDataDir(root), {
+function boot(
+  root: string,
+  files: PowerLossFiles,
+  startMs: number,
+  inlineSyncMaxEntries: number,
+): { log: SegmentLog; compactor: Compactor; harness: PipelineHarness } {
+  const { recovered, log, compactor } = openDurableStorage(openDataDir(root), {
     config: CONFIG,
     logger: silentLogger,
     files,
@@ -48,7 +54,7 @@ function boot(root: string, files: PowerLossFiles, startMs: number, inlineSyncMa
     inlineSyncMaxEntries,
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1, startMs });
-  return { log, harness };
+  return { log, compactor, harness };
 }
 
 function randomCommand(random: SeededRandom, requestSeq: () => bigint): Sent {
@@ -104,6 +110,10 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
         // Power fails. Unanswered requests stay unacknowledged; unsynced bytes are (mostly) lost.
         files.powerLoss(random);
         await node.log.abandon();
+        // Nothing of the old incarnation may run beside the next one (lockd's data-directory lock
+        // guarantees that): let its snapshot clean-up, which unlinks on the thread pool, finish first.
+        node.compactor.stop();
+        await node.compactor.idle();
         inFlightAtLoss.push(...pending.values());
         pending.clear();
         powerFailures++;

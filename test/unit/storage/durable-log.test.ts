@@ -8,6 +8,7 @@ import { openDurableStorage } from "../../../src/storage/durable-storage.js";
 import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
 import { recover } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
+import type { Compactor } from "../../../src/storage/compactor.js";
 import { FaultyFiles } from "../../support/faulty-files.js";
 import { acquire, inspect, release, renew } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
@@ -20,13 +21,14 @@ interface Node {
   readonly dir: DataDir;
   readonly files: FaultyFiles;
   readonly log: SegmentLog;
+  readonly compactor: Compactor;
   readonly harness: PipelineHarness;
 }
 
 function openNode(root: string, options: { segmentBytes?: number; snapshotEveryBytes?: number; startMs?: number } = {}): Node {
   const dir = openDataDir(root);
   const files = new FaultyFiles();
-  const { recovered, log } = openDurableStorage(dir, {
+  const { recovered, log, compactor } = openDurableStorage(dir, {
     config: CONFIG,
     logger: silentLogger,
     files,
@@ -39,7 +41,7 @@ function openNode(root: string, options: { segmentBytes?: number; snapshotEveryB
     nextIndex: recovered.lastIndex + 1,
     ...(options.startMs === undefined ? {} : { startMs: options.startMs }),
   });
-  return { dir, files, log, harness };
+  return { dir, files, log, compactor, harness };
 }
 
 function stateBytes(sm: StateMachine): string {
@@ -138,6 +140,8 @@ describe("segments roll over and are compacted into snapshots; recovery = snapsh
     expect(grants).toBeGreaterThan(0);
     const before = node.harness.stateMachine;
     await node.log.close();
+    // A snapshot's clean-up unlinks on the thread pool: let it finish, as a stopping lockd does.
+    await node.compactor.idle();
     expect(listSnapshots(node.dir).length).toBeGreaterThanOrEqual(1);
     expect(listSegments(node.dir).length).toBeLessThan(8);
 
