@@ -107,3 +107,8 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
   }
   return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm: readU64(bytes, 20) } };
 }
+
+/** The state a log is replayed into when there is no snapshot, sized like decodeSnapshot's. */
+export function emptyStateFor(config: StateMachineConfig, replayThrough: number): StateMachine {
+  return new StateMachine({ ...config, initialCapacity: { dedupeEntries: replayThrough } });
+}

@@ -5,8 +5,8 @@
  * serving never pauses for it.
  */
 import { readFileSync } from "node:fs";
-import { decodeSnapshot, encodeSnapshot } from "../core/snapshot-codec.js";
-import { StateMachine, type StateMachineConfig } from "../core/state-machine.js";
+import { decodeSnapshot, emptyStateFor, encodeSnapshot } from "../core/snapshot-codec.js";
+import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import type { DataDir } from "./data-dir.js";
 import { replayRecords, type ReplayProgress } from "./recovery.js";
 import { writeSnapshotFile } from "./snapshot-file.js";
@@ -35,7 +35,7 @@ export interface CompactionResult {
 export function compact(job: CompactionJob, stillWanted: () => boolean = () => true): CompactionResult {
   // Tables sized for everything about to be loaded (see decodeSnapshot).
   const replayThrough = job.segments.at(-1)?.lastIndex ?? 0;
-  let stateMachine = new StateMachine({ ...job.config, initialCapacity: { dedupeEntries: replayThrough } });
+  let stateMachine: StateMachine | null = null;
   const progress: ReplayProgress = { snapshotIndex: 0, lastIndex: 0, lastTerm: 0, entries: 0 };
   if (job.snapshotPath !== null) {
     const decoded = decodeSnapshot(readFileSync(job.snapshotPath), job.config, replayThrough);
@@ -43,6 +43,7 @@ export function compact(job: CompactionJob, stillWanted: () => boolean = () => t
     stateMachine = decoded.stateMachine;
     Object.assign(progress, { snapshotIndex: decoded.position.lastIndex, lastIndex: decoded.position.lastIndex, lastTerm: decoded.position.lastTerm });
   }
+  stateMachine ??= emptyStateFor(job.config, replayThrough);
   for (const segment of job.segments) {
     if (!stillWanted()) throw new Error("compaction abandoned");
     const bytes = readFileSync(segment.path);

@@ -6,8 +6,8 @@
  * and offset, because skipping a record would silently forget acknowledged state.
  */
 import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, unlinkSync } from "node:fs";
-import { decodeSnapshot } from "../core/snapshot-codec.js";
-import { StateMachine, type StateMachineConfig } from "../core/state-machine.js";
+import { decodeSnapshot, emptyStateFor } from "../core/snapshot-codec.js";
+import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import { ENTRY_BYTES, readRecord } from "../log/record.js";
 import { RESPONSE_BYTES } from "../protocol/wire.js";
 import type { Logger } from "../server/logger.js";
@@ -35,7 +35,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   // The log reaches at least the newest segment's first index: size the tables for that much up
   // front (see decodeSnapshot).
   const replayThrough = segments.at(-1)?.firstIndex ?? 0;
-  let stateMachine = new StateMachine({ ...config, initialCapacity: { dedupeEntries: replayThrough } });
+  let stateMachine: StateMachine | null = null;
   let lastIndex = 0;
   let lastTerm = 0;
   let snapshotPath: string | null = null;
@@ -52,6 +52,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     lastTerm = decoded.position.lastTerm;
     snapshotPath = newest.path;
   }
+  stateMachine ??= emptyStateFor(config, replayThrough);
 
   const progress: ReplayProgress = { snapshotIndex: lastIndex, lastIndex, lastTerm, entries: 0 };
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
