@@ -9,10 +9,9 @@ import type { Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
 import type { AppendResult, CommitLog } from "../../../src/log/commit-log.js";
-import { CommitPipeline, MAX_BATCHES_IN_FLIGHT } from "../../../src/server/commit-pipeline.js";
+import { MAX_BATCHES_IN_FLIGHT } from "../../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { Connection } from "../../../src/server/connection.js";
-import { silentLogger } from "../../../src/server/logger.js";
 import { decodeResponse, Status } from "../../../src/protocol/index.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { acquire } from "../../support/frames.js";
@@ -98,15 +97,7 @@ describe("reply buffers", () => {
   for (const backlog of [false, true]) {
     it(`keep every answer intact ${backlog ? "while writes wait in the socket" : "when the kernel takes each write at once"}`, async () => {
       const log = new DeferredLog();
-      const pipeline = new CommitPipeline({
-        stateMachine: new StateMachine(SM_CONFIG),
-        log,
-        limits: { maxLocks: 1_000_000, maxDedupeEntries: 1_000_000 },
-        clock: { nowMs: () => 1_000_000 },
-        logger: silentLogger,
-        term: 1,
-        nextIndex: 1,
-      });
+      const pipeline = new PipelineHarness(new StateMachine(SM_CONFIG), log).pipeline;
       const socket = new FakeSocket();
       socket.backlog = backlog;
       const config = { ...DEFAULT_CONFIG, maxQueuedReplyBytes: Number.MAX_SAFE_INTEGER };
