@@ -61,6 +61,8 @@ export function defaultMaxLocks(totalMemoryBytes: number): number {
   return affordable(10_000_000, 1024, totalMemoryBytes);
 }
 
+const TOTAL_MEMORY_BYTES = totalmem();
+
 export const DEFAULT_CONFIG: ServerConfig = {
   host: "127.0.0.1",
   port: 5625,
@@ -68,8 +70,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxTtlMs: 3_600_000,
   dedupeWindowMs: 60_000,
   expiredRetentionMs: 60_000,
-  maxDedupeEntries: defaultMaxDedupeEntries(totalmem()),
-  maxLocks: defaultMaxLocks(totalmem()),
+  maxDedupeEntries: defaultMaxDedupeEntries(TOTAL_MEMORY_BYTES),
+  maxLocks: defaultMaxLocks(TOTAL_MEMORY_BYTES),
   maxConnections: 10_000,
   maxInflightPerConnection: 1024,
   maxQueuedReplyBytes: 64 << 10,
