@@ -11,7 +11,7 @@
  */
 import { crc32 } from "node:zlib";
 import { readU32, readU64, writeU32, writeU64 } from "../protocol/u64.js";
-import { RESPONSE_BYTES } from "../protocol/wire.js";
+import { RESPONSE_BYTES, RESPONSE_EXPIRES_AT, RESPONSE_STATUS, RESPONSE_TOKEN } from "../protocol/wire.js";
 import { StateMachine, type StateMachineConfig } from "./state-machine.js";
 
 const MAGIC = Buffer.from("BATONSNP", "latin1");
@@ -59,7 +59,7 @@ export function encodeSnapshot(sm: StateMachine, position: SnapshotPosition): Bu
     const [fingerprint0, fingerprint1] = dedupe.fingerprintOf(slot);
     writeU32(bytes, at + 16, fingerprint0 >>> 0);
     writeU32(bytes, at + 20, fingerprint1 >>> 0);
-    bytes.set(dedupe.answerBytes(slot), at + 24);
+    dedupe.copyAnswer(slot, bytes, at + 24);
     writeU64(bytes, at + 24 + RESPONSE_BYTES, dedupe.firstSeenOf(slot));
     at += DEDUPE_BYTES;
   });
@@ -102,7 +102,18 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
   }
   const dedupe = sm.dedupeTable();
   for (let n = 0; n < dedupeCount; n++) {
-    dedupe.insert(bytes, at, dedupe.lookup(bytes, at), readU32(bytes, at + 16) | 0, readU32(bytes, at + 20) | 0, bytes, at + 24, readU64(bytes, at + 24 + RESPONSE_BYTES));
+    const answerAt = at + 24;
+    dedupe.insert(
+      bytes,
+      at,
+      dedupe.lookup(bytes, at),
+      readU32(bytes, at + 16) | 0,
+      readU32(bytes, at + 20) | 0,
+      bytes[answerAt + RESPONSE_STATUS]!,
+      readU64(bytes, answerAt + RESPONSE_TOKEN),
+      readU64(bytes, answerAt + RESPONSE_EXPIRES_AT),
+      readU64(bytes, answerAt + RESPONSE_BYTES),
+    );
     at += DEDUPE_BYTES;
   }
   return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm: readU64(bytes, 20) } };

@@ -78,6 +78,12 @@ export class StateMachine {
 
   /** Scratch for the two parameter fingerprints of the command being executed. */
   private readonly fingerprint = new Int32Array(2);
+  /**
+   * The rest of the answer `acquire` and `renewOrRelease` decide (they return the status): kept as
+   * numbers, so the reply and the dedupe entry are written from them, never copied byte by byte.
+   */
+  private answerToken = 0;
+  private answerExpiresAtMs = 0;
 
   /**
    * Warms the cache for commands about to be executed, deciding nothing: the request bodies start
@@ -144,16 +150,17 @@ export class StateMachine {
       }
     }
 
-    let status: number;
-    if (cmd === Command.Acquire) {
-      status = this.acquire(stored, slot, entry, at, now, out, outAt, limits);
-      if (status === Status.Unavailable) return status;
-    } else {
-      status = this.renewOrRelease(cmd, slot, entry, at, now, out, outAt);
-    }
-
-    this.dedupe.insert(entry, requestIdAt, recorded, fingerprint0, fingerprint1, out, outAt, now);
+    const status = cmd === Command.Acquire ? this.acquire(stored, slot, entry, at, now, limits) : this.renewOrRelease(cmd, slot, entry, at, now);
+    writeResponse(out, outAt, status, this.answerToken, this.answerExpiresAtMs);
+    if (status === Status.Unavailable) return status;
+    this.dedupe.insert(entry, requestIdAt, recorded, fingerprint0, fingerprint1, status, this.answerToken, this.answerExpiresAtMs, now);
     this.advance(now);
+    return status;
+  }
+
+  private answer(status: number, token: number, expiresAtMs: number): number {
+    this.answerToken = token;
+    this.answerExpiresAtMs = expiresAtMs;
     return status;
   }
 
@@ -163,14 +170,11 @@ export class StateMachine {
     entry: Uint8Array,
     at: number,
     now: number,
-    out: Uint8Array,
-    outAt: number,
     limits: AdmissionLimits | null,
   ): number {
     const locks = this.locks;
     if (slot >= 0 && locks.expiresAtOf(slot) > now) {
-      writeResponse(out, outAt, Status.Held, 0, locks.expiresAtOf(slot));
-      return Status.Held;
+      return this.answer(Status.Held, 0, locks.expiresAtOf(slot));
     }
     if (limits !== null && locks.size >= limits.maxLocks) {
       // Full: only records still remembered now count, so forget every other one first; a lock whose
@@ -179,8 +183,7 @@ export class StateMachine {
       this.pruneLocks(now, Infinity);
       stored = locks.find(entry, at + BODY_LOCK_ID);
       if (stored < 0 && locks.size >= limits.maxLocks) {
-        writeResponse(out, outAt, Status.Unavailable, 0, 0);
-        return Status.Unavailable;
+        return this.answer(Status.Unavailable, 0, 0);
       }
     }
     const expiresAtMs = now + readU64(entry, at + BODY_TTL);
@@ -189,36 +192,30 @@ export class StateMachine {
       // Free again (expired, possibly past retention but not yet pruned): reuse the record.
       const token = this.nextToken++;
       locks.replace(stored, entry, ownerAt, token, expiresAtMs);
-      writeResponse(out, outAt, Status.Ok, token, expiresAtMs);
-      return Status.Ok;
+      return this.answer(Status.Ok, token, expiresAtMs);
     }
     const token = this.nextToken++;
     locks.insert(entry, at + BODY_LOCK_ID, entry, ownerAt, token, expiresAtMs);
-    writeResponse(out, outAt, Status.Ok, token, expiresAtMs);
-    return Status.Ok;
+    return this.answer(Status.Ok, token, expiresAtMs);
   }
 
-  private renewOrRelease(cmd: number, slot: number, entry: Uint8Array, at: number, now: number, out: Uint8Array, outAt: number): number {
+  private renewOrRelease(cmd: number, slot: number, entry: Uint8Array, at: number, now: number): number {
     const locks = this.locks;
     if (slot < 0 || !locks.ownerMatches(slot, entry, at + BODY_OWNER_ID)) {
-      writeResponse(out, outAt, Status.NotHeld, 0, 0);
-      return Status.NotHeld;
+      return this.answer(Status.NotHeld, 0, 0);
     }
     const token = locks.tokenOf(slot);
     const expiresAtMs = locks.expiresAtOf(slot);
     if (expiresAtMs <= now) {
-      writeResponse(out, outAt, Status.Expired, token, expiresAtMs);
-      return Status.Expired;
+      return this.answer(Status.Expired, token, expiresAtMs);
     }
     if (cmd === Command.Renew) {
       const renewedUntil = now + readU64(entry, at + BODY_TTL);
       locks.setExpiry(slot, renewedUntil);
-      writeResponse(out, outAt, Status.Ok, token, renewedUntil);
-    } else {
-      locks.remove(slot);
-      writeResponse(out, outAt, Status.Ok, token, now);
+      return this.answer(Status.Ok, token, renewedUntil);
     }
-    return Status.Ok;
+    locks.remove(slot);
+    return this.answer(Status.Ok, token, now);
   }
 
   private inspect(slot: number, entry: Uint8Array, ownerAt: number, now: number, out: Uint8Array, outAt: number): void {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DedupeTable } from "../../../src/core/dedupe-table.js";
 import { hashWords } from "../../../src/core/hash.js";
+import { readU64 } from "../../../src/protocol/u64.js";
 import { seededRandom } from "../../support/seeded-random.js";
 
 const WINDOW_MS = 1000;
@@ -13,7 +14,8 @@ class TestTable extends DedupeTable {
   }
 
   record(id: Uint8Array, idAt: number, f0: number, f1: number, answer: Uint8Array, answerAt: number, nowMs: number): void {
-    this.insert(id, idAt, this.lookup(id, idAt), f0, f1, answer, answerAt, nowMs);
+    const status = answer[answerAt]!;
+    this.insert(id, idAt, this.lookup(id, idAt), f0, f1, status, readU64(answer, answerAt + 1), readU64(answer, answerAt + 9), nowMs);
   }
 }
 
