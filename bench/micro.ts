@@ -158,7 +158,7 @@ function executeBurst(lookAhead: boolean): void {
     burstLocks[i] = LOCKS[next++ & 0xffff]!;
     writeEntry(burst, i * ENTRY_BYTES, Command.Acquire, burstLocks[i]!, 30_000);
   }
-  if (lookAhead) machine.prefetch(burst, burstStarts, BURST);
+  if (lookAhead) machine.prefetch(burst, burstStarts, BURST, STAMP_BASE_MS + Math.floor(commands / 100));
   for (let i = 0; i < BURST; i++) {
     if (machine.execute(burst, i * ENTRY_BYTES, nextStampMs(), answer, 0, null) === 0) execute(Command.Release, burstLocks[i]!, 0);
   }

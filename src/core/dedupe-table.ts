@@ -13,6 +13,7 @@
  * The caller bounds the number of entries (max dedupe entries).
  */
 import { writeResponse } from "../protocol/response.js";
+import { readIdWords } from "./command-words.js";
 import { IdIndex, SLOT_CHUNK, SLOT_CHUNK_BITS } from "./id-index.js";
 
 const SLOT_CHUNK_MASK = SLOT_CHUNK - 1;
@@ -33,6 +34,10 @@ export class DedupeTable {
   /** Next free offset in the last block; SLOT_CHUNK when a new block is needed. */
   private tailOffset = SLOT_CHUNK;
   private count = 0;
+  /** Scratch of `prefetch`: the entries the next commands will prune. */
+  private dueSlots = new Int32Array(0);
+  /** The request id being inserted through the byte-based `insert`. */
+  private readonly scratch = new Int32Array(4);
 
   constructor(seed: number, expectedEntries = SLOT_CHUNK) {
     this.index = new IdIndex(seed, expectedEntries);
@@ -50,9 +55,44 @@ export class DedupeTable {
     return this.index.find(bytes, at);
   }
 
-  /** Warms the cache for lookups about to happen (see IdIndex.prefetch). */
-  prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
+  /** The hash of the request id `words[at..at+4)`, for `lookupWords` and `insertWords`. */
+  hashOf(words: Int32Array, at: number): number {
+    return this.index.hashOf(words, at);
+  }
+
+  /** `lookup` for the request id `words[at..at+4)`, whose hash is `hash`. */
+  lookupWords(words: Int32Array, at: number, hash: number): number {
+    return this.index.findWords(words, at, hash);
+  }
+
+  /**
+   * Warms the cache for the `count` commands about to be executed (see IdIndex.prefetch): their
+   * lookups, and the deletes of up to `pruneLimit` of the oldest entries, those past their window at
+   * `nowMs`, which those commands will prune. Once the table holds a window's worth of entries, a
+   * command prunes about one on average, in bursts: with time stamps in whole milliseconds, every
+   * entry of one millisecond falls due at once. Each delete is as much a cache miss as a lookup.
+   */
+  prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number, nowMs: number, windowMs: number, pruneLimit: number): void {
     this.index.prefetch(bytes, starts, count, offset);
+    if (this.count === 0 || this.firstSeenChunks[this.blocks[0]!]![this.headOffset]! + windowMs > nowMs) return;
+    if (this.dueSlots.length < pruneLimit) this.dueSlots = new Int32Array(pruneLimit);
+    const due = this.dueSlots;
+    let found = 0;
+    let seen = 0;
+    for (let b = 0; b < this.blocks.length && seen < pruneLimit; b++) {
+      const chunk = this.blocks[b]!;
+      const firstSeen = this.firstSeenChunks[chunk]!;
+      const indexed = this.indexedChunks[chunk]!;
+      const to = b === this.blocks.length - 1 ? this.tailOffset : SLOT_CHUNK;
+      for (let offset = b === 0 ? this.headOffset : 0; offset < to && seen < pruneLimit; offset++, seen++) {
+        if (firstSeen[offset]! + windowMs > nowMs) {
+          seen = pruneLimit;
+          break;
+        }
+        if (indexed[offset] === 1) due[found++] = chunk * SLOT_CHUNK + offset;
+      }
+    }
+    this.index.prefetchSlots(due, found);
   }
 
   isLive(slot: number, nowMs: number, windowMs: number): boolean {
@@ -79,12 +119,31 @@ export class DedupeTable {
   }
 
   /**
-   * Records a decided answer for a request id with no live entry; `expired` is what `lookup` found for
-   * it (an entry past its window, or -1). `nowMs` must not be smaller than any earlier insert's.
+   * Records a decided answer for the request id at `idBytes[idAt..]`, which has no live entry;
+   * `expired` is what `lookup` found for it (an entry past its window, or -1). `nowMs` must not be
+   * smaller than any earlier insert's.
    */
   insert(
     idBytes: Uint8Array,
     idAt: number,
+    expired: number,
+    fingerprint0: number,
+    fingerprint1: number,
+    status: number,
+    token: number,
+    expiresAtMs: number,
+    nowMs: number,
+  ): void {
+    const words = this.scratch;
+    readIdWords(idBytes, idAt, words, 0);
+    this.insertWords(words, 0, this.index.hashOf(words, 0), expired, fingerprint0, fingerprint1, status, token, expiresAtMs, nowMs);
+  }
+
+  /** `insert` for the request id `words[at..at+4)`, whose hash is `hash`. */
+  insertWords(
+    words: Int32Array,
+    at: number,
+    hash: number,
     expired: number,
     fingerprint0: number,
     fingerprint1: number,
@@ -115,7 +174,7 @@ export class DedupeTable {
     values[offset * 2] = token;
     values[offset * 2 + 1] = expiresAtMs;
     this.firstSeenChunks[chunk]![offset] = nowMs;
-    this.index.add(slot, idBytes, idAt);
+    this.index.addWords(slot, words, at, hash);
     this.indexedChunks[chunk]![offset] = 1;
   }
 

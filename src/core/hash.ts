@@ -31,21 +31,21 @@ export function hashIdWords(w0: number, w1: number, w2: number, w3: number, seed
 }
 
 /**
- * Two independent hashes of the same words in one pass (each equal to `hashWords` with its seed),
- * written to `out[0]` and `out[1]` as signed values: every word is read once instead of twice.
+ * Two independent hashes of `count` words already read (`words[from..from+count)`), each equal to
+ * `hashWords` over their bytes with its seed, written to `out[0]` and `out[1]` as signed values.
  */
-export function hashWordsTwice(bytes: Uint8Array, at: number, words: number, seed0: number, seed1: number, out: Int32Array): void {
+export function hashWordsTwice(words: Int32Array, from: number, count: number, seed0: number, seed1: number, out: Int32Array): void {
   let h0 = seed0 | 0;
   let h1 = seed1 | 0;
-  for (let i = 0; i < words; i++) {
-    const word = readWord(bytes, at + 4 * i);
+  for (let i = 0; i < count; i++) {
+    const word = words[from + i]!;
     h0 = Math.imul(h0 ^ word, 0x9e3779b1);
     h0 = (h0 << 13) | (h0 >>> 19);
     h1 = Math.imul(h1 ^ word, 0x9e3779b1);
     h1 = (h1 << 13) | (h1 >>> 19);
   }
-  out[0] = mix32(h0 ^ words);
-  out[1] = mix32(h1 ^ words);
+  out[0] = mix32(h0 ^ count);
+  out[1] = mix32(h1 ^ count);
 }
 
 /** Hash of `words` consecutive big-endian 32-bit words, with a seed. */

@@ -15,6 +15,7 @@
  *   that probes step over.
  * - The hash is seeded so a hostile client cannot aim its ids at one probe run.
  */
+import { readIdWords } from "./command-words.js";
 import { hashIdWords, readWord } from "./hash.js";
 
 const ID_WORDS = 4;
@@ -43,6 +44,8 @@ export class IdIndex {
   /** Scratch and result sink of `prefetch`. */
   private hashes = new Int32Array(0);
   private touched = 0;
+  /** The id being looked up or added through the byte-based entry points. */
+  private readonly scratch = new Int32Array(ID_WORDS);
 
   constructor(private readonly seed: number, expectedSlots: number) {
     const buckets = tableSizeFor(expectedSlots);
@@ -52,11 +55,22 @@ export class IdIndex {
 
   /** The slot whose id equals `bytes[at..at+16]`, or -1. */
   find(bytes: Uint8Array, at: number): number {
-    const w0 = readWord(bytes, at);
-    const w1 = readWord(bytes, at + 4);
-    const w2 = readWord(bytes, at + 8);
-    const w3 = readWord(bytes, at + 12);
-    const hash = hashIdWords(w0, w1, w2, w3, this.seed);
+    const words = this.scratch;
+    readIdWords(bytes, at, words, 0);
+    return this.findWords(words, 0, this.hashOf(words, 0));
+  }
+
+  /** The seeded hash of the id `words[at..at+4)`, for `findWords` and `addWords`. */
+  hashOf(words: Int32Array, at: number): number {
+    return hashIdWords(words[at]!, words[at + 1]!, words[at + 2]!, words[at + 3]!, this.seed);
+  }
+
+  /** The slot whose id is `words[at..at+4)` (whose hash is `hash`), or -1. */
+  findWords(words: Int32Array, at: number, hash: number): number {
+    const w0 = words[at]!;
+    const w1 = words[at + 1]!;
+    const w2 = words[at + 2]!;
+    const w3 = words[at + 3]!;
     const found = this.findIn(this.table, this.mask, hash, w0, w1, w2, w3);
     if (found >= 0 || this.old === null) return found;
     return this.findIn(this.old, this.oldMask, hash, w0, w1, w2, w3);
@@ -67,15 +81,41 @@ export class IdIndex {
    * nothing. In tables of millions of entries each lookup is a cache (and TLB) miss: hashing every
    * id first and then reading the buckets in a loop this small keeps many of those reads in flight at
    * once, so lookups that follow soon after find their buckets in cache instead of stalling one
-   * after another.
+   * after another. While the table grows, it also reads the buckets that the entries the next
+   * `count` adds will move land in: those moves are random writes into the new table.
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
-    if (this.hashes.length < count) this.hashes = new Int32Array(count);
-    const hashes = this.hashes;
+    const hashes = this.hashScratch(count);
     for (let i = 0; i < count; i++) {
       const at = starts[i]! + offset;
       hashes[i] = hashIdWords(readWord(bytes, at), readWord(bytes, at + 4), readWord(bytes, at + 8), readWord(bytes, at + 12), this.seed);
     }
+    this.touchHomes(hashes, count);
+    if (this.old !== null) this.touchMigrationTargets(count);
+  }
+
+  /**
+   * Like `prefetch`, for the buckets of `slots[0..count)`: entries about to be deleted (the oldest
+   * ones, when their time has passed) are as scattered over the table as new ids.
+   */
+  prefetchSlots(slots: Int32Array, count: number): void {
+    const hashes = this.hashScratch(count);
+    for (let i = 0; i < count; i++) {
+      const slot = slots[i]!;
+      const ids = this.idChunks[slot >>> SLOT_CHUNK_BITS]!;
+      const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
+      hashes[i] = hashIdWords(ids[base]!, ids[base + 1]!, ids[base + 2]!, ids[base + 3]!, this.seed);
+    }
+    this.touchHomes(hashes, count);
+    if (this.old !== null) this.touchMigrationTargets(count);
+  }
+
+  private hashScratch(count: number): Int32Array {
+    if (this.hashes.length < count) this.hashes = new Int32Array(count);
+    return this.hashes;
+  }
+
+  private touchHomes(hashes: Int32Array, count: number): void {
     const table = this.table;
     const mask = this.mask;
     let sum = 0;
@@ -88,17 +128,37 @@ export class IdIndex {
     this.touched = sum; // kept only so the reads are not optimised away
   }
 
+  /** Reads the new-table buckets that the moves of the next `operations` adds or deletes write. */
+  private touchMigrationTargets(operations: number): void {
+    const old = this.old!;
+    const table = this.table;
+    const mask = this.mask;
+    const end = Math.min(this.cursor + operations * MIGRATE_BUCKETS_PER_OPERATION, this.oldMask + 1);
+    let sum = 0;
+    for (let bucket = this.cursor; bucket < end; bucket++) {
+      if (old[bucket * 2 + 1]! > 0) sum ^= table[(old[bucket * 2]! & mask) * 2 + 1]!;
+    }
+    this.touched ^= sum;
+  }
+
   /** Indexes `slot` under the id at `bytes[at..]`. The id must not be indexed already. */
   add(slot: number, bytes: Uint8Array, at: number): void {
+    const words = this.scratch;
+    readIdWords(bytes, at, words, 0);
+    this.addWords(slot, words, 0, this.hashOf(words, 0));
+  }
+
+  /** Indexes `slot` under the id `words[at..at+4)`, whose hash is `hash`. Not indexed already. */
+  addWords(slot: number, words: Int32Array, at: number, hash: number): void {
     const chunk = slot >>> SLOT_CHUNK_BITS;
     while (this.idChunks.length <= chunk) this.idChunks.push(new Int32Array(SLOT_CHUNK * ID_WORDS));
     const ids = this.idChunks[chunk]!;
     const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
-    const w0 = (ids[base] = readWord(bytes, at));
-    const w1 = (ids[base + 1] = readWord(bytes, at + 4));
-    const w2 = (ids[base + 2] = readWord(bytes, at + 8));
-    const w3 = (ids[base + 3] = readWord(bytes, at + 12));
-    place(this.table, this.mask, hashIdWords(w0, w1, w2, w3, this.seed), slot + 1);
+    ids[base] = words[at]!;
+    ids[base + 1] = words[at + 1]!;
+    ids[base + 2] = words[at + 2]!;
+    ids[base + 3] = words[at + 3]!;
+    place(this.table, this.mask, hash, slot + 1);
     this.count++;
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
     else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * MAX_LOAD_NUMERATOR) this.startGrowing();

@@ -11,7 +11,7 @@
  * passed can be found and dropped in order with bounded work per command. Every record is in the heap
  * exactly once (renewal re-sorts it, release removes it), so the heap never outgrows the table.
  */
-import { readWord } from "./hash.js";
+import { readIdWords } from "./command-words.js";
 import { IdIndex } from "./id-index.js";
 
 const INITIAL_CAPACITY = 1024;
@@ -30,6 +30,8 @@ export class LockTable {
   private heapSize = 0;
   private readonly freeSlots: number[] = [];
   private nextUnused = 0;
+  /** Lock id then owner id, for the byte-based entry points. */
+  private readonly scratch = new Int32Array(8);
 
   constructor(hashSeed: number, initialCapacity = INITIAL_CAPACITY) {
     const capacity = Math.max(16, initialCapacity);
@@ -51,6 +53,16 @@ export class LockTable {
     return this.index.find(bytes, at);
   }
 
+  /** The hash of the lock id `words[at..at+4)`, for the word-based methods below. */
+  hashOf(words: Int32Array, at: number): number {
+    return this.index.hashOf(words, at);
+  }
+
+  /** The slot holding the record of the lock id `words[at..at+4)` (hash `hash`), or -1. */
+  findWords(words: Int32Array, at: number, hash: number): number {
+    return this.index.findWords(words, at, hash);
+  }
+
   /** Warms the cache for lookups about to happen (see IdIndex.prefetch). */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
     this.index.prefetch(bytes, starts, count, offset);
@@ -58,14 +70,25 @@ export class LockTable {
 
   /** Creates a record for the lock id at `lock[lockAt..]` (which must have none) with the given lease. */
   insert(lock: Uint8Array, lockAt: number, owner: Uint8Array, ownerAt: number, token: number, expiresAtMs: number): number {
+    const words = this.scratch;
+    readIdWords(lock, lockAt, words, 0);
+    readIdWords(owner, ownerAt, words, 4);
+    return this.insertWords(words, 0, this.index.hashOf(words, 0), 4, token, expiresAtMs);
+  }
+
+  /**
+   * Creates a record for the lock id `words[lockAt..lockAt+4)` (hash `lockHash`; it must have none),
+   * held by the owner id `words[ownerAt..ownerAt+4)`.
+   */
+  insertWords(words: Int32Array, lockAt: number, lockHash: number, ownerAt: number, token: number, expiresAtMs: number): number {
     let slot = this.freeSlots.pop();
     if (slot === undefined) {
       if (this.nextUnused === this.capacity) this.grow();
       slot = this.nextUnused++;
     }
-    this.index.add(slot, lock, lockAt);
+    this.index.addWords(slot, words, lockAt, lockHash);
     this.count++;
-    this.writeOwner(slot, owner, ownerAt);
+    this.writeOwner(slot, words, ownerAt);
     this.tokens[slot] = token;
     this.expires[slot] = expiresAtMs;
     this.heap[this.heapSize] = slot;
@@ -75,9 +98,9 @@ export class LockTable {
     return slot;
   }
 
-  /** Gives an existing record a new lease (a new holder after expiry). */
-  replace(slot: number, owner: Uint8Array, ownerAt: number, token: number, expiresAtMs: number): void {
-    this.writeOwner(slot, owner, ownerAt);
+  /** Gives an existing record a new lease (a new holder after expiry), to the owner `words[ownerAt..]`. */
+  replace(slot: number, words: Int32Array, ownerAt: number, token: number, expiresAtMs: number): void {
+    this.writeOwner(slot, words, ownerAt);
     this.tokens[slot] = token;
     this.setExpiry(slot, expiresAtMs);
   }
@@ -104,14 +127,22 @@ export class LockTable {
     this.freeSlots.push(slot);
   }
 
+  /** Whether the record's owner is the id at `owner[ownerAt..ownerAt+16]`. */
   ownerMatches(slot: number, owner: Uint8Array, ownerAt: number): boolean {
+    const words = this.scratch;
+    readIdWords(owner, ownerAt, words, 4);
+    return this.ownerMatchesWords(slot, words, 4);
+  }
+
+  /** Whether the record's owner is the id `words[ownerAt..ownerAt+4)`. */
+  ownerMatchesWords(slot: number, words: Int32Array, ownerAt: number): boolean {
     const base = slot * 4;
     const owners = this.owners;
     return (
-      owners[base] === readWord(owner, ownerAt) &&
-      owners[base + 1] === readWord(owner, ownerAt + 4) &&
-      owners[base + 2] === readWord(owner, ownerAt + 8) &&
-      owners[base + 3] === readWord(owner, ownerAt + 12)
+      owners[base] === words[ownerAt] &&
+      owners[base + 1] === words[ownerAt + 1] &&
+      owners[base + 2] === words[ownerAt + 2] &&
+      owners[base + 3] === words[ownerAt + 3]
     );
   }
 
@@ -143,12 +174,13 @@ export class LockTable {
     for (let i = 0; i < this.heapSize; i++) visit(this.heap[i]!);
   }
 
-  private writeOwner(slot: number, owner: Uint8Array, ownerAt: number): void {
+  private writeOwner(slot: number, words: Int32Array, ownerAt: number): void {
     const base = slot * 4;
-    this.owners[base] = readWord(owner, ownerAt);
-    this.owners[base + 1] = readWord(owner, ownerAt + 4);
-    this.owners[base + 2] = readWord(owner, ownerAt + 8);
-    this.owners[base + 3] = readWord(owner, ownerAt + 12);
+    const owners = this.owners;
+    owners[base] = words[ownerAt]!;
+    owners[base + 1] = words[ownerAt + 1]!;
+    owners[base + 2] = words[ownerAt + 2]!;
+    owners[base + 3] = words[ownerAt + 3]!;
   }
 
   private grow(): void {

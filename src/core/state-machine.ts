@@ -4,11 +4,12 @@
  * clock and draws no random numbers: the caller passes the leader's time stamp with every command, so
  * replaying the same commands with the same stamps rebuilds the same state and the same answers.
  *
- * Commands are 57-byte entries in the wire body layout (RELEASE/INSPECT with a zero ttl field).
+ * Commands are 57-byte entries in the wire body layout (RELEASE/INSPECT with a zero ttl field), or
+ * the same fields already read into words (command-words.ts), which is how the server passes them.
  */
-import { BODY_CMD, BODY_LOCK_ID, BODY_OWNER_ID, BODY_REQUEST_ID, BODY_TTL, Command, Status } from "../protocol/wire.js";
-import { readU64 } from "../protocol/u64.js";
+import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, Command, Status } from "../protocol/wire.js";
 import { writeResponse } from "../protocol/response.js";
+import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, ttlOf } from "./command-words.js";
 import { DedupeTable } from "./dedupe-table.js";
 import { hashWordsTwice } from "./hash.js";
 import { LockTable } from "./lock-table.js";
@@ -84,15 +85,19 @@ export class StateMachine {
    */
   private answerToken = 0;
   private answerExpiresAtMs = 0;
+  /** The words of a command given as bytes (`execute`). */
+  private readonly words = new Int32Array(COMMAND_WORDS);
 
   /**
    * Warms the cache for commands about to be executed, deciding nothing: the request bodies start
    * at `bytes[starts[i]]` for i < count (at most PREFETCH_MAX). Their dedupe and lock lookups are
    * random reads in large tables; hashing them all first and then reading every bucket in one tight
-   * loop lets those misses overlap, where `execute` alone would wait for them one at a time.
+   * loop lets those misses overlap, where `execute` alone would wait for them one at a time. So are
+   * the deletes of the dedupe entries they will prune: `stampMs` is the time stamp they will run at.
    */
-  prefetch(bytes: Uint8Array, starts: Int32Array, count: number): void {
-    this.dedupe.prefetch(bytes, starts, count, BODY_REQUEST_ID);
+  prefetch(bytes: Uint8Array, starts: Int32Array, count: number, stampMs: number): void {
+    const now = stampMs > this.nowMs ? stampMs : this.nowMs;
+    this.dedupe.prefetch(bytes, starts, count, BODY_REQUEST_ID, now, this.config.dedupeWindowMs, count * PRUNE_BUDGET_PER_COMMAND);
     this.locks.prefetch(bytes, starts, count, BODY_LOCK_ID);
   }
 
@@ -110,50 +115,64 @@ export class StateMachine {
     outAt: number,
     limits: AdmissionLimits | null,
   ): number {
+    readCommandWords(entry, at, this.words);
+    return this.executeWords(entry[at + BODY_CMD]!, this.words, stampMs, out, outAt, limits);
+  }
+
+  /** `execute` for a command whose fields were already read into words (see command-words.ts). */
+  executeWords(
+    cmd: number,
+    words: Int32Array,
+    stampMs: number,
+    out: Uint8Array,
+    outAt: number,
+    limits: AdmissionLimits | null,
+  ): number {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
-    const cmd = entry[at + BODY_CMD]!;
-    const requestIdAt = at + BODY_REQUEST_ID;
-    const ownerAt = at + BODY_OWNER_ID;
     const fingerprint = this.fingerprint;
-    hashWordsTwice(entry, at + BODY_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd, FINGERPRINT_SEED_1 ^ cmd, fingerprint);
+    hashWordsTwice(words, WORD_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd, FINGERPRINT_SEED_1 ^ cmd, fingerprint);
     const fingerprint0 = fingerprint[0]!;
     const fingerprint1 = fingerprint[1]!;
 
-    const recorded = this.dedupe.lookup(entry, requestIdAt);
-    const seen = recorded >= 0 && this.dedupe.isLive(recorded, now, this.config.dedupeWindowMs) ? recorded : -1;
+    const dedupe = this.dedupe;
+    const requestHash = dedupe.hashOf(words, WORD_REQUEST_ID);
+    const recorded = dedupe.lookupWords(words, WORD_REQUEST_ID, requestHash);
+    const seen = recorded >= 0 && dedupe.isLive(recorded, now, this.config.dedupeWindowMs) ? recorded : -1;
     if (seen >= 0) {
-      if (cmd === Command.Inspect || !this.dedupe.matches(seen, fingerprint0, fingerprint1)) {
+      if (cmd === Command.Inspect || !dedupe.matches(seen, fingerprint0, fingerprint1)) {
         writeResponse(out, outAt, Status.Invalid, 0, 0);
         return Status.Invalid;
       }
-      this.dedupe.copyAnswer(seen, out, outAt);
+      dedupe.copyAnswer(seen, out, outAt);
       this.advance(now);
-      return this.dedupe.answerStatus(seen);
+      return dedupe.answerStatus(seen);
     }
 
-    const stored = this.locks.find(entry, at + BODY_LOCK_ID);
+    const lockHash = this.locks.hashOf(words, WORD_LOCK_ID);
+    const stored = this.locks.findWords(words, WORD_LOCK_ID, lockHash);
     // A record past its retention is semantically gone, whether or not pruning has reached it yet.
     const slot = stored >= 0 && this.locks.expiresAtOf(stored) + this.config.expiredRetentionMs > now ? stored : -1;
 
     if (cmd === Command.Inspect) {
-      this.inspect(slot, entry, ownerAt, now, out, outAt);
+      this.inspect(slot, words, now, out, outAt);
       this.advance(now);
       return out[outAt]!;
     }
 
-    if (limits !== null && this.dedupe.size >= limits.maxDedupeEntries) {
+    if (limits !== null && dedupe.size >= limits.maxDedupeEntries) {
       this.advanceForCapacity(now);
-      this.dedupe.prune(now, this.config.dedupeWindowMs, Infinity);
-      if (this.dedupe.size >= limits.maxDedupeEntries) {
+      dedupe.prune(now, this.config.dedupeWindowMs, Infinity);
+      if (dedupe.size >= limits.maxDedupeEntries) {
         writeResponse(out, outAt, Status.Unavailable, 0, 0);
         return Status.Unavailable;
       }
     }
 
-    const status = cmd === Command.Acquire ? this.acquire(stored, slot, entry, at, now, limits) : this.renewOrRelease(cmd, slot, entry, at, now);
+    const status =
+      cmd === Command.Acquire ? this.acquire(stored, slot, words, lockHash, now, limits) : this.renewOrRelease(cmd, slot, words, now);
     writeResponse(out, outAt, status, this.answerToken, this.answerExpiresAtMs);
     if (status === Status.Unavailable) return status;
-    this.dedupe.insert(entry, requestIdAt, recorded, fingerprint0, fingerprint1, status, this.answerToken, this.answerExpiresAtMs, now);
+    dedupe.insertWords(words, WORD_REQUEST_ID, requestHash, recorded, fingerprint0, fingerprint1, status, this.answerToken, this.answerExpiresAtMs, now);
     this.advance(now);
     return status;
   }
@@ -167,8 +186,8 @@ export class StateMachine {
   private acquire(
     stored: number, // the lock's record, even if past retention and not yet pruned; -1 if none
     slot: number,
-    entry: Uint8Array,
-    at: number,
+    words: Int32Array,
+    lockHash: number,
     now: number,
     limits: AdmissionLimits | null,
   ): number {
@@ -181,27 +200,25 @@ export class StateMachine {
       // record survives reuses it.
       this.advanceForCapacity(now);
       this.pruneLocks(now, Infinity);
-      stored = locks.find(entry, at + BODY_LOCK_ID);
+      stored = locks.findWords(words, WORD_LOCK_ID, lockHash);
       if (stored < 0 && locks.size >= limits.maxLocks) {
         return this.answer(Status.Unavailable, 0, 0);
       }
     }
-    const expiresAtMs = now + readU64(entry, at + BODY_TTL);
-    const ownerAt = at + BODY_OWNER_ID;
+    const expiresAtMs = now + ttlOf(words);
+    const token = this.nextToken++;
     if (stored >= 0) {
       // Free again (expired, possibly past retention but not yet pruned): reuse the record.
-      const token = this.nextToken++;
-      locks.replace(stored, entry, ownerAt, token, expiresAtMs);
-      return this.answer(Status.Ok, token, expiresAtMs);
+      locks.replace(stored, words, WORD_OWNER_ID, token, expiresAtMs);
+    } else {
+      locks.insertWords(words, WORD_LOCK_ID, lockHash, WORD_OWNER_ID, token, expiresAtMs);
     }
-    const token = this.nextToken++;
-    locks.insert(entry, at + BODY_LOCK_ID, entry, ownerAt, token, expiresAtMs);
     return this.answer(Status.Ok, token, expiresAtMs);
   }
 
-  private renewOrRelease(cmd: number, slot: number, entry: Uint8Array, at: number, now: number): number {
+  private renewOrRelease(cmd: number, slot: number, words: Int32Array, now: number): number {
     const locks = this.locks;
-    if (slot < 0 || !locks.ownerMatches(slot, entry, at + BODY_OWNER_ID)) {
+    if (slot < 0 || !locks.ownerMatchesWords(slot, words, WORD_OWNER_ID)) {
       return this.answer(Status.NotHeld, 0, 0);
     }
     const token = locks.tokenOf(slot);
@@ -210,7 +227,7 @@ export class StateMachine {
       return this.answer(Status.Expired, token, expiresAtMs);
     }
     if (cmd === Command.Renew) {
-      const renewedUntil = now + readU64(entry, at + BODY_TTL);
+      const renewedUntil = now + ttlOf(words);
       locks.setExpiry(slot, renewedUntil);
       return this.answer(Status.Ok, token, renewedUntil);
     }
@@ -218,14 +235,14 @@ export class StateMachine {
     return this.answer(Status.Ok, token, now);
   }
 
-  private inspect(slot: number, entry: Uint8Array, ownerAt: number, now: number, out: Uint8Array, outAt: number): void {
+  private inspect(slot: number, words: Int32Array, now: number, out: Uint8Array, outAt: number): void {
     const locks = this.locks;
     if (slot < 0) {
       writeResponse(out, outAt, Status.NotHeld, 0, 0);
       return;
     }
     const expiresAtMs = locks.expiresAtOf(slot);
-    if (locks.ownerMatches(slot, entry, ownerAt)) {
+    if (locks.ownerMatchesWords(slot, words, WORD_OWNER_ID)) {
       writeResponse(out, outAt, expiresAtMs > now ? Status.Ok : Status.Expired, locks.tokenOf(slot), expiresAtMs);
     } else if (expiresAtMs > now) {
       writeResponse(out, outAt, Status.Held, 0, expiresAtMs);

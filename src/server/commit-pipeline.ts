@@ -13,9 +13,10 @@
  * Executing before the log write is safe because nothing observes the result until the batch is
  * durable, and if a write fails the server stops executing state changes (see `fail`).
  */
-import { LONG_BODY_BYTES, SHORT_BODY_BYTES, Status } from "../protocol/wire.js";
+import { LONG_BODY_BYTES, SHORT_BODY_BYTES, Status, commandTakesTtl } from "../protocol/wire.js";
 import { wholeFrameStarts } from "../protocol/frame-reader.js";
 import { writeResponse } from "../protocol/response.js";
+import { COMMAND_WORDS, copyCommand } from "../core/command-words.js";
 import { PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
 import type { AppendResult, CommitLog } from "../log/commit-log.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord } from "../log/record.js";
@@ -50,7 +51,7 @@ const CAPACITY_WARNING_EVERY_MS = 10_000;
 
 interface Batch {
   bytes: Buffer;
-  /** Over `bytes`: entries are copied in four bytes at a time. */
+  /** Over `bytes`: entries are copied in a word at a time (see copyCommand). */
   view: DataView;
   length: number;
   entries: number;
@@ -92,6 +93,8 @@ export class CommitPipeline {
   private idleWaiters: (() => void)[] = [];
   private lastCapacityWarningMs = -Infinity;
   private readonly prefetchStarts = new Int32Array(PREFETCH_MAX);
+  /** The command being submitted, read into words while it is copied into the batch. */
+  private readonly words = new Int32Array(COMMAND_WORDS);
 
   constructor(options: PipelineOptions) {
     this.sm = options.stateMachine;
@@ -126,7 +129,7 @@ export class CommitPipeline {
   prefetch(chunk: Uint8Array): void {
     const count = wholeFrameStarts(chunk, this.prefetchStarts);
     // A lone command has nothing to overlap with: its own lookup is no slower than the prefetch.
-    if (count > 1) this.sm.prefetch(chunk, this.prefetchStarts, count);
+    if (count > 1) this.sm.prefetch(chunk, this.prefetchStarts, count, this.stamp());
   }
 
   /** Answers a frame body that failed validation (3) or cannot be served (6), in order with the rest. */
@@ -152,15 +155,15 @@ export class CommitPipeline {
     }
     const entryAt = batch.recordAt + RECORD_HEADER_BYTES + batch.recordEntries * ENTRY_BYTES;
     ensureCapacity(batch, entryAt + ENTRY_BYTES);
-    const bytes = batch.bytes;
     // Entries are always 57 bytes: the short RELEASE/INSPECT form gets a zero ttl, and the ignored
     // trailer of their long form is zeroed, so both forms are the same request.
-    const copied = length === LONG_BODY_BYTES && (frame[start] === 1 || frame[start] === 2) ? LONG_BODY_BYTES : SHORT_BODY_BYTES;
-    copyEntryBytes(frame, start, batch.view, entryAt, copied);
-    for (let i = copied; i < LONG_BODY_BYTES; i++) bytes[entryAt + i] = 0;
+    const cmd = frame[start]!;
+    const copied = length === LONG_BODY_BYTES && commandTakesTtl(cmd) ? LONG_BODY_BYTES : SHORT_BODY_BYTES;
+    const words = this.words;
+    copyCommand(frame, start, copied, batch.view, entryAt, words);
 
     const replyAt = sink.reserveReply();
-    const status = this.sm.execute(bytes, entryAt, stampMs, sink.openReplies, replyAt, this.limits);
+    const status = this.sm.executeWords(cmd, words, stampMs, sink.openReplies, replyAt, this.limits);
     this.enlist(sink);
     if (status === Status.Unavailable) this.warnCapacity();
     if (status === Status.Invalid || status === Status.Unavailable) return; // decided nothing: not logged
@@ -297,18 +300,4 @@ function ensureCapacity(batch: Batch, needed: number): void {
   batch.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   batch.bytes.copy(bytes, 0, 0, batch.length);
   batch.bytes = bytes;
-}
-
-/**
- * Copies `count` bytes of a frame into the batch four at a time (a byte loop took twice as long,
- * and a subarray view per request would be garbage). The words are assembled little-endian and
- * written little-endian, so the bytes land in their original order.
- */
-function copyEntryBytes(from: Uint8Array, fromAt: number, to: DataView, toAt: number, count: number): void {
-  let i = 0;
-  for (; i + 4 <= count; i += 4) {
-    const at = fromAt + i;
-    to.setInt32(toAt + i, from[at]! | (from[at + 1]! << 8) | (from[at + 2]! << 16) | (from[at + 3]! << 24), true);
-  }
-  for (; i < count; i++) to.setUint8(toAt + i, from[fromAt + i]!);
 }
