@@ -38,15 +38,20 @@ export interface SegmentLogOptions {
   readonly lastIndex: number;
   /** Called with each segment once it is full and will never be written again. */
   readonly onSegmentSealed: (segment: SealedSegment) => void;
-  /** Batches of at most this many entries fdatasync inline (default INLINE_SYNC_MAX_ENTRIES). */
+  /** Batches of at most this many entries fdatasync inline, in quiet stretches (default INLINE_SYNC_MAX_ENTRIES). */
   readonly inlineSyncMaxEntries?: number;
 }
 
 /** The zero-filled file that becomes the next segment; its name matches no segment pattern. */
 const SPARE_NAME = "next-segment.prealloc";
 const ZERO_CHUNK = Buffer.alloc(1 << 20);
-/** Batches up to this many entries are synced inline by default; larger ones on the thread pool. */
+/**
+ * Batches up to this many entries are synced inline by default, while the recent batches average no
+ * more than that either; every other batch on the thread pool.
+ */
 export const INLINE_SYNC_MAX_ENTRIES = 4;
+/** How many batches the average batch size that also gates inline syncs looks back over. */
+const RECENT_BATCHES = 8;
 
 interface InFlight {
   readonly lastIndex: number;
@@ -74,6 +79,8 @@ export class SegmentLog implements CommitLog {
   private spareReady = false;
   private spareInProgress: Promise<void> | null = null;
   private readonly inlineSyncMaxEntries: number;
+  /** Entries per batch, averaged over about the last RECENT_BATCHES batches. */
+  private recentBatchEntries = 0;
 
   constructor(private readonly options: SegmentLogOptions) {
     this.inlineSyncMaxEntries = options.inlineSyncMaxEntries ?? INLINE_SYNC_MAX_ENTRIES;
@@ -132,10 +139,13 @@ export class SegmentLog implements CommitLog {
       return;
     }
     if (this.options.fsync === "never") return this.synced(null, append);
-    if (this.inFlight.length === 1 && entries <= this.inlineSyncMaxEntries) {
-      // A small batch with nothing else in flight means few clients are waiting: the thread-pool
+    this.recentBatchEntries += (entries - this.recentBatchEntries) / RECENT_BATCHES;
+    if (this.inFlight.length === 1 && entries <= this.inlineSyncMaxEntries && this.recentBatchEntries <= this.inlineSyncMaxEntries) {
+      // Small batches, and nothing else in flight, mean few clients are waiting: the thread-pool
       // round trip (queue, wake a worker, wake the loop) would cost them more than the loop loses
-      // by blocking for one fdatasync.
+      // by blocking for one fdatasync. A lone small batch in a busy stretch is not that case: the
+      // loop would stop serving everyone else for the whole sync (5-10% of the throughput at
+      // 50 connections with 16 requests in flight each).
       let syncError: NodeJS.ErrnoException | null = null;
       try {
         this.file.syncNow();

@@ -21,6 +21,8 @@ export class FaultyFiles implements LogFileOpener {
   private armed: Fault[] = [];
   writes = 0;
   syncs = 0;
+  /** Of `syncs`: those made on the calling thread (syncNow) rather than on the thread pool (sync). */
+  inlineSyncs = 0;
 
   arm(fault: Fault): void {
     this.armed.push(fault);
@@ -50,6 +52,7 @@ export class FaultyFiles implements LogFileOpener {
       },
       syncNow: () => {
         this.syncs++;
+        this.inlineSyncs++;
         if (take(["fsync-fails"]) !== undefined) throw errno("EIO", "fsync failed");
         real.syncNow();
       },

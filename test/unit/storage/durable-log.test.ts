@@ -6,6 +6,7 @@ import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { openDurableStorage } from "../../../src/storage/durable-storage.js";
 import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
+import { recordBytes, sealRecord } from "../../../src/log/record.js";
 import { recover } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import type { Compactor } from "../../../src/storage/compactor.js";
@@ -84,6 +85,33 @@ describe("an acknowledged change is on disk: written in full and fdatasync'ed be
     const restarted = openNode(root);
     expect(stateBytes(restarted.harness.stateMachine)).toBe(stateBytes(node.harness.stateMachine));
     await restarted.log.close();
+  });
+});
+
+describe("a small batch syncs inline only while batches are small", () => {
+  it("blocks the loop for a lone small batch in a quiet stretch, never right after big batches", async () => {
+    const node = openNode(tempDir());
+    let nextIndex = 1;
+    const appendAlone = (entries: number): Promise<void> => {
+      const records = Buffer.alloc(recordBytes(entries));
+      sealRecord(records, 0, { term: 1, firstIndex: nextIndex, stampMs: 1, count: entries });
+      nextIndex += entries;
+      return new Promise((resolve, reject) => node.log.append(records, nextIndex - 1, (result) => (result.ok ? resolve() : reject(result.error))));
+    };
+    const inlineSyncsOf = async (entries: number): Promise<number> => {
+      const before = node.files.inlineSyncs;
+      await appendAlone(entries);
+      return node.files.inlineSyncs - before;
+    };
+    expect(await inlineSyncsOf(1)).toBe(1); // a lone client
+    for (let n = 0; n < 8; n++) expect(await inlineSyncsOf(200)).toBe(0); // a busy server
+    expect(await inlineSyncsOf(1)).toBe(0); // a lull in a busy stretch: the loop keeps serving
+    let quiet = 0;
+    while ((await inlineSyncsOf(1)) === 0) quiet++;
+    expect(quiet).toBeGreaterThan(5); // inline again once the recent batches are small
+    expect(quiet).toBeLessThan(40);
+    expect(node.files.syncs).toBe(nextIndex - 1 - 8 * 200 + 8); // one sync per batch either way
+    await node.log.close();
   });
 });
 
