@@ -25,14 +25,16 @@ export function readCommandWords(entry: Uint8Array, at: number, words: Int32Arra
 
 /**
  * Copies a request body of `length` bytes (57, or 49 for the short RELEASE/INSPECT form, whose ttl
- * is then zero) into a 57-byte entry at `toAt` of `to`, and reads its words into `words` on the way.
+ * is then zero) from `from` at `fromAt` into a 57-byte entry at `toAt` of `to`, and reads its words
+ * into `words` on the way. Both sides are DataViews: a big-endian word is then one load (or store)
+ * instead of four byte loads and three shifts, about half the cost of the copy.
  */
-export function copyCommand(from: Uint8Array, fromAt: number, length: number, to: DataView, toAt: number, words: Int32Array): void {
-  to.setUint8(toAt, from[fromAt]!);
+export function copyCommand(from: DataView, fromAt: number, length: number, to: DataView, toAt: number, words: Int32Array): void {
+  to.setUint8(toAt, from.getUint8(fromAt));
   const present = (length - BODY_REQUEST_ID) >> 2;
   const first = fromAt + BODY_REQUEST_ID;
   for (let k = 0; k < COMMAND_WORDS; k++) {
-    const word = k < present ? readWord(from, first + 4 * k) : 0;
+    const word = k < present ? from.getInt32(first + 4 * k) : 0;
     words[k] = word;
     to.setInt32(toAt + BODY_REQUEST_ID + 4 * k, word);
   }

@@ -95,6 +95,9 @@ export class CommitPipeline {
   private readonly prefetchStarts = new Int32Array(PREFETCH_MAX);
   /** The command being submitted, read into words while it is copied into the batch. */
   private readonly words = new Int32Array(COMMAND_WORDS);
+  /** The buffer the last submitted frame was in, and a view over it for copyCommand. */
+  private frameSource: Uint8Array | null = null;
+  private frameView: DataView = new DataView(new ArrayBuffer(0));
 
   constructor(options: PipelineOptions) {
     this.sm = options.stateMachine;
@@ -159,8 +162,13 @@ export class CommitPipeline {
     // trailer of their long form is zeroed, so both forms are the same request.
     const cmd = frame[start]!;
     const copied = length === LONG_BODY_BYTES && commandTakesTtl(cmd) ? LONG_BODY_BYTES : SHORT_BODY_BYTES;
+    if (frame !== this.frameSource) {
+      // Frames of one read share its buffer: one view per read, not per command.
+      this.frameSource = frame;
+      this.frameView = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+    }
     const words = this.words;
-    copyCommand(frame, start, copied, batch.view, entryAt, words);
+    copyCommand(this.frameView, start, copied, batch.view, entryAt, words);
 
     const replyAt = sink.reserveReply();
     const status = this.sm.executeWords(cmd, words, stampMs, sink.openReplies, replyAt, this.limits);

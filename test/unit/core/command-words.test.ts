@@ -45,7 +45,8 @@ describe("copyCommand", () => {
       const copied = takesTtl ? LONG_BODY_BYTES : SHORT_BODY_BYTES;
       target.fill(0xee); // leftovers of an earlier batch must not leak into the ttl of a short form
       const at = random.int(0, 8);
-      copyCommand(body, 0, copied, view, at, words);
+      const from = Buffer.concat([Buffer.alloc(3, 0x55), body]); // the body need not start a buffer
+      copyCommand(new DataView(from.buffer, from.byteOffset, from.length), 3, copied, view, at, words);
       const expected = loggedEntry(body);
       expect(target.subarray(at, at + LONG_BODY_BYTES).equals(expected), `seed ${random.seed} step ${n}`).toBe(true);
       for (let k = 0; k < COMMAND_WORDS; k++) expect(words[k]).toBe(readWord(expected, 1 + 4 * k));
@@ -73,7 +74,7 @@ describe("executeWords is execute", () => {
       stampMs += random.int(0, 5);
       const body = randomBody(random);
       const takesTtl = body[0] === Command.Acquire || body[0] === Command.Renew;
-      copyCommand(body, 0, takesTtl ? LONG_BODY_BYTES : SHORT_BODY_BYTES, view, 0, words);
+      copyCommand(new DataView(body.buffer, body.byteOffset, body.length), 0, takesTtl ? LONG_BODY_BYTES : SHORT_BODY_BYTES, view, 0, words);
       const status = live.executeWords(body[0]!, words, stampMs, liveAnswer, 0, null);
       replay.execute(loggedEntry(body), 0, stampMs, replayAnswer, 0, null);
       expect(replayAnswer.equals(liveAnswer), `seed ${random.seed} step ${n}`).toBe(true);
