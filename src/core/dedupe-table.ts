@@ -74,25 +74,26 @@ export class DedupeTable {
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number, nowMs: number, windowMs: number, pruneLimit: number): void {
     this.index.prefetch(bytes, starts, count, offset);
-    if (this.count === 0 || this.firstSeenChunks[this.blocks[0]!]![this.headOffset]! + windowMs > nowMs) return;
-    if (this.dueSlots.length < pruneLimit) this.dueSlots = new Int32Array(pruneLimit);
+    this.index.prefetchSlots(this.dueSlots, this.collectDue(nowMs, windowMs, pruneLimit));
+  }
+
+  /** Puts the slots of up to `limit` of the oldest entries past their window at `nowMs` in `dueSlots`. */
+  private collectDue(nowMs: number, windowMs: number, limit: number): number {
+    if (this.dueSlots.length < limit) this.dueSlots = new Int32Array(limit);
     const due = this.dueSlots;
     let found = 0;
-    let seen = 0;
-    for (let b = 0; b < this.blocks.length && seen < pruneLimit; b++) {
+    let looked = 0;
+    for (let b = 0; b < this.blocks.length; b++) {
       const chunk = this.blocks[b]!;
       const firstSeen = this.firstSeenChunks[chunk]!;
       const indexed = this.indexedChunks[chunk]!;
       const to = b === this.blocks.length - 1 ? this.tailOffset : SLOT_CHUNK;
-      for (let offset = b === 0 ? this.headOffset : 0; offset < to && seen < pruneLimit; offset++, seen++) {
-        if (firstSeen[offset]! + windowMs > nowMs) {
-          seen = pruneLimit;
-          break;
-        }
+      for (let offset = b === 0 ? this.headOffset : 0; offset < to; offset++) {
+        if (looked++ === limit || firstSeen[offset]! + windowMs > nowMs) return found;
         if (indexed[offset] === 1) due[found++] = chunk * SLOT_CHUNK + offset;
       }
     }
-    this.index.prefetchSlots(due, found);
+    return found;
   }
 
   isLive(slot: number, nowMs: number, windowMs: number): boolean {
