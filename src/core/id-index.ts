@@ -81,8 +81,8 @@ export class IdIndex {
    * nothing. In tables of millions of entries each lookup is a cache (and TLB) miss: hashing every
    * id first and then reading the buckets in a loop this small keeps many of those reads in flight at
    * once, so lookups that follow soon after find their buckets in cache instead of stalling one
-   * after another. While the table grows, it also reads the buckets that the entries the next
-   * `count` adds will move land in: those moves are random writes into the new table.
+   * after another. (The moves of a growing table need no such help: an entry of old bucket b lands
+   * near new bucket b or b + old size, so the moves write two sequential streams.)
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
     const hashes = this.hashScratch(count);
@@ -91,7 +91,6 @@ export class IdIndex {
       hashes[i] = hashIdWords(readWord(bytes, at), readWord(bytes, at + 4), readWord(bytes, at + 8), readWord(bytes, at + 12), this.seed);
     }
     this.touchHomes(hashes, count);
-    if (this.old !== null) this.touchMigrationTargets(count);
   }
 
   /**
@@ -107,7 +106,6 @@ export class IdIndex {
       hashes[i] = hashIdWords(ids[base]!, ids[base + 1]!, ids[base + 2]!, ids[base + 3]!, this.seed);
     }
     this.touchHomes(hashes, count);
-    if (this.old !== null) this.touchMigrationTargets(count);
   }
 
   private hashScratch(count: number): Int32Array {
@@ -126,19 +124,6 @@ export class IdIndex {
       for (let i = 0; i < count; i++) sum ^= old[(hashes[i]! & oldMask) * 2 + 1]!;
     }
     this.touched = sum; // kept only so the reads are not optimised away
-  }
-
-  /** Reads the new-table buckets that the moves of the next `operations` adds or deletes write. */
-  private touchMigrationTargets(operations: number): void {
-    const old = this.old!;
-    const table = this.table;
-    const mask = this.mask;
-    const end = Math.min(this.cursor + operations * MIGRATE_BUCKETS_PER_OPERATION, this.oldMask + 1);
-    let sum = 0;
-    for (let bucket = this.cursor; bucket < end; bucket++) {
-      if (old[bucket * 2 + 1]! > 0) sum ^= table[(old[bucket * 2]! & mask) * 2 + 1]!;
-    }
-    this.touched ^= sum;
   }
 
   /** Indexes `slot` under the id at `bytes[at..]`. The id must not be indexed already. */
