@@ -13,7 +13,6 @@
  * The caller bounds the number of entries (max dedupe entries).
  */
 import { writeResponse } from "../protocol/response.js";
-import { readIdWords } from "./command-words.js";
 import { IdIndex, SLOT_CHUNK, SLOT_CHUNK_BITS } from "./id-index.js";
 
 const SLOT_CHUNK_MASK = SLOT_CHUNK - 1;
@@ -36,8 +35,6 @@ export class DedupeTable {
   private count = 0;
   /** Scratch of `prefetch`: the entries the next commands will prune. */
   private dueSlots = new Int32Array(0);
-  /** The request id being inserted through the byte-based `insert`. */
-  private readonly scratch = new Int32Array(4);
 
   constructor(seed: number, expectedEntries = SLOT_CHUNK) {
     this.index = new IdIndex(seed, expectedEntries);
@@ -49,7 +46,7 @@ export class DedupeTable {
 
   /**
    * The slot of the entry for the request id at `bytes[at..at+16]`, or -1. The entry may be past its
-   * window and not pruned yet: check `isLive`, and pass the slot on to `insert` either way.
+   * window and not pruned yet: check `isLive`, and pass the slot on to `insertWords` either way.
    */
   lookup(bytes: Uint8Array, at: number): number {
     return this.index.find(bytes, at);
@@ -120,27 +117,10 @@ export class DedupeTable {
   }
 
   /**
-   * Records a decided answer for the request id at `idBytes[idAt..]`, which has no live entry;
-   * `expired` is what `lookup` found for it (an entry past its window, or -1). `nowMs` must not be
-   * smaller than any earlier insert's.
+   * Records a decided answer for the request id `words[at..at+4)` (hash `hash`), which has no live
+   * entry; `expired` is what the lookup found for it (an entry past its window, or -1). `nowMs` must
+   * not be smaller than any earlier insert's.
    */
-  insert(
-    idBytes: Uint8Array,
-    idAt: number,
-    expired: number,
-    fingerprint0: number,
-    fingerprint1: number,
-    status: number,
-    token: number,
-    expiresAtMs: number,
-    nowMs: number,
-  ): void {
-    const words = this.scratch;
-    readIdWords(idBytes, idAt, words, 0);
-    this.insertWords(words, 0, this.index.hashOf(words, 0), expired, fingerprint0, fingerprint1, status, token, expiresAtMs, nowMs);
-  }
-
-  /** `insert` for the request id `words[at..at+4)`, whose hash is `hash`. */
   insertWords(
     words: Int32Array,
     at: number,

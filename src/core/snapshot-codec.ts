@@ -12,6 +12,7 @@
 import { crc32 } from "node:zlib";
 import { readU32, readU64, writeU32, writeU64 } from "../protocol/u64.js";
 import { RESPONSE_BYTES, RESPONSE_EXPIRES_AT, RESPONSE_STATUS, RESPONSE_TOKEN } from "../protocol/wire.js";
+import { readIdWords } from "./command-words.js";
 import { StateMachine, type StateMachineConfig } from "./state-machine.js";
 
 const MAGIC = Buffer.from("BATONSNP", "latin1");
@@ -101,12 +102,16 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
     at += LOCK_BYTES;
   }
   const dedupe = sm.dedupeTable();
+  const requestId = new Int32Array(4);
   for (let n = 0; n < dedupeCount; n++) {
     const answerAt = at + 24;
-    dedupe.insert(
-      bytes,
-      at,
-      dedupe.lookup(bytes, at),
+    readIdWords(bytes, at, requestId, 0);
+    const hash = dedupe.hashOf(requestId, 0);
+    dedupe.insertWords(
+      requestId,
+      0,
+      hash,
+      dedupe.lookupWords(requestId, 0, hash),
       readU32(bytes, at + 16) | 0,
       readU32(bytes, at + 20) | 0,
       bytes[answerAt + RESPONSE_STATUS]!,

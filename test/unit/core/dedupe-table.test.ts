@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { readIdWords } from "../../../src/core/command-words.js";
 import { DedupeTable } from "../../../src/core/dedupe-table.js";
 import { hashWords } from "../../../src/core/hash.js";
 import { readU64 } from "../../../src/protocol/u64.js";
@@ -15,7 +16,10 @@ class TestTable extends DedupeTable {
 
   record(id: Uint8Array, idAt: number, f0: number, f1: number, answer: Uint8Array, answerAt: number, nowMs: number): void {
     const status = answer[answerAt]!;
-    this.insert(id, idAt, this.lookup(id, idAt), f0, f1, status, readU64(answer, answerAt + 1), readU64(answer, answerAt + 9), nowMs);
+    const words = new Int32Array(4);
+    readIdWords(id, idAt, words, 0);
+    const hash = this.hashOf(words, 0);
+    this.insertWords(words, 0, hash, this.lookupWords(words, 0, hash), f0, f1, status, readU64(answer, answerAt + 1), readU64(answer, answerAt + 9), nowMs);
   }
 }
 
