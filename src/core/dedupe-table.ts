@@ -17,6 +17,18 @@ import { IdIndex, SLOT_CHUNK, SLOT_CHUNK_BITS } from "./id-index.js";
 
 const SLOT_CHUNK_MASK = SLOT_CHUNK - 1;
 
+/** One entry as `DedupeTable.forEachEntry` hands it over. */
+export type DedupeEntryVisitor = (
+  ids: Int32Array,
+  idAt: number,
+  fingerprint0: number,
+  fingerprint1: number,
+  status: number,
+  token: number,
+  expiresAtMs: number,
+  firstSeenMs: number,
+) => void;
+
 export class DedupeTable {
   private readonly index: IdIndex;
   private readonly fingerprintChunks: Int32Array[] = [];
@@ -177,37 +189,39 @@ export class DedupeTable {
     return dropped;
   }
 
-  /** Entries oldest first, for snapshots: calls `visit` with the slot (superseded entries left out). */
-  forEachSlot(visit: (slot: number) => void): void {
+  /**
+   * Every entry oldest first, superseded ones left out (those a snapshot holds); returns how many
+   * were visited. The id is `ids[idAt..idAt+4)`. Nothing is allocated per entry: a snapshot walks
+   * millions of them.
+   */
+  forEachEntry(visit: DedupeEntryVisitor): number {
+    let visited = 0;
     const last = this.blocks.length - 1;
     for (let b = 0; b <= last; b++) {
       const chunk = this.blocks[b]!;
       const indexed = this.indexedChunks[chunk]!;
-      const from = b === 0 ? this.headOffset : 0;
+      const ids = this.index.idChunk(chunk * SLOT_CHUNK);
+      const fingerprints = this.fingerprintChunks[chunk]!;
+      const statuses = this.statusChunks[chunk]!;
+      const values = this.answerValueChunks[chunk]!;
+      const firstSeen = this.firstSeenChunks[chunk]!;
       const to = b === last ? this.tailOffset : SLOT_CHUNK;
-      for (let offset = from; offset < to; offset++) if (indexed[offset] === 1) visit(chunk * SLOT_CHUNK + offset);
+      for (let offset = b === 0 ? this.headOffset : 0; offset < to; offset++) {
+        if (indexed[offset] !== 1) continue;
+        visit(
+          ids,
+          offset * 4,
+          fingerprints[offset * 2]!,
+          fingerprints[offset * 2 + 1]!,
+          statuses[offset]!,
+          values[offset * 2]!,
+          values[offset * 2 + 1]!,
+          firstSeen[offset]!,
+        );
+        visited++;
+      }
     }
-  }
-
-  /** Entries a snapshot holds (unindexed, superseded entries are left out). */
-  get liveCount(): number {
-    let count = 0;
-    this.forEachSlot(() => count++);
-    return count;
-  }
-
-  idWords(slot: number): Int32Array {
-    return this.index.idWords(slot);
-  }
-
-  fingerprintOf(slot: number): [number, number] {
-    const fingerprints = this.fingerprintChunks[slot >>> SLOT_CHUNK_BITS]!;
-    const at = (slot & SLOT_CHUNK_MASK) * 2;
-    return [fingerprints[at]!, fingerprints[at + 1]!];
-  }
-
-  firstSeenOf(slot: number): number {
-    return this.firstSeenChunks[slot >>> SLOT_CHUNK_BITS]![slot & SLOT_CHUNK_MASK]!;
+    return visited;
   }
 
   /** A chunk for the tail: one emptied at the head earlier, or a new one. */

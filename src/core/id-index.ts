@@ -166,6 +166,14 @@ export class IdIndex {
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
   }
 
+  /**
+   * The chunk holding the ids of the slots `slot` shares a chunk with: the id of `slot` is the four
+   * big-endian words (signed) from `(slot & (SLOT_CHUNK - 1)) * 4`. For walks over many slots.
+   */
+  idChunk(slot: number): Int32Array {
+    return this.idChunks[slot >>> SLOT_CHUNK_BITS]!;
+  }
+
   /** The id of `slot` as four big-endian words (signed), e.g. for snapshots. */
   idWords(slot: number): Int32Array {
     const offset = (slot & SLOT_CHUNK_MASK) * ID_WORDS;

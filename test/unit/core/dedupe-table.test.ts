@@ -122,7 +122,8 @@ describe("the table grows across many entries and deletes correctly from collidi
     }
     expect(lost).toEqual([]);
     const firstSeen: number[] = [];
-    table.forEachSlot((slot) => firstSeen.push(table.firstSeenOf(slot)));
+    const visited = table.forEachEntry((_ids, _idAt, _f0, _f1, _status, _token, _expires, firstSeenMs) => firstSeen.push(firstSeenMs));
+    expect(visited).toBe(count);
     expect(firstSeen).toEqual(Array.from({ length: count }, (_, n) => n)); // oldest first
   });
 

@@ -1,0 +1,42 @@
+/**
+ * The snapshot holds the entries a retry could still be answered from. An entry superseded by a
+ * later request with the same id (the old one had expired but was not pruned yet) is left out, and
+ * the snapshot's size still matches the counts in its header.
+ */
+import { describe, expect, it } from "vitest";
+import { decodeSnapshot, encodeSnapshot } from "../../../src/core/snapshot-codec.js";
+import { Command, encodeRequest } from "../../../src/protocol/index.js";
+import { Driver } from "../../support/state-machine-driver.js";
+import { u128 } from "../../support/frames.js";
+
+const WINDOW_MS = 1_000;
+const HEADER_BYTES = 60;
+const LOCK_BYTES = 48;
+const DEDUPE_BYTES = 49;
+const TRAILER_BYTES = 4;
+
+function acquire(requestId: number, lockId: number): Uint8Array {
+  return encodeRequest({ command: Command.Acquire, requestId: u128(BigInt(requestId)), lockId: u128(BigInt(lockId)), ownerId: u128(1n), ttlMs: 100n });
+}
+
+describe("snapshot encoding", () => {
+  it("leaves a superseded dedupe entry out and still matches its header's counts", () => {
+    const driver = new Driver({ dedupeWindowMs: WINDOW_MS, expiredRetentionMs: 10 });
+    for (let n = 1; n <= 40; n++) driver.send(acquire(n, n), n);
+    // Long after the window: this command prunes a few of the oldest entries (its budget), and
+    // finds request id 40 expired but still in the table, so its new entry supersedes the old one.
+    const reused = driver.send(acquire(40, 1_000), 10_000);
+    expect(reused.status).toBe(0);
+    const stored = driver.sm.dedupeEntryCount;
+    expect(stored).toBeGreaterThan(2); // the superseded entry is still counted here
+
+    const position = { lastIndex: 41, lastTerm: 1 };
+    const snapshot = encodeSnapshot(driver.sm, position);
+    const locks = driver.sm.lockRecordCount;
+    expect(snapshot.length).toBe(HEADER_BYTES + locks * LOCK_BYTES + (stored - 1) * DEDUPE_BYTES + TRAILER_BYTES);
+    const decoded = decodeSnapshot(snapshot, driver.sm.config);
+    if (!decoded.ok) throw new Error(decoded.reason);
+    expect(decoded.stateMachine.dedupeEntryCount).toBe(stored - 1);
+    expect(encodeSnapshot(decoded.stateMachine, position).equals(snapshot)).toBe(true);
+  });
+});
