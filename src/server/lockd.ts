@@ -5,6 +5,7 @@
 import { randomInt } from "node:crypto";
 import type { StateMachineConfig } from "../core/state-machine.js";
 import { processCompactionRunner } from "../storage/compactor.js";
+import { idlePriorityLaunch } from "../storage/idle-priority.js";
 import { openDataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { nodeLogFiles } from "../storage/log-file.js";
@@ -52,7 +53,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       fsync: config.fsync,
       segmentBytes: config.segmentBytes,
       snapshotEveryBytes: config.snapshotEveryBytes,
-      runCompaction: processCompactionRunner,
+      runCompaction: processCompactionRunner(idlePriorityLaunch()),
     });
     const sm = recovered.stateMachine;
     logger.info(

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import type { StateMachineConfig } from "../core/state-machine.js";
 import type { Logger } from "../server/logger.js";
 import type { CompactionJob, CompactionResult } from "./compaction.js";
+import type { ChildLaunch } from "./idle-priority.js";
 import { listSnapshots, type DataDir } from "./data-dir.js";
 import { syncDirectoryAsync } from "./log-file.js";
 import type { SealedSegment } from "./segment-log.js";
@@ -116,13 +117,21 @@ export class Compactor {
 /** What a compaction process sends back. */
 export type CompactionReply = { readonly ok: true; readonly result: CompactionResult } | { readonly ok: false; readonly message: string };
 
-/** Runs each job in a fresh child process (the built compaction-process.js beside this module). */
-export const processCompactionRunner: CompactionRunner = (job, signal) =>
-  new Promise((resolve, reject) => {
+/**
+ * Runs each job in a fresh child process (the built compaction-process.js beside this module),
+ * started through `launch` (see idle-priority.ts) when given.
+ */
+export function processCompactionRunner(launch: ChildLaunch | null): CompactionRunner {
+  return (job, signal) => runInChildProcess(job, signal, launch);
+}
+
+function runInChildProcess(job: CompactionJob, signal: AbortSignal, launch: ChildLaunch | null): Promise<CompactionResult> {
+  return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL("./compaction-process.js", import.meta.url)), [], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       serialization: "json",
       signal, // aborting kills the process (SIGTERM)
+      ...(launch === null ? {} : { execPath: launch.execPath, execArgv: [...launch.execArgv] }),
     });
     let settled = false;
     child.once("message", (reply: CompactionReply) => {
@@ -143,3 +152,4 @@ export const processCompactionRunner: CompactionRunner = (job, signal) =>
     });
     child.send(job);
   });
+}
