@@ -41,7 +41,7 @@ export function idlePriorityLaunch(): ChildLaunch | null {
   if (process.platform !== "linux") return null;
   const chrt = findOnPath("chrt");
   if (chrt === null) return null;
-  const probe = spawnSync(chrt, ["--idle", "0", process.execPath, "--version"], { stdio: "ignore", timeout: 10_000 });
+  const probe = spawnSync(chrt, ["--idle", "0", "true"], { stdio: "ignore", timeout: 10_000 });
   if (probe.status !== 0) return null;
   return { execPath: chrt, execArgv: ["--idle", "0", process.execPath, ...process.execArgv] };
 }
