@@ -86,6 +86,11 @@ export class DedupeTable {
     this.index.prefetchSlots(this.dueSlots, this.collectDue(nowMs, windowMs, pruneLimit));
   }
 
+  /** Warms the cache for inserting the ids at `bytes[starts[i] + offset]`, i < count (snapshot loading). */
+  prefetchIds(bytes: Uint8Array, starts: Int32Array, count: number, offset: number): void {
+    this.index.prefetch(bytes, starts, count, offset);
+  }
+
   /** Puts the slots of up to `limit` of the oldest entries past their window at `nowMs` in `dueSlots`. */
   private collectDue(nowMs: number, windowMs: number, limit: number): number {
     if (this.dueSlots.length < limit) this.dueSlots = new Int32Array(limit);

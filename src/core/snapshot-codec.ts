@@ -21,6 +21,8 @@ const HEADER_BYTES = 8 + 4 + 8 * 6;
 const LOCK_BYTES = 48;
 const DEDUPE_BYTES = 16 + 8 + RESPONSE_BYTES + 8;
 const TRAILER_BYTES = 4;
+/** Records whose buckets are read ahead at once while loading. */
+const LOAD_WINDOW = 32;
 
 export interface SnapshotPosition {
   /** Index of the last log entry the state includes (0 = none). */
@@ -102,14 +104,20 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
   const logEntries = Math.max(0, replayThrough - lastIndex);
   const sm = new StateMachine({ ...config, initialCapacity: { locks: lockCount, dedupeEntries: dedupeCount + logEntries } });
   sm.restoreScalars(readU64(bytes, 28), readU64(bytes, 36));
+  // Each insert lands on a random bucket of a table sized for everything: the entries are taken in
+  // windows whose buckets are read first, so their cache misses overlap (as replay does).
+  const starts = new Int32Array(LOAD_WINDOW);
   let at = HEADER_BYTES;
+  const locks = sm.lockTable();
   for (let n = 0; n < lockCount; n++) {
+    if (n % LOAD_WINDOW === 0) locks.prefetch(bytes, startsOf(starts, at, LOCK_BYTES, Math.min(LOAD_WINDOW, lockCount - n)), Math.min(LOAD_WINDOW, lockCount - n), 0);
     sm.restoreLock(bytes, at, readU64(bytes, at + 32), readU64(bytes, at + 40));
     at += LOCK_BYTES;
   }
   const dedupe = sm.dedupeTable();
   const requestId = new Int32Array(4);
   for (let n = 0; n < dedupeCount; n++) {
+    if (n % LOAD_WINDOW === 0) dedupe.prefetchIds(bytes, startsOf(starts, at, DEDUPE_BYTES, Math.min(LOAD_WINDOW, dedupeCount - n)), Math.min(LOAD_WINDOW, dedupeCount - n), 0);
     const answerAt = at + 24;
     readIdWords(bytes, at, requestId, 0);
     const hash = dedupe.hashOf(requestId, 0);
@@ -128,6 +136,12 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
     at += DEDUPE_BYTES;
   }
   return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm: readU64(bytes, 20) } };
+}
+
+/** Fills `starts` with the offsets of `count` fixed-size records from `at`; returns it. */
+function startsOf(starts: Int32Array, at: number, recordBytes: number, count: number): Int32Array {
+  for (let i = 0; i < count; i++) starts[i] = at + i * recordBytes;
+  return starts;
 }
 
 /** The state a log is replayed into when there is no snapshot, sized like decodeSnapshot's. */
