@@ -110,14 +110,20 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
   let at = HEADER_BYTES;
   const locks = sm.lockTable();
   for (let n = 0; n < lockCount; n++) {
-    if (n % LOAD_WINDOW === 0) locks.prefetch(bytes, startsOf(starts, at, LOCK_BYTES, Math.min(LOAD_WINDOW, lockCount - n)), Math.min(LOAD_WINDOW, lockCount - n), 0);
+    if (n % LOAD_WINDOW === 0) {
+      const window = Math.min(LOAD_WINDOW, lockCount - n);
+      locks.prefetch(bytes, startsOf(starts, at, LOCK_BYTES, window), window, 0);
+    }
     sm.restoreLock(bytes, at, readU64(bytes, at + 32), readU64(bytes, at + 40));
     at += LOCK_BYTES;
   }
   const dedupe = sm.dedupeTable();
   const requestId = new Int32Array(4);
   for (let n = 0; n < dedupeCount; n++) {
-    if (n % LOAD_WINDOW === 0) dedupe.prefetchIds(bytes, startsOf(starts, at, DEDUPE_BYTES, Math.min(LOAD_WINDOW, dedupeCount - n)), Math.min(LOAD_WINDOW, dedupeCount - n), 0);
+    if (n % LOAD_WINDOW === 0) {
+      const window = Math.min(LOAD_WINDOW, dedupeCount - n);
+      dedupe.prefetchIds(bytes, startsOf(starts, at, DEDUPE_BYTES, window), window, 0);
+    }
     const answerAt = at + 24;
     readIdWords(bytes, at, requestId, 0);
     const hash = dedupe.hashOf(requestId, 0);

@@ -7,8 +7,9 @@ import { setPriority } from "node:os";
 import { compact, type CompactionJob } from "./compaction.js";
 import type { CompactionReply } from "./compactor.js";
 
-// Lowest CPU priority: on a busy machine the snapshot waits for idle cycles instead of taking them
-// from the server.
+// Lowest nice value, for where lockd could not start this process under SCHED_IDLE (see
+// idle-priority.ts; under that policy the nice value has no effect): on a busy machine the snapshot
+// should wait for idle cycles instead of taking them from the server.
 try {
   setPriority(19);
 } catch {
