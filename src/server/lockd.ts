@@ -4,7 +4,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { StateMachineConfig } from "../core/state-machine.js";
-import { processCompactionRunner } from "../storage/compactor.js";
+import { startCompactionLauncher } from "../storage/compactor.js";
 import { idlePriorityLaunch } from "../storage/idle-priority.js";
 import { openDataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
@@ -43,6 +43,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   };
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
+  // Before recovery loads the state: the launcher is forked while this process is still small.
+  const launcher = startCompactionLauncher(idlePriorityLaunch());
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();
@@ -53,7 +55,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       fsync: config.fsync,
       segmentBytes: config.segmentBytes,
       snapshotEveryBytes: config.snapshotEveryBytes,
-      runCompaction: processCompactionRunner(idlePriorityLaunch()),
+      runCompaction: launcher.run,
     });
     const sm = recovered.stateMachine;
     logger.info(
@@ -84,10 +86,12 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         compactor.stop();
         await log.close();
         await compactor.idle();
+        launcher.close();
         dirLock.release();
       },
     };
   } catch (error) {
+    launcher.close();
     dirLock.release();
     throw error;
   }

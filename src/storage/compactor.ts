@@ -11,11 +11,12 @@
  */
 import { statSync } from "node:fs";
 import { unlink } from "node:fs/promises";
-import { fork } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { StateMachineConfig } from "../core/state-machine.js";
 import type { Logger } from "../server/logger.js";
 import type { CompactionJob, CompactionResult } from "./compaction.js";
+import type { LauncherReply, LauncherRequest } from "./compaction-launcher.js";
 import type { ChildLaunch } from "./idle-priority.js";
 import { listSnapshots, type DataDir } from "./data-dir.js";
 import { syncDirectoryAsync } from "./log-file.js";
@@ -117,39 +118,85 @@ export class Compactor {
 /** What a compaction process sends back. */
 export type CompactionReply = { readonly ok: true; readonly result: CompactionResult } | { readonly ok: false; readonly message: string };
 
-/**
- * Runs each job in a fresh child process (the built compaction-process.js beside this module),
- * started through `launch` (see idle-priority.ts) when given.
- */
-export function processCompactionRunner(launch: ChildLaunch | null): CompactionRunner {
-  return (job, signal) => runInChildProcess(job, signal, launch);
+/** The compaction launcher lockd starts once (compaction-launcher.ts), as its compactor's runner. */
+export interface CompactionLauncher {
+  readonly run: CompactionRunner;
+  /** Lets the launcher go: it exits, killing a job still in progress. */
+  close(): void;
 }
 
-function runInChildProcess(job: CompactionJob, signal: AbortSignal, launch: ChildLaunch | null): Promise<CompactionResult> {
-  return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(new URL("./compaction-process.js", import.meta.url)), [], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      serialization: "json",
-      signal, // aborting kills the process (SIGTERM)
-      ...(launch === null ? {} : { execPath: launch.execPath, execArgv: [...launch.execArgv] }),
+const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.url));
+
+/**
+ * Starts the launcher now, while this process is small (see compaction-launcher.ts for why). Each
+ * job runs in a fresh compaction process the launcher starts, through `launch` (idle-priority.ts)
+ * when given. If the launcher dies, the job in progress fails and the next job starts a new one.
+ */
+export function startCompactionLauncher(launch: ChildLaunch | null): CompactionLauncher {
+  const pending = new Map<number, { resolve: (result: CompactionResult) => void; reject: (error: Error) => void }>();
+  let nextId = 1;
+  let launcher: ChildProcess | null = null;
+
+  const failAll = (error: Error): void => {
+    for (const waiter of pending.values()) waiter.reject(error);
+    pending.clear();
+  };
+  // The launcher keeps this process alive only while a job is in progress.
+  const holdWhileBusy = (child: ChildProcess): void => {
+    if (pending.size > 0) {
+      child.ref();
+      child.channel?.ref();
+    } else {
+      child.unref();
+      child.channel?.unref();
+    }
+  };
+  const start = (): ChildProcess => {
+    const child = fork(LAUNCHER, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "json" });
+    child.on("message", (message: LauncherReply) => {
+      const waiter = pending.get(message.id);
+      if (waiter === undefined) return;
+      pending.delete(message.id);
+      holdWhileBusy(child);
+      if (message.reply.ok) waiter.resolve(message.reply.result);
+      else waiter.reject(new Error(message.reply.message));
     });
-    let settled = false;
-    child.once("message", (reply: CompactionReply) => {
-      settled = true;
-      if (reply.ok) resolve(reply.result);
-      else reject(new Error(reply.message));
+    const gone = (reason: string): void => {
+      if (launcher !== child) return;
+      launcher = null;
+      failAll(new Error(`compaction launcher ${reason}`));
+    };
+    child.once("error", (error) => gone(`failed: ${error.message}`));
+    child.once("exit", (code, signal) => gone(`exited with ${signal ?? code}`));
+    holdWhileBusy(child);
+    return child;
+  };
+  launcher = start();
+
+  const run: CompactionRunner = (job, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal.aborted) return reject(new Error("compaction abandoned"));
+      const child = launcher ?? (launcher = start());
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      holdWhileBusy(child);
+      child.send({ kind: "run", id, job, launch } satisfies LauncherRequest, (error) => {
+        if (error === null || !pending.delete(id)) return;
+        holdWhileBusy(child);
+        reject(error);
+      });
+      signal.addEventListener("abort", () => {
+        if (pending.has(id) && child.connected) child.send({ kind: "abort", id } satisfies LauncherRequest);
+      }, { once: true });
     });
-    child.once("error", (error) => {
-      // An abort is reported here too (AbortError), before the exit.
-      if (settled) return;
-      settled = true;
-      reject(error);
-    });
-    child.once("exit", (code, signal) => {
-      if (settled) return;
-      settled = true;
-      reject(new Error(`compaction process exited with ${signal ?? code}`));
-    });
-    child.send(job);
-  });
+
+  return {
+    run,
+    close() {
+      const child = launcher;
+      launcher = null;
+      failAll(new Error("compaction launcher closed"));
+      if (child?.connected) child.disconnect();
+    },
+  };
 }

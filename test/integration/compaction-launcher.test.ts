@@ -1,0 +1,100 @@
+/**
+ * Compaction processes are started by a launcher that lockd forks once at start, while it is small:
+ * fork() copies the parent's page tables, which in a lockd holding GBs stopped every connection for
+ * tens of ms at each compaction. These tests run the real built processes.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { openDataDir } from "../../src/storage/data-dir.js";
+import type * as CompactorModule from "../../src/storage/compactor.js";
+import { sleep } from "../support/answers.js";
+import { acquire } from "../support/frames.js";
+import { spawnLockd } from "../support/lockd-process.js";
+import { RawClient } from "../support/raw-client.js";
+import { useTempDirs } from "../support/temp-dir.js";
+
+const tempDir = useTempDirs();
+const CONFIG = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 7 };
+const BUILT_COMPACTOR = resolve(fileURLToPath(new URL("../../dist/src/storage/compactor.js", import.meta.url)));
+
+interface ProcessInfo {
+  readonly pid: number;
+  readonly ppid: number;
+  readonly state: string;
+  readonly command: string;
+}
+
+function processes(): ProcessInfo[] {
+  const found: ProcessInfo[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const command = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
+      found.push({ pid: Number(name), state: fields[0]!, ppid: Number(fields[1]), command });
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
+
+function childrenOf(pid: number): ProcessInfo[] {
+  return processes().filter((each) => each.ppid === pid && each.state !== "Z");
+}
+
+/** Living processes among `pids` (a zombie has exited; only its entry waits to be collected). */
+function alive(pids: readonly number[]): number[] {
+  const living = new Set(processes().filter((each) => each.state !== "Z").map((each) => each.pid));
+  return pids.filter((pid) => living.has(pid));
+}
+
+describe("the compaction launcher", () => {
+  it("is lockd's only child; it starts the compaction processes, and a lockd killed with -9 leaves none of them behind", async () => {
+    const lockd = await spawnLockd({ args: ["--segment-bytes", "65536", "--snapshot-every", "65536"] });
+    try {
+      const launchers = childrenOf(lockd.child.pid!);
+      expect(launchers.map((each) => each.command)).toEqual([expect.stringContaining("compaction-launcher.js")]);
+      const launcher = launchers[0]!.pid;
+
+      // Fresh request ids fill 64 KiB segments quickly; keep going until a compaction process runs.
+      const client = await RawClient.open(lockd.port);
+      let compaction: ProcessInfo | undefined;
+      for (let round = 0; round < 400 && compaction === undefined; round++) {
+        for (let n = 0; n < 200; n++) client.write(acquire({ lock: BigInt(n), owner: BigInt(round) }, 60_000n));
+        await client.read(200 * 17);
+        compaction = childrenOf(launcher).find((each) => each.command.includes("compaction-process.js"));
+      }
+      expect(compaction, "no compaction process was seen under the launcher").toBeDefined();
+      expect(childrenOf(lockd.child.pid!).map((each) => each.pid)).toEqual([launcher]);
+
+      await lockd.kill();
+      client.end();
+      const deadline = Date.now() + 5_000;
+      while (alive([launcher, compaction!.pid]).length > 0 && Date.now() < deadline) await sleep(20);
+      expect(alive([launcher, compaction!.pid])).toEqual([]);
+    } finally {
+      await lockd.kill();
+      lockd.cleanup();
+    }
+  });
+
+  it("reports a failed job's reason and takes the next job", async () => {
+    const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
+    const launcher = startCompactionLauncher(null);
+    try {
+      const dir = openDataDir(tempDir());
+      const missing = join(dir.logDir, "00000000000000000001.seg");
+      const failing = launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [{ path: missing, lastIndex: 5 }] }, new AbortController().signal);
+      await expect(failing).rejects.toThrow(missing);
+      const empty = await launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, new AbortController().signal);
+      expect(empty).toMatchObject({ lastIndex: 0, locks: 0, dedupeEntries: 0 });
+      expect(readdirSync(dir.snapshotDir)).toEqual(["00000000000000000000.snap"]);
+    } finally {
+      launcher.close();
+    }
+  });
+});
