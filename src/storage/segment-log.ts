@@ -241,7 +241,13 @@ export class SegmentLog implements CommitLog {
     this.prepareSpare();
   }
 
-  /** Zero-fills the spare segment on the thread pool, then syncs it so its blocks are allocated. */
+  /**
+   * Zero-fills the spare segment on the thread pool, syncing each MiB so its blocks are allocated.
+   * One sync of the whole segment at the end put 32 MiB in the device's queue at once, and the log's
+   * own syncs waited behind it: at c=50 P=16 that was the p99.9 (15-21 ms against 7-9 ms with a sync
+   * per MiB, four 10 s runs each, throughput unchanged), and it stalled the log's writes on the event
+   * loop for 12-19 ms shortly after most segment rolls.
+   */
   private prepareSpare(): void {
     if (this.spareReady || this.spareInProgress !== null) return;
     const size = this.options.segmentBytes;
@@ -259,9 +265,12 @@ export class SegmentLog implements CommitLog {
       openAsync(this.sparePath, "w", (openError, fd) => {
         if (openError !== null) return finish(openError, null);
         const fill = (offset: number): void => {
-          if (offset >= size) return fdatasync(fd, (syncError) => finish(syncError, fd));
+          if (offset >= size) return finish(null, fd);
           const length = Math.min(ZERO_CHUNK.length, size - offset);
-          writeAsync(fd, ZERO_CHUNK, 0, length, offset, (writeError) => (writeError !== null ? finish(writeError, fd) : fill(offset + length)));
+          writeAsync(fd, ZERO_CHUNK, 0, length, offset, (writeError) => {
+            if (writeError !== null) return finish(writeError, fd);
+            fdatasync(fd, (syncError) => (syncError !== null ? finish(syncError, fd) : fill(offset + length)));
+          });
         };
         fill(0);
       });
