@@ -166,7 +166,8 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
       launcher = null;
       failAll(new Error(`compaction launcher ${reason}`));
     };
-    child.once("error", (error) => gone(`failed: ${error.message}`));
+    // "error" can come more than once (a spawn failure, a message that could not be sent).
+    child.on("error", (error) => gone(`failed: ${error.message}`));
     child.once("exit", (code, signal) => gone(`exited with ${signal ?? code}`));
     holdWhileBusy(child);
     return child;
@@ -178,16 +179,24 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
       if (signal.aborted) return reject(new Error("compaction abandoned"));
       const child = launcher ?? (launcher = start());
       const id = nextId++;
-      pending.set(id, { resolve, reject });
+      const abort = (): void => {
+        if (pending.has(id) && child.connected) child.send({ kind: "abort", id } satisfies LauncherRequest);
+      };
+      // The signal lives as long as the compactor: the listener goes when the job settles.
+      const settle = (): void => signal.removeEventListener("abort", abort);
+      pending.set(id, {
+        resolve: (result) => (settle(), resolve(result)),
+        reject: (error) => (settle(), reject(error)),
+      });
+      signal.addEventListener("abort", abort, { once: true });
       holdWhileBusy(child);
       child.send({ kind: "run", id, job, launch } satisfies LauncherRequest, (error) => {
-        if (error === null || !pending.delete(id)) return;
+        const waiter = pending.get(id);
+        if (error === null || waiter === undefined) return;
+        pending.delete(id);
         holdWhileBusy(child);
-        reject(error);
+        waiter.reject(error);
       });
-      signal.addEventListener("abort", () => {
-        if (pending.has(id) && child.connected) child.send({ kind: "abort", id } satisfies LauncherRequest);
-      }, { once: true });
     });
 
   return {

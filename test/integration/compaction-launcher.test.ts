@@ -3,6 +3,7 @@
  * fork() copies the parent's page tables, which in a lockd holding GBs stopped every connection for
  * tens of ms at each compaction. These tests run the real built processes.
  */
+import { getEventListeners } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,17 +83,20 @@ describe("the compaction launcher", () => {
     }
   });
 
-  it("reports a failed job's reason and takes the next job", async () => {
+  it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", async () => {
     const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
     const launcher = startCompactionLauncher(null);
+    // One signal for the compactor's whole life, as in lockd: each job must remove what it added.
+    const shutdown = new AbortController();
     try {
       const dir = openDataDir(tempDir());
       const missing = join(dir.logDir, "00000000000000000001.seg");
-      const failing = launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [{ path: missing, lastIndex: 5 }] }, new AbortController().signal);
+      const failing = launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [{ path: missing, lastIndex: 5 }] }, shutdown.signal);
       await expect(failing).rejects.toThrow(missing);
-      const empty = await launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, new AbortController().signal);
+      const empty = await launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, shutdown.signal);
       expect(empty).toMatchObject({ lastIndex: 0, locks: 0, dedupeEntries: 0 });
       expect(readdirSync(dir.snapshotDir)).toEqual(["00000000000000000000.snap"]);
+      expect(getEventListeners(shutdown.signal, "abort")).toEqual([]);
     } finally {
       launcher.close();
     }
