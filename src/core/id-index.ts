@@ -101,9 +101,7 @@ export class IdIndex {
     const hashes = this.hashScratch(count);
     for (let i = 0; i < count; i++) {
       const slot = slots[i]!;
-      const ids = this.idChunks[slot >>> SLOT_CHUNK_BITS]!;
-      const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
-      hashes[i] = hashIdWords(ids[base]!, ids[base + 1]!, ids[base + 2]!, ids[base + 3]!, this.seed);
+      hashes[i] = this.hashOf(this.idChunks[slot >>> SLOT_CHUNK_BITS]!, (slot & SLOT_CHUNK_MASK) * ID_WORDS);
     }
     this.touchHomes(hashes, count);
   }

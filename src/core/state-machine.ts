@@ -9,7 +9,7 @@
  */
 import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, Command, Status } from "../protocol/wire.js";
 import { writeResponse } from "../protocol/response.js";
-import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, ttlOf } from "./command-words.js";
+import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, readIdWords, ttlOf } from "./command-words.js";
 import { DedupeTable } from "./dedupe-table.js";
 import { hashWordsTwice } from "./hash.js";
 import { LockTable } from "./lock-table.js";
@@ -85,7 +85,7 @@ export class StateMachine {
    */
   private answerToken = 0;
   private answerExpiresAtMs = 0;
-  /** The words of a command given as bytes (`execute`). */
+  /** The words of a command given as bytes (`execute`), and of a lock being restored. */
   private readonly words = new Int32Array(COMMAND_WORDS);
 
   /**
@@ -299,7 +299,12 @@ export class StateMachine {
   /** Restores one lock record: lock id at `bytes[at..]`, owner id right after it. */
   restoreLock(bytes: Uint8Array, at: number, token: number, expiresAtMs: number): void {
     if (token >= this.nextToken) throw new Error(`snapshot lock token ${token} >= next token ${this.nextToken}`);
-    if (this.locks.find(bytes, at) >= 0) throw new Error("snapshot holds a lock twice");
-    this.locks.insert(bytes, at, bytes, at + 16, token, expiresAtMs);
+    // The ids are read and the lock id hashed once, for both the duplicate check and the insert.
+    const words = this.words;
+    readIdWords(bytes, at, words, WORD_LOCK_ID);
+    readIdWords(bytes, at + 16, words, WORD_OWNER_ID);
+    const lockHash = this.locks.hashOf(words, WORD_LOCK_ID);
+    if (this.locks.findWords(words, WORD_LOCK_ID, lockHash) >= 0) throw new Error("snapshot holds a lock twice");
+    this.locks.insertWords(words, WORD_LOCK_ID, lockHash, WORD_OWNER_ID, token, expiresAtMs);
   }
 }

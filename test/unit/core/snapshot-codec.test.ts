@@ -40,3 +40,18 @@ describe("snapshot encoding", () => {
     expect(encodeSnapshot(decoded.stateMachine, position).equals(snapshot)).toBe(true);
   });
 });
+
+describe("restoring lock records from a snapshot", () => {
+  it("restores a record under its lock id and owner, and refuses the same lock id a second time", () => {
+    const driver = new Driver();
+    driver.sm.restoreScalars(1_000, 10);
+    const record = Buffer.concat([u128(5n), u128(9n)]); // lock id, then owner id
+    driver.sm.restoreLock(record, 0, 3, 2_000);
+    const inspect = encodeRequest({ command: Command.Inspect, requestId: u128(1n), lockId: u128(5n), ownerId: u128(9n), ttlMs: 0n });
+    const seen = driver.send(inspect, 1_500);
+    expect(seen.status).toBe(0); // held by that owner, with its token and expiry
+    expect(seen.reply.subarray(1).toString("hex")).toBe("0000000000000003" + "00000000000007d0");
+    expect(() => driver.sm.restoreLock(record, 0, 4, 2_000)).toThrow("snapshot holds a lock twice");
+    expect(driver.sm.lockRecordCount).toBe(1);
+  });
+});
