@@ -13,7 +13,7 @@ import { crc32 } from "node:zlib";
 import { readU32, readU64, setU64, writeU32, writeU64 } from "../protocol/u64.js";
 import { RESPONSE_BYTES, RESPONSE_EXPIRES_AT, RESPONSE_STATUS, RESPONSE_TOKEN } from "../protocol/wire.js";
 import { readIdWords } from "./command-words.js";
-import { StateMachine, type StateMachineConfig } from "./state-machine.js";
+import { StateMachine, fixedStarts, type StateMachineConfig } from "./state-machine.js";
 
 const MAGIC = Buffer.from("BATONSNP", "latin1");
 const VERSION = 1;
@@ -112,7 +112,7 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
   for (let n = 0; n < lockCount; n++) {
     if (n % LOAD_WINDOW === 0) {
       const window = Math.min(LOAD_WINDOW, lockCount - n);
-      locks.prefetch(bytes, startsOf(starts, at, LOCK_BYTES, window), window, 0);
+      locks.prefetch(bytes, fixedStarts(starts, at, LOCK_BYTES, window), window, 0);
     }
     sm.restoreLock(bytes, at, readU64(bytes, at + 32), readU64(bytes, at + 40));
     at += LOCK_BYTES;
@@ -122,7 +122,7 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
   for (let n = 0; n < dedupeCount; n++) {
     if (n % LOAD_WINDOW === 0) {
       const window = Math.min(LOAD_WINDOW, dedupeCount - n);
-      dedupe.prefetchIds(bytes, startsOf(starts, at, DEDUPE_BYTES, window), window, 0);
+      dedupe.prefetchIds(bytes, fixedStarts(starts, at, DEDUPE_BYTES, window), window, 0);
     }
     const answerAt = at + 24;
     readIdWords(bytes, at, requestId, 0);
@@ -142,12 +142,6 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
     at += DEDUPE_BYTES;
   }
   return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm: readU64(bytes, 20) } };
-}
-
-/** Fills `starts` with the offsets of `count` fixed-size records from `at`; returns it. */
-function startsOf(starts: Int32Array, at: number, recordBytes: number, count: number): Int32Array {
-  for (let i = 0; i < count; i++) starts[i] = at + i * recordBytes;
-  return starts;
 }
 
 /** The state a log is replayed into when there is no snapshot, sized like decodeSnapshot's. */

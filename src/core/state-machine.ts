@@ -48,6 +48,15 @@ const PARAMETER_WORDS = 10;
 /** Most commands `prefetch` looks ahead at, at once. */
 export const PREFETCH_MAX = 256;
 
+/**
+ * Fills `starts` with the offsets of `count` records of `recordBytes` each, the first at `first`, for
+ * the `prefetch` methods (log entries in a record, snapshot records); returns `starts`.
+ */
+export function fixedStarts(starts: Int32Array, first: number, recordBytes: number, count: number): Int32Array {
+  for (let i = 0; i < count; i++) starts[i] = first + i * recordBytes;
+  return starts;
+}
+
 export class StateMachine {
   private nowMs = 0;
   private nextToken = 1;

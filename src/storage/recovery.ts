@@ -7,7 +7,7 @@
  */
 import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, unlinkSync } from "node:fs";
 import { decodeSnapshot, emptyStateFor } from "../core/snapshot-codec.js";
-import { PREFETCH_MAX, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
+import { PREFETCH_MAX, fixedStarts, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { ENTRY_BYTES, readRecord } from "../log/record.js";
 import { RESPONSE_BYTES } from "../protocol/wire.js";
 import type { Logger } from "../server/logger.js";
@@ -144,10 +144,8 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
       for (let from = 0; from < header.count; from += PREFETCH_MAX) {
         const to = Math.min(header.count, from + PREFETCH_MAX);
         // As the server does for a read's frames: warm the tables for the record's entries first.
-        if (to - from > 1) {
-          for (let i = from; i < to; i++) starts[i - from] = scan.entriesAt + i * ENTRY_BYTES;
-          stateMachine.prefetch(bytes, starts, to - from, header.stampMs);
-        }
+        const window = to - from;
+        if (window > 1) stateMachine.prefetch(bytes, fixedStarts(starts, scan.entriesAt + from * ENTRY_BYTES, ENTRY_BYTES, window), window, header.stampMs);
         for (let i = from; i < to; i++) {
           const index = header.firstIndex + i;
           if (index <= progress.snapshotIndex) continue;
