@@ -10,7 +10,6 @@
  * sealed segment, and nothing is deleted unless a snapshot covers it.
  */
 import { statSync } from "node:fs";
-import { unlink } from "node:fs/promises";
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { StateMachineConfig } from "../core/state-machine.js";
@@ -19,6 +18,7 @@ import type { CompactionJob, CompactionResult } from "./compaction.js";
 import type { LauncherReply, LauncherRequest } from "./compaction-launcher.js";
 import type { ChildLaunch } from "./idle-priority.js";
 import { listSnapshots, type DataDir } from "./data-dir.js";
+import { removeInSteps } from "./file-removal.js";
 import { syncDirectoryAsync } from "./log-file.js";
 import type { SealedSegment } from "./segment-log.js";
 
@@ -101,16 +101,18 @@ export class Compactor {
   }
 
   /**
-   * Deletes the segments and older snapshots the new snapshot covers, on the thread pool: unlinking
-   * hundreds of MiB took 70-110 ms, which on the event loop stalled every request for that long.
+   * Deletes the segments and older snapshots the new snapshot covers, on the thread pool (unlinking
+   * hundreds of MiB took 70-110 ms, which on the event loop stalled every request for that long),
+   * and a few MiB at a time (file-removal.ts: freeing a whole segment at once held the log's syncs).
    * Segments go first and the directory is synced before older snapshots go, so a crash in between
-   * leaves a snapshot that covers everything still on disk.
+   * leaves a snapshot that covers everything still on disk; a file cut short by a crash is one
+   * recovery deletes (a covered segment) or never reads (an older snapshot).
    */
   private async removeCovered(result: CompactionResult, covered: number): Promise<void> {
-    for (const segment of this.sealed.splice(0, covered)) await unlink(segment.path);
+    for (const segment of this.sealed.splice(0, covered)) await removeInSteps(segment.path);
     await syncDirectoryAsync(this.dir.logDir);
     for (const old of listSnapshots(this.dir)) {
-      if (old.lastIndex < result.lastIndex) await unlink(old.path);
+      if (old.lastIndex < result.lastIndex) await removeInSteps(old.path);
     }
   }
 }
