@@ -1,4 +1,4 @@
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { silentLogger, type Logger } from "../../../src/server/logger.js";
@@ -154,6 +154,28 @@ describe("corruption before the tail refuses to start, naming the file and offse
     bytes[bytes.length - 10]! ^= 0x10;
     writeFileSync(result.snapshotPath, bytes);
     expect(() => recover(dir, CONFIG, silentLogger)).toThrow(/snapshot .* is unreadable: checksum mismatch/);
+  });
+});
+
+describe("a clean-up after a snapshot, cut short by a crash", () => {
+  it("leaves covered files shorter, which recovery deletes (segments) or never reads (older snapshots)", async () => {
+    const root = tempDir();
+    await writeLog(root, 12, 600);
+    const dir = openDataDir(root);
+    const sealed = recover(dir, CONFIG, silentLogger).sealed;
+    expect(sealed.length).toBeGreaterThan(2);
+    const older = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed.slice(0, 1) });
+    const newer = compact({ dir, config: CONFIG, snapshotPath: older.snapshotPath, segments: sealed.slice(1) });
+    // The clean-up shrinks each covered file a step at a time before unlinking it.
+    for (const path of [sealed[0]!.path, sealed[1]!.path, older.snapshotPath]) truncateSync(path, Math.floor(statSync(path).size / 2));
+
+    const recovered = recover(dir, CONFIG, silentLogger);
+
+    expect(recovered.snapshotPath).toBe(newer.snapshotPath);
+    expect(recovered.lastIndex).toBe(36);
+    expect(recovered.stateMachine.lockRecordCount).toBe(36);
+    expect(recovered.stateMachine.nextFencingToken).toBe(37);
+    for (const segment of sealed) expect(existsSync(segment.path)).toBe(false);
   });
 });
 
