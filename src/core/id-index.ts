@@ -13,6 +13,11 @@
  *   the move completes, a lookup tries the new table, then the old one; every entry is in exactly one
  *   of them. The old table only ever loses entries: a moved or deleted entry leaves a marker there
  *   that probes step over.
+ * - The doubled table is allocated a little before it is needed and its pages are faulted in one
+ *   every few adds. The operating system hands out a large array's memory a page at a time, on
+ *   first write; left to the move, the first adds after a doubling wrote to a fresh page nearly every
+ *   time (new ids land anywhere), ~2 µs each on this VM: 11.7M ids doubling the table cost ~1.1 µs
+ *   per add for the first 250k adds, against ~0.42 µs with the pages already there.
  * - The hash is seeded so a hostile client cannot aim its ids at one probe run.
  */
 import { readIdWords } from "./command-words.js";
@@ -30,6 +35,14 @@ const GONE = -1; // old table only: moved to the new table, or deleted while gro
 /** Grow past 7 entries per 10 buckets: probe runs stay short (≈ 2 buckets for a missing id). */
 const MAX_LOAD_NUMERATOR = 7;
 const MAX_LOAD_DENOMINATOR = 10;
+/**
+ * Past 6 entries per 10 buckets the doubled table is allocated, and one of its pages faulted in per
+ * PREFAULT_EVERY_ADDS adds. It has bucket count / 256 pages of 4 KiB and 0.1 x bucket count adds
+ * remain before it is needed: one page per 16 adds finishes by 6.6 entries per 10 buckets.
+ */
+const PREPARE_LOAD_NUMERATOR = 6;
+const PREFAULT_EVERY_ADDS = 16;
+const PAGE_INT32S = 4096 / 4;
 
 export class IdIndex {
   private readonly idChunks: Int32Array[] = [];
@@ -41,6 +54,10 @@ export class IdIndex {
   private oldMask = 0;
   private cursor = 0;
   private count = 0;
+  /** The doubled table, allocated ahead of growing (see above), and the next offset to fault in. */
+  private next: Int32Array | null = null;
+  private nextFaulted = 0;
+  private addsUntilFault = PREFAULT_EVERY_ADDS;
   /** Scratch and result sink of `prefetch`. */
   private hashes = new Int32Array(0);
   private touched = 0;
@@ -145,6 +162,7 @@ export class IdIndex {
     this.count++;
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
     else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * MAX_LOAD_NUMERATOR) this.startGrowing();
+    else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * PREPARE_LOAD_NUMERATOR) this.prepareNext();
   }
 
   delete(slot: number): void {
@@ -191,11 +209,25 @@ export class IdIndex {
     }
   }
 
+  /** Allocates the doubled table, or faults in its next page every PREFAULT_EVERY_ADDS adds. */
+  private prepareNext(): void {
+    if (this.next === null) {
+      this.next = new Int32Array(this.table.length * 2);
+      this.nextFaulted = 0;
+      return;
+    }
+    if (--this.addsUntilFault > 0 || this.nextFaulted >= this.next.length) return;
+    this.addsUntilFault = PREFAULT_EVERY_ADDS;
+    this.next[this.nextFaulted] = 0; // a write, so the page is really allocated (it is zero already)
+    this.nextFaulted += PAGE_INT32S;
+  }
+
   private startGrowing(): void {
     this.old = this.table;
     this.oldMask = this.mask;
     this.cursor = 0;
-    this.table = new Int32Array(this.old.length * 2);
+    this.table = this.next ?? new Int32Array(this.old.length * 2);
+    this.next = null;
     this.mask = this.old.length - 1;
     this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
   }
