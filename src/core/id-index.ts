@@ -64,7 +64,14 @@ export class IdIndex {
   /** The id being looked up or added through the byte-based entry points. */
   private readonly scratch = new Int32Array(ID_WORDS);
 
-  constructor(private readonly seed: number, expectedSlots: number) {
+  /**
+   * `expectedSlots` sizes the table. One sized for a known number of entries (a snapshot and the log
+   * after it, being loaded) is not prepared to double before it holds more: it may never need to.
+   */
+  constructor(
+    private readonly seed: number,
+    private readonly expectedSlots: number,
+  ) {
     const buckets = tableSizeFor(expectedSlots);
     this.table = new Int32Array(buckets * 2);
     this.mask = buckets - 1;
@@ -162,7 +169,7 @@ export class IdIndex {
     this.count++;
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
     else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * MAX_LOAD_NUMERATOR) this.startGrowing();
-    else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * PREPARE_LOAD_NUMERATOR) this.prepareNext();
+    else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * PREPARE_LOAD_NUMERATOR && this.count > this.expectedSlots) this.prepareNext();
   }
 
   delete(slot: number): void {
