@@ -1,11 +1,12 @@
 /**
- * Deleting large files while the log is syncing. This file system is mounted with `discard`: the
- * blocks a deletion frees are trimmed on the device when the journal commits, and the log's
- * fdatasyncs queue behind that. Unlinking a 32 MiB segment held every log sync for ~10 ms (measured
- * with a pwrite + fdatasync loop beside the deletion of eight segments: ~10 ms syncs for the whole
- * 80 ms it took, and once in lockd a 209 ms sync). Shrinking the file a few MiB at a time, each step
- * committed before the next, trims in pieces the device finishes between the log's syncs: the same
- * eight segments in 4 MiB steps took 118 ms with no sync above 4.1 ms, as without any deletion.
+ * Deleting large files while the log is syncing. Where the file system trims freed blocks on the
+ * device (ext4 mounted with `discard`, as on the machine in BENCHMARKS.md), a deletion's trim runs
+ * when the journal commits, and the log's fdatasyncs queue behind it. There, unlinking a 32 MiB
+ * segment held every log sync for ~10 ms (a pwrite + fdatasync loop beside the deletion of eight
+ * segments: ~10 ms syncs for the whole 80 ms it took; once, under load, a 209 ms sync). Shrinking
+ * the file a few MiB at a time, each step committed before the next, trims in pieces the device
+ * finishes between the log's syncs: the same eight segments in 4 MiB steps took 118 ms with no sync
+ * above 4.1 ms, as without any deletion. Without `discard` the steps cost a few syncs and no more.
  */
 import { open, unlink } from "node:fs/promises";
 
