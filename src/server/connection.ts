@@ -52,12 +52,13 @@ export class Connection implements ReplySink {
     socket.on("error", () => socket.destroy());
   }
 
+  /**
+   * Nothing in flight, so the idle timeout may close it once it has been silent long enough. Bytes
+   * of a frame not yet complete are not in flight: with --frame-timeout off, a connection that
+   * stops half way through a frame is still closed for being idle.
+   */
   get idle(): boolean {
-    return this.inflight === 0 && this.reader.pendingBytes === 0;
-  }
-
-  get hasPartialFrame(): boolean {
-    return this.reader.pendingBytes > 0;
+    return this.inflight === 0;
   }
 
   /** Stops reading for good (shutdown): what was read is still answered. */

@@ -175,4 +175,12 @@ describe("--idle-timeout: a connection silent with nothing in flight is closed",
     await expectServed(client, 1n);
     expect(await client.closedWithin(5000)).toBe(true);
   });
+
+  it("also when it holds half a frame and --frame-timeout is off: a partial frame is not in flight", async () => {
+    const noFrameTimeout = await lockdWith(["--idle-timeout", "300", "--frame-timeout", "0"]);
+    const client = await RawClient.open(noFrameTimeout.port);
+    await expectServed(client, 2n);
+    client.write(acquire({ lock: 3n, owner: 1n }, 60_000n).subarray(0, 5));
+    expect(await client.closedWithin(5000)).toBe(true);
+  });
 });
