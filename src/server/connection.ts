@@ -31,12 +31,20 @@ export class Connection implements ReplySink {
   private readingPaused = false;
   /** Every complete frame received so far has been processed. */
   private framesDrained = true;
-  /** An oversized length arrived: answer 3, flush, close. */
+  /** An oversized length arrived, or the server is shutting down: answer what was read, then close. */
   private closing = false;
+  /** Our FIN is sent: what the peer still sends is read and dropped until it closes too. */
+  private discarding = false;
   private peerEnded = false;
-  /** Coarse time when the current partial frame began (0 = none), and of the last read. */
+  /**
+   * Since when the server has been waiting for the rest of an incomplete frame (0 = it is not:
+   * no partial frame, or reading is held back by the server itself).
+   */
   partialSinceMs = 0;
+  /** Coarse time of the last bytes read or answers written: the idle timeout's clock. */
   lastActivityMs = 0;
+  /** Coarse time our side was closed (0 = open): the peer has a grace period to close its side. */
+  endedAtMs = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -48,17 +56,21 @@ export class Connection implements ReplySink {
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.onPeerEnd());
-    socket.on("drain", () => this.maybeResume());
+    socket.on("drain", () => {
+      this.lastActivityMs = this.coarseNow();
+      this.maybeResume();
+    });
     socket.on("error", () => socket.destroy());
   }
 
   /**
-   * Nothing in flight, so the idle timeout may close it once it has been silent long enough. Bytes
-   * of a frame not yet complete are not in flight: with --frame-timeout off, a connection that
-   * stops half way through a frame is still closed for being idle.
+   * Nothing in flight and no answer waiting for the client to read it, so the idle timeout may close
+   * the connection once it has been silent long enough without losing an answer. Bytes of a frame not
+   * yet complete are not in flight: with --frame-timeout off, a connection that stops half way
+   * through a frame is still closed for being idle.
    */
   get idle(): boolean {
-    return this.inflight === 0;
+    return this.inflight === 0 && this.socket.writableLength === 0 && !this.closing;
   }
 
   /** Stops reading for good (shutdown): what was read is still answered. */
@@ -100,6 +112,7 @@ export class Connection implements ReplySink {
       for (let at = 0; at < length; at += RESPONSE_BYTES) writeResponse(replies, at, Status.Unavailable, 0, 0);
     }
     this.inflight -= count;
+    this.lastActivityMs = this.coarseNow();
     if (!this.socket.destroyed) {
       this.socket.write(replies.subarray(0, length));
       // Nothing queued means the kernel took every byte during the call: the buffer is free again.
@@ -111,6 +124,7 @@ export class Connection implements ReplySink {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.discarding) return;
     this.lastActivityMs = this.coarseNow();
     // Only a chunk that starts on a frame boundary can be looked ahead into.
     if (this.reader.pendingBytes === 0) this.pipeline.prefetch(chunk);
@@ -125,13 +139,17 @@ export class Connection implements ReplySink {
     const maxInflight = this.config.maxInflightPerConnection;
     const stampMs = pipeline.stamp();
     this.framesDrained = false;
+    let completed = false;
     for (;;) {
       if (this.inflight >= maxInflight || this.socket.writableLength > this.config.maxQueuedReplyBytes) {
+        // The server holds the rest back, so it is not waiting for the client: no frame clock runs.
+        this.partialSinceMs = 0;
         this.pauseReading();
         return;
       }
       const event = reader.next();
       if (event === FrameEvent.Frame) {
+        completed = true;
         const { frame, frameStart, frameLength } = reader;
         if (isValidRequestBody(frame, frameStart, frameLength, maxTtlMs)) {
           pipeline.submit(this, frame, frameStart, frameLength, stampMs);
@@ -144,15 +162,18 @@ export class Connection implements ReplySink {
         // A length over the limit: the stream cannot be resynchronised. Answer 3, then close.
         pipeline.answerWithoutState(this, Status.Invalid);
         this.closing = true;
+        this.partialSinceMs = 0;
         this.pauseReading();
         return;
       }
     }
     this.framesDrained = true;
-    if (reader.pendingBytes === 0) this.partialSinceMs = 0;
+    // The frame clock runs from the read that brought the incomplete frame's first byte (or from when
+    // the server resumed reading): if a frame completed here, the one left incomplete began here.
     // A fresh reading, not the coarse clock: that one can be a whole sweep behind, which would make a
-    // partial frame look older than it is and drop it before --frame-timeout. Once per split frame.
-    else if (this.partialSinceMs === 0) this.partialSinceMs = performance.now();
+    // partial frame look older than it is and drop it before --frame-timeout.
+    if (reader.pendingBytes === 0) this.partialSinceMs = 0;
+    else if (completed || this.partialSinceMs === 0) this.partialSinceMs = performance.now();
     this.finishIfDone();
   }
 
@@ -179,6 +200,22 @@ export class Connection implements ReplySink {
 
   private finishIfDone(): void {
     if (this.inflight !== 0 || this.socket.destroyed) return;
-    if (this.closing || (this.peerEnded && this.framesDrained)) this.socket.end();
+    if (this.closing) this.endAndDiscard();
+    else if (this.peerEnded && this.framesDrained) this.socket.end();
+  }
+
+  /**
+   * Closing from our side: FIN after the last answer, then read and drop whatever the peer still
+   * sends. A socket left unread would stay open for as long as the peer keeps it: the peer's FIN or
+   * RST is only seen by reading, and a full receive buffer is never read again. The server's sweep
+   * destroys the connection if the peer has not closed within a grace period.
+   */
+  private endAndDiscard(): void {
+    if (this.endedAtMs > 0) return;
+    this.endedAtMs = this.coarseNow();
+    this.socket.end();
+    this.discarding = true;
+    this.readingPaused = false;
+    this.socket.resume();
   }
 }

@@ -77,7 +77,10 @@ export class LockServer {
     this.coarseNowMs = performance.now();
     const { frameTimeoutMs, idleTimeoutMs } = this.config;
     for (const connection of this.connections) {
-      if (frameTimeoutMs > 0 && connection.partialSinceMs > 0 && this.coarseNowMs - connection.partialSinceMs > frameTimeoutMs) {
+      if (connection.endedAtMs > 0) {
+        // Our side is closed and the peer has not closed its own: it gets a grace period, not forever.
+        if (this.coarseNowMs - connection.endedAtMs > CLOSE_GRACE_MS + SWEEP_EVERY_MS) connection.destroy();
+      } else if (frameTimeoutMs > 0 && connection.partialSinceMs > 0 && this.coarseNowMs - connection.partialSinceMs > frameTimeoutMs) {
         connection.destroy();
       } else if (idleTimeoutMs > 0 && connection.idle && this.coarseNowMs - connection.lastActivityMs > idleTimeoutMs + SWEEP_EVERY_MS) {
         // lastActivityMs is coarse (up to one sweep old): waiting one sweep longer never closes early.

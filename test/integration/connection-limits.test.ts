@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
@@ -75,6 +76,94 @@ describe("a client sending half a frame and going silent is dropped after --fram
     }
     expect(client.socket.destroyed).toBe(false);
     client.close();
+  });
+});
+
+describe("the frame timeout runs only while the server waits for the client's bytes", () => {
+  const FRAME_TIMEOUT_MS = 300;
+
+  it("never drops a client streaming without pause whose writes end mid-frame", async () => {
+    const lockd = await lockdWith(["--frame-timeout", String(FRAME_TIMEOUT_MS)]);
+    const client = await RawClient.open(lockd.port);
+    // Every write ends 13 bytes into a frame, so every read the server makes leaves a partial frame
+    // behind, each one completed by the next write long before the timeout.
+    const frameBytes = inspect({ lock: 0n, owner: 1n }).length;
+    const frames = Buffer.concat(Array.from({ length: 2000 }, (_, n) => inspect({ lock: BigInt(n), owner: 1n })));
+    const perWrite = 10 * frameBytes + 13;
+    let answered = 0;
+    for (let at = 0; at < frames.length; at += perWrite) {
+      client.write(frames.subarray(at, at + perWrite));
+      await sleep(10);
+      const whole = Math.floor(Math.min(at + perWrite, frames.length) / frameBytes);
+      if (whole > answered) {
+        await client.read((whole - answered) * 17);
+        answered = whole;
+      }
+    }
+    expect(answered).toBe(2000);
+    expect(client.socket.destroyed).toBe(false);
+    client.close();
+  });
+
+  it("does not run while the server holds a client's frames back (--max-inflight), and every answer arrives", async () => {
+    const lockd = await lockdWith(["--frame-timeout", String(FRAME_TIMEOUT_MS), "--idle-timeout", String(FRAME_TIMEOUT_MS), "--max-inflight", "2"]);
+    const client = await RawClient.open(lockd.port);
+    // 8000 state changes, two at a time per fsync: several times the timeout, with the rest of the
+    // pipeline (and a partial frame at the end of most reads) held back by the server meanwhile.
+    const frames = Buffer.concat(
+      Array.from({ length: 4000 }, (_, n) => Buffer.concat([acquire({ lock: BigInt(n), owner: 7n }, 60_000n), release({ lock: BigInt(n), owner: 7n })])),
+    );
+    client.write(frames);
+    const answers = splitAnswers(await client.read(8000 * 17, 60_000));
+    expect(answers.every((answer) => answer.status === Status.Ok)).toBe(true);
+    expect(client.socket.destroyed).toBe(false);
+    client.close();
+  });
+});
+
+describe("a connection closed for a length over 1024 is let go, however much the client sent after it", () => {
+  // A length of 1025, then far more than the socket buffers hold.
+  const hostileBytes = Buffer.concat([Buffer.from([0, 0, 4, 1]), Buffer.alloc(512 * 1024, 0xab)]);
+
+  async function expectSlotFree(port: number): Promise<void> {
+    // With --max-connections 1, a refused client is closed unanswered; a served one gets its answer.
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const next = await RawClient.open(port);
+      next.write(inspect({ lock: 1n, owner: 1n }));
+      const served = await next.read(17, 250).then(
+        () => true,
+        () => false,
+      );
+      next.close();
+      if (served) return;
+      await sleep(250);
+    }
+    throw new Error("the connection slot never came free");
+  }
+
+  it("closes completely once the client has sent everything and closes its side", async () => {
+    const lockd = await lockdWith(["--max-connections", "1"]);
+    const hostile = await RawClient.open(lockd.port);
+    hostile.write(hostileBytes);
+    expect(splitAnswers(await hostile.read(17))[0]!.status).toBe(Status.Invalid);
+    // The client closes its side after the server's FIN once its own bytes are sent, which needs
+    // the server to keep reading them.
+    expect(await hostile.closedWithin(5000)).toBe(true);
+    await expectSlotFree(lockd.port);
+  });
+
+  it("is let go after a grace period when the client keeps its side open", async () => {
+    const lockd = await lockdWith(["--max-connections", "1"]);
+    const hostile = connect({ port: lockd.port, host: "127.0.0.1", allowHalfOpen: true });
+    hostile.on("error", () => {});
+    const replies: Buffer[] = [];
+    hostile.on("data", (chunk: Buffer) => replies.push(chunk));
+    const ended = new Promise<void>((resolve) => hostile.once("end", resolve));
+    hostile.write(hostileBytes);
+    await ended; // the server's FIN, after its answer
+    expect(splitAnswers(Buffer.concat(replies))[0]!.status).toBe(Status.Invalid);
+    await expectSlotFree(lockd.port); // the client never closes: the server lets go on its own
+    hostile.destroy();
   });
 });
 
