@@ -89,6 +89,8 @@ export class CommitPipeline {
   private readonly sealed: Batch[] = [];
   private readonly spareBatches: Batch[] = [];
   private flushScheduled = false;
+  /** Inside `log.append`: a log that completes at once (an inline sync) settles within the call. */
+  private appending = false;
   private failure: Error | null = null;
   private idleWaiters: (() => void)[] = [];
   private lastCapacityWarningMs = -Infinity;
@@ -240,7 +242,12 @@ export class CommitPipeline {
       setImmediate(this.settle, batch, this.failure === null ? OK : { ok: false, error: this.failure });
       return;
     }
-    this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
+    this.appending = true;
+    try {
+      this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
+    } finally {
+      this.appending = false;
+    }
   };
 
   private readonly settle = (batch: Batch, result: AppendResult): void => {
@@ -260,7 +267,20 @@ export class CommitPipeline {
       for (const sink of next.sinks) sink.releaseReplies(failed);
       this.recycle(next);
     }
-    this.flush();
+    if (!this.appending) {
+      this.flush();
+    } else if (this.open.sinks.length > 0) {
+      // Settled inside the append (an inline sync): flushing again here would chain the next batch
+      // onto this one's call stack, and a connection whose held-back frames refill the batch at every
+      // release (a low --max-inflight) would run a whole read's worth of batches without the event
+      // loop reading any other connection, as deep in the stack as it has frames. The next turn does it.
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flush);
+      }
+    } else if (this.sealed.length === 0) {
+      this.notifyIdle();
+    }
   };
 
   /** A settled batch: nothing refers to its bytes any more (the log is done with them). */

@@ -121,6 +121,27 @@ describe("the frame timeout runs only while the server waits for the client's by
   });
 });
 
+describe("a client held back by --max-inflight does not hold up the others", () => {
+  it("answers another client within a few of the held-back client's requests, not after a whole read of them", async () => {
+    const lockd = await lockdWith(["--max-inflight", "1"]);
+    const pipeliner = await RawClient.open(lockd.port);
+    const other = await RawClient.open(lockd.port);
+    const count = 3000;
+    // One request answered at a time, each its own batch synced on the spot: the rest of every read
+    // waits in the server, to be taken up one request per answer.
+    pipeliner.write(Buffer.concat(Array.from({ length: count }, (_, n) => inspect({ lock: BigInt(n), owner: 1n }))));
+    await pipeliner.read(17); // the server is into the pipeline
+    const before = pipeliner.buffered / 17;
+    other.write(inspect({ lock: 999_999n, owner: 2n }));
+    expect(splitAnswers(await other.read(17))[0]!.status).toBe(Status.NotHeld);
+    const passed = pipeliner.buffered / 17 - before;
+    // Every answer of the held-back client is written on its own turn of the event loop, so the other
+    // client is read within a few of them (a whole 64 KiB read of them is over 1200).
+    expect(passed).toBeLessThan(300);
+    expect(splitAnswers(await pipeliner.read((count - 1) * 17, 60_000)).length).toBe(count - 1);
+  });
+});
+
 describe("a connection closed for a length over 1024 is let go, however much the client sent after it", () => {
   // A length of 1025, then far more than the socket buffers hold.
   const hostileBytes = Buffer.concat([Buffer.from([0, 0, 4, 1]), Buffer.alloc(512 * 1024, 0xab)]);
