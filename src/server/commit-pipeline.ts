@@ -203,11 +203,15 @@ export class CommitPipeline {
       sink.inOpenBatch = true;
       this.open.sinks.push(sink);
     }
-    if (!this.flushScheduled && this.sealed.length < MAX_BATCHES_IN_FLIGHT) {
-      this.flushScheduled = true;
-      // After every read of this event-loop turn has been processed: that is the batch.
-      setImmediate(this.flush);
-    }
+    // After every read of this event-loop turn has been processed: that is the batch.
+    this.scheduleFlush();
+  }
+
+  /** Flushes on the next turn of the event loop, unless one is due already or the log is full. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.sealed.length >= MAX_BATCHES_IN_FLIGHT) return; // a batch settling flushes again
+    this.flushScheduled = true;
+    setImmediate(this.flush);
   }
 
   private closeRecord(batch: Batch): void {
@@ -267,19 +271,14 @@ export class CommitPipeline {
       for (const sink of next.sinks) sink.releaseReplies(failed);
       this.recycle(next);
     }
-    if (!this.appending) {
-      this.flush();
-    } else if (this.open.sinks.length > 0) {
-      // Settled inside the append (an inline sync): flushing again here would chain the next batch
-      // onto this one's call stack, and a connection whose held-back frames refill the batch at every
+    if (this.appending && this.open.sinks.length > 0) {
+      // Settled inside the append (an inline sync): flushing the next batch here would chain it onto
+      // this one's call stack, and a connection whose held-back frames refill the batch at every
       // release (a low --max-inflight) would run a whole read's worth of batches without the event
       // loop reading any other connection, as deep in the stack as it has frames. The next turn does it.
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flush);
-      }
-    } else if (this.sealed.length === 0) {
-      this.notifyIdle();
+      this.scheduleFlush();
+    } else {
+      this.flush();
     }
   };
 
