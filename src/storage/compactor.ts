@@ -153,13 +153,20 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
       child.channel?.unref();
     }
   };
+  // The waiter of job `id`, taken out once its outcome is known (undefined if it already was).
+  const take = (id: number, child: ChildProcess) => {
+    const waiter = pending.get(id);
+    if (waiter !== undefined) {
+      pending.delete(id);
+      holdWhileBusy(child);
+    }
+    return waiter;
+  };
   const start = (): ChildProcess => {
     const child = fork(LAUNCHER, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "json" });
     child.on("message", (message: LauncherReply) => {
-      const waiter = pending.get(message.id);
+      const waiter = take(message.id, child);
       if (waiter === undefined) return;
-      pending.delete(message.id);
-      holdWhileBusy(child);
       if (message.reply.ok) waiter.resolve(message.reply.result);
       else waiter.reject(new Error(message.reply.message));
     });
@@ -193,11 +200,7 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
       signal.addEventListener("abort", abort, { once: true });
       holdWhileBusy(child);
       child.send({ kind: "run", id, job, launch } satisfies LauncherRequest, (error) => {
-        const waiter = pending.get(id);
-        if (error === null || waiter === undefined) return;
-        pending.delete(id);
-        holdWhileBusy(child);
-        waiter.reject(error);
+        if (error !== null) take(id, child)?.reject(error);
       });
     });
 
