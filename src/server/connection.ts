@@ -142,8 +142,6 @@ export class Connection implements ReplySink {
     let completed = false;
     for (;;) {
       if (this.inflight >= maxInflight || this.socket.writableLength > this.config.maxQueuedReplyBytes) {
-        // The server holds the rest back, so it is not waiting for the client: no frame clock runs.
-        this.partialSinceMs = 0;
         this.pauseReading();
         return;
       }
@@ -162,7 +160,6 @@ export class Connection implements ReplySink {
         // A length over the limit: the stream cannot be resynchronised. Answer 3, then close.
         pipeline.answerWithoutState(this, Status.Invalid);
         this.closing = true;
-        this.partialSinceMs = 0;
         this.pauseReading();
         return;
       }
@@ -178,6 +175,8 @@ export class Connection implements ReplySink {
   }
 
   private pauseReading(): void {
+    // The server holds the rest back, so it is not waiting for the client: no frame clock runs.
+    this.partialSinceMs = 0;
     if (this.readingPaused) return;
     this.readingPaused = true;
     this.socket.pause();
