@@ -49,6 +49,11 @@ export function sealRecord(target: Buffer, at: number, header: RecordHeader): nu
   return end;
 }
 
+/** The first log index of the record at `at`, from its header alone (no checksum is verified). */
+export function recordFirstIndex(bytes: Uint8Array, at: number): number {
+  return readU64(bytes, at + FIRST_INDEX_AT);
+}
+
 export type RecordScan =
   | { readonly kind: "record"; readonly header: RecordHeader; readonly entriesAt: number; readonly end: number }
   | { readonly kind: "end" }

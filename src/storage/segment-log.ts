@@ -9,11 +9,13 @@
  *
  * After any write or sync error the log is poisoned: after a failed fsync the page cache no longer
  * says what is on disk, so no later append may claim durability. Restarting lockd recovers from disk.
+ * An append whose records do not continue the log at the next index is refused the same way.
  */
 import { close as closeAsync, fdatasync, open as openAsync, renameSync, statSync, unlinkSync, write as writeAsync } from "node:fs";
 import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { AppendResult, CommitLog } from "../log/commit-log.js";
+import { RECORD_HEADER_BYTES, recordFirstIndex } from "../log/record.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
 import { segmentPath, type DataDir } from "./data-dir.js";
@@ -123,9 +125,20 @@ export class SegmentLog implements CommitLog {
       setImmediate(done, { ok: false, error: this.failure! });
       return;
     }
-    const entries = lastIndex - this.lastIndexWritten();
+    const lastWritten = this.lastIndexWritten();
+    const entries = lastIndex - lastWritten;
     const append: InFlight = { lastIndex, done };
     this.inFlight.push(append);
+    const firstIndex = records.length >= RECORD_HEADER_BYTES ? recordFirstIndex(records, 0) : NaN;
+    if (firstIndex !== lastWritten + 1 || entries < 1) {
+      // The log only ever grows by the next index. Bytes that do not continue it come from a bug
+      // upstream, and written they would stop the next start (recovery refuses a gap or a repeated
+      // index rather than skip acknowledged state): refuse them now and stop, as after a failed
+      // write, with the log on disk intact up to the last acknowledged batch.
+      const found = `records for indexes ${firstIndex} to ${lastIndex}`;
+      setImmediate(this.fail, new Error(`${found} do not continue the log at index ${lastWritten + 1}`), "append");
+      return;
+    }
     try {
       let written = 0;
       while (written < records.length) {

@@ -115,6 +115,36 @@ describe("a small batch syncs inline only while batches are small", () => {
   });
 });
 
+describe("the log only grows by the next index: records that would leave a gap or repeat one are refused", () => {
+  const appendRecord = (log: SegmentLog, firstIndex: number, count: number): Promise<boolean> => {
+    const records = Buffer.alloc(recordBytes(count));
+    sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count });
+    return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
+  };
+
+  for (const [name, firstIndex] of [
+    ["a gap", 4],
+    ["a repeated index", 2],
+  ] as const) {
+    it(`${name}: nothing is written, the log stops, and a restart finds the log as it was acknowledged`, async () => {
+      const root = tempDir();
+      const node = openNode(root);
+      expect(await appendRecord(node.log, 1, 2)).toBe(true);
+      const writesBefore = node.files.writes;
+
+      expect(await appendRecord(node.log, firstIndex, 1)).toBe(false);
+      expect(node.files.writes).toBe(writesBefore);
+      expect(await appendRecord(node.log, 3, 1)).toBe(false); // poisoned, like after a failed write
+      await node.log.close();
+
+      const restarted = openNode(root);
+      expect(restarted.harness.pipeline.lastIndex).toBe(2);
+      expect(await appendRecord(restarted.log, 3, 1)).toBe(true);
+      await restarted.log.close();
+    });
+  }
+});
+
 describe("a storage failure answers 6 and stops state changes; it never answers 0 for what is not on disk", () => {
   for (const fault of [{ kind: "fsync-fails" }, { kind: "enospc" }, { kind: "torn-write", bytes: 40 }] as const) {
     it(`after ${fault.kind}: the batch answers 6, later requests answer 6, and a retry after restart is consistent`, async () => {
