@@ -136,7 +136,7 @@ export class SegmentLog implements CommitLog {
       // index rather than skip acknowledged state): refuse them now and stop, as after a failed
       // write, with the log on disk intact up to the last acknowledged batch.
       const found = `records for indexes ${firstIndex} to ${lastIndex}`;
-      setImmediate(this.fail, new Error(`${found} do not continue the log at index ${lastWritten + 1}`), "append");
+      this.failSoon(new Error(`${found} do not continue the log at index ${lastWritten + 1}`), "append");
       return;
     }
     try {
@@ -148,7 +148,7 @@ export class SegmentLog implements CommitLog {
         this.position += n;
       }
     } catch (error) {
-      setImmediate(this.fail, error as Error, "write");
+      this.failSoon(error as Error, "write");
       return;
     }
     if (this.options.fsync === "never") return this.synced(null, append);
@@ -221,6 +221,17 @@ export class SegmentLog implements CommitLog {
       this.options.logger.error(this.failure.message);
       return false;
     }
+  }
+
+  /**
+   * A failure found inside `append`: the log refuses every later append from this moment, and what is
+   * in flight fails on the next turn (not inside the caller's own call). Were the refusal left to the
+   * next turn as well, a batch settling in between would flush the next append, and its records,
+   * written after the failed ones, would leave a gap that stops the next start.
+   */
+  private failSoon(error: Error, operation: string): void {
+    if (this.failure === null) this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
+    setImmediate(this.fail, error, operation);
   }
 
   private readonly fail = (error: Error, operation: string): void => {

@@ -117,7 +117,9 @@ describe("a small batch syncs inline only while batches are small", () => {
 
 describe("the log only grows by the next index: records that would leave a gap or repeat one are refused", () => {
   const appendRecord = (log: SegmentLog, firstIndex: number, count: number): Promise<boolean> => {
-    const records = Buffer.alloc(recordBytes(count));
+    // Not zeros: a torn write of a record whose tail is zeros would leave the whole record on the
+    // preallocated (zero-filled) segment.
+    const records = Buffer.alloc(recordBytes(count), 0x5a);
     sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count });
     return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
   };
@@ -135,6 +137,27 @@ describe("the log only grows by the next index: records that would leave a gap o
       expect(await appendRecord(node.log, firstIndex, 1)).toBe(false);
       expect(node.files.writes).toBe(writesBefore);
       expect(await appendRecord(node.log, 3, 1)).toBe(false); // poisoned, like after a failed write
+      await node.log.close();
+
+      const restarted = openNode(root);
+      expect(restarted.harness.pipeline.lastIndex).toBe(2);
+      expect(await appendRecord(restarted.log, 3, 1)).toBe(true);
+      await restarted.log.close();
+    });
+  }
+
+  for (const fault of [{ kind: "torn-write", bytes: 40 }, { kind: "enospc" }, { kind: "gap" }] as const) {
+    it(`after a refused append (${fault.kind}), the next one in the same turn is not written either`, async () => {
+      const root = tempDir();
+      const node = openNode(root);
+      expect(await appendRecord(node.log, 1, 2)).toBe(true);
+      if (fault.kind !== "gap") node.files.arm(fault);
+      const refused = appendRecord(node.log, fault.kind === "gap" ? 4 : 3, 1);
+      // Continues the refused append, and comes before the log has reported anything: written, it
+      // would leave a gap where the refused records should be, and the next start would stop there.
+      const following = appendRecord(node.log, fault.kind === "gap" ? 5 : 4, 1);
+      expect(await refused).toBe(false);
+      expect(await following).toBe(false);
       await node.log.close();
 
       const restarted = openNode(root);
