@@ -33,8 +33,6 @@ export class Connection implements ReplySink {
   private framesDrained = true;
   /** An oversized length arrived, or the server is shutting down: answer what was read, then close. */
   private closing = false;
-  /** Our FIN is sent: what the peer still sends is read and dropped until it closes too. */
-  private discarding = false;
   private peerEnded = false;
   /**
    * Since when the server has been waiting for the rest of an incomplete frame (0 = it is not:
@@ -43,7 +41,10 @@ export class Connection implements ReplySink {
   partialSinceMs = 0;
   /** Coarse time of the last bytes read or answers written: the idle timeout's clock. */
   lastActivityMs = 0;
-  /** Coarse time our side was closed (0 = open): the peer has a grace period to close its side. */
+  /**
+   * Coarse time our side was closed (0 = open): the peer has a grace period to close its side, and
+   * what it still sends meanwhile is read and dropped.
+   */
   endedAtMs = 0;
 
   constructor(
@@ -124,7 +125,7 @@ export class Connection implements ReplySink {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.discarding) return;
+    if (this.endedAtMs > 0) return; // our FIN is sent: read only to see the peer close
     this.lastActivityMs = this.coarseNow();
     // Only a chunk that starts on a frame boundary can be looked ahead into.
     if (this.reader.pendingBytes === 0) this.pipeline.prefetch(chunk);
@@ -213,7 +214,6 @@ export class Connection implements ReplySink {
     if (this.endedAtMs > 0) return;
     this.endedAtMs = this.coarseNow();
     this.socket.end();
-    this.discarding = true;
     this.readingPaused = false;
     this.socket.resume();
   }
