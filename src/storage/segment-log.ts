@@ -230,16 +230,22 @@ export class SegmentLog implements CommitLog {
    * written after the failed ones, would leave a gap that stops the next start.
    */
   private failSoon(error: Error, operation: string): void {
-    if (this.failure === null) this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
+    this.markFailed(error, operation);
     setImmediate(this.fail, error, operation);
   }
 
+  /** The first failure is the one every later append is refused with; returns it. */
+  private markFailed(error: Error, operation: string): Error {
+    this.failure ??= new Error(`${operation} of ${this.path} failed: ${error.message}`);
+    return this.failure;
+  }
+
   private readonly fail = (error: Error, operation: string): void => {
-    if (this.failure === null) this.failure = new Error(`${operation} of ${this.path} failed: ${error.message}`);
+    const failure = this.markFailed(error, operation);
     const failed = [...this.inFlight, ...this.waiting];
     this.inFlight = [];
     this.waiting = [];
-    for (const each of failed) each.done({ ok: false, error: this.failure });
+    for (const each of failed) each.done({ ok: false, error: failure });
   };
 
   /** Starts the next segment from the prepared spare (or a plain new file if it is not ready yet). */
