@@ -312,13 +312,15 @@ function main(): void {
   const micro = load(microFile).filter((r): r is MicroRecord => r.suite === "micro");
   const isProbe = (r: AnyRecord): r is ProbeRecord => r.suite === "probe";
   // The compare run's own probes when it has them: the c=1 target is measured against those minutes.
-  const probes = compare.some(isProbe) ? compare.filter(isProbe) : scaling.filter(isProbe);
+  const compareProbes = compare.filter(isProbe);
+  const probesFile = compareProbes.length > 0 ? compareFile : scalingFile;
+  const probes = compareProbes.length > 0 ? compareProbes : scaling.filter(isProbe);
   const compareLoads = compare.filter(isLoad);
   const connections = scaling.filter(isLoad).filter((r) => r.sweep === "connections");
   const locks = scaling.filter(isLoad).filter((r) => r.sweep === "locks");
 
   const sections: [string, string, string | null][] = [];
-  if (probes.length > 0) sections.push(["machine", machineSection(probes, markdown), compare.some(isProbe) ? compareFile : scalingFile]);
+  if (probes.length > 0) sections.push(["machine", machineSection(probes, markdown), probesFile]);
   if (compareLoads.length > 0) sections.push(["compare", compareSection(compareLoads, markdown), compareFile]);
   if (compareLoads.length > 0 || locks.length > 0 || recovery.length > 0) {
     const targets = targetsSection({ compare: aggregate(compareLoads), probes, locks, recovery, ceilingOps }, markdown);
