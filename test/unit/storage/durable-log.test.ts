@@ -45,6 +45,15 @@ function openNode(root: string, options: { segmentBytes?: number; snapshotEveryB
   return { dir, files, log, compactor, harness };
 }
 
+/** Appends one record of `count` entries from `firstIndex` straight to the log; resolves to its `ok`. */
+function appendRecord(log: SegmentLog, firstIndex: number, count: number): Promise<boolean> {
+  // Not zeros: a torn write of a record whose tail is zeros would leave the whole record on the
+  // preallocated (zero-filled) segment.
+  const records = Buffer.alloc(recordBytes(count), 0x5a);
+  sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count });
+  return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
+}
+
 function stateBytes(sm: StateMachine): string {
   return encodeSnapshot(sm, { lastIndex: 0, lastTerm: 0 }).toString("hex");
 }
@@ -92,15 +101,10 @@ describe("a small batch syncs inline only while batches are small", () => {
   it("blocks the loop for a lone small batch in a quiet stretch, never right after big batches", async () => {
     const node = openNode(tempDir());
     let nextIndex = 1;
-    const appendAlone = (entries: number): Promise<void> => {
-      const records = Buffer.alloc(recordBytes(entries));
-      sealRecord(records, 0, { term: 1, firstIndex: nextIndex, stampMs: 1, count: entries });
-      nextIndex += entries;
-      return new Promise((resolve, reject) => node.log.append(records, nextIndex - 1, (result) => (result.ok ? resolve() : reject(result.error))));
-    };
     const inlineSyncsOf = async (entries: number): Promise<number> => {
       const before = node.files.inlineSyncs;
-      await appendAlone(entries);
+      expect(await appendRecord(node.log, nextIndex, entries)).toBe(true);
+      nextIndex += entries;
       return node.files.inlineSyncs - before;
     };
     expect(await inlineSyncsOf(1)).toBe(1); // a lone client
@@ -116,14 +120,6 @@ describe("a small batch syncs inline only while batches are small", () => {
 });
 
 describe("the log only grows by the next index: records that would leave a gap or repeat one are refused", () => {
-  const appendRecord = (log: SegmentLog, firstIndex: number, count: number): Promise<boolean> => {
-    // Not zeros: a torn write of a record whose tail is zeros would leave the whole record on the
-    // preallocated (zero-filled) segment.
-    const records = Buffer.alloc(recordBytes(count), 0x5a);
-    sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count });
-    return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
-  };
-
   for (const [name, firstIndex] of [
     ["a gap", 4],
     ["a repeated index", 2],
