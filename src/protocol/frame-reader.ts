@@ -1,7 +1,8 @@
 /**
  * A streaming splitter of length-prefixed request frames: feed it chunks as they arrive, take out
  * complete frames. Frames that lie whole inside a chunk are handed out as views of that chunk (no
- * copy); only a frame split across chunks is assembled in a small carry buffer. Pure: no I/O.
+ * copy); only a frame split across chunks is assembled in a small carry buffer. A caller whose chunk
+ * memory is about to be reused while frames are still unread in it calls `keepUnread`. Pure: no I/O.
  */
 import { readU32 } from "./u64.js";
 import { LENGTH_PREFIX_BYTES, MAX_FRAME_LENGTH, SHORT_BODY_BYTES } from "./wire.js";
@@ -30,6 +31,17 @@ export class FrameReader {
   /** Bytes of an incomplete frame held back, waiting for the rest. */
   get pendingBytes(): number {
     return this.carried + (this.chunk.length - this.offset);
+  }
+
+  /** Bytes of the current chunk not yet taken out (complete frames or not) are read from the chunk itself. */
+  get holdsChunk(): boolean {
+    return this.offset < this.chunk.length;
+  }
+
+  /** Copies the current chunk's unread bytes, so the caller may reuse the chunk's memory. */
+  keepUnread(): void {
+    this.chunk = new Uint8Array(this.chunk.subarray(this.offset));
+    this.offset = 0;
   }
 
   /** Starts reading a new chunk. Any frame left unread in the previous chunk must have been taken. */

@@ -2,15 +2,19 @@
  * One client connection: splits its byte stream into frames, hands valid ones to the pipeline, and
  * writes the answers back in request order, one socket write per durable batch.
  *
+ * Reads arrive in a buffer shared by every connection (see shared-read-buffer.ts): each chunk is
+ * split and executed during the call that delivers it, and nothing keeps a view of it afterwards.
+ *
  * Backpressure: the connection stops reading when it has `maxInflightPerConnection` requests unanswered
  * or `maxQueuedReplyBytes` of replies the client has not read; the unread part of the current chunk
- * waits in the frame reader (not copied) until answers drain.
+ * is copied into the frame reader and waits there until answers drain.
  */
 import type { Socket } from "node:net";
 import { FrameEvent, FrameReader } from "../protocol/frame-reader.js";
 import { isValidRequestBody } from "../protocol/request.js";
 import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
 import { writeResponse } from "../protocol/response.js";
+import { readIntoSharedBuffer } from "./shared-read-buffer.js";
 import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 
@@ -47,15 +51,23 @@ export class Connection implements ReplySink {
    */
   endedAtMs = 0;
 
+  private readonly socket: Socket;
+
+  /**
+   * `accepted` comes from a server listening with `pauseOnConnect`; it is replaced by a socket that
+   * reads into `readBuffer`, which other connections share.
+   */
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
+    readBuffer: Buffer,
     private readonly pipeline: CommitPipeline,
     private readonly config: ServerConfig,
     private readonly coarseNow: () => number,
   ) {
     this.lastActivityMs = coarseNow();
+    const socket = readIntoSharedBuffer(accepted, readBuffer, (chunk) => this.onData(chunk));
+    this.socket = socket;
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("end", () => this.onPeerEnd());
     socket.on("drain", () => {
       this.lastActivityMs = this.coarseNow();
@@ -83,6 +95,10 @@ export class Connection implements ReplySink {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  onClose(listener: () => void): void {
+    this.socket.on("close", listener);
   }
 
   reserveReply(): number {
@@ -131,6 +147,8 @@ export class Connection implements ReplySink {
     if (this.reader.pendingBytes === 0) this.pipeline.prefetch(chunk);
     this.reader.push(chunk);
     this.processFrames();
+    // Held back (backpressure): the next read, on any connection, reuses the chunk's memory.
+    if (this.reader.holdsChunk) this.reader.keepUnread();
   }
 
   private processFrames(): void {

@@ -11,6 +11,8 @@ import type { Logger } from "./logger.js";
 
 const SWEEP_EVERY_MS = 250;
 const CLOSE_GRACE_MS = 2_000;
+/** The most one read takes from a socket (libuv's own suggestion for a read buffer). */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 export class LockServer {
   private readonly server: Server;
@@ -19,21 +21,24 @@ export class LockServer {
   /** Coarse monotonic time for timeouts, refreshed by the sweep instead of read per packet. */
   private coarseNowMs = performance.now();
   private rejectedConnections = 0;
+  /** Every connection reads into this: a chunk is consumed (or copied) before the next read. */
+  private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
 
   private constructor(
     private readonly config: ServerConfig,
     private readonly pipeline: CommitPipeline,
     private readonly logger: Logger,
   ) {
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    // pauseOnConnect: a Connection starts the reading, into the shared buffer.
+    this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
       if (this.connections.size >= this.config.maxConnections) {
         this.rejectedConnections++;
         socket.destroy();
         return;
       }
-      const connection = new Connection(socket, this.pipeline, this.config, () => this.coarseNowMs);
+      const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, () => this.coarseNowMs);
       this.connections.add(connection);
-      socket.on("close", () => this.connections.delete(connection));
+      connection.onClose(() => this.connections.delete(connection));
     });
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
     this.sweepTimer.unref();

@@ -256,6 +256,39 @@ describe("backpressure (--max-inflight, --max-queued-reply-bytes) slows a connec
     client.close();
   });
 
+  it("keeps the frames it holds back intact while it reads other connections into the same buffer", async () => {
+    // Every connection reads into one shared buffer: the held-back rest of a read must be copied out
+    // before the next read, or other clients' bytes would be executed in its place.
+    const pipeliner = await RawClient.open(lockd.port);
+    const count = 2000;
+    const frames: Buffer[] = [];
+    for (let n = 0; n < count; n++) frames.push(acquire({ lock: 50_000n + BigInt(n), owner: 8n }, 60_000n));
+    pipeliner.write(Buffer.concat(frames));
+    const others = await Promise.all([1, 2, 3].map(() => RawClient.open(lockd.port)));
+    const burst = Buffer.concat(Array.from({ length: 500 }, (_, n) => inspect({ lock: 90_000n + BigInt(n), owner: 9n }, true)));
+    let othersAnswered = 0;
+    const answersOfPipeliner = pipeliner.read(count * 17, 60_000);
+    let done = false;
+    void answersOfPipeliner.finally(() => (done = true));
+    while (!done) {
+      await Promise.all(
+        others.map(async (other) => {
+          other.write(burst);
+          const answers = splitAnswers(await other.read(500 * 17));
+          expect(answers.every((a) => a.status === Status.NotHeld)).toBe(true);
+          othersAnswered += answers.length;
+        }),
+      );
+    }
+    const answers = splitAnswers(await answersOfPipeliner);
+    expect(othersAnswered).toBeGreaterThan(0);
+    expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+    for (let n = 1; n < count; n++) {
+      if (answers[n]!.fencingToken !== answers[n - 1]!.fencingToken + 1n) throw new Error(`answer ${n} is not the next grant`);
+    }
+    for (const client of [pipeliner, ...others]) client.close();
+  });
+
   it("answers everything to a client that stops reading for a while", async () => {
     const client = await RawClient.open(lockd.port);
     client.socket.pause();

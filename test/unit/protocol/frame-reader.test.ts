@@ -72,3 +72,42 @@ describe("a length over 1024 cannot be resynchronised", () => {
     }
   });
 });
+
+describe("keepUnread: frames left in a chunk survive the chunk's memory being reused", () => {
+  const stream = Buffer.concat([acquire({ lock: 1n, owner: 2n }, 1000n), release({ lock: 1n, owner: 2n }), inspect({ lock: 3n, owner: 4n }, true)]);
+  const expected = readAll(new FrameReader(), [stream]).frames;
+
+  it("yields the same frames after the chunk is overwritten, whatever was taken before", () => {
+    for (let taken = 0; taken < expected.length; taken++) {
+      for (const tail of [0, 20]) {
+        // The chunk may end in part of another frame, which must carry over too.
+        const chunk = Buffer.concat([stream, stream.subarray(0, tail)]);
+        const reader = new FrameReader();
+        reader.push(chunk);
+        const frames: string[] = [];
+        for (let n = 0; n < taken; n++) {
+          expect(reader.next()).toBe(FrameEvent.Frame);
+          frames.push(Buffer.from(reader.frame.subarray(reader.frameStart, reader.frameStart + reader.frameLength)).toString("hex"));
+        }
+        expect(reader.holdsChunk).toBe(true);
+        reader.keepUnread();
+        chunk.fill(0xee);
+        expect(reader.holdsChunk).toBe(true);
+        while (reader.next() === FrameEvent.Frame) {
+          frames.push(Buffer.from(reader.frame.subarray(reader.frameStart, reader.frameStart + reader.frameLength)).toString("hex"));
+        }
+        expect(frames, `${taken} taken, ${tail} bytes of the next frame`).toEqual(expected);
+        expect(reader.pendingBytes).toBe(tail);
+        // The carried start of the next frame was copied too: the rest of the stream completes it.
+        expect(readAll(reader, [stream.subarray(tail)]).frames).toEqual(expected);
+      }
+    }
+  });
+
+  it("holds no chunk once every byte is taken out or carried", () => {
+    const reader = new FrameReader();
+    expect(readAll(reader, [stream.subarray(0, stream.length - 5)]).frames).toHaveLength(expected.length - 1);
+    expect(reader.holdsChunk).toBe(false);
+    expect(reader.pendingBytes).toBeGreaterThan(0);
+  });
+});
