@@ -199,8 +199,13 @@ function openLog(root: string, fsync: "always" | "never"): LogUnderTest {
   return { log, lastIndex: 0 };
 }
 
-/** One append of `records` (holding `entries` entries); resolves when `done` reports it durable. */
+/**
+ * One append of `records` (holding `entries` entries); resolves when `done` reports it durable. The
+ * record is sealed again first, for the next index: the log refuses records that do not continue it,
+ * and the pipeline seals every batch's record the same way.
+ */
 function append(target: LogUnderTest, records: Buffer, entries: number): Promise<void> {
+  sealRecord(records, 0, { term: 1, firstIndex: target.lastIndex + 1, stampMs: STAMP_BASE_MS, count: entries });
   target.lastIndex += entries;
   return new Promise((resolve, reject) => {
     target.log.append(records, target.lastIndex, (result: AppendResult) => (result.ok ? resolve() : reject(result.error)));
@@ -270,7 +275,9 @@ async function main(): Promise<void> {
   for (const task of [...bench.tasks, ...logBench.tasks]) {
     const result = task.result;
     if (result.state !== "completed") {
+      // A task that failed must fail the run: a table missing its rows would pass for a complete one.
       process.stderr.write(`${task.name}: ${result.state}${"error" in result ? ` ${String(result.error)}` : ""}\n`);
+      process.exitCode = 1;
       continue;
     }
     // Tasks that handle many items per call are reported per item (a frame, an entry).
