@@ -33,7 +33,7 @@ export class FrameReader {
     return this.carried + (this.chunk.length - this.offset);
   }
 
-  /** Bytes of the current chunk not yet taken out (complete frames or not) are read from the chunk itself. */
+  /** Part of the current chunk is still unread, and still read from the chunk's own memory. */
   get holdsChunk(): boolean {
     return this.offset < this.chunk.length;
   }

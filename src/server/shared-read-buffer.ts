@@ -31,8 +31,7 @@ export function readIntoSharedBuffer(accepted: Socket, buffer: Buffer, onChunk: 
   const fields = accepted as unknown as AcceptedSocketFields;
   const handle = fields._handle;
   if (handle === null || typeof handle !== "object" || typeof handle.readStart !== "function" || accepted.destroyed) {
-    accepted.on("data", onChunk);
-    return accepted;
+    return readThroughStream(accepted, onChunk);
   }
   const server = fields._server;
   fields._handle = null;
@@ -49,4 +48,15 @@ export function readIntoSharedBuffer(accepted: Socket, buffer: Buffer, onChunk: 
   moved._server = server;
   moved.server = server;
   return socket;
+}
+
+/**
+ * The ordinary way, where the handle cannot be moved: each chunk is a buffer of its own, read through
+ * 'data' events. An accepted socket starts paused (`pauseOnConnect`), and a 'data' listener alone
+ * does not resume a socket paused that way.
+ */
+export function readThroughStream(accepted: Socket, onChunk: (chunk: Buffer) => void): Socket {
+  accepted.on("data", onChunk);
+  accepted.resume();
+  return accepted;
 }

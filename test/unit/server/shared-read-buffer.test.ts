@@ -6,7 +6,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { readIntoSharedBuffer } from "../../../src/server/shared-read-buffer.js";
+import { readIntoSharedBuffer, readThroughStream } from "../../../src/server/shared-read-buffer.js";
 
 interface Accepted {
   readonly socket: Socket;
@@ -20,17 +20,21 @@ afterEach(() => {
   for (const server of servers.splice(0)) server.close();
 });
 
-/** A server that moves every connection onto `buffer`, and a client connected to it. */
-async function pair(buffer: Buffer): Promise<{ server: Server; client: Socket; accepted: Accepted }> {
+/**
+ * A server that moves every connection onto `buffer` (or, with `ordinary`, reads it the ordinary
+ * way), and a client connected to it.
+ */
+async function pair(buffer: Buffer, ordinary = false): Promise<{ server: Server; client: Socket; accepted: Accepted }> {
   let resolveAccepted: (accepted: Accepted) => void = () => {};
   const acceptedPromise = new Promise<Accepted>((resolve) => (resolveAccepted = resolve));
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
     const chunks: Buffer[] = [];
     const copies: Buffer[] = [];
-    const moved = readIntoSharedBuffer(socket, buffer, (chunk) => {
+    const onChunk = (chunk: Buffer): void => {
       chunks.push(chunk);
       copies.push(Buffer.from(chunk));
-    });
+    };
+    const moved = ordinary ? readThroughStream(socket, onChunk) : readIntoSharedBuffer(socket, buffer, onChunk);
     resolveAccepted({ socket: moved, chunks, copies });
   });
   servers.push(server);
@@ -102,9 +106,7 @@ describe("an accepted socket reading into a shared buffer", () => {
     client.destroy();
   });
 
-  it("falls back to 'data' events for a socket without a native handle to move", async () => {
-    const { client, accepted } = await pair(Buffer.alloc(4096));
-    // The moved socket has its handle in place; a destroyed one has none left to move.
+  it("falls back to 'data' events for a socket without a native handle to move", () => {
     const detached = connect({ port: 1, host: "127.0.0.1" });
     detached.on("error", () => {});
     detached.destroy();
@@ -112,6 +114,15 @@ describe("an accepted socket reading into a shared buffer", () => {
     expect(readIntoSharedBuffer(detached, Buffer.alloc(16), (chunk) => chunks.push(chunk))).toBe(detached);
     detached.emit("data", Buffer.from("via data"));
     expect(chunks.map((chunk) => chunk.toString())).toEqual(["via data"]);
+  });
+
+  it("the ordinary way, starts reading a socket accepted paused, and delivers chunks of its own", async () => {
+    const buffer = Buffer.alloc(4096);
+    const { client, accepted } = await pair(buffer, true);
+    client.write(Buffer.from("ordinary"));
+    await until(() => accepted.copies.length === 1);
+    expect(accepted.copies[0]!.toString()).toBe("ordinary");
+    expect(accepted.chunks[0]!.buffer).not.toBe(buffer.buffer);
     client.destroy();
     accepted.socket.destroy();
   });
