@@ -19,6 +19,19 @@ afterAll(async () => {
   }
 });
 
+/** ACQUIREs of `count` consecutive fresh locks from `firstLock`, in one stream. */
+function acquireRun(count: number, firstLock: bigint, owner: bigint): Buffer {
+  return Buffer.concat(Array.from({ length: count }, (_, n) => acquire({ lock: firstLock + BigInt(n), owner }, 60_000n)));
+}
+
+/** Every answer a grant, each with the next fencing token: executed whole, once each, in order. */
+function expectConsecutiveGrants(answers: ReturnType<typeof splitAnswers>): void {
+  expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+  for (let n = 1; n < answers.length; n++) {
+    if (answers[n]!.fencingToken !== answers[n - 1]!.fencingToken + 1n) throw new Error(`answer ${n} is not the next grant`);
+  }
+}
+
 async function expectServed(client: RawClient, lock: bigint): Promise<void> {
   client.write(Buffer.concat([acquire({ lock, owner: 1n }, 60_000n), release({ lock, owner: 1n })]));
   const [granted, released] = splitAnswers(await client.read(2 * 17));
@@ -245,14 +258,8 @@ describe("backpressure (--max-inflight, --max-queued-reply-bytes) slows a connec
   it("answers 3000 pipelined requests in order", async () => {
     const client = await RawClient.open(lockd.port);
     const count = 3000;
-    const frames: Buffer[] = [];
-    for (let n = 0; n < count; n++) frames.push(acquire({ lock: 1000n + BigInt(n), owner: 7n }, 60_000n));
-    client.write(Buffer.concat(frames));
-    const answers = splitAnswers(await client.read(count * 17));
-    for (let n = 1; n < count; n++) {
-      if (answers[n]!.fencingToken !== answers[n - 1]!.fencingToken + 1n) throw new Error(`answer ${n} out of order`);
-    }
-    expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+    client.write(acquireRun(count, 1000n, 7n));
+    expectConsecutiveGrants(splitAnswers(await client.read(count * 17)));
     client.close();
   });
 
@@ -261,9 +268,7 @@ describe("backpressure (--max-inflight, --max-queued-reply-bytes) slows a connec
     // before the next read, or other clients' bytes would be executed in its place.
     const pipeliner = await RawClient.open(lockd.port);
     const count = 2000;
-    const frames: Buffer[] = [];
-    for (let n = 0; n < count; n++) frames.push(acquire({ lock: 50_000n + BigInt(n), owner: 8n }, 60_000n));
-    pipeliner.write(Buffer.concat(frames));
+    pipeliner.write(acquireRun(count, 50_000n, 8n));
     const others = await Promise.all([1, 2, 3].map(() => RawClient.open(lockd.port)));
     const burst = Buffer.concat(Array.from({ length: 500 }, (_, n) => inspect({ lock: 90_000n + BigInt(n), owner: 9n }, true)));
     let othersAnswered = 0;
@@ -280,12 +285,8 @@ describe("backpressure (--max-inflight, --max-queued-reply-bytes) slows a connec
         }),
       );
     }
-    const answers = splitAnswers(await answersOfPipeliner);
     expect(othersAnswered).toBeGreaterThan(0);
-    expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
-    for (let n = 1; n < count; n++) {
-      if (answers[n]!.fencingToken !== answers[n - 1]!.fencingToken + 1n) throw new Error(`answer ${n} is not the next grant`);
-    }
+    expectConsecutiveGrants(splitAnswers(await answersOfPipeliner));
     for (const client of [pipeliner, ...others]) client.close();
   });
 
