@@ -16,6 +16,7 @@ import { systemClock, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
+import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 
 export interface Lockd {
   readonly host: string;
@@ -75,7 +76,15 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
-    const server = await LockServer.listen(config, pipeline, logger);
+    const fileLimit = readOpenFileLimit();
+    const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit);
+    if (maxConnections < config.maxConnections) {
+      logger.warn(
+        `--max-connections ${config.maxConnections} does not fit the open-file limit (ulimit -n ${fileLimit}): ` +
+          `serving at most ${maxConnections} connections. Raise the limit to serve more.`,
+      );
+    }
+    const server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
     const address = server.address();
     return {
       host: address.address,

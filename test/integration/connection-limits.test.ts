@@ -1,6 +1,7 @@
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
+import { RESERVED_DESCRIPTORS } from "../../src/server/open-file-limit.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, inspect, release } from "../support/frames.js";
@@ -326,5 +327,35 @@ describe("--idle-timeout: a connection silent with nothing in flight is closed",
     await expectServed(client, 2n);
     client.write(acquire({ lock: 3n, owner: 1n }, 60_000n).subarray(0, 5));
     expect(await client.closedWithin(5000)).toBe(true);
+  });
+});
+
+describe("a --max-connections above the open-file limit is lowered to what fits, and said so", () => {
+  const FILE_LIMIT = 160;
+  const FITS = FILE_LIMIT - RESERVED_DESCRIPTORS;
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await spawnLockd({ openFileLimit: FILE_LIMIT });
+    spawned.push(lockd);
+  });
+
+  it("warns at start, serves that many, and closes the rest itself (counted in its log)", async () => {
+    expect(lockd.stderr()).toContain(
+      `--max-connections 10000 does not fit the open-file limit (ulimit -n ${FILE_LIMIT}): serving at most ${FITS} connections`,
+    );
+    const clients: RawClient[] = [];
+    for (let n = 0; n < FITS; n++) clients.push(await RawClient.open(lockd.port));
+    for (const [n, client] of clients.entries()) await expectServed(client, BigInt(1000 + n));
+    const extra = await Promise.all(Array.from({ length: 10 }, () => RawClient.open(lockd.port)));
+    for (const client of extra) {
+      client.write(inspect({ lock: 1n, owner: 1n }));
+      expect(await client.closedWithin(2000)).toBe(true);
+      expect(client.buffered).toBe(0);
+    }
+    // Closed by lockd's own limit, which reports them (libuv's silent closes would not be counted).
+    for (let attempt = 0; attempt < 40 && !/refused 10 connections/.test(lockd.stderr()); attempt++) await sleep(100);
+    expect(lockd.stderr()).toContain(`refused 10 connections: --max-connections ${FITS} reached`);
+    for (const client of clients) await expectServed(client, 5000n);
+    for (const client of clients) client.close();
   });
 });

@@ -33,15 +33,20 @@ export interface SpawnOptions {
   readonly dataDir?: string;
   /** Listen on this port instead of an ephemeral one. */
   readonly port?: number;
+  /** Start lockd under this open-file limit (`ulimit -n`), through /bin/sh. */
+  readonly openFileLimit?: number;
 }
 
 export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "baton-test-"));
-  const child = spawn(
-    process.execPath,
-    [LOCKD_BIN, "--listen", `127.0.0.1:${options.port ?? 0}`, "--data", dataDir, ...(options.args ?? [])],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const lockdArgs = [LOCKD_BIN, "--listen", `127.0.0.1:${options.port ?? 0}`, "--data", dataDir, ...(options.args ?? [])];
+  const child =
+    options.openFileLimit === undefined
+      ? spawn(process.execPath, lockdArgs, { stdio: ["ignore", "pipe", "pipe"] })
+      : // exec: the child stays lockd itself, so signals reach it.
+        spawn("/bin/sh", ["-c", `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`, process.execPath, ...lockdArgs], {
+          stdio: ["ignore", "pipe", "pipe"],
+        });
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
