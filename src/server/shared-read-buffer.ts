@@ -15,7 +15,8 @@
  * next read, on any connection, overwrites it. Whatever must outlive the call has to be copied.
  *
  * Moving the handle relies on three fields Node does not document (`_handle`, `_server`, `server`).
- * Where they are not as expected, the accepted socket is used as it is, reading through 'data'.
+ * Where they are not as expected, or the constructor refuses the handle, the accepted socket is used
+ * as it is, reading through 'data'.
  */
 import { Socket } from "node:net";
 
@@ -27,23 +28,40 @@ interface AcceptedSocketFields {
   server: object | null;
 }
 
-export function readIntoSharedBuffer(accepted: Socket, buffer: Buffer, onChunk: (chunk: Buffer) => void): Socket {
+type SocketOptions = ConstructorParameters<typeof Socket>[0];
+
+export function readIntoSharedBuffer(
+  accepted: Socket,
+  buffer: Buffer,
+  onChunk: (chunk: Buffer) => void,
+  makeSocket: (options: SocketOptions) => Socket = (options) => new Socket(options),
+): Socket {
   const fields = accepted as unknown as AcceptedSocketFields;
   const handle = fields._handle;
   if (handle === null || typeof handle !== "object" || typeof handle.readStart !== "function" || accepted.destroyed) {
     return readThroughStream(accepted, onChunk);
   }
   const server = fields._server;
+  const serverField = fields.server;
   fields._handle = null;
   fields._server = null;
   fields.server = null;
-  const socket = new Socket({
-    handle,
-    allowHalfOpen: accepted.allowHalfOpen,
-    readable: true,
-    writable: true,
-    onread: { buffer, callback: (bytes: number) => onChunk(buffer.subarray(0, bytes)) },
-  } as ConstructorParameters<typeof Socket>[0]);
+  let socket: Socket;
+  try {
+    socket = makeSocket({
+      handle,
+      allowHalfOpen: accepted.allowHalfOpen,
+      readable: true,
+      writable: true,
+      onread: { buffer, callback: (bytes: number) => onChunk(buffer.subarray(0, bytes)) },
+    } as SocketOptions);
+  } catch {
+    // A Node whose Socket no longer takes a handle this way: the accepted socket gets it back, as it was.
+    fields._handle = handle;
+    fields._server = server;
+    fields.server = serverField;
+    return readThroughStream(accepted, onChunk);
+  }
   const moved = socket as unknown as AcceptedSocketFields;
   moved._server = server;
   moved.server = server;

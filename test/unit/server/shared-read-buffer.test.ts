@@ -24,7 +24,12 @@ afterEach(() => {
  * A server that moves every connection onto `buffer` (or, with `ordinary`, reads it the ordinary
  * way), and a client connected to it.
  */
-async function pair(buffer: Buffer, ordinary = false): Promise<{ server: Server; client: Socket; accepted: Accepted }> {
+async function pair(
+  buffer: Buffer,
+  how: "moved" | "ordinary" | "constructor refuses" = "moved",
+): Promise<{ server: Server; client: Socket; accepted: Accepted; original: Promise<Socket> }> {
+  let resolveOriginal: (socket: Socket) => void = () => {};
+  const original = new Promise<Socket>((resolve) => (resolveOriginal = resolve));
   let resolveAccepted: (accepted: Accepted) => void = () => {};
   const acceptedPromise = new Promise<Accepted>((resolve) => (resolveAccepted = resolve));
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
@@ -34,7 +39,16 @@ async function pair(buffer: Buffer, ordinary = false): Promise<{ server: Server;
       chunks.push(chunk);
       copies.push(Buffer.from(chunk));
     };
-    const moved = ordinary ? readThroughStream(socket, onChunk) : readIntoSharedBuffer(socket, buffer, onChunk);
+    resolveOriginal(socket);
+    const refuse = (): Socket => {
+      throw new TypeError("handle not accepted");
+    };
+    const moved =
+      how === "ordinary"
+        ? readThroughStream(socket, onChunk)
+        : how === "moved"
+          ? readIntoSharedBuffer(socket, buffer, onChunk)
+          : readIntoSharedBuffer(socket, buffer, onChunk, refuse);
     resolveAccepted({ socket: moved, chunks, copies });
   });
   servers.push(server);
@@ -43,7 +57,7 @@ async function pair(buffer: Buffer, ordinary = false): Promise<{ server: Server;
   const { port } = server.address() as { port: number };
   const client = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
   await once(client, "connect");
-  return { server, client, accepted: await acceptedPromise };
+  return { server, client, accepted: await acceptedPromise, original };
 }
 
 async function until(condition: () => boolean): Promise<void> {
@@ -118,12 +132,33 @@ describe("an accepted socket reading into a shared buffer", () => {
 
   it("the ordinary way, starts reading a socket accepted paused, and delivers chunks of its own", async () => {
     const buffer = Buffer.alloc(4096);
-    const { client, accepted } = await pair(buffer, true);
+    const { client, accepted } = await pair(buffer, "ordinary");
     client.write(Buffer.from("ordinary"));
     await until(() => accepted.copies.length === 1);
     expect(accepted.copies[0]!.toString()).toBe("ordinary");
     expect(accepted.chunks[0]!.buffer).not.toBe(buffer.buffer);
     client.destroy();
     accepted.socket.destroy();
+  });
+
+  it("keeps the accepted socket, reading through 'data', when the constructor refuses the handle", async () => {
+    const buffer = Buffer.alloc(4096);
+    const { server, client, accepted, original } = await pair(buffer, "constructor refuses");
+    expect(accepted.socket).toBe(await original);
+    client.write(Buffer.from("still read"));
+    await until(() => accepted.copies.length === 1);
+    expect(accepted.copies[0]!.toString()).toBe("still read");
+    expect(accepted.chunks[0]!.buffer).not.toBe(buffer.buffer);
+    const reply = once(client, "data");
+    accepted.socket.write(Buffer.from("answer"));
+    expect(String((await reply)[0])).toBe("answer");
+    // Still counted by its server, with its handle back.
+    let closed = false;
+    server.close(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(closed).toBe(false);
+    accepted.socket.destroy();
+    await until(() => closed);
+    client.destroy();
   });
 });
