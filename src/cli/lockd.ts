@@ -4,7 +4,7 @@
  * stdout, and shuts down cleanly on SIGTERM/SIGINT.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_CONFIG, type ServerConfig } from "../server/config.js";
+import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { stderrLogger } from "../server/logger.js";
 
@@ -31,7 +31,7 @@ const program = new Command("lockd")
   .addOption(new Option("--listen <host:port>", "address to listen on").argParser(hostPort).default({ host: d.host, port: d.port }, `${d.host}:${d.port}`))
   .option("--data <dir>", "data directory (log, snapshots)", d.dataDir)
   .addOption(new Option("--fsync <mode>", "always: fdatasync before every reply; never: UNSAFE, benchmarks only").choices(["always", "never"]).default(d.fsync))
-  .option("--max-ttl <ms>", "largest ttl_ms accepted", integer(1), d.maxTtlMs)
+  .option("--max-ttl <ms>", "largest ttl_ms accepted (at most 100 years)", integer(1, MAX_TTL_LIMIT_MS), d.maxTtlMs)
   .option("--dedupe-window <ms>", "how long a request id's answer is replayed to retries", integer(1), d.dedupeWindowMs)
   .option("--max-dedupe-entries <n>", "request ids remembered at most; then new changes answer 6", integer(1), d.maxDedupeEntries)
   .option("--expired-retention <ms>", "how long an expired lease is remembered (its owner gets 5, not 2)", integer(0), d.expiredRetentionMs)

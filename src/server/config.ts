@@ -39,6 +39,13 @@ export interface ServerConfig {
   readonly segmentBytes: number;
 }
 
+/**
+ * The largest --max-ttl: 100 years. expires_at = now + ttl must stay an exact integer below 2^53
+ * (the server keeps times as JavaScript numbers), which this leaves true for any wall clock before
+ * the year 285,000; a longer lease means nothing a lock service can promise anyway.
+ */
+export const MAX_TTL_LIMIT_MS = 3_155_760_000_000;
+
 const MIN_DEFAULT_ENTRIES = 65_536;
 
 /**

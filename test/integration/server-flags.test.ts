@@ -48,6 +48,23 @@ describe("ttl_ms == 0 or > --max-ttl: 3", () => {
   });
 });
 
+describe("the largest --max-ttl (100 years): a lease that long is granted, and the server stays up", () => {
+  it("grants, renews and inspects a 100-year lease with exact times", async () => {
+    const client = await clientOf(["--max-ttl", "3155760000000"]);
+    const before = BigInt(Date.now());
+    const granted = await ask(client, acquire({ lock: 1n, owner: 1n }, 3_155_760_000_000n));
+    expect(granted.status).toBe(Status.Ok);
+    expect(granted.expiresAt).toBeGreaterThanOrEqual(before + 3_155_760_000_000n);
+    expect(granted.expiresAt).toBeLessThanOrEqual(BigInt(Date.now()) + 3_155_760_000_000n);
+    const renewed = await ask(client, renew({ lock: 1n, owner: 1n }, 3_155_760_000_000n));
+    expect(renewed.status).toBe(Status.Ok);
+    expect(renewed.expiresAt).toBeGreaterThanOrEqual(granted.expiresAt);
+    expect(await ask(client, inspect({ lock: 1n, owner: 1n }))).toEqual(renewed);
+    expect(await ask(client, acquire({ lock: 2n, owner: 1n }, 3_155_760_000_001n))).toEqual(INVALID);
+    client.close();
+  });
+});
+
 describe("an expired lease is remembered for --expired-retention after its expiry: its owner gets 5, then 2", () => {
   it("answers 5 within the retention and 2 after it", async () => {
     const client = await clientOf(["--expired-retention", "200"]);
