@@ -42,7 +42,8 @@ const program = new Command("lockd")
   .option("--frame-timeout <ms>", "close a connection holding half a frame this long (0 = never)", integer(0), d.frameTimeoutMs)
   .option("--idle-timeout <ms>", "close a connection silent with nothing in flight this long (0 = never)", integer(0), d.idleTimeoutMs)
   .option("--snapshot-every <bytes>", "write a snapshot after this many log bytes", integer(1 << 16), d.snapshotEveryBytes)
-  .option("--segment-bytes <bytes>", "log segment file size", integer(1 << 16), d.segmentBytes)
+  // Each segment is written with zeros in full before use: a mistyped size must not fill the disk.
+  .option("--segment-bytes <bytes>", "log segment file size (at most 1 GiB)", integer(1 << 16, 1 << 30), d.segmentBytes)
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
     "after",

@@ -31,6 +31,8 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     // Past 100 years, now + ttl could leave the range the server computes times in exactly.
     [["--max-ttl", "9007199254740991"], /max-ttl.*expected 1\.\.3155760000000/s],
     [["--max-ttl", "3155760000001"], /max-ttl.*expected 1\.\.3155760000000/s],
+    // Segments are preallocated in full: a mistyped size would fill the disk with zeros.
+    [["--segment-bytes", "32000000000"], /segment-bytes.*expected 65536\.\.1073741824/s],
     [["--max-connections", "0"], /max-connections.*expected 1\.\./s],
     [["--listen", "nowhere"], /HOST:PORT/],
     [["--listen", "127.0.0.1:70000"], /port out of range/],
