@@ -44,6 +44,12 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   };
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
+  if (dirLock.kind === "pid-file") {
+    logger.warn(
+      `flock(1) (util-linux) was not found, so ${dir.lockFile} only names this pid: a second lockd on this directory ` +
+        "from another pid namespace (another container sharing the volume) would not be refused. Install util-linux.",
+    );
+  }
   // Before recovery loads the state: the launcher is forked while this process is still small.
   const launcher = startCompactionLauncher(idlePriorityLaunch());
   try {

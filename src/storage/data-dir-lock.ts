@@ -1,22 +1,77 @@
 /**
- * One lockd per data directory. The LOCK file holds the owner's pid and is created exclusively; a
- * LOCK whose pid is no longer running was left by a killed process and is taken over.
+ * One lockd per data directory, enforced by the kernel: lockd holds an exclusive flock(2) on
+ * DIR/LOCK for its whole life. The lock belongs to the open file description, so the kernel drops it
+ * when the process dies in any way (kill -9 included), and it is seen by every process on the host
+ * whatever its pid namespace (two containers sharing a volume) and, on NFS, by other hosts.
+ *
+ * Node has no flock binding, so the util-linux `flock` program takes the lock on our descriptor
+ * (passed to it as fd 3), which is the shell idiom `exec 9>LOCK; flock -n 9`: the child locks the
+ * shared open file description and exits, and the lock stays with the descriptor we keep open.
+ *
+ * A pid in the file is only for messages. Where `flock` is missing, the directory falls back to the
+ * pid check (a LOCK whose pid runs in this pid namespace is in use), which cannot see a lockd in
+ * another container; lockd warns when it starts that way.
  */
-import { readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, constants, ftruncateSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 
 export class DataDirInUseError extends Error {
   readonly code = "DATA_DIR_IN_USE";
 }
 
+export type DataDirLockKind = "flock" | "pid-file";
+
 export interface DataDirLock {
+  /** How the directory is held: "pid-file" cannot see a lockd in another pid namespace. */
+  readonly kind: DataDirLockKind;
   release(): void;
 }
 
-export function lockDataDir(lockFile: string, dirForMessages: string): DataDirLock {
+export interface DataDirLockOptions {
+  /** The flock(1) program; tests point it at a missing path to exercise the fallback. */
+  readonly flockProgram?: string;
+}
+
+/** flock(1) exits with this when the lock is held elsewhere (--conflict-exit-code). */
+const CONFLICT_EXIT_CODE = 75;
+
+export function lockDataDir(lockFile: string, dirForMessages: string, options: DataDirLockOptions = {}): DataDirLock {
+  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
+  const result = spawnSync(options.flockProgram ?? "flock", ["--nonblock", "--exclusive", "--conflict-exit-code", String(CONFLICT_EXIT_CODE), "3"], {
+    stdio: ["ignore", "ignore", "pipe", fd],
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+    closeSync(fd);
+    return lockWithPidFile(lockFile, dirForMessages);
+  }
+  if (result.status === CONFLICT_EXIT_CODE) {
+    closeSync(fd);
+    const holder = readHolder(lockFile);
+    throw new DataDirInUseError(
+      `data directory ${dirForMessages} is in use by another lockd (${holder === null ? "pid unknown" : `pid ${holder}`}` +
+        `, as its own pid namespace numbers it); stop it, or use another --data`,
+    );
+  }
+  if (result.status !== 0) {
+    closeSync(fd);
+    const why = result.error?.message ?? (result.stderr.trim() || `exit status ${result.status ?? result.signal}`);
+    throw new Error(`cannot lock ${lockFile} with flock: ${why}`);
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, `${process.pid}\n`, 0);
+  // The file is never removed: a process that opened it before the unlink would lock the old inode
+  // while the next lockd locks a new one, and both would run.
+  return { kind: "flock", release: () => closeSync(fd) };
+}
+
+function lockWithPidFile(lockFile: string, dirForMessages: string): DataDirLock {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       writeFileSync(lockFile, `${process.pid}\n`, { flag: "wx" });
       return {
+        kind: "pid-file",
         release() {
           try {
             if (readFileSync(lockFile, "utf8").trim() === String(process.pid)) unlinkSync(lockFile);

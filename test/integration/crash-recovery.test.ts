@@ -212,7 +212,7 @@ describe("the data directory belongs to one lockd", () => {
     const first = await start(dataDir);
     const second = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", dataDir], { encoding: "utf8", timeout: 10_000 });
     expect(second.status).not.toBe(0);
-    expect(second.stderr).toMatch(/in use by another lockd \(pid \d+\)/);
+    expect(second.stderr).toMatch(/in use by another lockd \(pid \d+, as its own pid namespace numbers it\); stop it, or use another --data/);
     await first.kill();
     const third = await start(dataDir);
     expect(third.port).toBeGreaterThan(0);

@@ -4,7 +4,6 @@ import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { silentLogger, type Logger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { listSegments, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
-import { lockDataDir } from "../../../src/storage/data-dir-lock.js";
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
@@ -203,20 +202,5 @@ describe("after recovery the logical clock and the fencing counter are at least 
     const recovered = recover(openDataDir(root), CONFIG, silentLogger);
     expect(recovered.lastIndex).toBe(18);
     expect(listSegments(openDataDir(root))[0]!.path).toBe(segmentPath(openDataDir(root), 1));
-  });
-});
-
-describe("one lockd per data directory", () => {
-  it("refuses a second holder while the first is alive, and takes over a stale lock", () => {
-    const root = tempDir();
-    const dir = openDataDir(root);
-    const held = lockDataDir(dir.lockFile, root);
-    writeFileSync(dir.lockFile, "1\n"); // pid 1 is always running
-    expect(() => lockDataDir(dir.lockFile, root)).toThrow(/in use by another lockd \(pid 1\)/);
-    writeFileSync(dir.lockFile, "999999999\n"); // no such process: stale
-    const taken = lockDataDir(dir.lockFile, root);
-    expect(readFileSync(dir.lockFile, "utf8").trim()).toBe(String(process.pid));
-    taken.release();
-    held.release();
   });
 });

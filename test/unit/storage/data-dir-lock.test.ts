@@ -1,0 +1,97 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DataDirInUseError, lockDataDir } from "../../../src/storage/data-dir-lock.js";
+import { useTempDirs } from "../../support/temp-dir.js";
+
+const tempDir = useTempDirs();
+const holders: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const holder of holders.splice(0)) killGroup(holder, "SIGKILL");
+});
+
+/** Another process (its own process group) holding an exclusive flock on `file`, as a lockd would. */
+async function holdElsewhere(file: string): Promise<ChildProcess> {
+  const holder = spawn("flock", ["--exclusive", file, "sh", "-c", "echo locked; exec sleep 60"], { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+  holders.push(holder);
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once("data", () => resolve());
+    holder.once("exit", (code) => reject(new Error(`flock holder exited with ${code}`)));
+  });
+  return holder;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // already gone
+  }
+}
+
+async function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise((resolve) => child.once("exit", resolve));
+}
+
+describe("one lockd per data directory (flock)", () => {
+  it("refuses a second holder while the first holds the directory, and admits one after release", () => {
+    const lockFile = join(tempDir(), "LOCK");
+    const first = lockDataDir(lockFile, "d");
+    expect(first.kind).toBe("flock");
+    expect(readFileSync(lockFile, "utf8")).toBe(`${process.pid}\n`);
+    expect(() => lockDataDir(lockFile, "d")).toThrow(DataDirInUseError);
+    expect(() => lockDataDir(lockFile, "d")).toThrow(`data directory d is in use by another lockd (pid ${process.pid}`);
+    first.release();
+    expect(existsSync(lockFile)).toBe(true); // never unlinked: the next holder locks the same inode
+    const second = lockDataDir(lockFile, "d");
+    second.release();
+  });
+
+  it("refuses while a process the pid in the file does not name holds the lock (another pid namespace)", async () => {
+    const lockFile = join(tempDir(), "LOCK");
+    writeFileSync(lockFile, "999999999\n"); // what a lockd in another container would leave: a pid we cannot see
+    const holder = await holdElsewhere(lockFile);
+    expect(() => lockDataDir(lockFile, "d")).toThrow(/in use by another lockd \(pid 999999999, as its own pid namespace numbers it\)/);
+    killGroup(holder, "SIGKILL"); // the kernel drops the lock of a killed holder
+    await exited(holder);
+    const taken = lockDataDir(lockFile, "d");
+    expect(readFileSync(lockFile, "utf8")).toBe(`${process.pid}\n`);
+    taken.release();
+  });
+
+  it("takes over a LOCK that names a running process but is not locked", () => {
+    const lockFile = join(tempDir(), "LOCK");
+    writeFileSync(lockFile, "1\n"); // pid 1 always runs, but holds no flock here
+    const taken = lockDataDir(lockFile, "d");
+    expect(readFileSync(lockFile, "utf8")).toBe(`${process.pid}\n`);
+    taken.release();
+  });
+
+  it("reports a flock failure that is not a conflict instead of starting unlocked", () => {
+    const dir = tempDir();
+    const script = join(dir, "broken-flock");
+    writeFileSync(script, "#!/bin/sh\necho 'flock: bad descriptor' >&2\nexit 64\n", { mode: 0o755 });
+    expect(() => lockDataDir(join(dir, "LOCK"), "d", { flockProgram: script })).toThrow(/cannot lock .*LOCK with flock: flock: bad descriptor/);
+  });
+});
+
+describe("one lockd per data directory (pid-file fallback without flock)", () => {
+  const noFlock = { flockProgram: "/nonexistent/flock" };
+
+  it("refuses a second holder while the first is alive, and takes over a stale lock", () => {
+    const lockFile = join(tempDir(), "LOCK");
+    const held = lockDataDir(lockFile, "d", noFlock);
+    expect(held.kind).toBe("pid-file");
+    writeFileSync(lockFile, "1\n"); // pid 1 is always running
+    expect(() => lockDataDir(lockFile, "d", noFlock)).toThrow(/in use by another lockd \(pid 1\)/);
+    writeFileSync(lockFile, "999999999\n"); // no such process: stale
+    const taken = lockDataDir(lockFile, "d", noFlock);
+    expect(readFileSync(lockFile, "utf8").trim()).toBe(String(process.pid));
+    taken.release();
+    expect(existsSync(lockFile)).toBe(false);
+    held.release();
+  });
+});
