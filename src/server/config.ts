@@ -68,7 +68,16 @@ export function defaultMaxLocks(totalMemoryBytes: number): number {
   return affordable(10_000_000, 1024, totalMemoryBytes);
 }
 
-const TOTAL_MEMORY_BYTES = totalmem();
+/**
+ * The memory the defaults are sized for: the machine's, or the container's limit (cgroup) where that
+ * is smaller, since a lockd in a 2 GiB container on a 64 GiB host is killed at 2 GiB. Node reports no
+ * limit as 0, undefined (before Node 22) or 2^64 - 1.
+ */
+export function memoryForDefaults(totalBytes: number, constrainedBytes: number | undefined): number {
+  return constrainedBytes !== undefined && constrainedBytes > 0 && constrainedBytes < totalBytes ? constrainedBytes : totalBytes;
+}
+
+const TOTAL_MEMORY_BYTES = memoryForDefaults(totalmem(), process.constrainedMemory?.());
 
 export const DEFAULT_CONFIG: ServerConfig = {
   host: "127.0.0.1",

@@ -3,7 +3,7 @@
  * has the memory for them, and stay within a quarter of a smaller machine's memory each.
  */
 import { describe, expect, it } from "vitest";
-import { defaultMaxDedupeEntries, defaultMaxLocks } from "../../../src/server/config.js";
+import { defaultMaxDedupeEntries, defaultMaxLocks, memoryForDefaults } from "../../../src/server/config.js";
 
 const GiB = 1024 ** 3;
 
@@ -36,5 +36,19 @@ describe("default --max-locks", () => {
     expect(defaultMaxLocks(2 * GiB)).toBe(2_097_152);
     expect(defaultMaxLocks(8 * GiB)).toBe(8_388_608);
     expect(defaultMaxLocks(GiB / 1024)).toBe(65_536);
+  });
+});
+
+describe("the memory the defaults are sized for", () => {
+  it("is a container's memory limit where it is below the machine's memory", () => {
+    expect(memoryForDefaults(64 * GiB, 2 * GiB)).toBe(2 * GiB);
+    expect(defaultMaxDedupeEntries(memoryForDefaults(64 * GiB, 2 * GiB))).toBe(8_388_608);
+  });
+
+  it("is the machine's memory when there is no limit, however Node reports that", () => {
+    expect(memoryForDefaults(24 * GiB, undefined)).toBe(24 * GiB);
+    expect(memoryForDefaults(24 * GiB, 0)).toBe(24 * GiB);
+    expect(memoryForDefaults(24 * GiB, 2 ** 64 - 1)).toBe(24 * GiB);
+    expect(memoryForDefaults(24 * GiB, 48 * GiB)).toBe(24 * GiB);
   });
 });
