@@ -194,6 +194,18 @@ export class DedupeTable {
     return dropped;
   }
 
+  /** How many entries `forEachEntry` visits, counted without visiting them (a snapshot's header needs it first). */
+  liveEntryCount(): number {
+    let live = 0;
+    const last = this.blocks.length - 1;
+    for (let b = 0; b <= last; b++) {
+      const indexed = this.indexedChunks[this.blocks[b]!]!;
+      const to = b === last ? this.tailOffset : SLOT_CHUNK;
+      for (let offset = b === 0 ? this.headOffset : 0; offset < to; offset++) live += indexed[offset]!;
+    }
+    return live;
+  }
+
   /**
    * Every entry oldest first, superseded ones left out (those a snapshot holds); returns how many
    * were visited. The id is `ids[idAt..idAt+4)`. Nothing is allocated per entry: a snapshot walks

@@ -24,124 +24,220 @@ const TRAILER_BYTES = 4;
 /** Records whose buckets are read ahead at once while loading. */
 const LOAD_WINDOW = 32;
 
+/**
+ * Snapshots are written and read a piece at a time, never as one buffer: under load they hold tens of
+ * millions of remembered answers (49 bytes each, so gigabytes), and Node reads no file over 2 GiB
+ * into one buffer nor allocates one over 4 GiB. A piece holds whole records.
+ */
+export const SNAPSHOT_PIECE_BYTES = 1 << 20;
+
 export interface SnapshotPosition {
   /** Index of the last log entry the state includes (0 = none). */
   readonly lastIndex: number;
   readonly lastTerm: number;
 }
 
-export function encodeSnapshot(sm: StateMachine, position: SnapshotPosition): Buffer {
+/** Takes an encoded snapshot in order, one piece per call; the piece is reused after the call returns. */
+export interface SnapshotSink {
+  write(piece: Buffer): void;
+}
+
+/** Hands out a snapshot's bytes in order. */
+export interface SnapshotSource {
+  /** Total size in bytes. */
+  readonly size: number;
+  /** Fills `into[0..length)` with the next bytes; throws if the source ends first. */
+  read(into: Buffer, length: number): void;
+}
+
+/** Encodes the state into `sink`, piece by piece; returns the snapshot's size in bytes. */
+export function writeSnapshot(sm: StateMachine, position: SnapshotPosition, sink: SnapshotSink, pieceBytes = SNAPSHOT_PIECE_BYTES): number {
   const locks = sm.lockTable();
   const dedupe = sm.dedupeTable();
-  // Room for every entry; superseded ones (rare) are left out, and the bytes trimmed to what was written.
-  const room = HEADER_BYTES + locks.size * LOCK_BYTES + dedupe.size * DEDUPE_BYTES + TRAILER_BYTES;
-  const bytes = Buffer.allocUnsafe(room);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  MAGIC.copy(bytes, 0);
-  writeU32(bytes, 8, VERSION);
-  writeU64(bytes, 12, position.lastIndex);
-  writeU64(bytes, 20, position.lastTerm);
-  writeU64(bytes, 28, sm.logicalNowMs);
-  writeU64(bytes, 36, sm.nextFencingToken);
-  writeU64(bytes, 44, locks.size);
-  let at = HEADER_BYTES;
+  const piece = Buffer.allocUnsafe(Math.max(pieceBytes, HEADER_BYTES, LOCK_BYTES, DEDUPE_BYTES));
+  const view = new DataView(piece.buffer, piece.byteOffset, piece.byteLength);
+  let at = 0;
+  let crc = 0;
+  let total = 0;
+  const flush = (): void => {
+    const filled = piece.subarray(0, at);
+    crc = crc32(filled, crc);
+    sink.write(filled);
+    total += at;
+    at = 0;
+  };
+
+  MAGIC.copy(piece, 0);
+  writeU32(piece, 8, VERSION);
+  writeU64(piece, 12, position.lastIndex);
+  writeU64(piece, 20, position.lastTerm);
+  writeU64(piece, 28, sm.logicalNowMs);
+  writeU64(piece, 36, sm.nextFencingToken);
+  writeU64(piece, 44, locks.size);
+  // Superseded answers (rare) are left out, and the header comes first: count them before writing.
+  const dedupeCount = dedupe.liveEntryCount();
+  writeU64(piece, 52, dedupeCount);
+  at = HEADER_BYTES;
+
   locks.forEachSlot((slot) => {
+    if (at + LOCK_BYTES > piece.length) flush();
     const lock = locks.lockWords(slot);
     const owner = locks.ownerWords(slot);
     for (let w = 0; w < 4; w++) {
-      writeU32(bytes, at + 4 * w, lock[w]! >>> 0);
-      writeU32(bytes, at + 16 + 4 * w, owner[w]! >>> 0);
+      writeU32(piece, at + 4 * w, lock[w]! >>> 0);
+      writeU32(piece, at + 16 + 4 * w, owner[w]! >>> 0);
     }
-    writeU64(bytes, at + 32, locks.tokenOf(slot));
-    writeU64(bytes, at + 40, locks.expiresAtOf(slot));
+    writeU64(piece, at + 32, locks.tokenOf(slot));
+    writeU64(piece, at + 40, locks.expiresAtOf(slot));
     at += LOCK_BYTES;
   });
   // Millions of entries under load: word stores through the view (ids and answers were validated
   // when they entered the table).
-  const dedupeCount = dedupe.forEachEntry((ids, idAt, fingerprint0, fingerprint1, status, token, expiresAtMs, firstSeenMs) => {
+  const written = dedupe.forEachEntry((ids, idAt, fingerprint0, fingerprint1, status, token, expiresAtMs, firstSeenMs) => {
+    if (at + DEDUPE_BYTES > piece.length) flush();
     view.setInt32(at, ids[idAt]!);
     view.setInt32(at + 4, ids[idAt + 1]!);
     view.setInt32(at + 8, ids[idAt + 2]!);
     view.setInt32(at + 12, ids[idAt + 3]!);
     view.setInt32(at + 16, fingerprint0);
     view.setInt32(at + 20, fingerprint1);
-    bytes[at + 24 + RESPONSE_STATUS] = status;
+    piece[at + 24 + RESPONSE_STATUS] = status;
     setU64(view, at + 24 + RESPONSE_TOKEN, token);
     setU64(view, at + 24 + RESPONSE_EXPIRES_AT, expiresAtMs);
     setU64(view, at + 24 + RESPONSE_BYTES, firstSeenMs);
     at += DEDUPE_BYTES;
   });
-  writeU64(bytes, 52, dedupeCount);
-  writeU32(bytes, at, crc32(bytes.subarray(0, at)));
-  return bytes.subarray(0, at + TRAILER_BYTES);
+  if (written !== dedupeCount) throw new Error(`snapshot: counted ${dedupeCount} answers, visited ${written}`);
+  if (at + TRAILER_BYTES > piece.length) flush();
+  crc = crc32(piece.subarray(0, at), crc);
+  writeU32(piece, at, crc);
+  at += TRAILER_BYTES;
+  const last = piece.subarray(0, at);
+  sink.write(last);
+  return total + at;
+}
+
+/** The whole snapshot as one buffer: for tests and small states (see SNAPSHOT_PIECE_BYTES). */
+export function encodeSnapshot(sm: StateMachine, position: SnapshotPosition): Buffer {
+  const pieces: Buffer[] = [];
+  writeSnapshot(sm, position, { write: (piece) => pieces.push(Buffer.from(piece)) });
+  return Buffer.concat(pieces);
+}
+
+/** A source over bytes already in memory. */
+export function bufferSource(bytes: Buffer): SnapshotSource {
+  let at = 0;
+  return {
+    size: bytes.length,
+    read(into, length) {
+      if (at + length > bytes.length) throw new Error(`snapshot ends at ${bytes.length} bytes, ${at + length} wanted`);
+      bytes.copy(into, 0, at, at + length);
+      at += length;
+    },
+  };
 }
 
 export type DecodedSnapshot =
   | { readonly ok: true; readonly stateMachine: StateMachine; readonly position: SnapshotPosition }
   | { readonly ok: false; readonly reason: string };
 
+/** `readSnapshot` over bytes in memory. */
+export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replayThrough = 0): DecodedSnapshot {
+  return readSnapshot(bufferSource(bytes), config, replayThrough);
+}
+
 /**
  * `replayThrough` is the log index the caller will replay up to right after (0: none). The tables are
  * sized up front for the snapshot's entries plus that many log entries, so neither loading nor the
  * replay grows them: growing moves every entry once more, and in a fresh process (a compaction, a
  * restart) every page it touches is a page fault.
+ *
+ * The checksum covers the whole file and is known only at its end, so the state is built as the
+ * pieces arrive and thrown away if the checksum does not match.
  */
-export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replayThrough = 0): DecodedSnapshot {
-  if (bytes.length < HEADER_BYTES + TRAILER_BYTES) return { ok: false, reason: `too short (${bytes.length} bytes)` };
-  if (!bytes.subarray(0, 8).equals(MAGIC)) return { ok: false, reason: "not a baton snapshot (bad magic)" };
-  const version = readU32(bytes, 8);
+export function readSnapshot(source: SnapshotSource, config: StateMachineConfig, replayThrough = 0, pieceBytes = SNAPSHOT_PIECE_BYTES): DecodedSnapshot {
+  if (source.size < HEADER_BYTES + TRAILER_BYTES) return { ok: false, reason: `too short (${source.size} bytes)` };
+  const piece = Buffer.allocUnsafe(Math.max(pieceBytes, HEADER_BYTES, LOCK_BYTES, DEDUPE_BYTES));
+  source.read(piece, HEADER_BYTES);
+  if (!piece.subarray(0, 8).equals(MAGIC)) return { ok: false, reason: "not a baton snapshot (bad magic)" };
+  const version = readU32(piece, 8);
   if (version !== VERSION) return { ok: false, reason: `unsupported snapshot version ${version}` };
-  const lockCount = readU64(bytes, 44);
-  const dedupeCount = readU64(bytes, 52);
+  const lockCount = readU64(piece, 44);
+  const dedupeCount = readU64(piece, 52);
   const expected = HEADER_BYTES + lockCount * LOCK_BYTES + dedupeCount * DEDUPE_BYTES + TRAILER_BYTES;
-  if (expected !== bytes.length) return { ok: false, reason: `size ${bytes.length} does not match its counts (expected ${expected})` };
-  const end = bytes.length - TRAILER_BYTES;
-  const stored = readU32(bytes, end);
-  const actual = crc32(bytes.subarray(0, end));
-  if (stored !== actual) return { ok: false, reason: "checksum mismatch" };
-
-  const lastIndex = readU64(bytes, 12);
+  if (expected !== source.size) return { ok: false, reason: `size ${source.size} does not match its counts (expected ${expected})` };
+  const lastIndex = readU64(piece, 12);
+  const lastTerm = readU64(piece, 20);
   const logEntries = Math.max(0, replayThrough - lastIndex);
   const sm = new StateMachine({ ...config, initialCapacity: { locks: lockCount, dedupeEntries: dedupeCount + logEntries } });
-  sm.restoreScalars(readU64(bytes, 28), readU64(bytes, 36));
+  sm.restoreScalars(readU64(piece, 28), readU64(piece, 36));
+  let crc: number;
+  try {
+    crc = loadRecords(source, piece, sm, lockCount, dedupeCount, crc32(piece.subarray(0, HEADER_BYTES)));
+  } catch (error) {
+    // Damage the checksum would have caught, found first by the state refusing what it read.
+    return { ok: false, reason: (error as Error).message };
+  }
+  source.read(piece, TRAILER_BYTES);
+  if (readU32(piece, 0) !== crc) return { ok: false, reason: "checksum mismatch" };
+  return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm } };
+}
+
+/** Loads the records into `sm`, a piece at a time; returns the checksum so far. */
+function loadRecords(source: SnapshotSource, piece: Buffer, sm: StateMachine, lockCount: number, dedupeCount: number, crcSoFar: number): number {
+  let crc = crcSoFar;
+
   // Each insert lands on a random bucket of a table sized for everything: the entries are taken in
   // windows whose buckets are read first, so their cache misses overlap (as replay does).
   const starts = new Int32Array(LOAD_WINDOW);
-  let at = HEADER_BYTES;
   const locks = sm.lockTable();
-  for (let n = 0; n < lockCount; n++) {
-    if (n % LOAD_WINDOW === 0) {
-      const window = Math.min(LOAD_WINDOW, lockCount - n);
-      locks.prefetch(bytes, fixedStarts(starts, at, LOCK_BYTES, window), window, 0);
+  const locksPerPiece = Math.floor(piece.length / LOCK_BYTES);
+  for (let done = 0; done < lockCount; ) {
+    const count = Math.min(locksPerPiece, lockCount - done);
+    source.read(piece, count * LOCK_BYTES);
+    crc = crc32(piece.subarray(0, count * LOCK_BYTES), crc);
+    for (let n = 0; n < count; n++) {
+      const at = n * LOCK_BYTES;
+      if (n % LOAD_WINDOW === 0) {
+        const window = Math.min(LOAD_WINDOW, count - n);
+        locks.prefetch(piece, fixedStarts(starts, at, LOCK_BYTES, window), window, 0);
+      }
+      sm.restoreLock(piece, at, readU64(piece, at + 32), readU64(piece, at + 40));
     }
-    sm.restoreLock(bytes, at, readU64(bytes, at + 32), readU64(bytes, at + 40));
-    at += LOCK_BYTES;
+    done += count;
   }
   const dedupe = sm.dedupeTable();
   const requestId = new Int32Array(4);
-  for (let n = 0; n < dedupeCount; n++) {
-    if (n % LOAD_WINDOW === 0) {
-      const window = Math.min(LOAD_WINDOW, dedupeCount - n);
-      dedupe.prefetchIds(bytes, fixedStarts(starts, at, DEDUPE_BYTES, window), window, 0);
+  const answersPerPiece = Math.floor(piece.length / DEDUPE_BYTES);
+  for (let done = 0; done < dedupeCount; ) {
+    const count = Math.min(answersPerPiece, dedupeCount - done);
+    source.read(piece, count * DEDUPE_BYTES);
+    crc = crc32(piece.subarray(0, count * DEDUPE_BYTES), crc);
+    for (let n = 0; n < count; n++) {
+      const at = n * DEDUPE_BYTES;
+      if (n % LOAD_WINDOW === 0) {
+        const window = Math.min(LOAD_WINDOW, count - n);
+        dedupe.prefetchIds(piece, fixedStarts(starts, at, DEDUPE_BYTES, window), window, 0);
+      }
+      const answerAt = at + 24;
+      readIdWords(piece, at, requestId, 0);
+      const hash = dedupe.hashOf(requestId, 0);
+      dedupe.insertWords(
+        requestId,
+        0,
+        hash,
+        dedupe.lookupWords(requestId, 0, hash),
+        readU32(piece, at + 16) | 0,
+        readU32(piece, at + 20) | 0,
+        piece[answerAt + RESPONSE_STATUS]!,
+        readU64(piece, answerAt + RESPONSE_TOKEN),
+        readU64(piece, answerAt + RESPONSE_EXPIRES_AT),
+        readU64(piece, answerAt + RESPONSE_BYTES),
+      );
     }
-    const answerAt = at + 24;
-    readIdWords(bytes, at, requestId, 0);
-    const hash = dedupe.hashOf(requestId, 0);
-    dedupe.insertWords(
-      requestId,
-      0,
-      hash,
-      dedupe.lookupWords(requestId, 0, hash),
-      readU32(bytes, at + 16) | 0,
-      readU32(bytes, at + 20) | 0,
-      bytes[answerAt + RESPONSE_STATUS]!,
-      readU64(bytes, answerAt + RESPONSE_TOKEN),
-      readU64(bytes, answerAt + RESPONSE_EXPIRES_AT),
-      readU64(bytes, answerAt + RESPONSE_BYTES),
-    );
-    at += DEDUPE_BYTES;
+    done += count;
   }
-  return { ok: true, stateMachine: sm, position: { lastIndex, lastTerm: readU64(bytes, 20) } };
+  return crc;
 }
 
 /** The state a log is replayed into when there is no snapshot, sized like decodeSnapshot's. */

@@ -5,11 +5,11 @@
  * serving never pauses for it.
  */
 import { readFileSync } from "node:fs";
-import { decodeSnapshot, emptyStateFor, encodeSnapshot } from "../core/snapshot-codec.js";
+import { emptyStateFor, writeSnapshot } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import type { DataDir } from "./data-dir.js";
 import { replayRecords, type ReplayProgress } from "./recovery.js";
-import { writeSnapshotFile } from "./snapshot-file.js";
+import { readSnapshotFile, writeSnapshotFile } from "./snapshot-file.js";
 
 export interface CompactionJob {
   readonly dir: DataDir;
@@ -38,7 +38,7 @@ export function compact(job: CompactionJob, stillWanted: () => boolean = () => t
   let stateMachine: StateMachine | null = null;
   const progress: ReplayProgress = { snapshotIndex: 0, lastIndex: 0, lastTerm: 0, entries: 0 };
   if (job.snapshotPath !== null) {
-    const decoded = decodeSnapshot(readFileSync(job.snapshotPath), job.config, replayThrough);
+    const decoded = readSnapshotFile(job.snapshotPath, job.config, replayThrough);
     if (!decoded.ok) throw new Error(`snapshot ${job.snapshotPath}: ${decoded.reason}`);
     stateMachine = decoded.stateMachine;
     Object.assign(progress, { snapshotIndex: decoded.position.lastIndex, lastIndex: decoded.position.lastIndex, lastTerm: decoded.position.lastTerm });
@@ -53,8 +53,10 @@ export function compact(job: CompactionJob, stillWanted: () => boolean = () => t
       throw new Error(`${segment.path} ends at index ${progress.lastIndex}, expected ${segment.lastIndex}`);
     }
   }
-  const bytes = encodeSnapshot(stateMachine, { lastIndex: progress.lastIndex, lastTerm: progress.lastTerm });
   if (!stillWanted()) throw new Error("compaction abandoned");
-  const snapshotPath = writeSnapshotFile(job.dir, progress.lastIndex, bytes);
-  return { snapshotPath, lastIndex: progress.lastIndex, locks: stateMachine.lockRecordCount, dedupeEntries: stateMachine.dedupeEntryCount, bytes: bytes.length };
+  const position = { lastIndex: progress.lastIndex, lastTerm: progress.lastTerm };
+  let bytes = 0;
+  const snapshotPath = writeSnapshotFile(job.dir, progress.lastIndex, (sink) => (bytes = writeSnapshot(stateMachine, position, sink)), stillWanted);
+  if (snapshotPath === null) throw new Error("compaction abandoned");
+  return { snapshotPath, lastIndex: progress.lastIndex, locks: stateMachine.lockRecordCount, dedupeEntries: stateMachine.dedupeEntryCount, bytes };
 }

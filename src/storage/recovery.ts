@@ -6,12 +6,13 @@
  * and offset, because skipping a record would silently forget acknowledged state.
  */
 import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, unlinkSync } from "node:fs";
-import { decodeSnapshot, emptyStateFor } from "../core/snapshot-codec.js";
+import { emptyStateFor } from "../core/snapshot-codec.js";
 import { PREFETCH_MAX, fixedStarts, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { ENTRY_BYTES, readRecord } from "../log/record.js";
 import { RESPONSE_BYTES } from "../protocol/wire.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
+import { readSnapshotFile } from "./snapshot-file.js";
 
 export class RecoveryError extends Error {
   readonly code = "RECOVERY_FAILED";
@@ -42,7 +43,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
 
   const newest = listSnapshots(dir)[0];
   if (newest !== undefined) {
-    const decoded = decodeSnapshot(readFileSync(newest.path), config, replayThrough);
+    const decoded = readSnapshotFile(newest.path, config, replayThrough);
     if (!decoded.ok) throw new RecoveryError(`snapshot ${newest.path} is unreadable: ${decoded.reason}`);
     if (decoded.position.lastIndex !== newest.lastIndex) {
       throw new RecoveryError(`snapshot ${newest.path} says it ends at index ${decoded.position.lastIndex}, its name says ${newest.lastIndex}`);

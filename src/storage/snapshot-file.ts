@@ -2,10 +2,12 @@
  * Writing a snapshot atomically: temp file, fsync, rename, fsync the directory. A crash at any point
  * leaves either the old snapshot set or the new one, never a half-written file under a final name.
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotPath, type DataDir } from "./data-dir.js";
 import { syncDirectory } from "./log-file.js";
+import { readSnapshot, type DecodedSnapshot, type SnapshotSink, type SnapshotSource } from "../core/snapshot-codec.js";
+import type { StateMachineConfig } from "../core/state-machine.js";
 
 const TEMP_SUFFIX = ".tmp";
 /**
@@ -15,7 +17,12 @@ const TEMP_SUFFIX = ".tmp";
  */
 const SYNC_EVERY_BYTES = 1 << 20;
 
-export function writeSnapshotFile(dir: DataDir, lastIndex: number, bytes: Buffer): string {
+/**
+ * Writes a snapshot through `produce`, which hands its pieces to the sink in order, as a temp file
+ * that becomes `<lastIndex>.snap` only if `stillWanted()` still says so once every byte is synced.
+ * Returns the final path, or null (nothing left behind) when it was no longer wanted.
+ */
+export function writeSnapshotFile(dir: DataDir, lastIndex: number, produce: (sink: SnapshotSink) => void, stillWanted: () => boolean = () => true): string | null {
   const finalPath = snapshotPath(dir, lastIndex);
   // The pid keeps two writers apart: a compaction left running by a killed lockd may still be
   // writing the same snapshot as the next lockd's (same segments, same bytes; each renames its own).
@@ -24,24 +31,73 @@ export function writeSnapshotFile(dir: DataDir, lastIndex: number, bytes: Buffer
   try {
     // Synced in pieces (SYNC_EVERY_BYTES): one fsync of hundreds of MiB at the end would flood the
     // disk queue at once, and the server's own log syncs would wait behind it.
-    let written = 0;
-    while (written < bytes.length) {
-      const end = Math.min(bytes.length, written + SYNC_EVERY_BYTES);
-      while (written < end) written += writeSync(fd, bytes, written, end - written);
-      if (written < bytes.length) fdatasyncSync(fd);
-    }
+    let unsynced = 0;
+    produce({
+      write(piece) {
+        for (let written = 0; written < piece.length; ) written += writeSync(fd, piece, written, piece.length - written);
+        unsynced += piece.length;
+        if (unsynced >= SYNC_EVERY_BYTES) {
+          fdatasyncSync(fd);
+          unsynced = 0;
+        }
+      },
+    });
     fsyncSync(fd);
-  } finally {
+  } catch (error) {
     closeSync(fd);
+    removeQuietly(tempPath); // a full disk should not keep a partial snapshot until the next start
+    throw error;
+  }
+  closeSync(fd);
+  if (!stillWanted()) {
+    removeQuietly(tempPath);
+    return null;
   }
   renameSync(tempPath, finalPath);
   syncDirectory(dir.snapshotDir);
   return finalPath;
 }
 
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // removed at the next start (removeUnfinishedSnapshots)
+  }
+}
+
+/** A snapshot file read in order, a piece at a time (see SNAPSHOT_PIECE_BYTES); close it when done. */
+export function openSnapshotFile(path: string): SnapshotSource & { close(): void } {
+  const fd = openSync(path, "r");
+  const size = fstatSync(fd).size;
+  let position = 0;
+  return {
+    size,
+    read(into, length) {
+      for (let filled = 0; filled < length; ) {
+        const got = readSync(fd, into, filled, length - filled, position);
+        if (got === 0) throw new Error(`${path} ends at ${position} bytes, ${position + length - filled} wanted`);
+        filled += got;
+        position += got;
+      }
+    },
+    close: () => closeSync(fd),
+  };
+}
+
 /** Removes temp files of snapshots that were being written when a process died. */
 export function removeUnfinishedSnapshots(dir: DataDir): void {
   for (const name of readdirSync(dir.snapshotDir)) {
     if (name.endsWith(TEMP_SUFFIX)) unlinkSync(join(dir.snapshotDir, name));
+  }
+}
+
+/** Decodes the snapshot file at `path` a piece at a time (see readSnapshot). */
+export function readSnapshotFile(path: string, config: StateMachineConfig, replayThrough: number): DecodedSnapshot {
+  const source = openSnapshotFile(path);
+  try {
+    return readSnapshot(source, config, replayThrough);
+  } finally {
+    source.close();
   }
 }
