@@ -12,7 +12,7 @@ import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { systemClock, type Clock } from "./clock.js";
+import { MAX_CATCH_UP_RATE, systemClock, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -32,7 +32,7 @@ export interface LockdDependencies {
 
 export async function startLockd(config: ServerConfig, deps: LockdDependencies): Promise<Lockd> {
   const { logger } = deps;
-  const clock = deps.clock ?? systemClock;
+  const clock = deps.clock ?? systemClock((aheadMs) => logger.warn(describeClockStep(aheadMs)));
   const smConfig: StateMachineConfig = {
     dedupeWindowMs: config.dedupeWindowMs,
     expiredRetentionMs: config.expiredRetentionMs,
@@ -110,4 +110,15 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     dirLock.release();
     throw error;
   }
+}
+
+function describeClockStep(aheadMs: number): string {
+  if (aheadMs > 0) {
+    const hours = aheadMs / MAX_CATCH_UP_RATE / 3_600_000;
+    return (
+      `the wall clock jumped ${aheadMs} ms ahead of real time: leases keep their length, and logical time catches up ` +
+      `${MAX_CATCH_UP_RATE * 100}% faster than real time (in about ${hours < 1 ? `${Math.ceil(hours * 60)} min` : `${hours.toFixed(1)} h`})`
+    );
+  }
+  return `the wall clock jumped ${-aheadMs} ms back: logical time stands still until the wall clock reaches it again`;
 }
