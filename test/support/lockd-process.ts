@@ -35,6 +35,8 @@ export interface SpawnOptions {
   readonly port?: number;
   /** Start lockd under this open-file limit (`ulimit -n`), through /bin/sh. */
   readonly openFileLimit?: number;
+  /** Extra environment variables for lockd. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProcess> {
@@ -42,7 +44,7 @@ export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProce
   const lockdArgs = [LOCKD_BIN, "--listen", `127.0.0.1:${options.port ?? 0}`, "--data", dataDir, ...(options.args ?? [])];
   const child =
     options.openFileLimit === undefined
-      ? spawn(process.execPath, lockdArgs, { stdio: ["ignore", "pipe", "pipe"] })
+      ? spawn(process.execPath, lockdArgs, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } })
       : // exec: the child stays lockd itself, so signals reach it.
         spawn("/bin/sh", ["-c", `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`, process.execPath, ...lockdArgs], {
           stdio: ["ignore", "pipe", "pipe"],

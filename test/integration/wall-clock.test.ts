@@ -1,0 +1,62 @@
+/**
+ * The server's wall clock stepped an hour ahead while a lease runs (an NTP step, a restored VM): the
+ * lease must still last its ttl, less at most 1% (protocol.md §4, "Time"), or a second owner would be
+ * let in while the first still holds it by its own clock.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { Status } from "../../src/protocol/index.js";
+import { acquire, responses } from "../support/frames.js";
+import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { RawClient } from "../support/raw-client.js";
+import { useTempDirs } from "../support/temp-dir.js";
+
+const SHIFT_PRELOAD = fileURLToPath(new URL("../support/shifted-wall-clock.mjs", import.meta.url));
+const tempDir = useTempDirs();
+let lockd: LockdProcess | undefined;
+
+afterEach(async () => {
+  await lockd?.stop();
+  lockd?.cleanup();
+  lockd = undefined;
+});
+
+describe("a wall clock stepped forward", () => {
+  it("does not end a lease early: another owner is refused until ttl / 1.01 of real time has passed", async () => {
+    const shiftFile = join(tempDir(), "shift");
+    writeFileSync(shiftFile, "0");
+    lockd = await spawnLockd({ env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
+    const client = await RawClient.open(lockd.port);
+    const ttlMs = 3_000;
+
+    const sentAt = performance.now();
+    client.write(acquire({ lock: 1n, owner: 1n }, BigInt(ttlMs)));
+    const [granted] = responses(await client.read(17));
+    expect(granted!.status).toBe(Status.Ok);
+
+    writeFileSync(shiftFile, String(3_600_000)); // the server's wall clock jumps an hour ahead
+    client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
+    const [right] = responses(await client.read(17));
+    expect(right).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
+
+    // Poll as the other owner (a new request id each time) until the lock is granted to it.
+    let secondGrant: ReturnType<typeof responses>[number] | undefined;
+    for (let attempt = 0; attempt < 400 && secondGrant === undefined; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
+      const [answer] = responses(await client.read(17));
+      if (answer!.status === Status.Ok) secondGrant = answer;
+      else expect(answer!.status).toBe(Status.Held);
+    }
+    const elapsedMs = performance.now() - sentAt;
+    expect(secondGrant).toBeDefined();
+    expect(secondGrant!.fencingToken).toBeGreaterThan(granted!.fencingToken);
+    // The first lease began when the server processed it, after it was sent, and ended no sooner
+    // than ttl / 1.01 (less 1 ms) of the server's real time later.
+    expect(elapsedMs).toBeGreaterThanOrEqual((ttlMs - 1) / 1.01);
+    expect(lockd.stderr()).toMatch(/the wall clock jumped 3\d{6} ms ahead of real time: leases keep their length/);
+    client.close();
+  });
+});
