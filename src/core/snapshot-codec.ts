@@ -185,40 +185,26 @@ export function readSnapshot(source: SnapshotSource, config: StateMachineConfig,
 
 /** Loads the records into `sm`, a piece at a time; returns the checksum so far. */
 function loadRecords(source: SnapshotSource, piece: Buffer, sm: StateMachine, lockCount: number, dedupeCount: number, crcSoFar: number): number {
-  let crc = crcSoFar;
-
-  // Each insert lands on a random bucket of a table sized for everything: the entries are taken in
-  // windows whose buckets are read first, so their cache misses overlap (as replay does).
-  const starts = new Int32Array(LOAD_WINDOW);
   const locks = sm.lockTable();
-  const locksPerPiece = Math.floor(piece.length / LOCK_BYTES);
-  for (let done = 0; done < lockCount; ) {
-    const count = Math.min(locksPerPiece, lockCount - done);
-    source.read(piece, count * LOCK_BYTES);
-    crc = crc32(piece.subarray(0, count * LOCK_BYTES), crc);
-    for (let n = 0; n < count; n++) {
-      const at = n * LOCK_BYTES;
-      if (n % LOAD_WINDOW === 0) {
-        const window = Math.min(LOAD_WINDOW, count - n);
-        locks.prefetch(piece, fixedStarts(starts, at, LOCK_BYTES, window), window, 0);
-      }
-      sm.restoreLock(piece, at, readU64(piece, at + 32), readU64(piece, at + 40));
-    }
-    done += count;
-  }
+  let crc = readPieces(
+    source,
+    piece,
+    LOCK_BYTES,
+    lockCount,
+    crcSoFar,
+    (starts, window) => locks.prefetch(piece, starts, window, 0),
+    (at) => sm.restoreLock(piece, at, readU64(piece, at + 32), readU64(piece, at + 40)),
+  );
   const dedupe = sm.dedupeTable();
   const requestId = new Int32Array(4);
-  const answersPerPiece = Math.floor(piece.length / DEDUPE_BYTES);
-  for (let done = 0; done < dedupeCount; ) {
-    const count = Math.min(answersPerPiece, dedupeCount - done);
-    source.read(piece, count * DEDUPE_BYTES);
-    crc = crc32(piece.subarray(0, count * DEDUPE_BYTES), crc);
-    for (let n = 0; n < count; n++) {
-      const at = n * DEDUPE_BYTES;
-      if (n % LOAD_WINDOW === 0) {
-        const window = Math.min(LOAD_WINDOW, count - n);
-        dedupe.prefetchIds(piece, fixedStarts(starts, at, DEDUPE_BYTES, window), window, 0);
-      }
+  crc = readPieces(
+    source,
+    piece,
+    DEDUPE_BYTES,
+    dedupeCount,
+    crc,
+    (starts, window) => dedupe.prefetchIds(piece, starts, window, 0),
+    (at) => {
       const answerAt = at + 24;
       readIdWords(piece, at, requestId, 0);
       const hash = dedupe.hashOf(requestId, 0);
@@ -234,8 +220,42 @@ function loadRecords(source: SnapshotSource, piece: Buffer, sm: StateMachine, lo
         readU64(piece, answerAt + RESPONSE_EXPIRES_AT),
         readU64(piece, answerAt + RESPONSE_BYTES),
       );
+    },
+  );
+  return crc;
+}
+
+/**
+ * Reads `count` records of `recordBytes` into `piece`, as many as fit at a time, and loads each with
+ * `load(offset in piece)`. Each insert lands on a random bucket of a table sized for everything, so
+ * the records are taken in windows whose buckets are read first (`prefetch`), and their cache misses
+ * overlap (as replay does). Returns the checksum carried on over the bytes read.
+ */
+function readPieces(
+  source: SnapshotSource,
+  piece: Buffer,
+  recordBytes: number,
+  count: number,
+  crcSoFar: number,
+  prefetch: (starts: Int32Array, window: number) => void,
+  load: (at: number) => void,
+): number {
+  let crc = crcSoFar;
+  const starts = new Int32Array(LOAD_WINDOW);
+  const perPiece = Math.floor(piece.length / recordBytes);
+  for (let done = 0; done < count; ) {
+    const inPiece = Math.min(perPiece, count - done);
+    source.read(piece, inPiece * recordBytes);
+    crc = crc32(piece.subarray(0, inPiece * recordBytes), crc);
+    for (let n = 0; n < inPiece; n++) {
+      const at = n * recordBytes;
+      if (n % LOAD_WINDOW === 0) {
+        const window = Math.min(LOAD_WINDOW, inPiece - n);
+        prefetch(fixedStarts(starts, at, recordBytes, window), window);
+      }
+      load(at);
     }
-    done += count;
+    done += inPiece;
   }
   return crc;
 }
