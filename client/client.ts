@@ -78,7 +78,10 @@ export interface AcquireOptions extends CallOptions {
   readonly waitMs?: number;
   /** Renew in the background until released or lost. Default false (true in withLock). */
   readonly autoRenew?: boolean | AutoRenewOptions;
-  /** Taken off the ttl to get the local deadline. Default ttl/10. */
+  /**
+   * Taken off the ttl of the grant and of every renewal to get the local deadline. Default: a tenth of
+   * each one's ttl, at least 2 ms. A smaller one must still exceed ttl/100 + 1 ms (protocol.md §4).
+   */
   readonly safetyMarginMs?: number;
 }
 
@@ -247,7 +250,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       expiresAt: outcome.expiresAt,
       ttlMs,
       sentAtMs,
-      safetyMarginMs: options.safetyMarginMs ?? ttlMs / 10,
+      safetyMarginMs: options.safetyMarginMs,
       autoRenewIntervalMs: intervalMs === undefined ? undefined : positive(intervalMs, "autoRenew.intervalMs"),
       autoRenewTimeoutMs: Math.min(options.timeoutMs ?? this.timeoutMs, Math.max(1, intervalMs ?? ttlMs)),
     });

@@ -44,11 +44,23 @@ export interface LeaseInit {
   readonly ttlMs: number;
   /** Monotonic time the granting request was first sent. */
   readonly sentAtMs: number;
-  readonly safetyMarginMs: number;
+  /** Taken off each grant's or renewal's ttl; undefined: `defaultSafetyMarginMs` of that ttl. */
+  readonly safetyMarginMs: number | undefined;
   /** Renew automatically this often; undefined: only when renew() is called. */
   readonly autoRenewIntervalMs: number | undefined;
   /** Per-attempt timeout of automatic renewals. */
   readonly autoRenewTimeoutMs: number;
+}
+
+/**
+ * The default safety margin: a tenth of the ttl, and at least 2 ms. It must cover the server's side,
+ * whose clock may run up to 1% fast (after a wall-clock step) in whole milliseconds, so a lease lasts
+ * at least ttl/1.01 - 1 ms of real time (protocol.md §4, "Time"), with room left for the drift of this
+ * machine's clock rate and timers that fire late. It follows each renewal's ttl: a margin fitted to a
+ * short first ttl would be too thin for a long renewal.
+ */
+export function defaultSafetyMarginMs(ttlMs: number): number {
+  return Math.max(ttlMs / 10, 2);
 }
 
 type LeaseState = { readonly kind: "held" } | { readonly kind: "ended"; readonly reason: LeaseLossReason };
@@ -81,7 +93,7 @@ export class Lease {
     this.fencingToken = init.fencingToken;
     this.expiresAtValue = init.expiresAt;
     this.ttlValueMs = init.ttlMs;
-    this.deadlineMs = init.sentAtMs + init.ttlMs - init.safetyMarginMs;
+    this.deadlineMs = init.sentAtMs + init.ttlMs - this.marginFor(init.ttlMs);
     if (init.autoRenewIntervalMs !== undefined) {
       this.driver.track(this);
       if (this.state.kind === "held") {
@@ -163,13 +175,17 @@ export class Lease {
     if (result.status === "renewed") {
       this.ttlValueMs = ttlMs;
       this.expiresAtValue = result.expiresAt;
-      this.deadlineMs = sentAtMs + ttlMs - this.init.safetyMarginMs;
+      this.deadlineMs = sentAtMs + ttlMs - this.marginFor(ttlMs);
       if (this.deadlineTimer !== undefined) this.armDeadline();
       this.checkDeadline();
     } else {
       this.end("refused");
     }
     return result;
+  }
+
+  private marginFor(ttlMs: number): number {
+    return this.init.safetyMarginMs ?? defaultSafetyMarginMs(ttlMs);
   }
 
   private scheduleRenewal(delayMs: number): void {

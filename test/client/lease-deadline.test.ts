@@ -44,6 +44,33 @@ describe("the local deadline is the first send time plus the ttl minus the safet
     expect(result.lease.held).toBe(false);
   });
 
+  it("takes the default margin from each renewal's own ttl, not the first one's", async () => {
+    server = await ScriptedServer.start(() => ok(14n, 99_999n));
+    let nowMs = 0;
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
+    const result = await client.acquire("lengthened", { ttlMs: 1000 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    nowMs = 800;
+    expect(await result.lease.renew({ ttlMs: 3_600_000 })).toMatchObject({ status: "renewed" });
+    // An hour's lease keeps a tenth of an hour back (clock rates, and the server's 1%), not 100 ms.
+    nowMs = 800 + 3_600_000 - 360_000 - 1;
+    expect(result.lease.held).toBe(true);
+    nowMs += 1;
+    expect(result.lease.held).toBe(false);
+  });
+
+  it("keeps at least 2 ms back from a short ttl, which covers the server's ttl/100 + 1 ms", async () => {
+    server = await ScriptedServer.start(() => ok(15n, 99_999n));
+    let nowMs = 0;
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
+    const result = await client.acquire("short", { ttlMs: 10 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    nowMs = 7.9;
+    expect(result.lease.held).toBe(true);
+    nowMs = 8;
+    expect(result.lease.held).toBe(false);
+  });
+
   it("never uses the server's expires_at: a far-future expiry does not extend the lease", async () => {
     server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(13n, 2n ** 62n) : reply(2)));
     let nowMs = 0;
