@@ -2,7 +2,7 @@
  * The local deadline of a lease, with the client's monotonic clock under the test's control.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { BatonClient, type LeaseLostError } from "../../client/index.js";
+import { BatonClient, type Lease, type LeaseLostError } from "../../client/index.js";
 import { ScriptedServer, ok, reply } from "./support/scripted-server.js";
 
 let server: ScriptedServer | undefined;
@@ -11,6 +11,24 @@ afterEach(async () => {
   client?.close();
   await server?.close();
 });
+
+/** A lease granted by a server that answers every request 0, on a client whose clock the test sets. */
+async function grantedLease(name: string, options: { ttlMs: number; safetyMarginMs?: number }): Promise<{ lease: Lease; clock: { nowMs: number } }> {
+  server = await ScriptedServer.start(() => ok(12n, 99_999n));
+  const clock = { nowMs: 0 };
+  client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+  const result = await client.acquire(name, options);
+  if (result.status !== "acquired") throw new Error("expected a grant");
+  return { lease: result.lease, clock };
+}
+
+/** Held just before `deadlineMs` on the client's clock, lost at it. */
+function expectHeldUntil(lease: Lease, clock: { nowMs: number }, deadlineMs: number): void {
+  clock.nowMs = deadlineMs - 0.1;
+  expect(lease.held).toBe(true);
+  clock.nowMs = deadlineMs;
+  expect(lease.held).toBe(false);
+}
 
 describe("the local deadline is the first send time plus the ttl minus the safety margin", () => {
   it("counts from the first attempt even when a retry got the answer", async () => {
@@ -31,44 +49,23 @@ describe("the local deadline is the first send time plus the ttl minus the safet
   });
 
   it("moves to the renewal's first send time after a successful renewal", async () => {
-    server = await ScriptedServer.start(() => ok(12n, 99_999n));
-    let nowMs = 0;
-    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
-    const result = await client.acquire("renewed", { ttlMs: 1000, safetyMarginMs: 100 });
-    if (result.status !== "acquired") throw new Error("expected a grant");
-    nowMs = 800;
-    expect(await result.lease.renew()).toMatchObject({ status: "renewed" });
-    nowMs = 1699;
-    expect(result.lease.held).toBe(true);
-    nowMs = 1700;
-    expect(result.lease.held).toBe(false);
+    const { lease, clock } = await grantedLease("renewed", { ttlMs: 1000, safetyMarginMs: 100 });
+    clock.nowMs = 800;
+    expect(await lease.renew()).toMatchObject({ status: "renewed" });
+    expectHeldUntil(lease, clock, 1700);
   });
 
   it("takes the default margin from each renewal's own ttl, not the first one's", async () => {
-    server = await ScriptedServer.start(() => ok(14n, 99_999n));
-    let nowMs = 0;
-    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
-    const result = await client.acquire("lengthened", { ttlMs: 1000 });
-    if (result.status !== "acquired") throw new Error("expected a grant");
-    nowMs = 800;
-    expect(await result.lease.renew({ ttlMs: 3_600_000 })).toMatchObject({ status: "renewed" });
+    const { lease, clock } = await grantedLease("lengthened", { ttlMs: 1000 });
+    clock.nowMs = 800;
+    expect(await lease.renew({ ttlMs: 3_600_000 })).toMatchObject({ status: "renewed" });
     // An hour's lease keeps a tenth of an hour back (clock rates, and the server's 1%), not 100 ms.
-    nowMs = 800 + 3_600_000 - 360_000 - 1;
-    expect(result.lease.held).toBe(true);
-    nowMs += 1;
-    expect(result.lease.held).toBe(false);
+    expectHeldUntil(lease, clock, 800 + 3_600_000 - 360_000);
   });
 
   it("keeps at least 2 ms back from a short ttl, which covers the server's ttl/100 + 1 ms", async () => {
-    server = await ScriptedServer.start(() => ok(15n, 99_999n));
-    let nowMs = 0;
-    client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
-    const result = await client.acquire("short", { ttlMs: 10 });
-    if (result.status !== "acquired") throw new Error("expected a grant");
-    nowMs = 7.9;
-    expect(result.lease.held).toBe(true);
-    nowMs = 8;
-    expect(result.lease.held).toBe(false);
+    const { lease, clock } = await grantedLease("short", { ttlMs: 10 });
+    expectHeldUntil(lease, clock, 8);
   });
 
   it("never uses the server's expires_at: a far-future expiry does not extend the lease", async () => {
