@@ -17,9 +17,13 @@ const TEMP_SUFFIX = ".tmp";
  */
 const SYNC_EVERY_BYTES = 1 << 20;
 
+/** Thrown through `produce` to stop writing a snapshot no longer wanted. */
+class NoLongerWanted extends Error {}
+
 /**
  * Writes a snapshot through `produce`, which hands its pieces to the sink in order, as a temp file
  * that becomes `<lastIndex>.snap` only if `stillWanted()` still says so once every byte is synced.
+ * It is asked again after every synced MiB, so a snapshot of gigabytes stops soon after its lockd died.
  * Returns the final path, or null (nothing left behind) when it was no longer wanted.
  */
 export function writeSnapshotFile(dir: DataDir, lastIndex: number, produce: (sink: SnapshotSink) => void, stillWanted: () => boolean = () => true): string | null {
@@ -39,6 +43,7 @@ export function writeSnapshotFile(dir: DataDir, lastIndex: number, produce: (sin
         if (unsynced >= SYNC_EVERY_BYTES) {
           fdatasyncSync(fd);
           unsynced = 0;
+          if (!stillWanted()) throw new NoLongerWanted();
         }
       },
     });
@@ -46,6 +51,7 @@ export function writeSnapshotFile(dir: DataDir, lastIndex: number, produce: (sin
   } catch (error) {
     closeSync(fd);
     removeQuietly(tempPath); // a full disk should not keep a partial snapshot until the next start
+    if (error instanceof NoLongerWanted) return null;
     throw error;
   }
   closeSync(fd);

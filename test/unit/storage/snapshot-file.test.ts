@@ -46,6 +46,25 @@ describe("snapshot files", () => {
     const driver = stateOfMegabytes();
     expect(writeSnapshotFile(dir, 1, (sink) => writeSnapshot(driver.sm, position, sink), () => false)).toBeNull();
     expect(readdirSync(dir.snapshotDir)).toEqual([]);
+    // Asked after every synced MiB: a snapshot of several MiB stops at the first answer "no".
+    let asked = 0;
+    let piecesAfterNo = 0;
+    const path = writeSnapshotFile(
+      dir,
+      1,
+      (sink) =>
+        writeSnapshot(driver.sm, position, {
+          write(piece) {
+            if (asked > 0) piecesAfterNo++;
+            sink.write(piece);
+          },
+        }),
+      () => ++asked < 1,
+    );
+    expect(path).toBeNull();
+    expect(asked).toBe(1);
+    expect(piecesAfterNo).toBe(0);
+    expect(readdirSync(dir.snapshotDir)).toEqual([]);
     expect(() =>
       writeSnapshotFile(dir, 2, (sink) => {
         sink.write(Buffer.alloc(3 << 20));
