@@ -148,7 +148,8 @@ export class Lease {
   /**
    * Extends the lease by its ttl (or `ttlMs`) from now. A refusal (`notHeld`, `expired`) ends the
    * lease; `lost` means it had already ended locally and nothing was sent. Throws only what requests
-   * throw (retries exhausted, aborted, client closed); the lease then stays as it was.
+   * throw (retries exhausted, aborted, client closed); the lease then stays held, but a shorter ttl
+   * asked for shortens its local deadline anyway, since the server may have applied it.
    */
   renew(options: LeaseRenewOptions = {}): Promise<LeaseRenewResult> {
     const next = this.renewals.then(() => this.renewNow(options));
@@ -170,7 +171,17 @@ export class Lease {
   private async renewNow(options: LeaseRenewOptions): Promise<LeaseRenewResult> {
     if (!this.held) return { status: "lost" };
     const ttlMs = options.ttlMs ?? this.ttlValueMs;
-    const { result, sentAtMs } = await this.driver.renew(this, ttlMs, options);
+    const askedAtMs = this.driver.clock();
+    let outcome: Awaited<ReturnType<LeaseDriver["renew"]>>;
+    try {
+      outcome = await this.driver.renew(this, ttlMs, options);
+    } catch (error) {
+      // Not known whether the server applied it. If it did and the ttl was shorter, the server's lease
+      // now ends sooner, no earlier than this deadline (the request was first sent at or after askedAtMs).
+      this.shortenDeadline(askedAtMs + ttlMs - this.marginFor(ttlMs));
+      throw error;
+    }
+    const { result, sentAtMs } = outcome;
     if (this.state.kind !== "held") return result;
     if (result.status === "renewed") {
       this.ttlValueMs = ttlMs;
@@ -182,6 +193,13 @@ export class Lease {
       this.end("refused");
     }
     return result;
+  }
+
+  private shortenDeadline(deadlineMs: number): void {
+    if (this.state.kind !== "held" || deadlineMs >= this.deadlineMs) return;
+    this.deadlineMs = deadlineMs;
+    if (this.deadlineTimer !== undefined) this.armDeadline();
+    this.checkDeadline();
   }
 
   private marginFor(ttlMs: number): number {

@@ -68,6 +68,17 @@ describe("the local deadline is the first send time plus the ttl minus the safet
     expectHeldUntil(lease, clock, 8);
   });
 
+  it("a renewal to a shorter ttl that fails still shortens the deadline: the server may have applied it", async () => {
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(16n, 99_999n) : "silence"));
+    const clock = { nowMs: 0 };
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs, attempts: 1, timeoutMs: 20 });
+    const result = await client.acquire("shortened", { ttlMs: 10_000 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    clock.nowMs = 100;
+    await expect(result.lease.renew({ ttlMs: 300 })).rejects.toMatchObject({ code: "BATON_RETRIES_EXHAUSTED" });
+    expectHeldUntil(result.lease, clock, 100 + 300 - 30);
+  });
+
   it("never uses the server's expires_at: a far-future expiry does not extend the lease", async () => {
     server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(13n, 2n ** 62n) : reply(2)));
     let nowMs = 0;
