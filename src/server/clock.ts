@@ -4,18 +4,19 @@
  * Leases are durations granted at a wall-clock instant, so a wall clock stepped forward (an NTP
  * step, a VM restored or migrated, an operator's `date -s`) would end every lease early by the size
  * of the step, while its holder, timing the lease on its own monotonic clock, still believes it holds
- * it: two holders. So the time handed out never runs more than `MAX_CATCH_UP_RATE` faster than the
- * monotonic clock: after a forward step it catches up with the wall clock gradually, and a lease lasts
- * at least 1 / (1 + rate) of its ttl in real time. A backward step is already safe: the pipeline never
- * lets logical time go back, so time stands still until the wall clock has caught up.
+ * it: two holders. So the time handed out runs at the monotonic clock's rate and only slews towards
+ * the wall clock, at most `SLEW_RATE` faster or slower: after a forward step it catches up gradually,
+ * and a lease lasts at least 1 / (1 + rate) of its ttl in real time. After a backward step it keeps
+ * moving at 99% of real time until the wall clock has caught up, rather than standing still: time
+ * that stood still and then caught up would run fast, and shorten the leases granted meanwhile.
  */
 export interface Clock {
-  /** Wall-clock milliseconds since the unix epoch. May go backwards; the state machine never does. */
+  /** Wall-clock milliseconds since the unix epoch, slewed as above; never goes backwards. */
   nowMs(): number;
 }
 
-/** How much faster than real time the clock may run while it catches up with a wall clock ahead of it. */
-export const MAX_CATCH_UP_RATE = 0.01;
+/** How much faster or slower than real time the clock may run while it converges on the wall clock. */
+export const SLEW_RATE = 0.01;
 
 /** A step at least this large is logged. */
 const REPORTED_STEP_MS = 1000;
@@ -29,47 +30,58 @@ export interface ClockSources {
   readonly onStep: (aheadMs: number) => void;
 }
 
+/**
+ * Two readings j < k of this clock differ by at most (1 + rate) x (monotonic time between them) + 1 ms
+ * and by at least (1 - rate) x that time - 1 ms, however the wall clock moves; while the wall clock
+ * keeps real time, every reading is the wall clock's.
+ */
 export class SteadyWallClock implements Clock {
+  /** The time handed out, with its fraction: never behind the wall clock's reading, never decreasing. */
+  private timeMs: number;
   /**
-   * The latest time the clock may hand out: it grows with the monotonic clock at (1 + rate) and is
-   * never more than 1 ms past the wall clock (whose readings are whole milliseconds, so real time is
-   * within 1 ms after them). Any two readings j < k therefore differ by at most
-   * (1 + rate) x (monotonic time between them) + 1 ms, however the wall clock moves.
+   * The most the clock may reach: it grows at (1 + rate) of the monotonic clock and is kept within
+   * 1 ms of the time handed out or of the wall clock (whose readings are whole milliseconds, so real
+   * time is within 1 ms after them), whichever is later. So it bounds how fast the clock can run,
+   * and a forward step of the wall clock shows as the wall clock passing it.
    */
   private ceilingMs: number;
   private lastMonotonicMs: number;
   /** A reported step not yet absorbed: report the next one only after this. */
   private stepReported = false;
 
-  constructor(private readonly sources: ClockSources) {
-    this.ceilingMs = sources.wallMs() + 1;
+  /** `startMs`: where time resumes (the recovered logical time), if later than the wall clock. */
+  constructor(
+    private readonly sources: ClockSources,
+    startMs = 0,
+  ) {
+    this.timeMs = Math.max(sources.wallMs(), startMs);
+    this.ceilingMs = this.timeMs + 1;
     this.lastMonotonicMs = sources.monotonicMs();
   }
 
   nowMs(): number {
+    // The wall clock first: a pause between the two reads then makes the wall reading stale (the
+    // clock moves on at least 99% of the pause, which is still real time), never ahead of real time.
     const wall = this.sources.wallMs();
     const monotonic = this.sources.monotonicMs();
-    const grown = this.ceilingMs + (monotonic - this.lastMonotonicMs) * (1 + MAX_CATCH_UP_RATE);
+    const elapsed = monotonic - this.lastMonotonicMs;
     this.lastMonotonicMs = monotonic;
-    if (wall < grown) {
-      // In step with real time, or behind it (a backward step: the pipeline holds logical time still).
-      if (!this.stepReported && grown - (wall + 1) >= REPORTED_STEP_MS) this.report(wall + 1 - grown);
-      else if (this.stepReported && grown - (wall + 1) < REPORTED_STEP_MS) this.stepReported = false;
-      this.ceilingMs = Math.min(grown, wall + 1);
-      return wall;
+    const most = this.ceilingMs + elapsed * (1 + SLEW_RATE);
+    const least = this.timeMs + elapsed * (1 - SLEW_RATE);
+    const aheadMs = wall - (this.timeMs + elapsed);
+    if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
+      this.stepReported = true;
+      this.sources.onStep(Math.round(aheadMs));
+    } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
+      this.stepReported = false;
     }
-    // Ahead of real time: a forward step, absorbed at MAX_CATCH_UP_RATE.
-    if (!this.stepReported && wall - grown >= REPORTED_STEP_MS) this.report(wall - grown);
-    this.ceilingMs = grown;
-    return Math.floor(grown);
-  }
-
-  private report(aheadMs: number): void {
-    this.stepReported = true;
-    this.sources.onStep(Math.round(aheadMs));
+    this.timeMs = Math.min(most, Math.max(wall, least));
+    const handedOut = Math.floor(this.timeMs);
+    this.ceilingMs = Math.min(most, Math.max(wall, handedOut) + 1);
+    return handedOut;
   }
 }
 
-export function systemClock(onStep: (aheadMs: number) => void): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep });
+export function systemClock(onStep: (aheadMs: number) => void, startMs = 0): Clock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep }, startMs);
 }

@@ -12,7 +12,7 @@ import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { MAX_CATCH_UP_RATE, systemClock, type Clock } from "./clock.js";
+import { SLEW_RATE, systemClock, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -32,7 +32,6 @@ export interface LockdDependencies {
 
 export async function startLockd(config: ServerConfig, deps: LockdDependencies): Promise<Lockd> {
   const { logger } = deps;
-  const clock = deps.clock ?? systemClock((aheadMs) => logger.warn(describeClockStep(aheadMs)));
   const smConfig: StateMachineConfig = {
     dedupeWindowMs: config.dedupeWindowMs,
     expiredRetentionMs: config.expiredRetentionMs,
@@ -77,7 +76,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       stateMachine: sm,
       log,
       limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
-      clock,
+      // Resumes at the recovered logical time if the wall clock is behind it, moving on from there.
+      clock: deps.clock ?? systemClock((aheadMs) => logger.warn(describeClockStep(aheadMs)), sm.logicalNowMs),
       logger,
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
@@ -113,12 +113,11 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
 }
 
 function describeClockStep(aheadMs: number): string {
-  if (aheadMs > 0) {
-    const hours = aheadMs / MAX_CATCH_UP_RATE / 3_600_000;
-    return (
-      `the wall clock jumped ${aheadMs} ms ahead of real time: leases keep their length, and logical time catches up ` +
-      `${MAX_CATCH_UP_RATE * 100}% faster than real time (in about ${hours < 1 ? `${Math.ceil(hours * 60)} min` : `${hours.toFixed(1)} h`})`
-    );
-  }
-  return `the wall clock jumped ${-aheadMs} ms back: logical time stands still until the wall clock reaches it again`;
+  const hours = Math.abs(aheadMs) / SLEW_RATE / 3_600_000;
+  const within = hours < 1 ? `${Math.ceil(hours * 60)} min` : `${hours.toFixed(1)} h`;
+  return aheadMs > 0
+    ? `the wall clock jumped ${aheadMs} ms ahead of real time: leases keep their length, and logical time catches up ` +
+        `running ${SLEW_RATE * 100}% fast (in about ${within})`
+    : `the wall clock jumped ${-aheadMs} ms back: logical time keeps moving, ${SLEW_RATE * 100}% slow, until the wall clock ` +
+        `reaches it (in about ${within})`;
 }
