@@ -45,8 +45,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
   if (dirLock.kind === "pid-file") {
     logger.warn(
-      `flock(1) (util-linux) was not found, so ${dir.lockFile} only names this pid: a second lockd on this directory ` +
-        "from another pid namespace (another container sharing the volume) would not be refused. Install util-linux.",
+      `no flock program (util-linux or BusyBox) was found, so ${dir.lockFile} only names this pid: a second lockd on this directory ` +
+        "from another pid namespace (another container sharing the volume) would not be refused. Install util-linux or BusyBox.",
     );
   }
   // Before recovery loads the state: the launcher is forked while this process is still small.

@@ -4,8 +4,8 @@
  * when the process dies in any way (kill -9 included), and it is seen by every process on the host
  * whatever its pid namespace (two containers sharing a volume) and, on NFS, by other hosts.
  *
- * Node has no flock binding, so the util-linux `flock` program takes the lock on our descriptor
- * (passed to it as fd 3), which is the shell idiom `exec 9>LOCK; flock -n 9`: the child locks the
+ * Node has no flock binding, so the `flock` program (util-linux's, or BusyBox's) takes the lock on our
+ * descriptor (passed to it as fd 3), which is the shell idiom `exec 9>LOCK; flock -n 9`: the child locks the
  * shared open file description and exits, and the lock stays with the descriptor we keep open.
  *
  * A pid in the file is only for messages. Where `flock` is missing, the directory falls back to the
@@ -32,12 +32,15 @@ export interface DataDirLockOptions {
   readonly flockProgram?: string;
 }
 
-/** flock(1) exits with this when the lock is held elsewhere (--conflict-exit-code). */
-const CONFLICT_EXIT_CODE = 75;
+/**
+ * Only the options util-linux's flock and BusyBox's (Alpine) share. Both exit 1 without a word when
+ * `-n` finds the lock held, and print a message for every other failure.
+ */
+const FLOCK_ARGS = ["-n", "-x", "3"];
 
 export function lockDataDir(lockFile: string, dirForMessages: string, options: DataDirLockOptions = {}): DataDirLock {
   const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
-  const result = spawnSync(options.flockProgram ?? "flock", ["--nonblock", "--exclusive", "--conflict-exit-code", String(CONFLICT_EXIT_CODE), "3"], {
+  const result = spawnSync(options.flockProgram ?? "flock", FLOCK_ARGS, {
     stdio: ["ignore", "ignore", "pipe", fd],
     encoding: "utf8",
     timeout: 10_000,
@@ -46,7 +49,7 @@ export function lockDataDir(lockFile: string, dirForMessages: string, options: D
     closeSync(fd);
     return lockWithPidFile(lockFile, dirForMessages);
   }
-  if (result.status === CONFLICT_EXIT_CODE) {
+  if (result.status === 1 && result.stderr.trim() === "") {
     closeSync(fd);
     const holder = readHolder(lockFile);
     throw new DataDirInUseError(

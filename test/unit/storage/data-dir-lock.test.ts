@@ -70,10 +70,23 @@ describe("one lockd per data directory (flock)", () => {
     taken.release();
   });
 
+  it("works with a flock that knows only -n, -x and a descriptor (BusyBox's)", () => {
+    const dir = tempDir();
+    const busybox = join(dir, "busybox-flock");
+    // Rejects everything but the shared short options, then locks as the real one would.
+    writeFileSync(busybox, `#!/bin/sh\n[ "$*" = "-n -x 3" ] || { echo "flock: unrecognized option '$1'" >&2; exit 1; }\nexec flock "$@"\n`, { mode: 0o755 });
+    const lockFile = join(dir, "LOCK");
+    const first = lockDataDir(lockFile, "d", { flockProgram: busybox });
+    expect(first.kind).toBe("flock");
+    expect(() => lockDataDir(lockFile, "d", { flockProgram: busybox })).toThrow(DataDirInUseError);
+    first.release();
+    lockDataDir(lockFile, "d", { flockProgram: busybox }).release();
+  });
+
   it("reports a flock failure that is not a conflict instead of starting unlocked", () => {
     const dir = tempDir();
     const script = join(dir, "broken-flock");
-    writeFileSync(script, "#!/bin/sh\necho 'flock: bad descriptor' >&2\nexit 64\n", { mode: 0o755 });
+    writeFileSync(script, "#!/bin/sh\necho 'flock: bad descriptor' >&2\nexit 1\n", { mode: 0o755 });
     expect(() => lockDataDir(join(dir, "LOCK"), "d", { flockProgram: script })).toThrow(/cannot lock .*LOCK with flock: flock: bad descriptor/);
   });
 });
