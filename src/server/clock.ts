@@ -26,8 +26,27 @@ export interface ClockSources {
   readonly wallMs: () => number;
   /** Milliseconds on a clock that never steps (performance.now). */
   readonly monotonicMs: () => number;
-  /** Told once per step of a second or more: how far the wall clock is ahead of real time (negative: behind). */
-  readonly onStep: (aheadMs: number) => void;
+  /**
+   * Told once per step of a second or more: how far the wall clock is ahead of the clock (negative:
+   * behind), and the time the clock handed out then.
+   */
+  readonly onStep: (aheadMs: number, atMs: number) => void;
+}
+
+/** A step the clock reported: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
+export interface ClockStep {
+  readonly aheadMs: number;
+  readonly atMs: number;
+}
+
+/**
+ * What is left of a forward step, at the latest, once the clock has reached `nowMs`: since the step
+ * it ran at least 99% of real time, so at most (now - at) / 0.99 of real time passed, and it absorbed
+ * at most 1% of that. Zero when nothing is left (or the step was backwards).
+ */
+export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
+  const realMs = Math.max(0, nowMs - step.atMs) / (1 - SLEW_RATE);
+  return Math.max(0, step.aheadMs - realMs * SLEW_RATE);
 }
 
 /**
@@ -49,12 +68,17 @@ export class SteadyWallClock implements Clock {
   /** A reported step not yet absorbed: report the next one only after this. */
   private stepReported = false;
 
-  /** `startMs`: where time resumes (the recovered logical time), if later than the wall clock. */
+  /**
+   * `startMs`: where time resumes (the recovered logical time) if the wall clock is behind it.
+   * `unabsorbedMs`: how much of a forward step the clock before a restart had not absorbed yet
+   * (see unabsorbedStepMs); it is absorbed from here on instead of taking effect at once.
+   */
   constructor(
     private readonly sources: ClockSources,
     startMs = 0,
+    unabsorbedMs = 0,
   ) {
-    this.timeMs = Math.max(sources.wallMs(), startMs);
+    this.timeMs = Math.max(sources.wallMs() - unabsorbedMs, startMs);
     this.ceilingMs = this.timeMs + 1;
     this.lastMonotonicMs = sources.monotonicMs();
   }
@@ -69,19 +93,19 @@ export class SteadyWallClock implements Clock {
     const most = this.ceilingMs + elapsed * (1 + SLEW_RATE);
     const least = this.timeMs + elapsed * (1 - SLEW_RATE);
     const aheadMs = wall - (this.timeMs + elapsed);
-    if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
-      this.stepReported = true;
-      this.sources.onStep(Math.round(aheadMs));
-    } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
-      this.stepReported = false;
-    }
     this.timeMs = Math.min(most, Math.max(wall, least));
     const handedOut = Math.floor(this.timeMs);
     this.ceilingMs = Math.min(most, Math.max(wall, handedOut) + 1);
+    if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
+      this.stepReported = true;
+      this.sources.onStep(Math.round(aheadMs), handedOut);
+    } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
+      this.stepReported = false;
+    }
     return handedOut;
   }
 }
 
-export function systemClock(onStep: (aheadMs: number) => void, startMs = 0): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep }, startMs);
+export function systemClock(onStep: (aheadMs: number, atMs: number) => void, startMs = 0, unabsorbedMs = 0): Clock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep }, startMs, unabsorbedMs);
 }

@@ -6,13 +6,14 @@ import { randomInt } from "node:crypto";
 import type { StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
 import { idlePriorityLaunch } from "../storage/idle-priority.js";
-import { openDataDir } from "../storage/data-dir.js";
+import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
+import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { SLEW_RATE, systemClock, type Clock } from "./clock.js";
+import { SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -76,8 +77,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       stateMachine: sm,
       log,
       limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
-      // Resumes at the recovered logical time if the wall clock is behind it, moving on from there.
-      clock: deps.clock ?? systemClock((aheadMs) => logger.warn(describeClockStep(aheadMs)), sm.logicalNowMs),
+      clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger),
       logger,
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
@@ -110,6 +110,31 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     dirLock.release();
     throw error;
   }
+}
+
+/**
+ * The leader's clock after a restart: it resumes at the recovered logical time if the wall clock is
+ * behind it, and goes on absorbing a forward step the clock before the restart had not absorbed yet.
+ * Each step it reports is recorded in the data directory for the next restart.
+ */
+function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger): Clock {
+  const previous = readClockStep(dir);
+  const unabsorbedMs = previous === null ? 0 : Math.round(unabsorbedStepMs(previous, recoveredMs));
+  if (unabsorbedMs > 0) {
+    logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
+  }
+  return systemClock(
+    (aheadMs, atMs) => {
+      logger.warn(describeClockStep(aheadMs));
+      try {
+        writeClockStep(dir, { aheadMs, atMs });
+      } catch (error) {
+        logger.error(`cannot record the clock step in ${dir.root}: ${(error as Error).message}; a restart will not know of it`);
+      }
+    },
+    recoveredMs,
+    unabsorbedMs,
+  );
 }
 
 function describeClockStep(aheadMs: number): string {

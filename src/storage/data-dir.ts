@@ -2,6 +2,7 @@
  * The data directory's layout:
  *
  *   DIR/LOCK                            flock(2)ed by the lockd using the directory; holds its pid
+ *   DIR/clock-step                      the last wall-clock step noticed (clock-step-file.ts)
  *   DIR/log/<first index, 20 digits>.seg    log segments, records in index order
  *   DIR/snapshots/<last index, 20 digits>.snap  whole-state snapshots; the newest valid one wins
  *

@@ -3,7 +3,7 @@
  * lease must still last its ttl, less at most 1% (protocol.md §4, "Time"), or a second owner would be
  * let in while the first still holds it by its own clock.
  */
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
@@ -23,6 +23,21 @@ afterEach(async () => {
   lockd = undefined;
 });
 
+/** Polls the lock as owner 2 (a new request id each time) until it is granted; returns when. */
+async function waitForSecondGrant(client: RawClient, firstToken: bigint): Promise<number> {
+  for (let attempt = 0; attempt < 400; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
+    const [answer] = responses(await client.read(17));
+    if (answer!.status === Status.Ok) {
+      expect(answer!.fencingToken).toBeGreaterThan(firstToken);
+      return performance.now();
+    }
+    expect(answer!.status).toBe(Status.Held);
+  }
+  throw new Error("the lock was never granted to the second owner");
+}
+
 describe("a wall clock stepped forward", () => {
   it("does not end a lease early: another owner is refused until ttl / 1.01 of real time has passed", async () => {
     const shiftFile = join(tempDir(), "shift");
@@ -41,22 +56,40 @@ describe("a wall clock stepped forward", () => {
     const [right] = responses(await client.read(17));
     expect(right).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
 
-    // Poll as the other owner (a new request id each time) until the lock is granted to it.
-    let secondGrant: ReturnType<typeof responses>[number] | undefined;
-    for (let attempt = 0; attempt < 400 && secondGrant === undefined; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-      client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
-      const [answer] = responses(await client.read(17));
-      if (answer!.status === Status.Ok) secondGrant = answer;
-      else expect(answer!.status).toBe(Status.Held);
-    }
-    const elapsedMs = performance.now() - sentAt;
-    expect(secondGrant).toBeDefined();
-    expect(secondGrant!.fencingToken).toBeGreaterThan(granted!.fencingToken);
+    const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
     // The first lease began when the server processed it, after it was sent, and ended no sooner
     // than ttl / 1.01 (less 1 ms) of the server's real time later.
     expect(elapsedMs).toBeGreaterThanOrEqual((ttlMs - 1) / 1.01);
     expect(lockd.stderr()).toMatch(/the wall clock jumped 3\d{6} ms ahead of real time: leases keep their length/);
     client.close();
+  });
+
+  it("does not end a lease early at a restart while the step is still being absorbed", async () => {
+    const shiftFile = join(tempDir(), "shift");
+    writeFileSync(shiftFile, "0");
+    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+    lockd = await spawnLockd({ env });
+    const dataDir = lockd.dataDir;
+    let client = await RawClient.open(lockd.port);
+    const ttlMs = 3_000;
+    const sentAt = performance.now();
+    client.write(acquire({ lock: 1n, owner: 1n }, BigInt(ttlMs)));
+    const [granted] = responses(await client.read(17));
+    expect(granted!.status).toBe(Status.Ok);
+
+    writeFileSync(shiftFile, String(3_600_000));
+    client.write(acquire({ lock: 1n, owner: 2n }, 1_000n)); // lockd sees the step
+    expect(responses(await client.read(17))[0]!.status).toBe(Status.Held);
+    client.close();
+    expect(await lockd.stop()).toBe(0);
+
+    lockd = await spawnLockd({ env, dataDir }); // the wall clock is still an hour ahead
+    expect(lockd.stderr()).toMatch(/a wall-clock step was still being absorbed when lockd stopped: 3\d{6} ms of it is absorbed from here on/);
+    client = await RawClient.open(lockd.port);
+    const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
+    expect(elapsedMs).toBeGreaterThanOrEqual((ttlMs - 1) / 1.01);
+    client.close();
+    await lockd.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   });
 });

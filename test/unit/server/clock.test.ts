@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SLEW_RATE, SteadyWallClock } from "../../../src/server/clock.js";
+import { SLEW_RATE, SteadyWallClock, unabsorbedStepMs } from "../../../src/server/clock.js";
 import { testSeed } from "../../support/seeded-random.js";
 
 const seed = Number(testSeed("leader clock under wall-clock steps")) | 0;
@@ -18,10 +18,11 @@ class FakeMachine {
   readonly steps: number[] = [];
   readonly clock: SteadyWallClock;
 
-  constructor(startMs = 0) {
+  constructor(startMs = 0, unabsorbedMs = 0) {
     this.clock = new SteadyWallClock(
       { wallMs: () => Math.floor(this.realMs + this.wallOffsetMs), monotonicMs: () => this.realMs, onStep: (aheadMs) => this.steps.push(aheadMs) },
       startMs,
+      unabsorbedMs,
     );
   }
 
@@ -121,6 +122,22 @@ describe("the leader's clock", () => {
     const next = machine.clock.nowMs();
     expect(next).toBeGreaterThanOrEqual(START_MS + 60_000 + 990 - 1);
     expect(next).toBeLessThanOrEqual(START_MS + 60_000 + 1_000);
+  });
+
+  it("goes on absorbing what a clock before a restart left of a forward step", () => {
+    const step = { aheadMs: 3_600_000, atMs: START_MS };
+    expect(unabsorbedStepMs(step, START_MS)).toBe(3_600_000);
+    // 99 s of logical time since the step is at most 100 s of real time, so at most 1 s absorbed.
+    expect(unabsorbedStepMs(step, START_MS + 99_000)).toBeCloseTo(3_599_000, 6);
+    expect(unabsorbedStepMs(step, START_MS + 400_000_000)).toBe(0);
+    expect(unabsorbedStepMs({ aheadMs: -5_000, atMs: START_MS }, START_MS)).toBe(0);
+
+    const machine = new FakeMachine(0, 3_000_000);
+    expect(machine.clock.nowMs() - (machine.wallMs - 3_000_000)).toBeLessThanOrEqual(1); // within the clock's 1 ms
+    machine.advance(10_000);
+    const later = machine.clock.nowMs();
+    expect(machine.wallMs - later).toBeGreaterThanOrEqual(3_000_000 - 101);
+    expect(machine.steps).toHaveLength(1); // reported again, so the next restart knows of it too
   });
 
   it("never runs more than 1% fast or 1% slow over any interval (1 ms either side), nor backwards, however the wall clock steps", () => {
