@@ -7,7 +7,7 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { Status } from "../../src/protocol/index.js";
+import { Status, type Response } from "../../src/protocol/index.js";
 import { acquire, responses } from "../support/frames.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
@@ -38,56 +38,52 @@ async function waitForSecondGrant(client: RawClient, firstToken: bigint): Promis
   throw new Error("the lock was never granted to the second owner");
 }
 
+const TTL_MS = 3_000;
+
+/**
+ * Starts lockd with a wall clock the test can step, has owner 1 take the lock for TTL_MS, then steps
+ * the wall clock an hour ahead and lets lockd see it (owner 2 is refused).
+ */
+async function grantThenStepAnHour(): Promise<{ client: RawClient; granted: Response; sentAt: number; env: Record<string, string> }> {
+  const shiftFile = join(tempDir(), "shift");
+  writeFileSync(shiftFile, "0");
+  const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+  lockd = await spawnLockd({ env });
+  const client = await RawClient.open(lockd.port);
+  const sentAt = performance.now();
+  client.write(acquire({ lock: 1n, owner: 1n }, BigInt(TTL_MS)));
+  const [granted] = responses(await client.read(17));
+  expect(granted!.status).toBe(Status.Ok);
+
+  writeFileSync(shiftFile, String(3_600_000)); // the server's wall clock jumps an hour ahead
+  client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
+  const [refused] = responses(await client.read(17));
+  expect(refused).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
+  return { client, granted: granted!, sentAt, env };
+}
+
 describe("a wall clock stepped forward", () => {
   it("does not end a lease early: another owner is refused until ttl / 1.01 of real time has passed", async () => {
-    const shiftFile = join(tempDir(), "shift");
-    writeFileSync(shiftFile, "0");
-    lockd = await spawnLockd({ env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
-    const client = await RawClient.open(lockd.port);
-    const ttlMs = 3_000;
-
-    const sentAt = performance.now();
-    client.write(acquire({ lock: 1n, owner: 1n }, BigInt(ttlMs)));
-    const [granted] = responses(await client.read(17));
-    expect(granted!.status).toBe(Status.Ok);
-
-    writeFileSync(shiftFile, String(3_600_000)); // the server's wall clock jumps an hour ahead
-    client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
-    const [right] = responses(await client.read(17));
-    expect(right).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
-
-    const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
+    const { client, granted, sentAt } = await grantThenStepAnHour();
+    const elapsedMs = (await waitForSecondGrant(client, granted.fencingToken)) - sentAt;
     // The first lease began when the server processed it, after it was sent, and ended no sooner
     // than ttl / 1.01 (less 1 ms) of the server's real time later.
-    expect(elapsedMs).toBeGreaterThanOrEqual((ttlMs - 1) / 1.01);
-    expect(lockd.stderr()).toMatch(/the wall clock jumped 3\d{6} ms ahead of real time: leases keep their length/);
+    expect(elapsedMs).toBeGreaterThanOrEqual((TTL_MS - 1) / 1.01);
+    expect(lockd!.stderr()).toMatch(/the wall clock jumped 3\d{6} ms ahead of real time: leases keep their length/);
     client.close();
   });
 
   it("does not end a lease early at a restart while the step is still being absorbed", async () => {
-    const shiftFile = join(tempDir(), "shift");
-    writeFileSync(shiftFile, "0");
-    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
-    lockd = await spawnLockd({ env });
-    const dataDir = lockd.dataDir;
-    let client = await RawClient.open(lockd.port);
-    const ttlMs = 3_000;
-    const sentAt = performance.now();
-    client.write(acquire({ lock: 1n, owner: 1n }, BigInt(ttlMs)));
-    const [granted] = responses(await client.read(17));
-    expect(granted!.status).toBe(Status.Ok);
-
-    writeFileSync(shiftFile, String(3_600_000));
-    client.write(acquire({ lock: 1n, owner: 2n }, 1_000n)); // lockd sees the step
-    expect(responses(await client.read(17))[0]!.status).toBe(Status.Held);
-    client.close();
-    expect(await lockd.stop()).toBe(0);
+    const { client: first, granted, sentAt, env } = await grantThenStepAnHour();
+    first.close();
+    const dataDir = lockd!.dataDir;
+    expect(await lockd!.stop()).toBe(0);
 
     lockd = await spawnLockd({ env, dataDir }); // the wall clock is still an hour ahead
     expect(lockd.stderr()).toMatch(/a wall-clock step was still being absorbed when lockd stopped: 3\d{6} ms of it is absorbed from here on/);
-    client = await RawClient.open(lockd.port);
-    const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
-    expect(elapsedMs).toBeGreaterThanOrEqual((ttlMs - 1) / 1.01);
+    const client = await RawClient.open(lockd.port);
+    const elapsedMs = (await waitForSecondGrant(client, granted.fencingToken)) - sentAt;
+    expect(elapsedMs).toBeGreaterThanOrEqual((TTL_MS - 1) / 1.01);
     client.close();
     await lockd.stop();
     rmSync(dataDir, { recursive: true, force: true });
