@@ -227,6 +227,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const owner = this.ownerOf(options);
     const waitMs = options.waitMs ?? 0;
     if (!(waitMs >= 0)) throw new InvalidArgumentError(`waitMs must be >= 0, got ${waitMs}`);
+    if (options.safetyMarginMs !== undefined) margin(options.safetyMarginMs);
     const giveUpAtMs = this.clock() + waitMs;
     // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
     for (let retry = 1; ; retry++) {
@@ -375,6 +376,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
 function positive(value: number, name: string): number {
   if (!(Number.isFinite(value) && value > 0)) throw new InvalidArgumentError(`${name} must be a positive number, got ${value}`);
+  return value;
+}
+
+function margin(value: number): number {
+  if (!(Number.isFinite(value) && value >= 0)) throw new InvalidArgumentError(`safetyMarginMs must be a number >= 0, got ${value}`);
   return value;
 }
 

@@ -175,7 +175,10 @@ export function readSnapshot(source: SnapshotSource, config: StateMachineConfig,
   try {
     crc = loadRecords(source, piece, sm, lockCount, dedupeCount, crc32(piece.subarray(0, HEADER_BYTES)));
   } catch (error) {
-    // Damage the checksum would have caught, found first by the state refusing what it read.
+    // Memory or the disk failing is not the snapshot's fault: say so as it is, never "unreadable".
+    if (error instanceof RangeError || (error as NodeJS.ErrnoException).code !== undefined) throw error;
+    // Damage the checksum would have caught, found first by the state refusing what it read, or a
+    // file that ends early.
     return { ok: false, reason: (error as Error).message };
   }
   source.read(piece, TRAILER_BYTES);

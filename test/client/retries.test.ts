@@ -143,6 +143,8 @@ describe("errors users can branch on", () => {
     const c = client({ endpoints: [server.endpoint] });
     expect((await rejection(c.acquire("jobs", { ttlMs: 0 }))).code).toBe("BATON_INVALID_ARGUMENT");
     expect((await rejection(c.acquire("jobs", { ttlMs: 1.5 }))).code).toBe("BATON_INVALID_ARGUMENT");
+    expect((await rejection(c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: -1 }))).code).toBe("BATON_INVALID_ARGUMENT");
+    expect((await rejection(c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: Number.NaN }))).code).toBe("BATON_INVALID_ARGUMENT");
     expect(() => new BatonClient({ endpoints: [] })).toThrow(expect.objectContaining({ code: "BATON_INVALID_ARGUMENT" }));
     expect(server.seen).toHaveLength(0);
   });

@@ -120,6 +120,17 @@ describe("snapshots in pieces (never one buffer: a large one exceeds what Node r
       }
     }
     const cut = readSnapshot(bufferSource(whole.subarray(0, whole.length - 1)), driver.sm.config);
+    // A disk or memory failure while reading is not damage: it is thrown as it is, never "unreadable".
+    const failing = (error: Error) => ({
+      size: whole.length,
+      read(into: Buffer, length: number) {
+        if (length !== HEADER_BYTES) throw error;
+        whole.copy(into, 0, 0, length);
+      },
+    });
+    const eio = Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" });
+    expect(() => readSnapshot(failing(eio), driver.sm.config)).toThrow("EIO: i/o error, read");
+    expect(() => readSnapshot(failing(new RangeError("Array buffer allocation failed")), driver.sm.config)).toThrow(RangeError);
     expect(cut).toEqual({ ok: false, reason: `size ${whole.length - 1} does not match its counts (expected ${whole.length})` });
   });
 });
