@@ -1,21 +1,21 @@
 /**
  * Where the leader's time stamps come from. The state machine never reads a clock itself.
  *
- * Leases are durations granted at a wall-clock instant, so a wall clock stepped forward (an NTP
- * step, a VM restored or migrated, an operator's `date -s`) would end every lease early by the size
- * of the step, while its holder, timing the lease on its own monotonic clock, still believes it holds
- * it: two holders. So the time handed out runs at the monotonic clock's rate and only slews towards
- * the wall clock, at most `SLEW_RATE` faster or slower: after a forward step it catches up gradually,
- * and a lease lasts at least 1 / (1 + rate) of its ttl in real time. After a backward step it keeps
- * moving at 99% of real time until the wall clock has caught up, rather than standing still: time
- * that stood still and then caught up would run fast, and shorten the leases granted meanwhile.
+ * The contract is `now = max(previous now, clock sample)`: after a backward step of the wall clock,
+ * logical time stands still until the wall clock catches up. A forward step needs more care: leases
+ * are durations granted at a wall-clock instant, so a wall clock stepped forward (an NTP step, a VM
+ * restored or migrated, an operator's `date -s`) would end every lease early by the size of the step,
+ * while its holder, timing the lease on its own monotonic clock, still believes it holds it: two
+ * holders. So the sample never runs ahead of real time by more than `SLEW_RATE` of the time since it
+ * was last in step with the wall clock: a forward step is caught up at that rate, and a lease granted
+ * while the clock is in step lasts at least 1 / (1 + rate) of its ttl in real time.
  */
 export interface Clock {
-  /** Wall-clock milliseconds since the unix epoch, slewed as above; never goes backwards. */
+  /** Wall-clock milliseconds since the unix epoch, a forward step absorbed gradually. May go backwards. */
   nowMs(): number;
 }
 
-/** How much faster or slower than real time the clock may run while it converges on the wall clock. */
+/** How much faster than real time the clock may run while it catches up with a forward step. */
 export const SLEW_RATE = 0.01;
 
 /** A step at least this large is logged. */
@@ -40,28 +40,28 @@ export interface ClockStep {
 }
 
 /**
- * What is left of a forward step, at the latest, once the clock has reached `nowMs`: since the step
- * it ran at least 99% of real time, so at most (now - at) / 0.99 of real time passed, and it absorbed
- * at most 1% of that. Zero when nothing is left (or the step was backwards).
+ * What is left of a forward step, at the least, once logical time has reached `nowMs`: logical time
+ * never runs more than 1% faster than real time, so at least (now - at) / 1.01 of real time passed
+ * since the step was seen, and at most 1% of that was absorbed. Zero when nothing is left (or the step
+ * was backwards).
  */
 export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
-  const realMs = Math.max(0, nowMs - step.atMs) / (1 - SLEW_RATE);
+  const realMs = Math.max(0, nowMs - step.atMs) / (1 + SLEW_RATE);
   return Math.max(0, step.aheadMs - realMs * SLEW_RATE);
 }
 
 /**
- * Two readings j < k of this clock differ by at most (1 + rate) x (monotonic time between them) + 1 ms
- * and by at least (1 - rate) x that time - 1 ms, however the wall clock moves; while the wall clock
- * keeps real time, every reading is the wall clock's.
+ * While the wall clock only ever steps forward, two readings j < k differ by at most (1 + rate) x
+ * (monotonic time between them) + 1 ms; while it keeps real time, every reading is the wall clock's.
  */
 export class SteadyWallClock implements Clock {
-  /** The time handed out, with its fraction: never behind the wall clock's reading, never decreasing. */
-  private timeMs: number;
   /**
-   * The most the clock may reach: it grows at (1 + rate) of the monotonic clock and is kept within
-   * 1 ms of the time handed out or of the wall clock (whose readings are whole milliseconds, so real
-   * time is within 1 ms after them), whichever is later. So it bounds how fast the clock can run,
-   * and a forward step of the wall clock shows as the wall clock passing it.
+   * The most the sample may be: an estimate of real time from above. It grows with the monotonic
+   * clock at up to (1 + rate) and is kept within 1 ms of the wall clock while that is in step (whose
+   * readings are whole milliseconds, so real time is within 1 ms after them), so a forward step shows
+   * as the wall clock passing it. While the wall clock is behind it (a backward step) it goes on at
+   * (1 - rate): it does not follow the wall clock down, so the wall clock coming back to the right
+   * time is not taken for a forward step, and it meets a wall clock that stays behind in time.
    */
   private ceilingMs: number;
   private lastMonotonicMs: number;
@@ -69,43 +69,52 @@ export class SteadyWallClock implements Clock {
   private stepReported = false;
 
   /**
-   * `startMs`: where time resumes (the recovered logical time) if the wall clock is behind it.
-   * `unabsorbedMs`: how much of a forward step the clock before a restart had not absorbed yet
-   * (see unabsorbedStepMs); it is absorbed from here on instead of taking effect at once.
+   * `unabsorbedMs`: how much of a forward step the clock before a restart had not absorbed yet (see
+   * unabsorbedStepMs); it is absorbed from here on instead of taking effect at once.
    */
   constructor(
     private readonly sources: ClockSources,
-    startMs = 0,
     unabsorbedMs = 0,
   ) {
-    this.timeMs = Math.max(sources.wallMs() - unabsorbedMs, startMs);
-    this.ceilingMs = this.timeMs + 1;
+    this.ceilingMs = sources.wallMs() + 1 - unabsorbedMs;
     this.lastMonotonicMs = sources.monotonicMs();
   }
 
   nowMs(): number {
-    // The wall clock first: a pause between the two reads then makes the wall reading stale (the
-    // clock moves on at least 99% of the pause, which is still real time), never ahead of real time.
+    // The wall clock first: a pause between the two reads then makes the wall reading stale, never
+    // ahead of the monotonic reading.
     const wall = this.sources.wallMs();
     const monotonic = this.sources.monotonicMs();
     const elapsed = monotonic - this.lastMonotonicMs;
     this.lastMonotonicMs = monotonic;
     const most = this.ceilingMs + elapsed * (1 + SLEW_RATE);
-    const least = this.timeMs + elapsed * (1 - SLEW_RATE);
-    const aheadMs = wall - (this.timeMs + elapsed);
-    this.timeMs = Math.min(most, Math.max(wall, least));
-    const handedOut = Math.floor(this.timeMs);
-    this.ceilingMs = Math.min(most, Math.max(wall, handedOut) + 1);
+    const behind = this.ceilingMs + elapsed * (1 - SLEW_RATE);
+    let sample: number;
+    let aheadMs = 0;
+    if (wall >= most) {
+      // A forward step: absorbed at SLEW_RATE.
+      aheadMs = wall - (this.ceilingMs + elapsed);
+      this.ceilingMs = most;
+      sample = Math.floor(most);
+    } else if (wall + 1 >= behind) {
+      this.ceilingMs = Math.min(most, wall + 1);
+      sample = wall;
+    } else {
+      // Behind: a backward step. The pipeline holds logical time still meanwhile.
+      aheadMs = wall + 1 - behind;
+      this.ceilingMs = behind;
+      sample = wall;
+    }
     if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
       this.stepReported = true;
-      this.sources.onStep(Math.round(aheadMs), handedOut);
+      this.sources.onStep(Math.round(aheadMs), sample);
     } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
       this.stepReported = false;
     }
-    return handedOut;
+    return sample;
   }
 }
 
-export function systemClock(onStep: (aheadMs: number, atMs: number) => void, startMs = 0, unabsorbedMs = 0): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep }, startMs, unabsorbedMs);
+export function systemClock(onStep: (aheadMs: number, atMs: number) => void, unabsorbedMs = 0): Clock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep }, unabsorbedMs);
 }

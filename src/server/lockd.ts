@@ -113,9 +113,9 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
 }
 
 /**
- * The leader's clock after a restart: it resumes at the recovered logical time if the wall clock is
- * behind it, and goes on absorbing a forward step the clock before the restart had not absorbed yet.
- * Each step it reports is recorded in the data directory for the next restart.
+ * The leader's clock after a restart: it goes on absorbing a forward step the clock before the
+ * restart had not absorbed yet (the pipeline keeps logical time from going back below the recovered
+ * time). Each step it reports is recorded in the data directory for the next restart.
  */
 function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger): Clock {
   const previous = readClockStep(dir);
@@ -132,17 +132,16 @@ function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger): Clock {
         logger.error(`cannot record the clock step in ${dir.root}: ${(error as Error).message}; a restart will not know of it`);
       }
     },
-    recoveredMs,
     unabsorbedMs,
   );
 }
 
 function describeClockStep(aheadMs: number): string {
-  const hours = Math.abs(aheadMs) / SLEW_RATE / 3_600_000;
+  if (aheadMs < 0) return `the wall clock jumped ${-aheadMs} ms back: logical time stands still until the wall clock catches up`;
+  const hours = aheadMs / SLEW_RATE / 3_600_000;
   const within = hours < 1 ? `${Math.ceil(hours * 60)} min` : `${hours.toFixed(1)} h`;
-  return aheadMs > 0
-    ? `the wall clock jumped ${aheadMs} ms ahead of real time: leases keep their length, and logical time catches up ` +
-        `running ${SLEW_RATE * 100}% fast (in about ${within})`
-    : `the wall clock jumped ${-aheadMs} ms back: logical time keeps moving, ${SLEW_RATE * 100}% slow, until the wall clock ` +
-        `reaches it (in about ${within})`;
+  return (
+    `the wall clock jumped ${aheadMs} ms ahead of real time: leases keep their length, and logical time catches up ` +
+    `running ${SLEW_RATE * 100}% fast (in about ${within})`
+  );
 }
