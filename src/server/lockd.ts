@@ -90,6 +90,10 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
           `serving at most ${maxConnections} connections. Raise the limit to serve more.`,
       );
     }
+    logger.info(
+      `limits: ${maxConnections} connections, ${config.maxInflightPerConnection} requests in flight per connection, ` +
+        `${config.maxLocks} lock records, ${config.maxDedupeEntries} remembered answers, ttl up to ${config.maxTtlMs} ms`,
+    );
     const server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
     const address = server.address();
     return {

@@ -225,6 +225,10 @@ describe("--max-connections: a connection over the limit is closed immediately",
     lockd = await lockdWith(["--max-connections", "2"]);
   });
 
+  it("says at start which limits it serves with", () => {
+    expect(lockd.stderr()).toMatch(/lockd: limits: 2 connections, 1024 requests in flight per connection, \d+ lock records, \d+ remembered answers, ttl up to 3600000 ms\n/);
+  });
+
   it("closes the third connection unanswered, and accepts again once one closes", async () => {
     const first = await RawClient.open(lockd.port);
     const second = await RawClient.open(lockd.port);
