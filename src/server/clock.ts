@@ -40,10 +40,10 @@ export interface ClockStep {
 }
 
 /**
- * What is left of a forward step, at the least, once logical time has reached `nowMs`: logical time
- * never runs more than 1% faster than real time, so at least (now - at) / 1.01 of real time passed
- * since the step was seen, and at most 1% of that was absorbed. Zero when nothing is left (or the step
- * was backwards).
+ * At most what is left of a forward step once logical time has reached `nowMs`: logical time never
+ * runs more than 1% faster than real time, so at least (now - at) / 1.01 of real time has passed since
+ * the step was seen, and the clock absorbs 1% of real time while a step is left. Carrying over more
+ * than is left only makes leases last longer. Zero when nothing is left (or the step was backwards).
  */
 export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
   const realMs = Math.max(0, nowMs - step.atMs) / (1 + SLEW_RATE);
