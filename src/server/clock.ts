@@ -96,7 +96,8 @@ export class SteadyWallClock implements Clock {
       aheadMs = wall - (this.ceilingMs + elapsed);
       this.ceilingMs = most;
       sample = Math.floor(most);
-    } else if (wall + 1 >= behind) {
+    } else if (wall + 2 >= behind) {
+      // In step. (Up to a millisecond behind is the wall clock's whole milliseconds, not a step.)
       this.ceilingMs = Math.min(most, wall + 1);
       sample = wall;
     } else {
