@@ -129,12 +129,12 @@ export class CommitPipeline {
 
   /**
    * Lets the state machine warm its cache for the whole frames at the start of a chunk just read
-   * (see StateMachine.prefetch), before they are split and executed one by one.
+   * (see StateMachine.prefetch), before they are split and executed one by one at `stampMs`.
    */
-  prefetch(chunk: Uint8Array): void {
+  prefetch(chunk: Uint8Array, stampMs: number): void {
     const count = wholeFrameStarts(chunk, this.prefetchStarts);
     // A lone command has nothing to overlap with: its own lookup is no slower than the prefetch.
-    if (count > 1) this.sm.prefetch(chunk, this.prefetchStarts, count, this.stamp());
+    if (count > 1) this.sm.prefetch(chunk, this.prefetchStarts, count, stampMs);
   }
 
   /** Answers a frame body that failed validation (3) or cannot be served (6), in order with the rest. */

@@ -144,19 +144,20 @@ export class Connection implements ReplySink {
     if (this.endedAtMs > 0) return; // our FIN is sent: read only to see the peer close
     this.lastActivityMs = this.coarseNow();
     // Only a chunk that starts on a frame boundary can be looked ahead into.
-    if (this.reader.pendingBytes === 0) this.pipeline.prefetch(chunk);
+    // One clock sample per read, for the look-ahead and the commands alike.
+    const stampMs = this.pipeline.stamp();
+    if (this.reader.pendingBytes === 0) this.pipeline.prefetch(chunk, stampMs);
     this.reader.push(chunk);
-    this.processFrames();
+    this.processFrames(stampMs);
     // Held back (backpressure): the next read, on any connection, reuses the chunk's memory.
     if (this.reader.holdsChunk) this.reader.keepUnread();
   }
 
-  private processFrames(): void {
+  private processFrames(stampMs: number): void {
     const pipeline = this.pipeline;
     const reader = this.reader;
     const maxTtlMs = this.config.maxTtlMs;
     const maxInflight = this.config.maxInflightPerConnection;
-    const stampMs = pipeline.stamp();
     this.framesDrained = false;
     let completed = false;
     for (;;) {
@@ -206,7 +207,7 @@ export class Connection implements ReplySink {
     if (this.inflight >= this.config.maxInflightPerConnection) return;
     if (this.socket.writableLength > this.config.maxQueuedReplyBytes) return;
     this.readingPaused = false;
-    this.processFrames(); // the rest of the chunk that was held back
+    this.processFrames(this.pipeline.stamp()); // the rest of the chunk that was held back
     if (!this.readingPaused && !this.peerEnded) this.socket.resume();
   }
 
