@@ -14,6 +14,7 @@
  */
 import { writeResponse } from "../protocol/response.js";
 import { IdIndex, SLOT_CHUNK, SLOT_CHUNK_BITS } from "./id-index.js";
+import { FRESH_MEMORY, type TableMemory } from "./table-memory.js";
 
 const SLOT_CHUNK_MASK = SLOT_CHUNK - 1;
 
@@ -48,8 +49,12 @@ export class DedupeTable {
   /** Scratch of `prefetch`: the entries the next commands will prune. */
   private dueSlots = new Int32Array(0);
 
-  constructor(seed: number, expectedEntries = SLOT_CHUNK) {
-    this.index = new IdIndex(seed, expectedEntries);
+  constructor(
+    seed: number,
+    expectedEntries = SLOT_CHUNK,
+    private readonly memory: TableMemory = FRESH_MEMORY,
+  ) {
+    this.index = new IdIndex(seed, expectedEntries, memory);
   }
 
   get size(): number {
@@ -245,11 +250,12 @@ export class DedupeTable {
   private takeChunk(): number {
     const reused = this.freeChunks.pop();
     if (reused !== undefined) return reused;
-    this.fingerprintChunks.push(new Int32Array(SLOT_CHUNK * 2));
-    this.statusChunks.push(new Uint8Array(SLOT_CHUNK));
-    this.answerValueChunks.push(new Float64Array(SLOT_CHUNK * 2));
-    this.firstSeenChunks.push(new Float64Array(SLOT_CHUNK));
-    this.indexedChunks.push(new Uint8Array(SLOT_CHUNK));
+    const memory = this.memory;
+    this.fingerprintChunks.push(new Int32Array(memory.take(SLOT_CHUNK * 2 * 4)));
+    this.statusChunks.push(new Uint8Array(memory.take(SLOT_CHUNK)));
+    this.answerValueChunks.push(new Float64Array(memory.take(SLOT_CHUNK * 2 * 8)));
+    this.firstSeenChunks.push(new Float64Array(memory.take(SLOT_CHUNK * 8)));
+    this.indexedChunks.push(new Uint8Array(memory.take(SLOT_CHUNK)));
     return this.fingerprintChunks.length - 1;
   }
 

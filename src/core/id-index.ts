@@ -22,6 +22,7 @@
  */
 import { readIdWords } from "./command-words.js";
 import { hashIdWords, readWord } from "./hash.js";
+import { FRESH_MEMORY, type TableMemory } from "./table-memory.js";
 
 const ID_WORDS = 4;
 export const SLOT_CHUNK_BITS = 16;
@@ -42,6 +43,11 @@ const MAX_LOAD_DENOMINATOR = 10;
  */
 const PREPARE_LOAD_NUMERATOR = 6;
 const PREFAULT_EVERY_ADDS = 16;
+/**
+ * Past 5 entries per 10 buckets the table's memory is told the doubled table will be taken: a server
+ * that writes its pages on another thread then has 0.1 x bucket count adds to do so.
+ */
+const EXPECT_LOAD_NUMERATOR = 5;
 const PAGE_INT32S = 4096 / 4;
 
 export class IdIndex {
@@ -58,6 +64,8 @@ export class IdIndex {
   private next: Int32Array | null = null;
   private nextFaulted = 0;
   private addsUntilFault = PREFAULT_EVERY_ADDS;
+  /** Whether the memory was told the doubled table will be needed (see EXPECT_LOAD_NUMERATOR). */
+  private nextExpected = false;
   /** Scratch and result sink of `prefetch`. */
   private hashes = new Int32Array(0);
   private touched = 0;
@@ -71,6 +79,7 @@ export class IdIndex {
   constructor(
     private readonly seed: number,
     private readonly expectedSlots: number,
+    private readonly memory: TableMemory = FRESH_MEMORY,
   ) {
     const buckets = tableSizeFor(expectedSlots);
     this.table = new Int32Array(buckets * 2);
@@ -158,7 +167,7 @@ export class IdIndex {
   /** Indexes `slot` under the id `words[at..at+4)`, whose hash is `hash`. Not indexed already. */
   addWords(slot: number, words: Int32Array, at: number, hash: number): void {
     const chunk = slot >>> SLOT_CHUNK_BITS;
-    while (this.idChunks.length <= chunk) this.idChunks.push(new Int32Array(SLOT_CHUNK * ID_WORDS));
+    while (this.idChunks.length <= chunk) this.idChunks.push(new Int32Array(this.memory.take(SLOT_CHUNK * ID_WORDS * 4)));
     const ids = this.idChunks[chunk]!;
     const base = (slot & SLOT_CHUNK_MASK) * ID_WORDS;
     ids[base] = words[at]!;
@@ -170,6 +179,10 @@ export class IdIndex {
     if (this.old !== null) this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
     else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * MAX_LOAD_NUMERATOR) this.startGrowing();
     else if (this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * PREPARE_LOAD_NUMERATOR && this.count > this.expectedSlots) this.prepareNext();
+    else if (!this.nextExpected && this.count * MAX_LOAD_DENOMINATOR > (this.mask + 1) * EXPECT_LOAD_NUMERATOR && this.count > this.expectedSlots) {
+      this.nextExpected = true;
+      this.memory.expect(this.table.byteLength * 2);
+    }
   }
 
   delete(slot: number): void {
@@ -219,7 +232,7 @@ export class IdIndex {
   /** Allocates the doubled table, or faults in its next page every PREFAULT_EVERY_ADDS adds. */
   private prepareNext(): void {
     if (this.next === null) {
-      this.next = new Int32Array(this.table.length * 2);
+      this.next = new Int32Array(this.memory.take(this.table.byteLength * 2));
       this.nextFaulted = 0;
       return;
     }
@@ -233,8 +246,9 @@ export class IdIndex {
     this.old = this.table;
     this.oldMask = this.mask;
     this.cursor = 0;
-    this.table = this.next ?? new Int32Array(this.old.length * 2);
+    this.table = this.next ?? new Int32Array(this.memory.take(this.old.byteLength * 2));
     this.next = null;
+    this.nextExpected = false;
     this.mask = this.old.length - 1;
     this.migrate(MIGRATE_BUCKETS_PER_OPERATION);
   }

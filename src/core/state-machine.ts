@@ -13,6 +13,7 @@ import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readComman
 import { DedupeTable } from "./dedupe-table.js";
 import { hashWordsTwice } from "./hash.js";
 import { LockTable } from "./lock-table.js";
+import { FRESH_MEMORY, type TableMemory } from "./table-memory.js";
 
 export interface StateMachineConfig {
   /** How long (logical ms) a decided answer is remembered for retries with the same request id. */
@@ -28,6 +29,8 @@ export interface StateMachineConfig {
    * on random pages of an oversized index, one page fault each.
    */
   readonly initialCapacity?: { readonly locks?: number; readonly dedupeEntries?: number };
+  /** Where the request-id table's memory comes from (layout only, never answers); fresh buffers by default. */
+  readonly memory?: TableMemory;
 }
 
 /** Capacity limits, enforced only where commands are admitted (the leader), never on replay. */
@@ -65,7 +68,7 @@ export class StateMachine {
 
   constructor(readonly config: StateMachineConfig) {
     this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks);
-    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries);
+    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries, config.memory ?? FRESH_MEMORY);
   }
 
   /** The logical clock: the largest time stamp applied so far. */

@@ -18,6 +18,7 @@ import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
+import { WarmMemory } from "./warm-memory.js";
 
 export interface Lockd {
   readonly host: string;
@@ -33,7 +34,7 @@ export interface LockdDependencies {
 
 export async function startLockd(config: ServerConfig, deps: LockdDependencies): Promise<Lockd> {
   const { logger } = deps;
-  const smConfig: StateMachineConfig = {
+  const baseConfig: StateMachineConfig = {
     dedupeWindowMs: config.dedupeWindowMs,
     expiredRetentionMs: config.expiredRetentionMs,
     hashSeed: randomInt(0x7fffffff),
@@ -52,6 +53,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   }
   // Before recovery loads the state: the launcher is forked while this process is still small.
   const launcher = startCompactionLauncher(idlePriorityLaunch());
+  const memory = new WarmMemory(logger);
+  const smConfig: StateMachineConfig = { ...baseConfig, memory };
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();
@@ -106,11 +109,13 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         await log.close();
         await compactor.idle();
         launcher.close();
+        await memory.close();
         dirLock.release();
       },
     };
   } catch (error) {
     launcher.close();
+    void memory.close();
     dirLock.release();
     throw error;
   }

@@ -56,7 +56,7 @@ export class Compactor {
     const bytes = this.sealed.reduce((sum, segment) => sum + segment.bytes, 0);
     if (bytes < this.snapshotEveryBytes || bytes < this.snapshotBytes || this.sealed.length === 0) return;
     const segments = this.sealed.slice();
-    const job: CompactionJob = { dir: this.dir, config: this.config, snapshotPath: this.snapshotPath, segments };
+    const job: CompactionJob = { dir: this.dir, config: withoutMemory(this.config), snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
     this.running = this.run(job, this.shutdown.signal).then(
       async (result) => {
@@ -213,4 +213,13 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
       if (child?.connected) child.disconnect();
     },
   };
+}
+
+/**
+ * The config a compaction process gets: the table memory belongs to this process (a server's comes
+ * with a thread of its own), and the compaction's state machine takes fresh memory.
+ */
+function withoutMemory(config: StateMachineConfig): StateMachineConfig {
+  const { dedupeWindowMs, expiredRetentionMs, hashSeed, initialCapacity } = config;
+  return initialCapacity === undefined ? { dedupeWindowMs, expiredRetentionMs, hashSeed } : { dedupeWindowMs, expiredRetentionMs, hashSeed, initialCapacity };
 }
