@@ -34,15 +34,6 @@ export interface LockdDependencies {
 
 export async function startLockd(config: ServerConfig, deps: LockdDependencies): Promise<Lockd> {
   const { logger } = deps;
-  const baseConfig: StateMachineConfig = {
-    dedupeWindowMs: config.dedupeWindowMs,
-    expiredRetentionMs: config.expiredRetentionMs,
-    hashSeed: randomInt(0x7fffffff),
-    // The tables start small and double incrementally as entries arrive. A large initial index is
-    // not free even though its pages are only touched on use: every new id lands on a random page,
-    // so for the first ~20 s at low load nearly every command paid one or two page faults (measured:
-    // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
-  };
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
   if (dirLock.kind === "pid-file") {
@@ -54,7 +45,16 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   // Before recovery loads the state: the launcher is forked while this process is still small.
   const launcher = startCompactionLauncher(idlePriorityLaunch());
   const memory = new WarmMemory(logger);
-  const smConfig: StateMachineConfig = { ...baseConfig, memory };
+  const smConfig: StateMachineConfig = {
+    dedupeWindowMs: config.dedupeWindowMs,
+    expiredRetentionMs: config.expiredRetentionMs,
+    hashSeed: randomInt(0x7fffffff),
+    memory,
+    // The tables start small and double incrementally as entries arrive. A large initial index is
+    // not free even though its pages are only touched on use: every new id lands on a random page,
+    // so for the first ~20 s at low load nearly every command paid one or two page faults (measured:
+    // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
+  };
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();

@@ -220,6 +220,7 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
  * with a thread of its own), and the compaction's state machine takes fresh memory.
  */
 function withoutMemory(config: StateMachineConfig): StateMachineConfig {
-  const { dedupeWindowMs, expiredRetentionMs, hashSeed, initialCapacity } = config;
-  return initialCapacity === undefined ? { dedupeWindowMs, expiredRetentionMs, hashSeed } : { dedupeWindowMs, expiredRetentionMs, hashSeed, initialCapacity };
+  // Only the memory source stays behind: every other setting, present or future, goes along.
+  const { memory: _memory, ...portable } = config;
+  return portable;
 }
