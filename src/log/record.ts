@@ -68,7 +68,10 @@ export function readRecord(bytes: Buffer, at: number): RecordScan {
   if (available === 0) return { kind: "end" };
   // Segments are preallocated with zeros: a zero length field starts the unwritten space, but only if
   // every byte after it is zero too (a zeroed length in the middle of data is damage, not the end).
-  if (available >= 4 && readU32(bytes, at) === 0) {
+  // Fewer than 4 zero bytes are unwritten space as well: a segment continued after a power loss can
+  // end its data a few bytes short of where an earlier, unsynced and since reverted, write had
+  // already extended the file.
+  if (available < 4 ? firstNonZero(bytes, at) < 0 : readU32(bytes, at) === 0) {
     const dataAt = firstNonZero(bytes, at);
     return dataAt < 0 ? { kind: "end" } : { kind: "corrupt", reason: `zero length field followed by data at offset ${dataAt}` };
   }

@@ -8,7 +8,7 @@ import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import { Status } from "../../../src/protocol/index.js";
-import { readRecord } from "../../../src/log/record.js";
+import { readRecord, recordBytes } from "../../../src/log/record.js";
 import { acquire, inspect } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { useTempDirs } from "../../support/temp-dir.js";
@@ -98,6 +98,36 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     bytes[writtenEnd(bytes) - 3]! ^= 0x40;
     writeFileSync(segment!, bytes);
     expect(recover(openDataDir(root), CONFIG, capture()).lastIndex).toBe(9);
+  });
+});
+
+describe("zeros after the data are unwritten space, however few", () => {
+  it("recovers a segment that was continued after a power loss reverted a write that had grown the file", async () => {
+    const root = tempDir();
+    const [first] = await writeLog(root, 2, 600);
+    const dataEnd = writtenEnd(readFileSync(first!));
+    // An append that grew the file past its preallocated 600 bytes was never synced: power loss left
+    // the larger size with zeros. The next start appends from the end of the data, and the segment
+    // fills and rolls 3 bytes short of that size.
+    truncateSync(first!, dataEnd + recordBytes(3) + 3);
+    const segments = await writeLog(root, 4, 600, 1000);
+    expect(segments.length).toBe(2);
+    const bytes = readFileSync(first!);
+    expect(bytes.length - writtenEnd(bytes)).toBe(3);
+
+    const recovered = recover(openDataDir(root), CONFIG, silentLogger);
+
+    expect(recovered.lastIndex).toBe(18);
+    expect(recovered.sealed.map((segment) => segment.path)).toEqual([first]);
+  });
+
+  it("reads 1 to 3 zero bytes at the end as the end, and 1 to 3 other bytes as a partial record", () => {
+    for (const tail of [1, 2, 3]) {
+      expect(readRecord(Buffer.alloc(10 + tail), 10).kind).toBe("end");
+      const garbage = Buffer.alloc(10 + tail);
+      garbage[10 + tail - 1] = 7;
+      expect(readRecord(garbage, 10)).toEqual({ kind: "incomplete", reason: `${tail} bytes, shorter than a record header` });
+    }
   });
 });
 
