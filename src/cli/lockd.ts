@@ -17,6 +17,12 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
+/** A whole number, or "unlimited" for no limit at all. */
+function integerOrUnlimited(min: number) {
+  const parse = integer(min);
+  return (raw: string): number => (raw === "unlimited" ? Infinity : parse(raw));
+}
+
 function hostPort(raw: string): { host: string; port: number } {
   const match = /^(.+):(\d+)$/.exec(raw);
   if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"`);
@@ -44,6 +50,11 @@ const program = new Command("lockd")
   .option("--snapshot-every <bytes>", "write a snapshot after this many log bytes", integer(1 << 16), d.snapshotEveryBytes)
   // Each segment is written with zeros in full before use: a mistyped size must not fill the disk.
   .option("--segment-bytes <bytes>", "log segment file size (at most 1 GiB)", integer(1 << 16, 1 << 30), d.segmentBytes)
+  .addOption(
+    new Option("--inline-sync-max <entries>", "fdatasync batches of up to this many entries on the event loop when no other batch is syncing, larger ones on the thread pool (0 = always the pool)")
+      .argParser(integerOrUnlimited(0))
+      .default(d.inlineSyncMaxEntries, "unlimited"),
+  )
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
     "after",
@@ -76,6 +87,7 @@ const config: ServerConfig = {
   idleTimeoutMs: flags.idleTimeout,
   snapshotEveryBytes: flags.snapshotEvery,
   segmentBytes: flags.segmentBytes,
+  inlineSyncMaxEntries: flags.inlineSyncMax,
 };
 
 async function main(): Promise<void> {

@@ -4,6 +4,7 @@
  */
 
 import { totalmem } from "node:os";
+import { INLINE_SYNC_MAX_ENTRIES } from "../storage/segment-log.js";
 
 export type FsyncMode = "always" | "never";
 
@@ -37,6 +38,11 @@ export interface ServerConfig {
   readonly snapshotEveryBytes: number;
   /** Log segment files roll over at this size. */
   readonly segmentBytes: number;
+  /**
+   * A batch of at most this many entries, with no other batch syncing, is fdatasync'ed on the event
+   * loop rather than the thread pool (Infinity: every such batch; 0: every sync on the thread pool).
+   */
+  readonly inlineSyncMaxEntries: number;
 }
 
 /**
@@ -96,4 +102,5 @@ export const DEFAULT_CONFIG: ServerConfig = {
   fsync: "always",
   snapshotEveryBytes: 256 << 20,
   segmentBytes: 32 << 20,
+  inlineSyncMaxEntries: INLINE_SYNC_MAX_ENTRIES,
 };

@@ -64,6 +64,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       files: nodeLogFiles,
       fsync: config.fsync,
       segmentBytes: config.segmentBytes,
+      inlineSyncMaxEntries: config.inlineSyncMaxEntries,
       snapshotEveryBytes: config.snapshotEveryBytes,
       runCompaction: launcher.run,
     });

@@ -81,8 +81,9 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     const requestSeq = () => nextRequest++;
     const acknowledged: Sent[] = [];
     let maxToken = 0n;
-    // Some boots sync small batches inline (durable before append returns), some always on the pool.
-    const inlineSync = () => random.pick([0, 0, 4]);
+    // Boots sync every lone batch inline (durable before append returns, lockd's default), only small
+    // ones, or every batch on the thread pool.
+    const inlineSync = () => random.pick([Infinity, 4, 0]);
     let node = boot(root, files, clockMs, inlineSync());
     let powerFailures = 0;
     let submitted = 0;

@@ -26,7 +26,10 @@ interface Node {
   readonly harness: PipelineHarness;
 }
 
-function openNode(root: string, options: { segmentBytes?: number; snapshotEveryBytes?: number; startMs?: number } = {}): Node {
+function openNode(
+  root: string,
+  options: { segmentBytes?: number; snapshotEveryBytes?: number; startMs?: number; inlineSyncMaxEntries?: number } = {},
+): Node {
   const dir = openDataDir(root);
   const files = new FaultyFiles();
   const { recovered, log, compactor } = openDurableStorage(dir, {
@@ -37,6 +40,7 @@ function openNode(root: string, options: { segmentBytes?: number; snapshotEveryB
     segmentBytes: options.segmentBytes ?? 1 << 20,
     snapshotEveryBytes: options.snapshotEveryBytes ?? Infinity,
     runCompaction: async (job) => compact(job),
+    ...(options.inlineSyncMaxEntries === undefined ? {} : { inlineSyncMaxEntries: options.inlineSyncMaxEntries }),
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, {
     nextIndex: recovered.lastIndex + 1,
@@ -97,16 +101,40 @@ describe("an acknowledged change is on disk: written in full and fdatasync'ed be
   });
 });
 
-describe("a small batch syncs inline only while batches are small", () => {
-  it("blocks the loop for a lone small batch in a quiet stretch, never right after big batches", async () => {
-    const node = openNode(tempDir());
+describe("which batches sync inline, on the event loop", () => {
+  /** Appends records one after the other; reports how many inline syncs each one took. */
+  function inlineSyncCounter(node: Node) {
     let nextIndex = 1;
-    const inlineSyncsOf = async (entries: number): Promise<number> => {
-      const before = node.files.inlineSyncs;
-      expect(await appendRecord(node.log, nextIndex, entries)).toBe(true);
-      nextIndex += entries;
-      return node.files.inlineSyncs - before;
+    return {
+      inlineSyncsOf: async (entries: number): Promise<number> => {
+        const before = node.files.inlineSyncs;
+        expect(await appendRecord(node.log, nextIndex, entries)).toBe(true);
+        nextIndex += entries;
+        return node.files.inlineSyncs - before;
+      },
+      appended: () => nextIndex - 1,
     };
+  }
+
+  it("by default every batch alone in flight, whatever its size", async () => {
+    const node = openNode(tempDir());
+    const { inlineSyncsOf } = inlineSyncCounter(node);
+    for (const entries of [1, 200, 5000, 1, 64]) expect(await inlineSyncsOf(entries)).toBe(1);
+    expect(node.files.syncs).toBe(5);
+    await node.log.close();
+  });
+
+  it("none with a limit of 0: every sync goes to the thread pool", async () => {
+    const node = openNode(tempDir(), { inlineSyncMaxEntries: 0 });
+    const { inlineSyncsOf } = inlineSyncCounter(node);
+    for (const entries of [1, 200, 1]) expect(await inlineSyncsOf(entries)).toBe(0);
+    expect(node.files.syncs).toBe(3);
+    await node.log.close();
+  });
+
+  it("with a limit, a lone small batch in a quiet stretch, never right after big batches", async () => {
+    const node = openNode(tempDir(), { inlineSyncMaxEntries: 4 });
+    const { inlineSyncsOf, appended } = inlineSyncCounter(node);
     expect(await inlineSyncsOf(1)).toBe(1); // a lone client
     for (let n = 0; n < 8; n++) expect(await inlineSyncsOf(200)).toBe(0); // a busy server
     expect(await inlineSyncsOf(1)).toBe(0); // a lull in a busy stretch: the loop keeps serving
@@ -114,7 +142,7 @@ describe("a small batch syncs inline only while batches are small", () => {
     while ((await inlineSyncsOf(1)) === 0) quiet++;
     expect(quiet).toBeGreaterThan(5); // inline again once the recent batches are small
     expect(quiet).toBeLessThan(40);
-    expect(node.files.syncs).toBe(nextIndex - 1 - 8 * 200 + 8); // one sync per batch either way
+    expect(node.files.syncs).toBe(appended() - 8 * 200 + 8); // one sync per batch either way
     await node.log.close();
   });
 });
