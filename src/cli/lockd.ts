@@ -91,8 +91,9 @@ const config: ServerConfig = {
 };
 
 async function main(): Promise<void> {
-  // Up to 4 log syncs run at once on libuv's thread pool, beside the segment preallocation; give the
-  // pool room for them (it is sized on first use, which is after this line).
+  // With --inline-sync-max below the batch sizes, up to 4 log syncs run at once on libuv's thread
+  // pool, beside the segment preallocation; give the pool room for them (it is sized on first use,
+  // which is after this line).
   process.env.UV_THREADPOOL_SIZE ??= "8";
   let lockd;
   try {
