@@ -88,6 +88,9 @@ export class Connection implements ReplySink {
 
   /** Stops reading for good (shutdown): what was read is still answered. */
   stopReading(): void {
+    // Already ended from our side, and reading only to see the peer close: pausing it again would
+    // leave the peer's FIN unread, and the connection open until the shutdown's grace period ends.
+    if (this.endedAtMs > 0) return;
     this.closing = true;
     this.pauseReading();
     this.finishIfDone();

@@ -97,6 +97,23 @@ describe("SIGTERM: stop accepting, answer what is in flight, flush, exit 0", () 
     lockd.cleanup();
   });
 
+  it("lets idle clients go at once: one that closes on the server's FIN does not wait out the grace period", async () => {
+    const lockd = await spawnLockd();
+    // Pooled clients: each had an answer and stays connected, idle. Node closes a client's side
+    // when the server's FIN arrives.
+    const clients = await Promise.all(Array.from({ length: 3 }, () => RawClient.open(lockd.port)));
+    for (const [n, client] of clients.entries()) {
+      client.write(acquire({ lock: BigInt(n + 1), owner: 1n }, 60_000n));
+      expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
+    }
+    const startedMs = performance.now();
+    expect(await lockd.stop()).toBe(0);
+    // The 2 s grace is for clients that keep their side open; these closed theirs at once.
+    expect(performance.now() - startedMs).toBeLessThan(1_500);
+    expect((await Promise.all(clients.map((client) => client.closedWithin(1_000)))).every(Boolean)).toBe(true);
+    lockd.cleanup();
+  });
+
   it("no longer accepts connections after SIGTERM", async () => {
     const lockd = await spawnLockd();
     const port = lockd.port;
