@@ -79,7 +79,16 @@ export class LockServer {
   }
 
   private sweep(): void {
-    this.coarseNowMs = performance.now();
+    const nowMs = performance.now();
+    const heldUpMs = nowMs - this.coarseNowMs - SWEEP_EVERY_MS;
+    this.coarseNowMs = nowMs;
+    if (heldUpMs > SWEEP_EVERY_MS) {
+      // The loop itself was held up (a sync on it that the disk stalled): what peers sent meanwhile
+      // is still unread in the kernel, and timers run before the loop reads again. Judged now, a
+      // connection whose frame arrived during the stall would be closed for being slow. The next
+      // sweep, after a round of reads, judges them.
+      return;
+    }
     const { frameTimeoutMs, idleTimeoutMs } = this.config;
     for (const connection of this.connections) {
       if (connection.endedAtMs > 0) {
