@@ -22,7 +22,8 @@ const CRC_AT = 4;
 const TERM_AT = 8;
 const FIRST_INDEX_AT = 16;
 const STAMP_AT = 24;
-const COUNT_AT = 32;
+/** Offset of the entry count in a record's header. */
+export const RECORD_COUNT_AT = 32;
 /** A sanity bound for decoding: no record the server writes comes near it. */
 export const MAX_RECORD_ENTRIES = 1 << 20;
 
@@ -44,7 +45,7 @@ export function sealRecord(target: Buffer, at: number, header: RecordHeader): nu
   writeU64(target, at + TERM_AT, header.term);
   writeU64(target, at + FIRST_INDEX_AT, header.firstIndex);
   writeU64(target, at + STAMP_AT, header.stampMs);
-  writeU32(target, at + COUNT_AT, header.count);
+  writeU32(target, at + RECORD_COUNT_AT, header.count);
   writeU32(target, at + CRC_AT, crc32(target.subarray(at + TERM_AT, end)));
   return end;
 }
@@ -85,7 +86,7 @@ export function readRecord(bytes: Buffer, at: number): RecordScan {
   const stored = readU32(bytes, at + CRC_AT);
   const actual = crc32(bytes.subarray(at + TERM_AT, end));
   if (stored !== actual) return { kind: "corrupt", reason: `checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})` };
-  const count = readU32(bytes, at + COUNT_AT);
+  const count = readU32(bytes, at + RECORD_COUNT_AT);
   if (recordBytes(count) !== 4 + length || count > MAX_RECORD_ENTRIES) {
     return { kind: "corrupt", reason: `entry count ${count} does not match length ${length}` };
   }

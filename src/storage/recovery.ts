@@ -5,10 +5,10 @@
  * acknowledged: it is truncated and reported. Damage anywhere else refuses the start, naming the file
  * and offset, because skipping a record would silently forget acknowledged state.
  */
-import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
 import { PREFETCH_MAX, fixedStarts, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
-import { ENTRY_BYTES, readRecord } from "../log/record.js";
+import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, readRecord, recordBytes } from "../log/record.js";
 import { RESPONSE_BYTES } from "../protocol/wire.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
@@ -33,9 +33,10 @@ export interface Recovered {
 
 export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger): Recovered {
   const segments = listSegments(dir);
-  // The log reaches at least the newest segment's first index: size the tables for that much up
-  // front (see decodeSnapshot).
-  const replayThrough = segments.at(-1)?.firstIndex ?? 0;
+  // Size the tables for the whole log up front (see decodeSnapshot): where the newest segment's
+  // records end, from their headers.
+  const newestSegment = segments.at(-1);
+  const replayThrough = newestSegment === undefined ? 0 : lastIndexByHeaders(newestSegment.path, newestSegment.firstIndex);
   let stateMachine: StateMachine | null = null;
   let lastIndex = 0;
   let lastTerm = 0;
@@ -160,6 +161,43 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
     at = scan.end;
   }
 }
+
+/**
+ * The last index the records of a segment (starting at `firstIndex`) claim, walking their length and
+ * count fields only, without checksums: a sizing hint, never trusted as state. It stops at anything
+ * that cannot be a record header, and every entry it counts takes ENTRY_BYTES of the file, so damage
+ * can never make it claim more entries than the file could hold.
+ */
+function lastIndexByHeaders(path: string, firstIndex: number): number {
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    // Headers are read through one window of the file, refilled from the next header when it runs
+    // out: the segment is not held in memory a second time.
+    const window = Buffer.allocUnsafe(HEADER_WINDOW_BYTES);
+    let windowStart = 0;
+    let windowEnd = 0;
+    let last = firstIndex - 1;
+    let at = 0;
+    while (at + RECORD_HEADER_BYTES <= size) {
+      if (at + RECORD_HEADER_BYTES > windowEnd) {
+        windowStart = at;
+        windowEnd = at + readSync(fd, window, 0, window.length, at);
+        if (at + RECORD_HEADER_BYTES > windowEnd) break;
+      }
+      const length = window.readUInt32BE(at - windowStart);
+      const count = window.readUInt32BE(at - windowStart + RECORD_COUNT_AT);
+      if (length === 0 || recordBytes(count) !== 4 + length || at + 4 + length > size) break;
+      last += count;
+      at += 4 + length;
+    }
+    return last;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const HEADER_WINDOW_BYTES = 1 << 20;
 
 /** Is there any well-formed record starting somewhere after `from`? (Then `from` is not a torn tail.) */
 function hasValidRecordAfter(bytes: Buffer, from: number): boolean {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
+import type { TableMemory } from "../../../src/core/table-memory.js";
 import { silentLogger, type Logger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { listSegments, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
@@ -98,6 +99,21 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     bytes[writtenEnd(bytes) - 3]! ^= 0x40;
     writeFileSync(segment!, bytes);
     expect(recover(openDataDir(root), CONFIG, capture()).lastIndex).toBe(9);
+  });
+});
+
+describe("recovery sizes the request-id table for the whole log, the newest segment included", () => {
+  it("replays a log held in one segment without doubling the table on the way", async () => {
+    const root = tempDir();
+    await writeLog(root, 400); // 1,200 entries, all in the first (and newest) segment
+    const doublings: number[] = [];
+    const memory: TableMemory = { take: (bytes) => new ArrayBuffer(bytes), expect: (bytes) => void doublings.push(bytes) };
+
+    const recovered = recover(openDataDir(root), { ...CONFIG, memory }, silentLogger);
+
+    expect(recovered.lastIndex).toBe(1_200);
+    expect(recovered.stateMachine.dedupeEntryCount).toBe(1_200);
+    expect(doublings).toEqual([]);
   });
 });
 
