@@ -7,6 +7,7 @@
 import type { StateMachineConfig } from "../core/state-machine.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
+import { catchUpDue, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
 import type { DataDir } from "./data-dir.js";
 import type { LogFileOpener } from "./log-file.js";
@@ -32,9 +33,10 @@ export interface DurableStorage {
 
 export function openDurableStorage(dir: DataDir, options: DurableStorageOptions): DurableStorage {
   const recovered = recover(dir, options.config, options.logger);
+  const caughtUp = catchUpDue(recovered, options.snapshotEveryBytes) ? writeCatchUpSnapshot(dir, recovered, options.logger) : null;
   const compactor = new Compactor(dir, options.config, options.snapshotEveryBytes, options.runCompaction, options.logger, {
-    snapshotPath: recovered.snapshotPath,
-    sealed: recovered.sealed,
+    snapshotPath: caughtUp ?? recovered.snapshotPath,
+    sealed: caughtUp === null ? recovered.sealed : [],
   });
   const log = new SegmentLog({
     dir,
