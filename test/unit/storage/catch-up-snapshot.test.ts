@@ -4,7 +4,6 @@
  * covers; the state is the same, and the next start replays only the log after it.
  */
 import { describe, expect, it } from "vitest";
-import { encodeSnapshot } from "../../../src/core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../../../src/core/state-machine.js";
 import { Status } from "../../../src/protocol/index.js";
 import { silentLogger, type Logger } from "../../../src/server/logger.js";
@@ -14,6 +13,8 @@ import { openDurableStorage, type DurableStorage } from "../../../src/storage/du
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { acquire } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
+import { capturingLogger } from "../../support/capturing-logger.js";
+import { stateBytes } from "../../support/state-bytes.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
 const CONFIG: StateMachineConfig = { dedupeWindowMs: 600_000, expiredRetentionMs: 60_000, hashSeed: 21 };
@@ -46,15 +47,6 @@ async function grant(storage: DurableStorage, batches: number, firstLock: number
   return harness.stateMachine;
 }
 
-function stateBytes(sm: StateMachine): string {
-  return encodeSnapshot(sm, { lastIndex: 0, lastTerm: 0 }).toString("hex");
-}
-
-function capture(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
-}
-
 describe("a start that finds compaction far behind writes the snapshot itself", () => {
   it("snapshots the recovered state before serving, deletes the covered segments, and the next start replays only what follows", async () => {
     const root = tempDir();
@@ -64,7 +56,7 @@ describe("a start that finds compaction far behind writes the snapshot itself", 
     expect(sealedBytes).toBeGreaterThanOrEqual(CATCH_UP_FACTOR * SNAPSHOT_EVERY);
     expect(listSnapshots(dir)).toEqual([]);
 
-    const logger = capture();
+    const logger = capturingLogger();
     const restarted = open(root, logger);
 
     expect(restarted.recovered.lastIndex).toBe(180);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { StateMachine, type StateMachineConfig } from "../../../src/core/state-machine.js";
-import { encodeSnapshot } from "../../../src/core/snapshot-codec.js";
+import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { Status } from "../../../src/protocol/index.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
@@ -13,6 +12,7 @@ import type { Compactor } from "../../../src/storage/compactor.js";
 import { FaultyFiles } from "../../support/faulty-files.js";
 import { acquire, inspect, release, renew } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
+import { stateBytes } from "../../support/state-bytes.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
 const CONFIG: StateMachineConfig = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 1 };
@@ -56,10 +56,6 @@ function appendRecord(log: SegmentLog, firstIndex: number, count: number): Promi
   const records = Buffer.alloc(recordBytes(count), 0x5a);
   sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count });
   return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
-}
-
-function stateBytes(sm: StateMachine): string {
-  return encodeSnapshot(sm, { lastIndex: 0, lastTerm: 0 }).toString("hex");
 }
 
 describe("an acknowledged change is on disk: written in full and fdatasync'ed before the reply", () => {

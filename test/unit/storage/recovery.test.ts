@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import type { TableMemory } from "../../../src/core/table-memory.js";
-import { silentLogger, type Logger } from "../../../src/server/logger.js";
+import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { listSegments, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
@@ -12,6 +12,7 @@ import { Status } from "../../../src/protocol/index.js";
 import { readRecord, recordBytes } from "../../../src/log/record.js";
 import { acquire, inspect } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
+import { capturingLogger } from "../../support/capturing-logger.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
 const CONFIG: StateMachineConfig = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 3 };
@@ -51,11 +52,6 @@ function writtenEnd(bytes: Buffer): number {
   }
 }
 
-function capture(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
-}
-
 describe("a torn tail (a partial or bad LAST record) is truncated, with a log line saying how many bytes", () => {
   it("drops garbage appended to the newest segment and keeps every record before it", async () => {
     const root = tempDir();
@@ -64,7 +60,7 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     const goodBytes = writtenEnd(bytes);
     Buffer.from("this is not a record, just noise").copy(bytes, goodBytes);
     writeFileSync(segment!, bytes.subarray(0, goodBytes + 32));
-    const logger = capture();
+    const logger = capturingLogger();
     const recovered = recover(openDataDir(root), CONFIG, logger);
     expect(recovered.lastIndex).toBe(15);
     expect(statSync(segment!).size).toBe(goodBytes);
@@ -78,7 +74,7 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     const goodBytes = writtenEnd(bytes);
     bytes.copy(bytes, goodBytes, 0, 50); // the start of a record, then zeros: a write cut short
     writeFileSync(segment!, bytes);
-    const recovered = recover(openDataDir(root), CONFIG, capture());
+    const recovered = recover(openDataDir(root), CONFIG, capturingLogger());
     expect(recovered.lastIndex).toBe(15);
     expect(statSync(segment!).size).toBe(goodBytes);
   });
@@ -88,7 +84,7 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     const [segment] = await writeLog(root, 4);
     const bytes = readFileSync(segment!);
     writeFileSync(segment!, bytes.subarray(0, writtenEnd(bytes) - 20));
-    const recovered = recover(openDataDir(root), CONFIG, capture());
+    const recovered = recover(openDataDir(root), CONFIG, capturingLogger());
     expect(recovered.lastIndex).toBe(9);
   });
 
@@ -98,7 +94,7 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     const bytes = readFileSync(segment!);
     bytes[writtenEnd(bytes) - 3]! ^= 0x40;
     writeFileSync(segment!, bytes);
-    expect(recover(openDataDir(root), CONFIG, capture()).lastIndex).toBe(9);
+    expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(9);
   });
 });
 
