@@ -1,7 +1,8 @@
 /**
  * Deterministic simulation of lockd's durable core under power loss. One seed drives the clients,
- * the clock (which also jumps backwards), when the disk finishes its syncs, and when power fails and
- * how much of the unsynced data survives. After every restart the checker verifies what the replies
+ * the clock (which also jumps backwards), when the disk finishes its syncs, when power fails and
+ * how much of the unsynced data survives, and whether a boot's compactions finish (when they do not,
+ * as in a crash loop, a later start writes the snapshot itself). After every restart the checker verifies what the replies
  * promised:
  *   - every acknowledged request, retried with its request id, gets the byte-identical answer;
  *   - every token issued after a restart is greater than every acknowledged one;
@@ -42,6 +43,7 @@ function boot(
   files: PowerLossFiles,
   startMs: number,
   inlineSyncMaxEntries: number,
+  compactionsFinish: boolean,
 ): { log: SegmentLog; compactor: Compactor; harness: PipelineHarness } {
   const { recovered, log, compactor } = openDurableStorage(openDataDir(root), {
     config: CONFIG,
@@ -50,11 +52,18 @@ function boot(
     fsync: "always",
     segmentBytes: 2048,
     snapshotEveryBytes: 4096,
-    runCompaction: async (job) => compact(job),
+    // A compaction that never finishes is one killed with its lockd every time (a crash loop): the
+    // sealed log piles up until a start writes the snapshot itself.
+    runCompaction: compactionsFinish ? async (job) => compact(job) : (_job, signal) => killedWithLockd(signal),
     inlineSyncMaxEntries,
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1, startMs });
   return { log, compactor, harness };
+}
+
+/** A compaction that ends only when its lockd stops (the shutdown signal), having written nothing. */
+function killedWithLockd(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("killed with its lockd"))));
 }
 
 function randomCommand(random: SeededRandom, requestSeq: () => bigint): Sent {
@@ -84,7 +93,8 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     // Boots sync every lone batch inline (durable before append returns, lockd's default), only small
     // ones, or every batch on the thread pool.
     const inlineSync = () => random.pick([Infinity, 4, 0]);
-    let node = boot(root, files, clockMs, inlineSync());
+    const compactionsFinish = () => random.next() < 0.6;
+    let node = boot(root, files, clockMs, inlineSync(), compactionsFinish());
     let powerFailures = 0;
     let submitted = 0;
     /** Requests that were unanswered when power failed: each may or may not have taken effect. */
@@ -118,7 +128,7 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
         inFlightAtLoss.push(...pending.values());
         pending.clear();
         powerFailures++;
-        node = boot(root, files, clockMs, inlineSync());
+        node = boot(root, files, clockMs, inlineSync(), compactionsFinish());
         submitted = 0;
         await checkPromises();
       }

@@ -30,7 +30,7 @@ function open(root: string, logger: Logger = silentLogger): DurableStorage {
     fsync: "always",
     segmentBytes: 1024,
     snapshotEveryBytes: SNAPSHOT_EVERY,
-    runCompaction: () => new Promise(() => {}),
+    runCompaction: (_job, signal) => new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("killed")))),
   });
 }
 
