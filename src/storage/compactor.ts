@@ -51,31 +51,19 @@ export class Compactor {
     this.maybeStart();
   };
 
-  maybeStart(): void {
-    if (this.running !== null || this.stopped) return;
+  /** Whether the sealed log holds `factor` times what starts a compaction (1: one is due now). */
+  isBehindBy(factor: number): boolean {
     const bytes = this.sealed.reduce((sum, segment) => sum + segment.bytes, 0);
-    if (bytes < this.snapshotEveryBytes || bytes < this.snapshotBytes || this.sealed.length === 0) return;
+    return this.sealed.length > 0 && bytes >= factor * Math.max(this.snapshotEveryBytes, this.snapshotBytes);
+  }
+
+  maybeStart(): void {
+    if (this.running !== null || this.stopped || !this.isBehindBy(1)) return;
     const segments = this.sealed.slice();
     const job: CompactionJob = { dir: this.dir, config: withoutMemory(this.config), snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
     this.running = this.run(job, this.shutdown.signal).then(
-      async (result) => {
-        this.snapshotPath = result.snapshotPath;
-        this.snapshotBytes = result.bytes;
-        try {
-          await this.removeCovered(result, segments.length);
-          this.logger.info(
-            `snapshot at index ${result.lastIndex} (${result.locks} locks, ${result.dedupeEntries} dedupe entries) ` +
-              `written in ${Math.round(performance.now() - startedMs)} ms; ${segments.length} segments removed`,
-          );
-        } catch (error) {
-          // The snapshot stands. What was not removed is covered by it: recovery deletes such
-          // segments at the next start, and the next clean-up deletes older snapshots.
-          this.logger.error(`snapshot at index ${result.lastIndex} written, but removing what it covers failed: ${(error as Error).message}`);
-        }
-        this.running = null;
-        this.maybeStart(); // segments sealed meanwhile may already be due
-      },
+      (result) => this.install(result, segments.length, startedMs),
       (error: Error) => {
         this.running = null;
         if (this.stopped) return; // cut short by shutdown: the next start compacts again
@@ -84,6 +72,35 @@ export class Compactor {
         this.logger.error(`snapshot failed, log segments kept: ${error.message}`);
       },
     );
+  }
+
+  /**
+   * A snapshot written without a job (by a start catching up, see catch-up-snapshot.ts) at or past
+   * the last sealed segment: installed as a job's is, and what it covers removed the same way.
+   * Only before any job has started.
+   */
+  adopt(result: CompactionResult, startedMs: number): void {
+    if (this.running !== null) throw new Error("a snapshot can only be adopted while no compaction runs");
+    this.running = this.install(result, this.sealed.length, startedMs);
+  }
+
+  /** A new snapshot stands: it becomes the base of the next job, and what it covers goes. */
+  private async install(result: CompactionResult, covered: number, startedMs: number): Promise<void> {
+    this.snapshotPath = result.snapshotPath;
+    this.snapshotBytes = result.bytes;
+    try {
+      await this.removeCovered(result, covered);
+      this.logger.info(
+        `snapshot at index ${result.lastIndex} (${result.locks} locks, ${result.dedupeEntries} dedupe entries) ` +
+          `written in ${Math.round(performance.now() - startedMs)} ms; ${covered} segments removed`,
+      );
+    } catch (error) {
+      // The snapshot stands. What was not removed is covered by it: recovery deletes such
+      // segments at the next start, and the next clean-up deletes older snapshots.
+      this.logger.error(`snapshot at index ${result.lastIndex} written, but removing what it covers failed: ${(error as Error).message}`);
+    }
+    this.running = null;
+    this.maybeStart(); // segments sealed meanwhile may already be due
   }
 
   /** Waits for a job in progress (shutdown). */

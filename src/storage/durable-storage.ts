@@ -7,7 +7,7 @@
 import type { StateMachineConfig } from "../core/state-machine.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
-import { catchUpDue, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
+import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
 import type { DataDir } from "./data-dir.js";
 import type { LogFileOpener } from "./log-file.js";
@@ -33,11 +33,14 @@ export interface DurableStorage {
 
 export function openDurableStorage(dir: DataDir, options: DurableStorageOptions): DurableStorage {
   const recovered = recover(dir, options.config, options.logger);
-  const caughtUp = catchUpDue(recovered, options.snapshotEveryBytes) ? writeCatchUpSnapshot(dir, recovered, options.logger) : null;
   const compactor = new Compactor(dir, options.config, options.snapshotEveryBytes, options.runCompaction, options.logger, {
-    snapshotPath: caughtUp ?? recovered.snapshotPath,
-    sealed: caughtUp === null ? recovered.sealed : [],
+    snapshotPath: recovered.snapshotPath,
+    sealed: recovered.sealed,
   });
+  if (compactor.isBehindBy(CATCH_UP_FACTOR)) {
+    const startedMs = performance.now();
+    compactor.adopt(writeCatchUpSnapshot(dir, recovered, options.logger), startedMs);
+  }
   const log = new SegmentLog({
     dir,
     files: options.files,

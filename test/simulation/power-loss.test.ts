@@ -21,6 +21,7 @@ import { openDataDir } from "../../src/storage/data-dir.js";
 import { SegmentLog } from "../../src/storage/segment-log.js";
 import { acquire, inspect, release, renew } from "../support/frames.js";
 import { PipelineHarness } from "../support/pipeline-harness.js";
+import { endsOnlyWhenStopped } from "../support/stuck-compaction.js";
 import { seededRandom, type SeededRandom } from "../support/seeded-random.js";
 import { useTempDirs } from "../support/temp-dir.js";
 import { PowerLossFiles } from "./power-loss-files.js";
@@ -54,16 +55,11 @@ function boot(
     snapshotEveryBytes: 4096,
     // A compaction that never finishes is one killed with its lockd every time (a crash loop): the
     // sealed log piles up until a start writes the snapshot itself.
-    runCompaction: compactionsFinish ? async (job) => compact(job) : (_job, signal) => killedWithLockd(signal),
+    runCompaction: compactionsFinish ? async (job) => compact(job) : (_job, signal) => endsOnlyWhenStopped(signal),
     inlineSyncMaxEntries,
   });
   const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1, startMs });
   return { log, compactor, harness };
-}
-
-/** A compaction that ends only when its lockd stops (the shutdown signal), having written nothing. */
-function killedWithLockd(signal: AbortSignal): Promise<never> {
-  return new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("killed with its lockd"))));
 }
 
 function randomCommand(random: SeededRandom, requestSeq: () => bigint): Sent {

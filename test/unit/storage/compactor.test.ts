@@ -2,9 +2,11 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
+import { silentLogger } from "../../../src/server/logger.js";
 import { Compactor } from "../../../src/storage/compactor.js";
 import { openDataDir } from "../../../src/storage/data-dir.js";
-import type { Logger } from "../../../src/server/logger.js";
+import { capturingLogger } from "../../support/capturing-logger.js";
+import { endsOnlyWhenStopped } from "../../support/stuck-compaction.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
 const CONFIG: StateMachineConfig = { dedupeWindowMs: 1000, expiredRetentionMs: 1000, hashSeed: 1 };
@@ -12,8 +14,7 @@ const tempDir = useTempDirs();
 
 describe("a failed snapshot keeps the log and is retried only when another segment is sealed", () => {
   it("does not retry in a loop, and shutdown does not wait on it", async () => {
-    const lines: string[] = [];
-    const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    const logger = capturingLogger();
     let runs = 0;
     const compactor = new Compactor(openDataDir(tempDir()), CONFIG, 10, async () => {
       runs++;
@@ -24,7 +25,7 @@ describe("a failed snapshot keeps the log and is retried only when another segme
     await compactor.idle();
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(runs).toBe(1);
-    expect(lines).toEqual(["snapshot failed, log segments kept: disk on fire"]);
+    expect(logger.lines).toEqual(["snapshot failed, log segments kept: disk on fire"]);
 
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
     await compactor.idle();
@@ -35,7 +36,7 @@ describe("a failed snapshot keeps the log and is retried only when another segme
 describe("snapshots wait for as much new log as the last snapshot holds", () => {
   it("starts at --snapshot-every while the state is small, and later only when the log since reaches the last snapshot's size", async () => {
     const dir = openDataDir(tempDir());
-    const logger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const logger = silentLogger;
     const jobs: number[] = []; // sealed segments per job
     let snapshotBytes = 50;
     let segment = 0;
@@ -75,7 +76,7 @@ describe("snapshots wait for as much new log as the last snapshot holds", () => 
     const snapshotPath = join(dir.snapshotDir, "7.snap");
     writeFileSync(snapshotPath, Buffer.alloc(1000));
     let runs = 0;
-    const logger: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const logger = silentLogger;
     const compactor = new Compactor(dir, CONFIG, 100, async () => {
       runs++;
       throw new Error("not expected");
@@ -87,21 +88,19 @@ describe("snapshots wait for as much new log as the last snapshot holds", () => 
 
 describe("shutdown cuts a running snapshot short", () => {
   it("aborts the job, waits only for it to stop, and logs no failure", async () => {
-    const lines: string[] = [];
-    const logger: Logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    const logger = capturingLogger();
     let started = false;
     const compactor = new Compactor(openDataDir(tempDir()), CONFIG, 10, (_job, signal) => {
       started = true;
-      // A job that would never finish on its own.
-      return new Promise((_resolve, reject) => signal.addEventListener("abort", () => reject(new Error("aborted"))));
+      return endsOnlyWhenStopped(signal);
     }, logger, { snapshotPath: null, sealed: [] });
     compactor.onSegmentSealed({ path: "/nonexistent/a.seg", firstIndex: 1, lastIndex: 5, bytes: 100 });
     expect(started).toBe(true);
     compactor.stop();
     await compactor.idle();
-    expect(lines).toEqual([]);
+    expect(logger.lines).toEqual([]);
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
     await compactor.idle();
-    expect(lines).toEqual([]);
+    expect(logger.lines).toEqual([]);
   });
 });
