@@ -4,11 +4,11 @@
  * plus the segments (the same replay as recovery) rather than copied from the live server, so
  * serving never pauses for it.
  */
-import { readFileSync } from "node:fs";
 import { emptyStateFor, writeSnapshot } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import type { DataDir } from "./data-dir.js";
 import { replayRecords, type ReplayProgress } from "./recovery.js";
+import { SegmentReader } from "./segment-reader.js";
 import { readSnapshotFile, writeSnapshotFile } from "./snapshot-file.js";
 
 export interface CompactionJob {
@@ -44,9 +44,10 @@ export function compact(job: CompactionJob, stillWanted: () => boolean = () => t
     Object.assign(progress, { snapshotIndex: decoded.position.lastIndex, lastIndex: decoded.position.lastIndex, lastTerm: decoded.position.lastTerm });
   }
   stateMachine ??= emptyStateFor(job.config, replayThrough);
+  const segmentReader = new SegmentReader();
   for (const segment of job.segments) {
     if (!stillWanted()) throw new Error("compaction abandoned");
-    const bytes = readFileSync(segment.path);
+    const bytes = segmentReader.read(segment.path);
     const stop = replayRecords(bytes, stateMachine, progress);
     if (stop.damage !== null) throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage}`);
     if (progress.lastIndex !== segment.lastIndex) {

@@ -12,6 +12,7 @@ import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, readRecord, recordBy
 import { RESPONSE_BYTES } from "../protocol/wire.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
+import { SegmentReader } from "./segment-reader.js";
 import { readSnapshotFile } from "./snapshot-file.js";
 
 export class RecoveryError extends Error {
@@ -160,33 +161,6 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
       progress.lastTerm = header.term;
     }
     at = scan.end;
-  }
-}
-
-/**
- * Reads each segment whole into one buffer reused from segment to segment. A fresh buffer per
- * segment (32 MiB by default) would fault in every page of it again and, as external memory, push
- * V8 into extra garbage collections during the replay.
- */
-class SegmentReader {
-  private buffer = Buffer.alloc(0);
-
-  /** The file's bytes, valid until the next read. */
-  read(path: string): Buffer {
-    const fd = openSync(path, "r");
-    try {
-      const size = fstatSync(fd).size;
-      if (size > this.buffer.length) this.buffer = Buffer.allocUnsafe(size);
-      let done = 0;
-      while (done < size) {
-        const n = readSync(fd, this.buffer, done, size - done, done);
-        if (n === 0) break; // the file shrank since fstat: what was read is the file
-        done += n;
-      }
-      return this.buffer.subarray(0, done);
-    } finally {
-      closeSync(fd);
-    }
   }
 }
 
