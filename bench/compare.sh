@@ -13,6 +13,8 @@
 #
 # With gcc present, bench/ceiling.c (a C server that answers every frame and does nothing else) runs
 # next to them: the most this machine and client allow, measured in the same run as the others.
+# bench/node-ceiling.ts does the same on Node's event loop, without and with one fdatasync per turn:
+# the most a Node server gets here, which tells lockd's own work apart from its runtime's.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -25,8 +27,9 @@ usage: bench/compare.sh [options]
   --warmup S           warm-up seconds per run, not recorded (1)
   --cases LIST         comma-separated cN-pM (c1-p1,c50-p1,c50-p16)
   --servers LIST       comma-separated from lockd-always,lockd-never,redis-always,redis-memory,etcd,
-                       ceiling (default: all but etcd; etcd with --with-etcd; ceiling needs gcc)
-  --no-ceiling         leave out the C ceiling server
+                       ceiling,node-ceiling-always,node-ceiling-never (default: all but etcd; etcd
+                       with --with-etcd; ceiling needs gcc)
+  --no-ceiling         leave out the C and Node ceiling servers
   --with-etcd          add etcd (installs etcd-server if missing); run only for P=1 cases
   --no-redis           measure lockd only
   --keyspace K         locks in the key space (100000)
@@ -90,14 +93,14 @@ if [[ -z $SERVERS ]]; then
   SERVERS=lockd-always,lockd-never
   [[ $WITH_REDIS -eq 1 ]] && SERVERS+=,redis-always,redis-memory
   [[ $WITH_ETCD -eq 1 ]] && SERVERS+=,etcd
-  [[ $WITH_CEILING -eq 1 ]] && SERVERS+=,ceiling
+  [[ $WITH_CEILING -eq 1 ]] && SERVERS+=,ceiling,node-ceiling-always,node-ceiling-never
 fi
 IFS=, read -r -a server_list <<<"$SERVERS"
 IFS=, read -r -a case_list <<<"$CASES"
 
 selected=()
 for server in "${server_list[@]}"; do
-  if [[ $CLIENT == loadgen && $server != lockd-* && $server != ceiling ]]; then
+  if [[ $CLIENT == loadgen && $server != lockd-* && $server != ceiling && $server != node-ceiling-* ]]; then
     log "NOTE: skipping $server: the TypeScript loadgen speaks only baton"
     continue
   fi

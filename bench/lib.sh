@@ -113,7 +113,7 @@ free_port() {
 # Which protocol the client speaks to a server kind.
 server_proto() {
   case $1 in
-    lockd-* | ceiling) echo baton ;;
+    lockd-* | ceiling | node-ceiling-*) echo baton ;;
     redis-*) echo redis ;;
     etcd) echo etcd ;;
     *) die "unknown server kind $1" ;;
@@ -121,7 +121,7 @@ server_proto() {
 }
 
 # start_server KIND [extra lockd flags...]; KIND: lockd-always lockd-never redis-always redis-memory etcd
-# ceiling.
+# ceiling node-ceiling-always node-ceiling-never.
 # Sets SERVER_PID, SERVER_PORT, SERVER_DIR (a fresh data directory, removed by stop_server).
 start_server() {
   local kind=$1
@@ -146,6 +146,14 @@ start_server() {
       "${PIN_SERVER[@]}" "$OUT/ceiling" --port "$SERVER_PORT" >"$SERVER_LOG" 2>&1 &
       SERVER_PID=$!
       wait_until "ceiling on :$SERVER_PORT" grep -q "^ceiling listening" "$SERVER_LOG"
+      ;;
+    node-ceiling-always | node-ceiling-never)
+      SERVER_PORT=$(free_port)
+      local sync=()
+      [[ $kind == node-ceiling-always ]] && sync=(--sync-file "$SERVER_DIR/sync")
+      "${PIN_SERVER[@]}" node "$BUILD/node-ceiling.js" --port "$SERVER_PORT" "${sync[@]}" >"$SERVER_LOG" 2>&1 &
+      SERVER_PID=$!
+      wait_until "node-ceiling on :$SERVER_PORT" grep -q "^node-ceiling listening" "$SERVER_LOG"
       ;;
     etcd)
       SERVER_PORT=$(free_port)

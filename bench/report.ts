@@ -43,6 +43,8 @@ const SERVER_NAMES: Record<string, string> = {
   "redis-memory": "Redis, in memory",
   etcd: "etcd, one member",
   ceiling: "C ceiling (no state, no disk)",
+  "node-ceiling-always": "Node ceiling, fdatasync per turn (no state)",
+  "node-ceiling-never": "Node ceiling (no state, no disk)",
 };
 const SERVER_ORDER = Object.keys(SERVER_NAMES);
 /** Which Redis configuration each lockd mode is compared with. */
