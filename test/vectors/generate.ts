@@ -320,7 +320,7 @@ export function buildVectors(): VectorFile {
       "Response: exactly 17 bytes, u8 status | u64 fencing_token | u64 expires_at, big-endian, no length prefix.",
       "Ids are 32 hex digits (16 raw bytes). ttl_ms, fencing_token, expires_at and at_ms are decimal strings (u64).",
       "frames: every frame with valid=false is answered 3 (token 0, expires_at 0); closes_connection marks a length over 1024 (3, then the server closes).",
-      "lock_names: lock_id = first 16 bytes of SHA-256 of the UTF-8 name.",
+      "lock_names: lock_id = first 16 bytes of SHA-256 of the UTF-8 name, exactly as given (no Unicode normalization: the last two are NFC and NFD forms of one word, and two different locks).",
       "sequences: each starts from an empty state (no locks, no dedupe entries, logical now 0, next fencing token 1) with the config below; send the steps in order, each with its at_ms as the server's clock sample, and expect each response byte for byte.",
     ],
     config: {
@@ -329,7 +329,7 @@ export function buildVectors(): VectorFile {
       dedupe_window_ms: "60000",
       expired_retention_ms: "60000",
     },
-    lock_names: ["orders/42", "inventory/7", "reports/daily", "naïve/ключ/🔒", ""].map((name) => ({
+    lock_names: ["orders/42", "inventory/7", "reports/daily", "naïve/ключ/🔒", "", "na\u00efve", "nai\u0308ve"].map((name) => ({
       name,
       utf8_hex: Buffer.from(name, "utf8").toString("hex"),
       lock_id: nameId(name),
