@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
-import { DEFAULT_BACKOFF, backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
+import { backoffOptions, positiveInteger, positiveNumber, requiredOptions, safetyMarginMs, ttlMs as checkedTtl } from "./arguments.js";
+import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
 import { monotonicClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
 import { DEFAULT_HOST, DEFAULT_PORT, toEndpoint, type Endpoint, type EndpointInput } from "./endpoints.js";
@@ -119,8 +120,6 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 /** Waiting in withLock: a held lock is retried after 20 ms, doubling to 500 ms, with jitter. */
 const WAIT_BACKOFF: BackoffOptions = { baseMs: 20, maxMs: 500 };
-/** Largest ttl the SDK lets through; the server applies its own --max-ttl (answering status 3). */
-const MAX_TTL_MS = Number.MAX_SAFE_INTEGER;
 
 interface Request {
   readonly command: Command;
@@ -154,18 +153,20 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
   constructor(options: BatonClientOptions = {}) {
     super();
-    const endpoints = (options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`]).map(toEndpoint);
+    const listed: unknown = options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`];
+    if (!Array.isArray(listed)) throw new InvalidArgumentError(`endpoints must be an array of "host:port" strings or endpoints, got ${String(listed)}`);
+    const endpoints = (listed as EndpointInput[]).map(toEndpoint);
     if (endpoints.length === 0) throw new InvalidArgumentError("endpoints must not be empty");
     this.endpoints = endpoints;
     this.ownerBytes = options.owner === undefined ? randomOwner() : toOwnerBytes(options.owner);
     this.owner = bytesToHex(this.ownerBytes);
-    this.timeoutMs = positive(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeoutMs");
-    this.attempts = positive(options.attempts ?? DEFAULT_ATTEMPTS, "attempts");
-    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.timeoutMs = positiveNumber(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeoutMs");
+    this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, "attempts");
+    this.backoff = backoffOptions(options.backoff);
     this.clock = options.clock ?? monotonicClock;
     const connectionOptions = {
-      connectTimeoutMs: positive(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
-      maxInFlight: positive(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT, "maxInFlightPerConnection"),
+      connectTimeoutMs: positiveNumber(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
+      maxInFlight: positiveInteger(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT, "maxInFlightPerConnection"),
       clock: this.clock,
       onOpen: (connection: Connection) => this.emit("connect", connection.label),
       onClose: (connection: Connection, error: Error | undefined) => this.emit("disconnect", connection.label, error),
@@ -222,12 +223,13 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * after trying for up to `waitMs`.
    */
   async acquire(lock: LockRef, options: AcquireOptions): Promise<AcquireResult> {
-    const ttlMs = ttl(options.ttlMs);
+    requiredOptions(options, "acquire", "ttlMs");
+    const ttlMs = checkedTtl(options.ttlMs);
     const lockId = toLockId(lock);
     const owner = this.ownerOf(options);
     const waitMs = options.waitMs ?? 0;
-    if (!(waitMs >= 0)) throw new InvalidArgumentError(`waitMs must be >= 0, got ${waitMs}`);
-    if (options.safetyMarginMs !== undefined) margin(options.safetyMarginMs);
+    if (!(typeof waitMs === "number" && waitMs >= 0)) throw new InvalidArgumentError(`waitMs must be a number >= 0, got ${String(waitMs)}`);
+    if (options.safetyMarginMs !== undefined) safetyMarginMs(options.safetyMarginMs, ttlMs);
     const giveUpAtMs = this.clock() + waitMs;
     // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
     for (let retry = 1; ; retry++) {
@@ -252,7 +254,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       ttlMs,
       sentAtMs,
       safetyMarginMs: options.safetyMarginMs,
-      autoRenewIntervalMs: intervalMs === undefined ? undefined : positive(intervalMs, "autoRenew.intervalMs"),
+      autoRenewIntervalMs: intervalMs === undefined ? undefined : positiveNumber(intervalMs, "autoRenew.intervalMs"),
       autoRenewTimeoutMs: Math.min(options.timeoutMs ?? this.timeoutMs, Math.max(1, intervalMs ?? ttlMs)),
     });
     if (this.closed) lease.abandon();
@@ -261,7 +263,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
   /** Extends a lease held by this owner (or `owner`). Prefer Lease.renew, which also tracks the local deadline. */
   async renew(lock: LockRef, options: RenewOptions): Promise<RenewResult> {
-    const ttlMs = ttl(options.ttlMs);
+    requiredOptions(options, "renew", "ttlMs");
+    const ttlMs = checkedTtl(options.ttlMs);
     return renewResult((await this.send({ command: Command.Renew, lock: toLockId(lock), owner: this.ownerOf(options), ttlMs }, options)).response);
   }
 
@@ -282,6 +285,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * Throws LockWaitTimeoutError when the lock stayed held for the whole wait.
    */
   async withLock<T>(lock: LockRef, options: WithLockOptions, fn: (lease: Lease) => Promise<T> | T): Promise<T> {
+    requiredOptions(options, "withLock", "ttlMs");
+    if (typeof fn !== "function") throw new InvalidArgumentError(`withLock needs a function to run while holding the lock, got ${typeof fn}`);
     const lockId = toLockId(lock);
     const result = await this.acquire(lockId, { ...options, autoRenew: options.autoRenew ?? true });
     if (result.status === "held") throw new LockWaitTimeoutError(lockId.label, options.waitMs ?? 0, result.expiresAt);
@@ -316,8 +321,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       ownerId: request.owner,
       ...(request.ttlMs === undefined ? {} : { ttlMs: BigInt(request.ttlMs) }),
     });
-    const attempts = positive(options.attempts ?? this.attempts, "attempts");
-    const timeoutMs = positive(options.timeoutMs ?? this.timeoutMs, "timeoutMs");
+    const attempts = positiveInteger(options.attempts ?? this.attempts, "attempts");
+    const timeoutMs = positiveNumber(options.timeoutMs ?? this.timeoutMs, "timeoutMs");
     const { signal } = options;
     let firstSentAtMs: number | undefined;
     let lastError: BatonError | undefined;
@@ -372,19 +377,4 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.current = (from + 1) % this.connections.length;
     return false;
   }
-}
-
-function positive(value: number, name: string): number {
-  if (!(Number.isFinite(value) && value > 0)) throw new InvalidArgumentError(`${name} must be a positive number, got ${value}`);
-  return value;
-}
-
-function margin(value: number): number {
-  if (!(Number.isFinite(value) && value >= 0)) throw new InvalidArgumentError(`safetyMarginMs must be a number >= 0, got ${value}`);
-  return value;
-}
-
-function ttl(ttlMs: number): number {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > MAX_TTL_MS) throw new InvalidArgumentError(`ttlMs must be a whole number of milliseconds >= 1, got ${ttlMs}`);
-  return ttlMs;
 }

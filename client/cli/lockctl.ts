@@ -70,12 +70,28 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1))
     .option("--json", "print one JSON object instead of a line", false);
   const envOwner = process.env.BATON_OWNER;
-  if (envOwner !== undefined && envOwner !== "") command.setOptionValueWithSource("owner", envOwner, "env");
+  if (envOwner !== undefined && envOwner !== "") {
+    command.hook("preAction", () => {
+      if (command.getOptionValueSource("owner") !== "env") return;
+      try {
+        toOwnerBytes(envOwner);
+      } catch (error) {
+        throw new InvalidArgumentError(`$BATON_OWNER: ${(error as Error).message}`);
+      }
+    });
+    command.setOptionValueWithSource("owner", envOwner, "env");
+  }
   return command;
 }
 
+/** A string is the default: $BATON_ENDPOINTS, or the built-in address. --endpoints arrives parsed. */
 function endpointsOf(value: Endpoint[] | string): Endpoint[] {
-  return typeof value === "string" ? parseEndpointList(value) : value;
+  if (typeof value !== "string") return value;
+  try {
+    return parseEndpointList(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`$BATON_ENDPOINTS: ${(error as Error).message}`);
+  }
 }
 
 function lockOf(name: string, flags: ConnectionFlags): LockId {
@@ -206,7 +222,7 @@ Examples:
       const result = await client.release(lock);
       const fields =
         result.status === "released"
-          ? { fencingToken: result.fencingToken, expiresAt: result.releasedAt }
+          ? { fencingToken: result.fencingToken, releasedAt: result.releasedAt }
           : result.status === "expired"
             ? { fencingToken: result.fencingToken, expiresAt: result.expiresAt }
             : {};

@@ -9,6 +9,8 @@ export interface Printed {
   readonly fencingToken?: bigint;
   /** Server time (unix ms). */
   readonly expiresAt?: bigint;
+  /** A release's server time (unix ms): the wire's expires_at, named as the SDK names it. */
+  readonly releasedAt?: bigint;
 }
 
 export function printResult(printed: Printed, json: boolean): void {
@@ -25,6 +27,7 @@ function toJson(printed: Printed): string {
       status: printed.status,
       ...(printed.fencingToken === undefined ? {} : { fencingToken: printed.fencingToken }),
       ...(printed.expiresAt === undefined ? {} : { expiresAt: printed.expiresAt }),
+      ...(printed.releasedAt === undefined ? {} : { releasedAt: printed.releasedAt }),
     },
     // Tokens and times stay below 2^53 (protocol.md); a larger one is printed as a string, never rounded.
     (_key, value: unknown) => (typeof value === "bigint" ? (value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()) : value),

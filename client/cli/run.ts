@@ -2,7 +2,8 @@
  * `lockctl run`: hold a lock while a command runs. Acquire (waiting up to --wait), start the command
  * with the fencing token in its environment, renew in the background, release when it exits and exit
  * with its code. If the lease is lost, the command gets SIGTERM (SIGKILL after --kill-after) and
- * lockctl exits with ExitCode.LeaseLost, whatever the command's own code.
+ * lockctl exits with ExitCode.LeaseLost, whatever the command's own code, once the command has exited
+ * and one release attempt (at most 1 s) is done.
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
@@ -18,6 +19,9 @@ export interface RunOptions {
   readonly command: string;
   readonly args: readonly string[];
 }
+
+/** How long the one release attempt after a lost lease may take. */
+const LOST_RELEASE_TIMEOUT_MS = 1000;
 
 /** Signals lockctl passes on to the command. SIGINT is not among them: a terminal's Ctrl-C already reaches the whole process group. */
 const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP"] as const;
@@ -69,7 +73,9 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   process.off("SIGINT", ignoreInterrupt);
 
   try {
-    await lease.release();
+    // After a lost lease the server is likely out of reach, and the lock ends at its ttl anyway: one
+    // short try, so that whoever waits on lockctl (a process manager) hears of the loss at once.
+    await lease.release(leaseLost ? { attempts: 1, timeoutMs: Math.min(LOST_RELEASE_TIMEOUT_MS, options.ttlMs) } : {});
   } catch (error) {
     process.stderr.write(`lockctl: release of ${options.lock.label} failed (it expires after its ttl): ${(error as Error).message}\n`);
   }

@@ -6,7 +6,9 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatonClient } from "../../client/index.js";
+import { Command } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { ScriptedServer, ok } from "./support/scripted-server.js";
 
 const LOCKCTL = resolve(fileURLToPath(new URL("../../dist/client/cli/lockctl.js", import.meta.url)));
 
@@ -30,9 +32,10 @@ interface Finished {
   readonly stderr: string;
 }
 
-function lockctl(args: readonly string[], onStdout?: (text: string) => void): Promise<Finished> {
+function lockctl(args: readonly string[], onStdout?: (text: string) => void, envOverrides: NodeJS.ProcessEnv = {}): Promise<Finished> {
   const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
   delete env.BATON_OWNER;
+  Object.assign(env, envOverrides);
   const child = spawn(process.execPath, [LOCKCTL, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -111,6 +114,28 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     }
   });
 
+  it("after a lost lease, tries the release once instead of retrying it for the whole --attempts budget", async () => {
+    // Grants, then never answers again: renewals time out until the local deadline passes.
+    const unresponsive = await ScriptedServer.start((request) => (request.command === Command.Acquire ? ok(1n, 1n << 50n) : "silence"));
+    try {
+      let started!: () => void;
+      const ready = new Promise<void>((resolveReady) => (started = resolveReady));
+      const run = lockctl(
+        ["run", "unreachable", "--ttl", "600", "--endpoints", unresponsive.endpoint, "--", process.execPath, "-e", "console.log('started'); setInterval(() => {}, 1000)"],
+        (out) => {
+          if (out.includes("started")) started();
+        },
+      );
+      await ready;
+      const finished = await run;
+      expect(finished.code).toBe(76);
+      expect(finished.stderr).toContain("deadline");
+      expect(unresponsive.seen.filter((request) => request.command === Command.Release)).toHaveLength(1);
+    } finally {
+      await unresponsive.close();
+    }
+  }, 20_000);
+
   it("passes the lock name, fencing token and owner in the environment", async () => {
     const run = await lockctl(["run", "env", "--", process.execPath, "-e", "console.log(JSON.stringify([process.env.BATON_LOCK, process.env.BATON_FENCING_TOKEN, process.env.BATON_OWNER]))"]);
     const [lock, token, owner] = JSON.parse(run.stdout) as string[];
@@ -138,9 +163,14 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     expect(renewed.code).toBe(0);
     expect(json(renewed)).toMatchObject({ status: "renewed", fencingToken });
     expect((await lockctl(["release", "cli", "--owner", "abc"])).code).toBe(2);
-    const released = await lockctl(["release", "cli", "--owner", owner as string]);
+    const released = await lockctl(["release", "cli", "--owner", owner as string, "--json"]);
     expect(released.code).toBe(0);
-    expect(released.stdout).toMatch(/^released cli token=\d+/);
+    // Named as the SDK names it: a release's time is when it was released, not an expiry.
+    expect(json(released)).toMatchObject({ status: "released", fencingToken, releasedAt: expect.any(Number) });
+    expect(json(released)).not.toHaveProperty("expiresAt");
+    expect((await lockctl(["acquire", "cli", "--owner", owner as string])).code).toBe(0);
+    const releasedLine = await lockctl(["release", "cli", "--owner", owner as string]);
+    expect(releasedLine.stdout).toMatch(/^released cli token=\d+/);
     expect((await lockctl(["inspect", "cli"])).code).toBe(2);
   });
 
@@ -156,6 +186,15 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     expect(noOwner.stderr).toContain("--owner");
     expect((await lockctl(["acquire", "cli", "--ttl", "soon"])).code).toBe(64);
     expect((await lockctl(["release"])).code).toBe(64);
+  });
+
+  it("names the environment variable when $BATON_ENDPOINTS or $BATON_OWNER is malformed", async () => {
+    const endpoints = await lockctl(["inspect", "cli"], undefined, { BATON_ENDPOINTS: "garbage::" });
+    expect(endpoints.code).toBe(64);
+    expect(endpoints.stderr).toContain("$BATON_ENDPOINTS");
+    const owner = await lockctl(["inspect", "cli"], undefined, { BATON_OWNER: "not-hex" });
+    expect(owner.code).toBe(64);
+    expect(owner.stderr).toContain("$BATON_OWNER");
   });
 
   it("exits 69 when no server answers", async () => {

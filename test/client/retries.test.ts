@@ -3,7 +3,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
-import { BatonClient, type BatonError, type RetryEvent } from "../../client/index.js";
+import { BatonClient, InvalidArgumentError, type BatonError, type RetryEvent } from "../../client/index.js";
 import { ScriptedServer, ok, reply, type Action, type SeenRequest } from "./support/scripted-server.js";
 
 const FAST = { backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 2000 };
@@ -147,6 +147,47 @@ describe("errors users can branch on", () => {
     expect((await rejection(c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: Number.NaN }))).code).toBe("BATON_INVALID_ARGUMENT");
     expect(() => new BatonClient({ endpoints: [] })).toThrow(expect.objectContaining({ code: "BATON_INVALID_ARGUMENT" }));
     expect(server.seen).toHaveLength(0);
+  });
+
+  it("answers every other misuse with BATON_INVALID_ARGUMENT naming the argument, never a TypeError", async () => {
+    const server = await serve(() => ok(1n, 1n));
+    const c = client({ endpoints: [server.endpoint] });
+    const invalid = async (call: () => unknown, mentions: string) => {
+      let error: unknown;
+      try {
+        await call();
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as Error).message).toContain(mentions);
+    };
+    const untyped = c as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    await invalid(() => untyped.acquire!.call(c, "jobs"), "acquire needs an options object with ttlMs");
+    await invalid(() => untyped.renew!.call(c, "jobs"), "renew needs an options object with ttlMs");
+    await invalid(() => untyped.withLock!.call(c, "jobs", { ttlMs: 1000 }, "not a function"), "withLock needs a function");
+    await invalid(() => c.acquire("jobs", { ttlMs: 10n as unknown as number }), "(a bigint)");
+    await invalid(() => c.acquire("jobs", { ttlMs: 2 ** 53 }), "at most");
+    await invalid(() => c.acquire("jobs", { ttlMs: 1000, waitMs: "soon" as unknown as number }), "waitMs");
+    // The margin must cover the server's 1% + 1 ms, and leave some of the lease.
+    await invalid(() => c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: 0 }), "exceed ttl/100 + 1 ms");
+    await invalid(() => c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: 11 }), "exceed ttl/100 + 1 ms");
+    await invalid(() => c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: 1000 }), "less than the ttl");
+    await invalid(() => c.inspect("jobs", { attempts: 1.5 }), "attempts must be a whole number");
+    const misconfigured = (options: unknown) => () => new BatonClient(options as ConstructorParameters<typeof BatonClient>[0]);
+    await invalid(misconfigured({ endpoints: "127.0.0.1:5625" }), "endpoints must be an array");
+    await invalid(misconfigured({ attempts: 2.5 }), "attempts must be a whole number");
+    await invalid(misconfigured({ backoff: { baseMs: -1 } }), "backoff.baseMs");
+    await invalid(misconfigured({ maxInFlightPerConnection: 0.5 }), "maxInFlightPerConnection");
+    expect(server.seen).toHaveLength(0);
+
+    // A margin that fits the grant's ttl can be too thin for a longer renewal: refused before sending.
+    const granted = await c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: 50 });
+    expect(granted.status).toBe("acquired");
+    if (granted.status !== "acquired") return;
+    await invalid(() => granted.lease.renew({ ttlMs: 10_000 }), "exceed ttl/100 + 1 ms");
+    await invalid(() => granted.lease.renew({ ttlMs: 0 }), "ttlMs");
+    expect(server.seen).toHaveLength(1);
   });
 
   it("rejects calls in flight and later calls with BATON_CLIENT_CLOSED after close()", async () => {
