@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # all.sh: the whole measurement in one command, then BENCHMARKS.md and the plot regenerated from the
-# results it wrote. Run it on a quiet machine (nothing else busy): it takes about 20 minutes.
+# results it wrote. Run it on a quiet machine (nothing else busy): it takes about 25 minutes.
 #
 #   bash bench/all.sh               # the final numbers (etcd included)
 #   bash bench/all.sh --quick       # every step, briefly: checks the tooling end to end
