@@ -63,6 +63,11 @@ ensure_etcd() {
   apt_install etcd-server
 }
 
+ensure_perf() {
+  command -v perf >/dev/null && return 0
+  apt_install linux-perf
+}
+
 # Picks the load client: lockload (C, speaks baton, Redis and etcd) when its source is there and
 # compiles, else loadgen (TypeScript, baton only). Sets CLIENT and CLIENT_CMD. `$1` forces one.
 ensure_client() {
@@ -151,7 +156,8 @@ start_server() {
       SERVER_PORT=$(free_port)
       local sync=()
       [[ $kind == node-ceiling-always ]] && sync=(--sync-file "$SERVER_DIR/sync")
-      "${PIN_SERVER[@]}" node "$BUILD/node-ceiling.js" --port "$SERVER_PORT" "${sync[@]}" >"$SERVER_LOG" 2>&1 &
+      # shellcheck disable=SC2086 # SERVER_NODE_FLAGS is a list of words
+      "${PIN_SERVER[@]}" node ${SERVER_NODE_FLAGS:-} "$BUILD/node-ceiling.js" --port "$SERVER_PORT" "${sync[@]}" >"$SERVER_LOG" 2>&1 &
       SERVER_PID=$!
       wait_until "node-ceiling on :$SERVER_PORT" grep -q "^node-ceiling listening" "$SERVER_LOG"
       ;;
@@ -181,8 +187,8 @@ start_lockd() {
   : >"$SERVER_LOG.out"
   : >"$SERVER_LOG"
   started=$(date +%s%N)
-  # shellcheck disable=SC2086 # LOCKD_NODE_FLAGS is a list of words (e.g. --cpu-prof --cpu-prof-dir DIR)
-  "${PIN_SERVER[@]}" node ${LOCKD_NODE_FLAGS:-} "$ROOT/dist/src/cli/lockd.js" --listen 127.0.0.1:0 --data "$dir" "$@" >"$SERVER_LOG.out" 2>"$SERVER_LOG" &
+  # shellcheck disable=SC2086 # SERVER_NODE_FLAGS is a list of words (e.g. --cpu-prof --cpu-prof-dir DIR)
+  "${PIN_SERVER[@]}" node ${SERVER_NODE_FLAGS:-} "$ROOT/dist/src/cli/lockd.js" --listen 127.0.0.1:0 --data "$dir" "$@" >"$SERVER_LOG.out" 2>"$SERVER_LOG" &
   SERVER_PID=$!
   local deadline=$((SECONDS + START_TIMEOUT_S))
   SERVER_PORT=""
