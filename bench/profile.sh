@@ -61,7 +61,11 @@ if [[ $PROFILER == v8 ]]; then
 fi
 
 ensure_perf
+# Started from the profile's folder: with --perf-basic-prof, V8 also writes a log per isolate into the
+# working directory.
+pushd "$PROFILE_DIR" >/dev/null
 SERVER_NODE_FLAGS="--perf-basic-prof" start_server "$kind"
+popd >/dev/null
 perf_map=/tmp/perf-$SERVER_PID.map
 samples=$PROFILE_DIR/perf.data
 # The server's main thread has the process's id; after the load's warm-up second, for the measured part.
@@ -72,9 +76,15 @@ run_load "$OUT/results-profile.jsonl" "\"suite\":\"profile\",\"server\":\"$kind\
   --proto baton $flags -d "$DURATION" -w 1 -k 100000
 wait "$recorder" || die "perf record failed (is perf allowed here? see /proc/sys/kernel/perf_event_paranoid)"
 log "samples: $samples; JavaScript's names: $PROFILE_DIR/${perf_map#/tmp/} (perf report reads them from $perf_map)"
+# `head` closes the pipe early: not a failure of the report.
 echo "== time by part of the server's main thread =="
-perf report -i "$samples" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8
+perf report -i "$samples" --no-children --sort dso --stdio 2>/dev/null | grep -v -e '^#' -e '^$' | head -8 || true
 echo "== top symbols ([k] kernel, [.] user space; JS: JavaScript) =="
-perf report -i "$samples" --no-children --sort sym --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -30
+perf report -i "$samples" --no-children --sort sym --stdio 2>/dev/null | grep -v -e '^#' -e '^$' | head -30 || true
 stop_server
-mv "$perf_map" "$PROFILE_DIR/" 2>/dev/null || true
+# Every process started with the flag (lockd's compaction launcher too) left a map in /tmp; the V8 logs
+# in the profile's folder name their process ids.
+for v8_log in "$PROFILE_DIR"/isolate-*-v8.log; do
+  pid=${v8_log%-v8.log}
+  mv "/tmp/perf-${pid##*-}.map" "$PROFILE_DIR/" 2>/dev/null || true
+done
