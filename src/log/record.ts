@@ -38,6 +38,15 @@ export function recordBytes(count: number): number {
   return RECORD_HEADER_BYTES + count * ENTRY_BYTES;
 }
 
+/**
+ * Whether a header's entry count agrees with its length field (the bytes after it) and stays within
+ * the sanity bound. readRecord requires it of every record; recovery's sizing walk, which reads
+ * headers only, stops where it fails.
+ */
+export function countFitsLength(count: number, length: number): boolean {
+  return recordBytes(count) === 4 + length && count <= MAX_RECORD_ENTRIES;
+}
+
 /** Fills in the header of a record whose entries are already at `at + RECORD_HEADER_BYTES`. */
 export function sealRecord(target: Buffer, at: number, header: RecordHeader): number {
   const end = at + recordBytes(header.count);
@@ -87,7 +96,7 @@ export function readRecord(bytes: Buffer, at: number): RecordScan {
   const actual = crc32(bytes.subarray(at + TERM_AT, end));
   if (stored !== actual) return { kind: "corrupt", reason: `checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})` };
   const count = readU32(bytes, at + RECORD_COUNT_AT);
-  if (recordBytes(count) !== 4 + length || count > MAX_RECORD_ENTRIES) {
+  if (!countFitsLength(count, length)) {
     return { kind: "corrupt", reason: `entry count ${count} does not match length ${length}` };
   }
   const header: RecordHeader = {

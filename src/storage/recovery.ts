@@ -8,7 +8,7 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
 import { PREFETCH_MAX, fixedStarts, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
-import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, readRecord, recordBytes } from "../log/record.js";
+import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, readRecord } from "../log/record.js";
 import { RESPONSE_BYTES } from "../protocol/wire.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
@@ -167,8 +167,8 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
 /**
  * The last index the records of a segment (starting at `firstIndex`) claim, walking their length and
  * count fields only, without checksums: a sizing hint, never trusted as state. It stops at anything
- * that cannot be a record header, and every entry it counts takes ENTRY_BYTES of the file, so damage
- * can never make it claim more entries than the file could hold.
+ * that cannot be a record header (readRecord's own test, countFitsLength), and every entry it counts
+ * takes ENTRY_BYTES of the file, so damage can never make it claim more entries than the file holds.
  */
 function lastIndexByHeaders(path: string, firstIndex: number): number {
   const fd = openSync(path, "r");
@@ -189,7 +189,7 @@ function lastIndexByHeaders(path: string, firstIndex: number): number {
       }
       const length = window.readUInt32BE(at - windowStart);
       const count = window.readUInt32BE(at - windowStart + RECORD_COUNT_AT);
-      if (length === 0 || recordBytes(count) !== 4 + length || at + 4 + length > size) break;
+      if (length === 0 || !countFitsLength(count, length) || at + 4 + length > size) break;
       last += count;
       at += 4 + length;
     }
