@@ -4,7 +4,7 @@
  * bench/ceiling.c is what the machine and the client allow; this is what they allow a server on
  * Node's event loop, with the same socket layer as lockd and none of its work. It speaks baton's
  * framing and answers exactly as ceiling.c does (no state, no validation beyond the length limit),
- * reads every connection into one shared buffer as lockd does (src/server/shared-read-buffer.ts), and
+ * reads every connection into one shared buffer and splits it with lockd's own FrameReader, and
  * answers everything read in one turn of the event loop with one socket write per connection, after
  * the turn, as lockd's group commit does.
  *
@@ -19,18 +19,17 @@
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { parseArgs } from "node:util";
+import { Command, FrameEvent, FrameReader, MAX_FRAME_LENGTH, RESPONSE_BYTES, Status, writeResponse } from "../src/protocol/index.js";
 import { readIntoSharedBuffer } from "../src/server/shared-read-buffer.js";
 
-const MAX_BODY = 1024;
-const REPLY_BYTES = 17;
 const LOG_BYTES_PER_FRAME = 64;
 const SYNC_FILE_BYTES = 64 * 1024 * 1024;
 const GRANTS = 4096;
 
-/** One connection: the bytes of a frame cut by a read, the turn's replies, the unanswered grants. */
+/** One connection: its frames, the turn's replies, the unanswered grants. */
 class Peer {
-  partial: Buffer = Buffer.alloc(0);
-  out: Buffer = Buffer.allocUnsafe(64 * REPLY_BYTES);
+  readonly reader = new FrameReader();
+  out: Buffer = Buffer.allocUnsafe(64 * RESPONSE_BYTES);
   outLength = 0;
   queued = false;
   lastToken = 0;
@@ -42,7 +41,7 @@ class Peer {
   /** The same answers as ceiling.c: what lockload's acquire-then-release workload expects. */
   answer(cmd: number): void {
     let token: number;
-    if (cmd === 1) {
+    if (cmd === Command.Acquire) {
       token = ++this.lastToken;
       this.grants[(this.grantHead + this.grantCount) % GRANTS] = token;
       if (this.grantCount < GRANTS) this.grantCount++;
@@ -54,19 +53,13 @@ class Peer {
     } else {
       token = this.lastToken;
     }
-    if (this.outLength + REPLY_BYTES > this.out.length) {
+    if (this.outLength + RESPONSE_BYTES > this.out.length) {
       const grown = Buffer.allocUnsafe(this.out.length * 2);
       this.out.copy(grown, 0, 0, this.outLength);
       this.out = grown;
     }
-    const at = this.outLength;
-    this.out[at] = 0;
-    // Tokens stay far below 2^53: two 32-bit halves, as lockd writes them.
-    this.out.writeUInt32BE(Math.floor(token / 0x1_0000_0000), at + 1);
-    this.out.writeUInt32BE(token >>> 0, at + 5);
-    this.out.writeUInt32BE(0, at + 9);
-    this.out.writeUInt32BE(0, at + 13);
-    this.outLength = at + REPLY_BYTES;
+    writeResponse(this.out, this.outLength, Status.Ok, token, 0);
+    this.outLength += RESPONSE_BYTES;
   }
 }
 
@@ -81,7 +74,7 @@ if (syncFd >= 0) {
   for (let at = 0; at < SYNC_FILE_BYTES; at += zeros.length) writeSync(syncFd, zeros, 0, zeros.length, at);
   fdatasyncSync(syncFd);
 }
-const logBytes = Buffer.alloc(MAX_BODY * LOG_BYTES_PER_FRAME);
+const logBytes = Buffer.alloc(MAX_FRAME_LENGTH * LOG_BYTES_PER_FRAME);
 let logAt = 0;
 let turnFrames = 0;
 const answered: Peer[] = [];
@@ -113,21 +106,18 @@ function flush(): void {
 }
 
 function onChunk(peer: Peer, chunk: Buffer): void {
-  const bytes = peer.partial.length === 0 ? chunk : Buffer.concat([peer.partial, chunk]);
-  let at = 0;
-  while (bytes.length - at >= 4) {
-    const length = bytes.readUInt32BE(at);
-    if (length === 0 || length > MAX_BODY) {
+  const reader = peer.reader;
+  reader.push(chunk);
+  // A frame cut by the read stays in the reader's own carry buffer, not in the shared one.
+  for (let event = reader.next(); event !== FrameEvent.NeedMore; event = reader.next()) {
+    // Like ceiling.c: a length of 0 or over the limit closes the connection.
+    if (event === FrameEvent.Oversized || reader.frameLength === 0) {
       peer.socket.destroy();
       return;
     }
-    if (bytes.length - at < 4 + length) break;
-    peer.answer(bytes[at + 4]!);
+    peer.answer(reader.frame[reader.frameStart]!);
     turnFrames++;
-    at += 4 + length;
   }
-  // The shared read buffer is overwritten by the next read: keep the cut frame's bytes.
-  peer.partial = at === bytes.length ? Buffer.alloc(0) : Buffer.from(bytes.subarray(at));
   if (peer.outLength > 0 && !peer.queued) {
     peer.queued = true;
     answered.push(peer);
