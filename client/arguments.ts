@@ -22,6 +22,11 @@ export function positiveNumber(value: unknown, name: string): number {
   return value;
 }
 
+export function nonNegativeNumber(value: unknown, name: string): number {
+  if (typeof value !== "number" || !(value >= 0)) throw new InvalidArgumentError(`${name} must be a number >= 0, got ${shown(value)}`);
+  return value;
+}
+
 export function positiveInteger(value: unknown, name: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
     throw new InvalidArgumentError(`${name} must be a whole number >= 1, got ${shown(value)}`);
@@ -29,7 +34,7 @@ export function positiveInteger(value: unknown, name: string): number {
   return value;
 }
 
-export function ttlMs(value: unknown, name = "ttlMs"): number {
+export function validTtlMs(value: unknown, name = "ttlMs"): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
     throw new InvalidArgumentError(`${name} must be a whole number of milliseconds >= 1 (a number), got ${shown(value)}`);
   }
@@ -42,7 +47,7 @@ export function ttlMs(value: unknown, name = "ttlMs"): number {
  * may run 1% fast, in whole milliseconds: protocol.md §4, "Time"), so it must exceed ttl/100 + 1 ms;
  * and it must leave some of the lease, or the lease would be lost the moment it is granted.
  */
-export function safetyMarginMs(value: unknown, ttl: number): number {
+export function validSafetyMarginMs(value: unknown, ttl: number): number {
   if (typeof value !== "number" || !Number.isFinite(value)) {
     throw new InvalidArgumentError(`safetyMarginMs must be a number of milliseconds, got ${shown(value)}`);
   }

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
-import { backoffOptions, positiveInteger, positiveNumber, requiredOptions, safetyMarginMs, ttlMs as checkedTtl } from "./arguments.js";
+import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
 import { monotonicClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
@@ -224,12 +224,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    */
   async acquire(lock: LockRef, options: AcquireOptions): Promise<AcquireResult> {
     requiredOptions(options, "acquire", "ttlMs");
-    const ttlMs = checkedTtl(options.ttlMs);
+    const ttlMs = validTtlMs(options.ttlMs);
     const lockId = toLockId(lock);
     const owner = this.ownerOf(options);
-    const waitMs = options.waitMs ?? 0;
-    if (!(typeof waitMs === "number" && waitMs >= 0)) throw new InvalidArgumentError(`waitMs must be a number >= 0, got ${String(waitMs)}`);
-    if (options.safetyMarginMs !== undefined) safetyMarginMs(options.safetyMarginMs, ttlMs);
+    const waitMs = nonNegativeNumber(options.waitMs ?? 0, "waitMs");
+    if (options.safetyMarginMs !== undefined) validSafetyMarginMs(options.safetyMarginMs, ttlMs);
     const giveUpAtMs = this.clock() + waitMs;
     // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
     for (let retry = 1; ; retry++) {
@@ -264,7 +263,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   /** Extends a lease held by this owner (or `owner`). Prefer Lease.renew, which also tracks the local deadline. */
   async renew(lock: LockRef, options: RenewOptions): Promise<RenewResult> {
     requiredOptions(options, "renew", "ttlMs");
-    const ttlMs = checkedTtl(options.ttlMs);
+    const ttlMs = validTtlMs(options.ttlMs);
     return renewResult((await this.send({ command: Command.Renew, lock: toLockId(lock), owner: this.ownerOf(options), ttlMs }, options)).response);
   }
 

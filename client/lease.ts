@@ -6,7 +6,7 @@
  * lateness. `signal` aborts the moment the lease may no longer be held: at that deadline, when a
  * renewal is refused, when the lease is released, or when the client closes.
  */
-import { safetyMarginMs, ttlMs as checkedTtl } from "./arguments.js";
+import { validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import type { MonotonicClock } from "./clock.js";
 import { LeaseLostError, type BatonError, type LeaseLossReason } from "./errors.js";
 import type { LockId } from "./ids.js";
@@ -171,8 +171,8 @@ export class Lease {
 
   private async renewNow(options: LeaseRenewOptions): Promise<LeaseRenewResult> {
     if (options.ttlMs !== undefined) {
-      checkedTtl(options.ttlMs);
-      if (this.init.safetyMarginMs !== undefined) safetyMarginMs(this.init.safetyMarginMs, options.ttlMs);
+      validTtlMs(options.ttlMs);
+      if (this.init.safetyMarginMs !== undefined) validSafetyMarginMs(this.init.safetyMarginMs, options.ttlMs);
     }
     if (!this.held) return { status: "lost" };
     const ttlMs = options.ttlMs ?? this.ttlValueMs;
