@@ -72,26 +72,28 @@ function lockCommand(parent: Command, name: string, description: string): Comman
   const envOwner = process.env.BATON_OWNER;
   if (envOwner !== undefined && envOwner !== "") {
     command.hook("preAction", () => {
-      if (command.getOptionValueSource("owner") !== "env") return;
-      try {
-        toOwnerBytes(envOwner);
-      } catch (error) {
-        throw new InvalidArgumentError(`$BATON_OWNER: ${(error as Error).message}`);
-      }
+      if (command.getOptionValueSource("owner") === "env") fromEnvironment("BATON_OWNER", () => toOwnerBytes(envOwner));
     });
     command.setOptionValueWithSource("owner", envOwner, "env");
   }
   return command;
 }
 
+/**
+ * Parses a value taken from an environment variable. Commander checks flags as it reads them, but
+ * not values set from the environment: a mistake there names the variable, since no flag was typed.
+ */
+function fromEnvironment<T>(variable: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new InvalidArgumentError(`$${variable}: ${(error as Error).message}`);
+  }
+}
+
 /** A string is the default: $BATON_ENDPOINTS, or the built-in address. --endpoints arrives parsed. */
 function endpointsOf(value: Endpoint[] | string): Endpoint[] {
-  if (typeof value !== "string") return value;
-  try {
-    return parseEndpointList(value);
-  } catch (error) {
-    throw new InvalidArgumentError(`$BATON_ENDPOINTS: ${(error as Error).message}`);
-  }
+  return typeof value === "string" ? fromEnvironment("BATON_ENDPOINTS", () => parseEndpointList(value)) : value;
 }
 
 function lockOf(name: string, flags: ConnectionFlags): LockId {
