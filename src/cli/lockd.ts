@@ -55,6 +55,7 @@ const program = new Command("lockd")
       .argParser(integerOrUnlimited(0))
       .default(d.inlineSyncMaxEntries, "unlimited"),
   )
+  .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often (0 = never)", integer(0), d.statsEveryMs)
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
     "after",
@@ -88,6 +89,7 @@ const config: ServerConfig = {
   snapshotEveryBytes: flags.snapshotEvery,
   segmentBytes: flags.segmentBytes,
   inlineSyncMaxEntries: flags.inlineSyncMax,
+  statsEveryMs: flags.statsEvery,
 };
 
 async function main(): Promise<void> {

@@ -22,6 +22,7 @@ import type { AppendResult, CommitLog } from "../log/commit-log.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord } from "../log/record.js";
 import type { Clock } from "./clock.js";
 import type { Logger } from "./logger.js";
+import { CommitCounters } from "./stats.js";
 
 /** A connection as the pipeline sees it: a buffer that answers are written into, in request order. */
 export interface ReplySink {
@@ -62,6 +63,8 @@ interface Batch {
   recordAt: number;
   recordEntries: number;
   recordStampMs: number;
+  /** When the batch was handed to the log (performance.now()), for the commit time in the stats. */
+  appendedAtMs: number;
 }
 
 export interface PipelineOptions {
@@ -95,6 +98,8 @@ export class CommitPipeline {
   private idleWaiters: (() => void)[] = [];
   private lastCapacityWarningMs = -Infinity;
   private readonly prefetchStarts = new Int32Array(PREFETCH_MAX);
+  /** Read by the stats line (`--stats-every`). */
+  readonly counters = new CommitCounters();
   /** The command being submitted, read into words while it is copied into the batch. */
   private readonly words = new Int32Array(COMMAND_WORDS);
   /** The buffer the last submitted frame was in, and a view over it for copyCommand. */
@@ -139,6 +144,7 @@ export class CommitPipeline {
 
   /** Answers a frame body that failed validation (3) or cannot be served (6), in order with the rest. */
   answerWithoutState(sink: ReplySink, status: number): void {
+    this.counters.requests++;
     const at = sink.reserveReply();
     writeResponse(sink.openReplies, at, status, 0, 0);
     this.enlist(sink);
@@ -152,6 +158,7 @@ export class CommitPipeline {
       this.answerWithoutState(sink, Status.Unavailable);
       return;
     }
+    this.counters.requests++;
     const batch = this.open;
     if (batch.recordEntries > 0 && batch.recordStampMs !== stampMs) this.closeRecord(batch);
     if (batch.recordEntries === 0) {
@@ -246,6 +253,7 @@ export class CommitPipeline {
       setImmediate(this.settle, batch, this.failure === null ? OK : { ok: false, error: this.failure });
       return;
     }
+    batch.appendedAtMs = performance.now();
     this.appending = true;
     try {
       this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
@@ -262,6 +270,7 @@ export class CommitPipeline {
           "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
       );
     }
+    if (result.ok && batch.entries > 0) this.counters.recordCommit(performance.now() - batch.appendedAtMs);
     batch.settled = true;
     const sealed = this.sealed;
     while (sealed.length > 0 && sealed[0]!.settled) {
@@ -292,6 +301,7 @@ export class CommitPipeline {
     batch.recordAt = 0;
     batch.recordEntries = 0;
     batch.recordStampMs = 0;
+    batch.appendedAtMs = 0;
     this.spareBatches.push(batch);
   }
 
@@ -316,6 +326,7 @@ function newBatch(capacity: number): Batch {
     recordAt: 0,
     recordEntries: 0,
     recordStampMs: 0,
+    appendedAtMs: 0,
   };
 }
 

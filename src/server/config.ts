@@ -43,6 +43,8 @@ export interface ServerConfig {
    * loop rather than the thread pool (Infinity: every such batch; 0: every sync on the thread pool).
    */
   readonly inlineSyncMaxEntries: number;
+  /** A stats line on stderr this often (0 = never): load, commit times, how full the tables are. */
+  readonly statsEveryMs: number;
 }
 
 /**
@@ -103,4 +105,5 @@ export const DEFAULT_CONFIG: ServerConfig = {
   snapshotEveryBytes: 256 << 20,
   segmentBytes: 32 << 20,
   inlineSyncMaxEntries: INLINE_SYNC_MAX_ENTRIES,
+  statsEveryMs: 0,
 };

@@ -18,6 +18,7 @@ import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
+import { reportStats, type StatsSample } from "./stats.js";
 import { WarmMemory } from "./warm-memory.js";
 
 export interface Lockd {
@@ -100,11 +101,26 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     );
     const server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
     const address = server.address();
+    const sample = (): StatsSample => ({
+      atMs: performance.now(),
+      ...pipeline.counters.take(),
+      logIndex: pipeline.lastIndex,
+      connections: server.connectionCount,
+      lockRecords: sm.lockRecordCount,
+      rememberedAnswers: sm.dedupeEntryCount,
+    });
+    const stopStats =
+      config.statsEveryMs > 0
+        ? reportStats(config.statsEveryMs, sample, { maxConnections, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries }, (line) =>
+            logger.info(line),
+          )
+        : () => {};
     return {
       host: address.address,
       port: address.port,
       pipeline,
       async close() {
+        stopStats();
         await server.close();
         compactor.stop();
         await log.close();

@@ -130,3 +130,43 @@ describe("capacity limits answer 6 (retry later with the same request id)", () =
     client.close();
   });
 });
+
+describe("--stats-every: a stats line on stderr at each interval", () => {
+  it("counts the requests and logged commands of each interval, and shows the tables against their limits", async () => {
+    const lockd = await spawnLockd({ args: ["--stats-every", "100", "--max-locks", "500"] });
+    spawned.push(lockd);
+    const client = await RawClient.open(lockd.port);
+    client.write(
+      Buffer.concat([
+        acquire({ lock: 1n, owner: 1n }, 60_000n),
+        acquire({ lock: 2n, owner: 1n }, 60_000n),
+        acquire({ lock: 3n, owner: 1n }, 0n), // 3: answered, not logged
+      ]),
+    );
+    expect(splitAnswers(await client.read(3 * 17)).map((answer) => answer.status)).toEqual([Status.Ok, Status.Ok, Status.Invalid]);
+    client.close();
+
+    const statsLines = () => lockd.stderr().split("\n").filter((line) => line.startsWith("lockd: stats "));
+    const total = (key: string) => statsLines().reduce((sum, line) => sum + Number(new RegExp(` ${key}=(\\d+)`).exec(line)![1]), 0);
+    // Wait for a line written after the answers: the lines up to it hold every request.
+    const linesAtAnswer = statsLines().length;
+    while (statsLines().length < linesAtAnswer + 2) await sleep(50);
+    expect(total("requests")).toBe(3);
+    expect(total("logged")).toBe(2);
+    expect(total("batches")).toBeGreaterThanOrEqual(1);
+    const last = statsLines().at(-1)!;
+    expect(last).toMatch(/ lock_records=2\/500 /);
+    expect(last).toMatch(/ remembered_answers=2\/\d+ /);
+    expect(last).toMatch(/ log_index=2$/);
+  });
+
+  it("writes no stats line by default", async () => {
+    const lockd = await spawnLockd();
+    spawned.push(lockd);
+    const client = await RawClient.open(lockd.port);
+    expect(await ask(client, acquire({ lock: 1n, owner: 1n }, 60_000n))).toMatchObject({ status: Status.Ok });
+    client.close();
+    await sleep(300);
+    expect(lockd.stderr()).not.toContain("stats ");
+  });
+});

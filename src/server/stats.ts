@@ -1,0 +1,89 @@
+/**
+ * The stats line (`--stats-every`): what an operator watches between incidents. How much load, how
+ * long a batch takes to commit (written, and synced under --fsync always: the disk's health as
+ * clients feel it), and how full each table is against its limit, so a climb toward status 6 shows
+ * before it happens. One line on stderr per interval, as `key=value` pairs for log tools.
+ *
+ * The pipeline only adds to counters; the reporter reads them, and each line tells what changed
+ * since the one before.
+ */
+
+/** Counters the commit pipeline keeps: cheap enough for every request. */
+export class CommitCounters {
+  /** Request frames answered or about to be, invalid and refused ones included. */
+  requests = 0;
+  /** Batches committed to the log (written, and synced under --fsync always). */
+  batches = 0;
+  private commitMsTotal = 0;
+  private commitMsMax = 0;
+
+  recordCommit(commitMs: number): void {
+    this.batches++;
+    this.commitMsTotal += commitMs;
+    if (commitMs > this.commitMsMax) this.commitMsMax = commitMs;
+  }
+
+  /** The totals so far, and the slowest commit since the previous call. */
+  take(): { readonly requests: number; readonly batches: number; readonly commitMsTotal: number; readonly commitMsMax: number } {
+    const taken = { requests: this.requests, batches: this.batches, commitMsTotal: this.commitMsTotal, commitMsMax: this.commitMsMax };
+    this.commitMsMax = 0;
+    return taken;
+  }
+}
+
+/** One reading of the server, at `atMs` on a monotonic clock. Counters are totals since the start. */
+export interface StatsSample {
+  readonly atMs: number;
+  readonly requests: number;
+  /** The log index of the last entry: its growth is the number of commands logged. */
+  readonly logIndex: number;
+  readonly batches: number;
+  readonly commitMsTotal: number;
+  /** The slowest commit since the previous sample. */
+  readonly commitMsMax: number;
+  readonly connections: number;
+  readonly lockRecords: number;
+  readonly rememberedAnswers: number;
+}
+
+export interface StatsLimits {
+  readonly maxConnections: number;
+  readonly maxLocks: number;
+  readonly maxDedupeEntries: number;
+}
+
+/** The line for the interval from `previous` to `current`. */
+export function statsLine(previous: StatsSample, current: StatsSample, limits: StatsLimits): string {
+  const seconds = (current.atMs - previous.atMs) / 1000;
+  const requests = current.requests - previous.requests;
+  const batches = current.batches - previous.batches;
+  const commitAvgMs = batches === 0 ? 0 : (current.commitMsTotal - previous.commitMsTotal) / batches;
+  return [
+    `stats seconds=${seconds.toFixed(1)}`,
+    `requests=${requests}`,
+    `requests_per_s=${seconds > 0 ? Math.round(requests / seconds) : 0}`,
+    `logged=${current.logIndex - previous.logIndex}`,
+    `batches=${batches}`,
+    `commit_avg_ms=${commitAvgMs.toFixed(2)}`,
+    `commit_max_ms=${current.commitMsMax.toFixed(2)}`,
+    `connections=${current.connections}/${limits.maxConnections}`,
+    `lock_records=${current.lockRecords}/${limits.maxLocks}`,
+    `remembered_answers=${current.rememberedAnswers}/${limits.maxDedupeEntries}`,
+    `log_index=${current.logIndex}`,
+  ].join(" ");
+}
+
+/**
+ * Logs a stats line every `everyMs` until stopped. The timer does not keep the process alive.
+ * Returns the function that stops it.
+ */
+export function reportStats(everyMs: number, sample: () => StatsSample, limits: StatsLimits, log: (line: string) => void): () => void {
+  let previous = sample();
+  const timer = setInterval(() => {
+    const current = sample();
+    log(statsLine(previous, current, limits));
+    previous = current;
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
