@@ -12,6 +12,7 @@ import { BENCH_COMMANDS, bench, parseDurationMs, parseMix } from "./bench.js";
 import { ExitCode } from "./exit-codes.js";
 import { printResult } from "./output.js";
 import { runLocked } from "./run.js";
+import { packageVersion } from "../../src/version.js";
 
 interface ConnectionFlags {
   /** Parsed when given on the command line; the default (from the environment) is still text. */
@@ -140,6 +141,7 @@ const EXIT_BY_STATUS: Readonly<Record<string, number>> = {
 
 const program = new Command("lockctl")
   .description("baton command line: take, inspect and release leases with fencing tokens; hold a lock around a command; load a server")
+  .version(packageVersion())
   .exitOverride()
   .showHelpAfterError("(add --help for usage)")
   .addHelpText(

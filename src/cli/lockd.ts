@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { stderrLogger } from "../server/logger.js";
+import { packageVersion } from "../version.js";
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
@@ -34,6 +35,7 @@ function hostPort(raw: string): { host: string; port: number } {
 const d = DEFAULT_CONFIG;
 const program = new Command("lockd")
   .description("baton lock server: leases with fencing tokens over a fixed-size binary protocol (see protocol.md)")
+  .version(packageVersion())
   .addOption(new Option("--listen <host:port>", "address to listen on").argParser(hostPort).default({ host: d.host, port: d.port }, `${d.host}:${d.port}`))
   .option("--data <dir>", "data directory (log, snapshots)", d.dataDir)
   .addOption(new Option("--fsync <mode>", "always: fdatasync before every reply; never: UNSAFE, benchmarks only").choices(["always", "never"]).default(d.fsync))

@@ -232,6 +232,13 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     const top = await lockctl(["--help"]);
     expect(top.stdout).toContain("Exit codes");
   });
+
+  it("--version prints package.json's version and exits 0", async () => {
+    const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    const result = await lockctl(["--version"]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(`${version}\n`);
+  });
 });
 
 describe("lockctl bench", () => {

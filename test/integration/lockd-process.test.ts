@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
@@ -6,6 +7,8 @@ import { LOCKD_BIN, spawnLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire } from "../support/frames.js";
 import { splitAnswers } from "../support/answers.js";
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 function runLockd(args: string[]) {
   return spawnSync(process.execPath, [LOCKD_BIN, ...args], { encoding: "utf8", timeout: 10_000 });
@@ -63,8 +66,14 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
   it("--help lists every flag and exits 0", () => {
     const result = runLockd(["--help"]);
     expect(result.status).toBe(0);
-    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-queued-reply-bytes", "--frame-timeout", "--idle-timeout", "--fsync", "--snapshot-every", "--segment-bytes", "--inline-sync-max", "--help"];
+    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-queued-reply-bytes", "--frame-timeout", "--idle-timeout", "--fsync", "--snapshot-every", "--segment-bytes", "--inline-sync-max", "--stats-every", "--version", "--help"];
     for (const flag of flags) expect(result.stdout).toContain(flag);
+  });
+
+  it("--version prints package.json's version and exits 0", () => {
+    const result = runLockd(["--version"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(`${PACKAGE_VERSION}\n`);
   });
 });
 
