@@ -59,3 +59,24 @@ describe("the client reconnects after the server restarts", () => {
     }
   });
 });
+
+describe("the client after lockd closes its idle connection (--idle-timeout)", () => {
+  it("opens a new connection for the next request, without a retry or an error", async () => {
+    const lockd = await spawnLockd({ args: ["--fsync", "never", "--idle-timeout", "200"] });
+    started.push(lockd);
+    const client = new BatonClient({ endpoints: [`127.0.0.1:${lockd.port}`] });
+    const disconnects: string[] = [];
+    const retries: RetryEvent[] = [];
+    client.on("disconnect", (endpoint) => disconnects.push(endpoint));
+    client.on("retry", (event) => retries.push(event));
+    try {
+      expect((await client.acquire("first", { ttlMs: 60_000 })).status).toBe("acquired");
+      while (disconnects.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await client.acquire("second", { ttlMs: 60_000 })).status).toBe("acquired");
+      expect(disconnects).toEqual([`127.0.0.1:${lockd.port}`]);
+      expect(retries).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+});
