@@ -12,20 +12,24 @@
 export class CommitCounters {
   /** Request frames answered or about to be, invalid and refused ones included. */
   requests = 0;
-  /** Batches committed to the log (written, and synced under --fsync always). */
-  batches = 0;
+  private committedBatches = 0;
   private commitMsTotal = 0;
   private commitMsMax = 0;
 
+  /** Batches committed to the log (written, and synced under --fsync always). */
+  get batches(): number {
+    return this.committedBatches;
+  }
+
   recordCommit(commitMs: number): void {
-    this.batches++;
+    this.committedBatches++;
     this.commitMsTotal += commitMs;
     if (commitMs > this.commitMsMax) this.commitMsMax = commitMs;
   }
 
   /** The totals so far, and the slowest commit since the previous call. */
   take(): { readonly requests: number; readonly batches: number; readonly commitMsTotal: number; readonly commitMsMax: number } {
-    const taken = { requests: this.requests, batches: this.batches, commitMsTotal: this.commitMsTotal, commitMsMax: this.commitMsMax };
+    const taken = { requests: this.requests, batches: this.committedBatches, commitMsTotal: this.commitMsTotal, commitMsMax: this.commitMsMax };
     this.commitMsMax = 0;
     return taken;
   }
