@@ -57,6 +57,7 @@ const program = new Command("lockd")
       .argParser(integerOrUnlimited(0))
       .default(d.inlineSyncMaxEntries, "unlimited"),
   )
+  .option("--bump-fencing-token <n>", "before serving, raise the next fencing token by n, through the log (after restoring a backup)", integer(0, Number.MAX_SAFE_INTEGER), d.bumpFencingToken)
   .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often (0 = never)", integer(0), d.statsEveryMs)
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
@@ -92,6 +93,7 @@ const config: ServerConfig = {
   segmentBytes: flags.segmentBytes,
   inlineSyncMaxEntries: flags.inlineSyncMax,
   statsEveryMs: flags.statsEvery,
+  bumpFencingToken: flags.bumpFencingToken,
 };
 
 async function main(): Promise<void> {

@@ -6,8 +6,10 @@
  *
  * Commands are 57-byte entries in the wire body layout (RELEASE/INSPECT with a zero ttl field), or
  * the same fields already read into words (command-words.ts), which is how the server passes them.
+ * One more command exists only in the log, never on the wire: BUMP_FENCING_TOKEN (below).
  */
-import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, Command, Status } from "../protocol/wire.js";
+import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, BODY_TTL, Command, LONG_BODY_BYTES, Status } from "../protocol/wire.js";
+import { writeU64 } from "../protocol/u64.js";
 import { writeResponse } from "../protocol/response.js";
 import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, readIdWords, ttlOf } from "./command-words.js";
 import { DedupeTable } from "./dedupe-table.js";
@@ -47,6 +49,21 @@ const FINGERPRINT_SEED_0 = 0x6a09e667;
 const FINGERPRINT_SEED_1 = 0x3c6ef372;
 /** lock_id, owner_id and ttl_ms: the parameters a retry must repeat, as 32-bit words. */
 const PARAMETER_WORDS = 10;
+
+/**
+ * The log-only command that raises the fencing counter by the amount in its ttl field (its ids are
+ * zero): lockd logs one at start when the operator asks (`--bump-fencing-token`, after restoring a
+ * backup), so that every replay raises the counter at the same point. Clients can never send it: a
+ * request frame with this cmd is invalid (3), as is every cmd but 1-4.
+ */
+export const BUMP_FENCING_TOKEN = 0x80;
+
+/** Writes a BUMP_FENCING_TOKEN entry raising the counter by `amount` into `entry[at..at+57)`. */
+export function writeBumpEntry(entry: Uint8Array, at: number, amount: number): void {
+  entry.fill(0, at, at + LONG_BODY_BYTES);
+  entry[at + BODY_CMD] = BUMP_FENCING_TOKEN;
+  writeU64(entry, at + BODY_TTL, amount);
+}
 
 /** Most commands `prefetch` looks ahead at, at once. */
 export const PREFETCH_MAX = 256;
@@ -141,6 +158,7 @@ export class StateMachine {
     limits: AdmissionLimits | null,
   ): number {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
+    if (cmd === BUMP_FENCING_TOKEN) return this.bumpFencingToken(ttlOf(words), now, out, outAt);
     const fingerprint = this.fingerprint;
     hashWordsTwice(words, WORD_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd, FINGERPRINT_SEED_1 ^ cmd, fingerprint);
     const fingerprint0 = fingerprint[0]!;
@@ -187,6 +205,22 @@ export class StateMachine {
     dedupe.insertWords(words, WORD_REQUEST_ID, requestHash, recorded, fingerprint0, fingerprint1, status, this.answerToken, this.answerExpiresAtMs, now);
     this.advance(now);
     return status;
+  }
+
+  /**
+   * Raises the counter by `amount`; the answer carries the next token. Remembered by no request id.
+   * A bump past 2^53 - 1 would make tokens inexact: it answers 3 and changes nothing.
+   */
+  private bumpFencingToken(amount: number, now: number, out: Uint8Array, outAt: number): number {
+    if (this.nextToken + amount > Number.MAX_SAFE_INTEGER) {
+      // Tokens must stay exact integers: refused, and so never logged.
+      writeResponse(out, outAt, Status.Invalid, 0, 0);
+      return Status.Invalid;
+    }
+    this.nextToken += amount;
+    writeResponse(out, outAt, Status.Ok, this.nextToken, 0);
+    this.advance(now);
+    return Status.Ok;
   }
 
   private answer(status: number, token: number, expiresAtMs: number): number {

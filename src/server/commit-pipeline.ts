@@ -16,7 +16,7 @@
 import { LONG_BODY_BYTES, SHORT_BODY_BYTES, Status, commandTakesTtl } from "../protocol/wire.js";
 import { wholeFrameStarts } from "../protocol/frame-reader.js";
 import { writeResponse } from "../protocol/response.js";
-import { COMMAND_WORDS, copyCommand } from "../core/command-words.js";
+import { COMMAND_WORDS, copyCommand, readCommandWords } from "../core/command-words.js";
 import { PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
 import type { AppendResult, CommitLog } from "../log/commit-log.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord } from "../log/record.js";
@@ -158,15 +158,7 @@ export class CommitPipeline {
       this.answerWithoutState(sink, Status.Unavailable);
       return;
     }
-    this.counters.requests++;
-    const batch = this.open;
-    if (batch.recordEntries > 0 && batch.recordStampMs !== stampMs) this.closeRecord(batch);
-    if (batch.recordEntries === 0) {
-      batch.recordAt = batch.length;
-      batch.recordStampMs = stampMs;
-    }
-    const entryAt = batch.recordAt + RECORD_HEADER_BYTES + batch.recordEntries * ENTRY_BYTES;
-    ensureCapacity(batch, entryAt + ENTRY_BYTES);
+    const entryAt = this.openEntry(stampMs);
     // Entries are always 57 bytes: the short RELEASE/INSPECT form gets a zero ttl, and the ignored
     // trailer of their long form is zeroed, so both forms are the same request.
     const cmd = frame[start]!;
@@ -176,14 +168,48 @@ export class CommitPipeline {
       this.frameSource = frame;
       this.frameView = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
     }
-    const words = this.words;
-    copyCommand(this.frameView, start, copied, batch.view, entryAt, words);
+    copyCommand(this.frameView, start, copied, this.open.view, entryAt, this.words);
+    this.decide(sink, cmd, entryAt, stampMs);
+  }
 
+  /**
+   * Executes and logs a command the server issues itself, not a client (the state machine's
+   * log-only BUMP_FENCING_TOKEN): the 57-byte entry at `entry[0..57)`, unchecked.
+   */
+  submitEntry(sink: ReplySink, entry: Uint8Array, stampMs: number): void {
+    if (this.failure !== null) {
+      this.answerWithoutState(sink, Status.Unavailable);
+      return;
+    }
+    const entryAt = this.openEntry(stampMs);
+    const bytes = this.open.bytes;
+    bytes.set(entry.subarray(0, ENTRY_BYTES), entryAt);
+    readCommandWords(bytes, entryAt, this.words);
+    this.decide(sink, entry[0]!, entryAt, stampMs);
+  }
+
+  /** Makes room for one entry stamped `stampMs` in the open batch's record; returns its offset. */
+  private openEntry(stampMs: number): number {
+    this.counters.requests++;
+    const batch = this.open;
+    if (batch.recordEntries > 0 && batch.recordStampMs !== stampMs) this.closeRecord(batch);
+    if (batch.recordEntries === 0) {
+      batch.recordAt = batch.length;
+      batch.recordStampMs = stampMs;
+    }
+    const entryAt = batch.recordAt + RECORD_HEADER_BYTES + batch.recordEntries * ENTRY_BYTES;
+    ensureCapacity(batch, entryAt + ENTRY_BYTES);
+    return entryAt;
+  }
+
+  /** Executes the entry at `entryAt` (its words already read) and keeps it in the log if it decided anything. */
+  private decide(sink: ReplySink, cmd: number, entryAt: number, stampMs: number): void {
     const replyAt = sink.reserveReply();
-    const status = this.sm.executeWords(cmd, words, stampMs, sink.openReplies, replyAt, this.limits);
+    const status = this.sm.executeWords(cmd, this.words, stampMs, sink.openReplies, replyAt, this.limits);
     this.enlist(sink);
     if (status === Status.Unavailable) this.warnCapacity();
     if (status === Status.Invalid || status === Status.Unavailable) return; // decided nothing: not logged
+    const batch = this.open;
     batch.recordEntries++;
     batch.entries++;
     batch.length = entryAt + ENTRY_BYTES;

@@ -45,6 +45,8 @@ export interface ServerConfig {
   readonly inlineSyncMaxEntries: number;
   /** A stats line on stderr this often (0 = never): load, commit times, how full the tables are. */
   readonly statsEveryMs: number;
+  /** Raise the fencing counter by this much before serving (0 = not): after restoring a copy. */
+  readonly bumpFencingToken: number;
 }
 
 /**
@@ -106,4 +108,5 @@ export const DEFAULT_CONFIG: ServerConfig = {
   segmentBytes: 32 << 20,
   inlineSyncMaxEntries: INLINE_SYNC_MAX_ENTRIES,
   statsEveryMs: 0,
+  bumpFencingToken: 0,
 };

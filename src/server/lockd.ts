@@ -19,6 +19,7 @@ import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type StatsSample } from "./stats.js";
+import { bumpFencingToken } from "./fencing-bump.js";
 import { WarmMemory } from "./warm-memory.js";
 
 export interface Lockd {
@@ -87,6 +88,12 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
+    if (config.bumpFencingToken > 0) {
+      const before = sm.nextFencingToken;
+      const bump = await bumpFencingToken(pipeline, config.bumpFencingToken);
+      if (!bump.ok) throw new Error(`--bump-fencing-token ${config.bumpFencingToken}: ${bump.reason}`);
+      logger.info(`--bump-fencing-token: the fencing counter went from ${before} to ${bump.nextToken}, logged: the next ACQUIRE gets ${bump.nextToken}`);
+    }
     const fileLimit = readOpenFileLimit();
     const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit);
     if (maxConnections < config.maxConnections) {

@@ -1,0 +1,47 @@
+/**
+ * `--bump-fencing-token N`: raises the fencing counter by N before lockd serves. For a data
+ * directory restored from a copy: the tokens issued after the copy was taken are unknown to it, and
+ * every token from now on must be above them, or a resource that already saw one would let a new
+ * holder in with an equal token. The bump goes through the log as a BUMP_FENCING_TOKEN entry, so
+ * every replay, compaction and snapshot after it keeps the raised counter.
+ */
+import { writeBumpEntry } from "../core/state-machine.js";
+import { ENTRY_BYTES } from "../log/record.js";
+import { readU64 } from "../protocol/u64.js";
+import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
+import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
+
+export type BumpResult = { readonly ok: true; readonly nextToken: number } | { readonly ok: false; readonly reason: string };
+
+/** Logs the bump, waits until it is durable, and returns the token the next ACQUIRE will get. */
+export async function bumpFencingToken(pipeline: CommitPipeline, amount: number): Promise<BumpResult> {
+  const entry = new Uint8Array(ENTRY_BYTES);
+  writeBumpEntry(entry, 0, amount);
+  const sink = new SingleAnswer();
+  pipeline.submitEntry(sink, entry, pipeline.stamp());
+  await pipeline.whenIdle();
+  const status = sink.answer[0];
+  if (status === Status.Ok) return { ok: true, nextToken: readU64(sink.answer, 1) };
+  if (status === Status.Invalid) return { ok: false, reason: `raising it by ${amount} would take fencing tokens past 2^53 - 1` };
+  return { ok: false, reason: "the log could not be written" };
+}
+
+/** The reply sink of one command the server issues itself. */
+class SingleAnswer implements ReplySink {
+  openReplies = new Uint8Array(RESPONSE_BYTES);
+  inOpenBatch = false;
+  /** The answer once released; status 6 if its batch failed. */
+  readonly answer = new Uint8Array(RESPONSE_BYTES);
+
+  reserveReply(): number {
+    return 0;
+  }
+
+  sealReplies(): void {}
+
+  releaseReplies(failed: boolean): void {
+    this.answer.set(this.openReplies);
+    if (failed) this.answer[0] = Status.Unavailable;
+  }
+}
+

@@ -1,0 +1,90 @@
+/**
+ * `lockd --bump-fencing-token N` on the real process: tokens jump by N, the jump is in the log before
+ * lockd serves (a kill -9 right after the listening line keeps it), later restarts without the flag
+ * keep it, and a bump that would make tokens inexact stops the start instead.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Status } from "../../src/protocol/index.js";
+import { LOCKD_BIN, spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { RawClient } from "../support/raw-client.js";
+import { acquire } from "../support/frames.js";
+import { splitAnswers } from "../support/answers.js";
+
+const dirs: string[] = [];
+const running: LockdProcess[] = [];
+afterEach(async () => {
+  for (const lockd of running.splice(0)) await lockd.kill();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "baton-bump-"));
+  dirs.push(dir);
+  return dir;
+}
+
+async function start(dir: string, args: string[] = []): Promise<LockdProcess> {
+  const lockd = await spawnLockd({ dataDir: dir, args });
+  running.push(lockd);
+  return lockd;
+}
+
+/** The token an ACQUIRE of a lock never used before gets. */
+async function nextToken(lockd: LockdProcess, lock: bigint): Promise<bigint> {
+  const client = await RawClient.open(lockd.port);
+  client.write(acquire({ lock, owner: 1n }, 60_000n));
+  const [answer] = splitAnswers(await client.read(17));
+  client.close();
+  expect(answer!.status).toBe(Status.Ok);
+  return answer!.fencingToken;
+}
+
+async function stop(lockd: LockdProcess): Promise<void> {
+  running.splice(running.indexOf(lockd), 1);
+  expect(await lockd.stop()).toBe(0);
+}
+
+describe("--bump-fencing-token", () => {
+  it("raises the next token by N, for good: restarts without the flag keep the raised counter", async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    expect(await nextToken(first, 1n)).toBe(1n);
+    await stop(first);
+
+    const bumped = await start(dir, ["--bump-fencing-token", "1000000"]);
+    expect(bumped.stderr()).toContain("the fencing counter went from 2 to 1000002");
+    expect(await nextToken(bumped, 2n)).toBe(1_000_002n);
+    await stop(bumped);
+
+    const after = await start(dir);
+    expect(await nextToken(after, 3n)).toBe(1_000_003n);
+    await stop(after);
+  });
+
+  it("is durable before lockd listens: a kill -9 right after the listening line keeps it", async () => {
+    const dir = dataDir();
+    const bumped = await start(dir, ["--bump-fencing-token", "500"]);
+    running.splice(running.indexOf(bumped), 1);
+    await bumped.kill();
+    const after = await start(dir);
+    expect(await nextToken(after, 1n)).toBe(501n);
+    await stop(after);
+  });
+
+  it("refuses to start when the bump would take tokens past 2^53 - 1, and logs nothing", async () => {
+    const dir = dataDir();
+    const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", dir, "--bump-fencing-token", String(Number.MAX_SAFE_INTEGER)], {
+      encoding: "utf8",
+      timeout: 10_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("past 2^53 - 1");
+    const after = await start(dir);
+    expect(await nextToken(after, 1n)).toBe(1n);
+    await stop(after);
+  });
+});
