@@ -58,6 +58,7 @@ const program = new Command("lockd")
       .default(d.inlineSyncMaxEntries, "unlimited"),
   )
   .option("--bump-fencing-token <n>", "before serving, raise the next fencing token by n, through the log (after restoring a backup)", integer(0, Number.MAX_SAFE_INTEGER), d.bumpFencingToken)
+  .addOption(new Option("--metrics-listen <host:port>", "serve Prometheus metrics over HTTP at /metrics on this address (default: nowhere)").argParser(hostPort))
   .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often (0 = never)", integer(0), d.statsEveryMs)
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
@@ -94,6 +95,7 @@ const config: ServerConfig = {
   inlineSyncMaxEntries: flags.inlineSyncMax,
   statsEveryMs: flags.statsEvery,
   bumpFencingToken: flags.bumpFencingToken,
+  metricsListen: (flags.metricsListen as { host: string; port: number } | undefined) ?? null,
 };
 
 async function main(): Promise<void> {

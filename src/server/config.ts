@@ -47,6 +47,8 @@ export interface ServerConfig {
   readonly statsEveryMs: number;
   /** Raise the fencing counter by this much before serving (0 = not): after restoring a copy. */
   readonly bumpFencingToken: number;
+  /** Where to serve Prometheus metrics over HTTP (null = nowhere). */
+  readonly metricsListen: { readonly host: string; readonly port: number } | null;
 }
 
 /**
@@ -109,4 +111,5 @@ export const DEFAULT_CONFIG: ServerConfig = {
   inlineSyncMaxEntries: INLINE_SYNC_MAX_ENTRIES,
   statsEveryMs: 0,
   bumpFencingToken: 0,
+  metricsListen: null,
 };

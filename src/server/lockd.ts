@@ -20,6 +20,8 @@ import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type StatsSample } from "./stats.js";
 import { bumpFencingToken } from "./fencing-bump.js";
+import { startMetricsServer, type MetricsReading, type MetricsServer } from "./metrics.js";
+import { packageVersion } from "../version.js";
 import { WarmMemory } from "./warm-memory.js";
 
 export interface Lockd {
@@ -116,6 +118,22 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       lockRecords: sm.lockRecordCount,
       rememberedAnswers: sm.dedupeEntryCount,
     });
+    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, () => server.close(), () => ({
+      version,
+      requests: pipeline.counters.requests,
+      logIndex: pipeline.lastIndex,
+      batches: pipeline.counters.batches,
+      commitMsSum: pipeline.counters.commitMsSum,
+      commitBuckets: pipeline.counters.cumulativeBuckets(),
+      connections: server.connectionCount,
+      maxConnections,
+      lockRecords: sm.lockRecordCount,
+      maxLocks: config.maxLocks,
+      rememberedAnswers: sm.dedupeEntryCount,
+      maxDedupeEntries: config.maxDedupeEntries,
+      nextFencingToken: sm.nextFencingToken,
+    }));
+    if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     const stopStats =
       config.statsEveryMs > 0
         ? reportStats(config.statsEveryMs, sample, { maxConnections, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries }, (line) =>
@@ -128,6 +146,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       pipeline,
       async close() {
         stopStats();
+        await metrics?.close();
         await server.close();
         compactor.stop();
         await log.close();
@@ -142,6 +161,22 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     void memory.close();
     dirLock.release();
     throw error;
+  }
+}
+
+const version = packageVersion();
+
+function hostForUrl(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/** Starts the metrics server; if it cannot listen, closes the lock server (`closeLocks`) and says where it failed. */
+async function serveMetrics(listen: { host: string; port: number }, closeLocks: () => Promise<void>, read: () => MetricsReading): Promise<MetricsServer> {
+  try {
+    return await startMetricsServer(listen.host, listen.port, read);
+  } catch (error) {
+    await closeLocks();
+    throw new Error(`cannot serve metrics on ${listen.host}:${listen.port}: ${(error as Error).message}`);
   }
 }
 

@@ -8,6 +8,12 @@
  * since the one before.
  */
 
+/**
+ * Upper bounds (ms) of the commit-time histogram's buckets, for `--metrics-listen`: from a fast
+ * disk's sync to a stalled one's. A last bucket holds everything slower.
+ */
+export const COMMIT_BUCKET_BOUNDS_MS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000];
+
 /** Counters the commit pipeline keeps: cheap enough for every request. */
 export class CommitCounters {
   /** Request frames answered or about to be, invalid and refused ones included. */
@@ -15,6 +21,8 @@ export class CommitCounters {
   private committedBatches = 0;
   private commitMsTotal = 0;
   private commitMsMax = 0;
+  /** Commits per bucket of COMMIT_BUCKET_BOUNDS_MS, the last one past every bound. */
+  private readonly bucketCounts = new Float64Array(COMMIT_BUCKET_BOUNDS_MS.length + 1);
 
   /** Batches committed to the log (written, and synced under --fsync always). */
   get batches(): number {
@@ -25,6 +33,22 @@ export class CommitCounters {
     this.committedBatches++;
     this.commitMsTotal += commitMs;
     if (commitMs > this.commitMsMax) this.commitMsMax = commitMs;
+    let bucket = 0;
+    while (bucket < COMMIT_BUCKET_BOUNDS_MS.length && commitMs > COMMIT_BUCKET_BOUNDS_MS[bucket]!) bucket++;
+    this.bucketCounts[bucket]!++;
+  }
+
+  /** Commits so far at or under each bound of COMMIT_BUCKET_BOUNDS_MS (cumulative), then all of them. */
+  cumulativeBuckets(): number[] {
+    const cumulative: number[] = [];
+    let sum = 0;
+    for (const count of this.bucketCounts) cumulative.push((sum += count));
+    return cumulative;
+  }
+
+  /** The sum of every commit time so far (ms). */
+  get commitMsSum(): number {
+    return this.commitMsTotal;
   }
 
   /** The totals so far, and the slowest commit since the previous call. */

@@ -66,7 +66,7 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
   it("--help lists every flag and exits 0", () => {
     const result = runLockd(["--help"]);
     expect(result.status).toBe(0);
-    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-queued-reply-bytes", "--frame-timeout", "--idle-timeout", "--fsync", "--snapshot-every", "--segment-bytes", "--inline-sync-max", "--bump-fencing-token", "--stats-every", "--version", "--help"];
+    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-queued-reply-bytes", "--frame-timeout", "--idle-timeout", "--fsync", "--snapshot-every", "--segment-bytes", "--inline-sync-max", "--bump-fencing-token", "--metrics-listen", "--stats-every", "--version", "--help"];
     for (const flag of flags) expect(result.stdout).toContain(flag);
   });
 

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { Status, type Response } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
@@ -168,5 +169,46 @@ describe("--stats-every: a stats line on stderr at each interval", () => {
     client.close();
     await sleep(300);
     expect(lockd.stderr()).not.toContain("stats ");
+  });
+});
+
+describe("--metrics-listen: Prometheus metrics over HTTP", () => {
+  it("serves the counters, sizes and limits at /metrics on the address given, which it logs", async () => {
+    const lockd = await spawnLockd({ args: ["--metrics-listen", "127.0.0.1:0", "--max-locks", "500"] });
+    spawned.push(lockd);
+    const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(lockd.stderr())![1]);
+    const client = await RawClient.open(lockd.port);
+    client.write(Buffer.concat([acquire({ lock: 1n, owner: 1n }, 60_000n), acquire({ lock: 2n, owner: 1n }, 60_000n), acquire({ lock: 3n, owner: 1n }, 0n)]));
+    expect(splitAnswers(await client.read(3 * 17)).map((answer) => answer.status)).toEqual([Status.Ok, Status.Ok, Status.Invalid]);
+
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(response.status).toBe(200);
+    const samples = new Map(
+      (await response.text())
+        .split("\n")
+        .filter((line) => line !== "" && !line.startsWith("#"))
+        .map((line) => [line.slice(0, line.lastIndexOf(" ")), Number(line.slice(line.lastIndexOf(" ") + 1))]),
+    );
+    expect(samples.get("baton_requests_total")).toBe(3);
+    expect(samples.get("baton_log_index")).toBe(2);
+    expect(samples.get("baton_lock_records")).toBe(2);
+    expect(samples.get("baton_lock_records_limit")).toBe(500);
+    expect(samples.get("baton_remembered_answers")).toBe(2);
+    expect(samples.get("baton_connections")).toBe(1);
+    expect(samples.get("baton_next_fencing_token")).toBe(3);
+    expect(samples.get("baton_commit_seconds_count")).toBeGreaterThanOrEqual(1);
+    expect(samples.get('baton_commit_seconds_bucket{le="+Inf"}')).toBe(samples.get("baton_commit_seconds_count"));
+    client.close();
+  });
+
+  it("stops the start, naming the metrics address, when that address is taken", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      await expect(spawnLockd({ args: ["--metrics-listen", `127.0.0.1:${port}`] })).rejects.toThrow(new RegExp(`cannot serve metrics on 127\\.0\\.0\\.1:${port}`));
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -129,3 +129,13 @@ describe("reportStats", () => {
     expect(lines[1]).toContain("seconds=1.0 requests=5 requests_per_s=5 ");
   });
 });
+
+describe("the commit-time histogram", () => {
+  it("counts each commit in the first bucket whose bound it does not exceed, cumulatively, the slowest past every bound", () => {
+    const counters = new CommitCounters();
+    for (const ms of [0.05, 0.1, 0.3, 7, 7, 2000]) counters.recordCommit(ms);
+    // bounds (ms): 0.1 0.25 0.5 1 2.5 5 10 25 50 100 250 1000, then everything
+    expect(counters.cumulativeBuckets()).toEqual([2, 2, 3, 3, 3, 3, 5, 5, 5, 5, 5, 5, 6]);
+    expect(counters.commitMsSum).toBeCloseTo(2014.45, 9);
+  });
+});

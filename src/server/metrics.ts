@@ -1,0 +1,100 @@
+/**
+ * `--metrics-listen HOST:PORT`: the stats line's figures for a Prometheus scraper, over HTTP at
+ * `/metrics` in the text exposition format, plus a histogram of commit times. Off unless asked: it
+ * is a second listening socket, with the same absence of authentication as the lock port, so it
+ * belongs on a private address. It answers GET and HEAD of /metrics and nothing else, and holds few
+ * connections for little time, so a scraper gone wrong cannot tie lockd up.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { COMMIT_BUCKET_BOUNDS_MS } from "./stats.js";
+
+/** Everything one scrape reports: counters since the start, and sizes now with their limits. */
+export interface MetricsReading {
+  readonly version: string;
+  readonly requests: number;
+  readonly logIndex: number;
+  readonly batches: number;
+  readonly commitMsSum: number;
+  /** Cumulative commit counts per bound of COMMIT_BUCKET_BOUNDS_MS, then the total. */
+  readonly commitBuckets: readonly number[];
+  readonly connections: number;
+  readonly maxConnections: number;
+  readonly lockRecords: number;
+  readonly maxLocks: number;
+  readonly rememberedAnswers: number;
+  readonly maxDedupeEntries: number;
+  readonly nextFencingToken: number;
+}
+
+/** Connections the metrics port holds at once, and how long a request may take. */
+const MAX_METRICS_CONNECTIONS = 16;
+const METRICS_REQUEST_TIMEOUT_MS = 5_000;
+
+function family(name: string, type: "counter" | "gauge" | "histogram", help: string, samples: string[]): string {
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples.join("\n")}\n`;
+}
+
+/** The text exposition of one reading. */
+export function metricsText(reading: MetricsReading): string {
+  const seconds = (ms: number) => String(ms / 1000);
+  const bucketLines = COMMIT_BUCKET_BOUNDS_MS.map((bound, i) => `baton_commit_seconds_bucket{le="${seconds(bound)}"} ${reading.commitBuckets[i]!}`);
+  bucketLines.push(`baton_commit_seconds_bucket{le="+Inf"} ${reading.batches}`);
+  return [
+    family("baton_build_info", "gauge", "The lockd version, as a label.", [`baton_build_info{version="${reading.version}"} 1`]),
+    family("baton_requests_total", "counter", "Request frames answered, invalid and refused ones included.", [`baton_requests_total ${reading.requests}`]),
+    family("baton_log_index", "gauge", "Index of the last command written to the log.", [`baton_log_index ${reading.logIndex}`]),
+    family("baton_commit_seconds", "histogram", "Time from a batch leaving for the log until it was written (and synced under --fsync always).", [
+      ...bucketLines,
+      `baton_commit_seconds_sum ${seconds(reading.commitMsSum)}`,
+      `baton_commit_seconds_count ${reading.batches}`,
+    ]),
+    family("baton_connections", "gauge", "Open client connections.", [`baton_connections ${reading.connections}`]),
+    family("baton_connections_limit", "gauge", "Client connections served at most.", [`baton_connections_limit ${reading.maxConnections}`]),
+    family("baton_lock_records", "gauge", "Lock records: held, plus expired ones still remembered.", [`baton_lock_records ${reading.lockRecords}`]),
+    family("baton_lock_records_limit", "gauge", "Lock records at most (--max-locks); then new locks answer 6.", [`baton_lock_records_limit ${reading.maxLocks}`]),
+    family("baton_remembered_answers", "gauge", "Answers remembered for retries with the same request id.", [`baton_remembered_answers ${reading.rememberedAnswers}`]),
+    family("baton_remembered_answers_limit", "gauge", "Answers remembered at most (--max-dedupe-entries); then new changes answer 6.", [
+      `baton_remembered_answers_limit ${reading.maxDedupeEntries}`,
+    ]),
+    family("baton_next_fencing_token", "gauge", "The fencing token the next granted ACQUIRE gets.", [`baton_next_fencing_token ${reading.nextFencingToken}`]),
+  ].join("");
+}
+
+export interface MetricsServer {
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+export function startMetricsServer(host: string, port: number, read: () => MetricsReading): Promise<MetricsServer> {
+  const server: Server = createServer({ requestTimeout: METRICS_REQUEST_TIMEOUT_MS, headersTimeout: METRICS_REQUEST_TIMEOUT_MS }, (request, response) => {
+    const path = (request.url ?? "").split("?")[0];
+    if (path !== "/metrics") {
+      response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
+      return;
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      response.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("only GET and HEAD\n");
+      return;
+    }
+    const body = metricsText(read());
+    response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(body) });
+    response.end(request.method === "HEAD" ? undefined : body);
+  });
+  server.maxConnections = MAX_METRICS_CONNECTIONS;
+  server.keepAliveTimeout = METRICS_REQUEST_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve({
+        address: server.address() as AddressInfo,
+        close: () =>
+          new Promise<void>((resolveClose) => {
+            server.close(() => resolveClose());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * `--metrics-listen`: the text exposition of one reading, line by line, and the HTTP server's
+ * answers to what is not a scrape.
+ */
+import { request } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import { metricsText, startMetricsServer, type MetricsReading, type MetricsServer } from "../../../src/server/metrics.js";
+
+const READING: MetricsReading = {
+  version: "1.2.3",
+  requests: 10,
+  logIndex: 8,
+  batches: 3,
+  commitMsSum: 1.5,
+  commitBuckets: [0, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3],
+  connections: 4,
+  maxConnections: 100,
+  lockRecords: 5,
+  maxLocks: 1000,
+  rememberedAnswers: 7,
+  maxDedupeEntries: 5000,
+  nextFencingToken: 42,
+};
+
+describe("metricsText", () => {
+  it("gives every family a HELP and a TYPE line and the reading's values, in the text format", () => {
+    const lines = metricsText(READING).split("\n");
+    const samples = lines.filter((line) => line !== "" && !line.startsWith("#"));
+    expect(samples).toEqual([
+      'baton_build_info{version="1.2.3"} 1',
+      "baton_requests_total 10",
+      "baton_log_index 8",
+      'baton_commit_seconds_bucket{le="0.0001"} 0',
+      'baton_commit_seconds_bucket{le="0.00025"} 1',
+      'baton_commit_seconds_bucket{le="0.0005"} 2',
+      'baton_commit_seconds_bucket{le="0.001"} 3',
+      'baton_commit_seconds_bucket{le="0.0025"} 3',
+      'baton_commit_seconds_bucket{le="0.005"} 3',
+      'baton_commit_seconds_bucket{le="0.01"} 3',
+      'baton_commit_seconds_bucket{le="0.025"} 3',
+      'baton_commit_seconds_bucket{le="0.05"} 3',
+      'baton_commit_seconds_bucket{le="0.1"} 3',
+      'baton_commit_seconds_bucket{le="0.25"} 3',
+      'baton_commit_seconds_bucket{le="1"} 3',
+      'baton_commit_seconds_bucket{le="+Inf"} 3',
+      "baton_commit_seconds_sum 0.0015",
+      "baton_commit_seconds_count 3",
+      "baton_connections 4",
+      "baton_connections_limit 100",
+      "baton_lock_records 5",
+      "baton_lock_records_limit 1000",
+      "baton_remembered_answers 7",
+      "baton_remembered_answers_limit 5000",
+      "baton_next_fencing_token 42",
+    ]);
+    const families = lines.filter((line) => line.startsWith("# TYPE ")).map((line) => line.split(" ")[2]);
+    const helped = lines.filter((line) => line.startsWith("# HELP ")).map((line) => line.split(" ")[2]);
+    expect(helped).toEqual(families);
+    expect(families).toHaveLength(11);
+    expect(metricsText(READING).endsWith("\n")).toBe(true);
+  });
+});
+
+describe("the metrics server", () => {
+  let server: MetricsServer | null = null;
+  afterEach(async () => {
+    await server?.close();
+    server = null;
+  });
+
+  function ask(method: string, path: string): Promise<{ status: number; type: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: server!.address.port, method, path }, (res) => {
+        let body = "";
+        res.setEncoding("utf8").on("data", (text: string) => (body += text));
+        res.on("end", () => resolve({ status: res.statusCode!, type: String(res.headers["content-type"]), body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+  }
+
+  it("answers GET /metrics with a fresh reading each time, HEAD without a body, 404 elsewhere, 405 to other methods", async () => {
+    let requests = 10;
+    server = await startMetricsServer("127.0.0.1", 0, () => ({ ...READING, requests }));
+    const first = await ask("GET", "/metrics");
+    expect(first.status).toBe(200);
+    expect(first.type).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(first.body).toContain("\nbaton_requests_total 10\n");
+    requests = 11;
+    expect((await ask("GET", "/metrics?x=1")).body).toContain("\nbaton_requests_total 11\n");
+    expect(await ask("HEAD", "/metrics")).toMatchObject({ status: 200, body: "" });
+    expect((await ask("GET", "/")).status).toBe(404);
+    expect((await ask("POST", "/metrics")).status).toBe(405);
+  });
+
+  it("rejects an address it cannot listen on", async () => {
+    server = await startMetricsServer("127.0.0.1", 0, () => READING);
+    await expect(startMetricsServer("127.0.0.1", server.address.port, () => READING)).rejects.toThrow(/EADDRINUSE/);
+  });
+});
