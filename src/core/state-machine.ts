@@ -65,6 +65,12 @@ export function writeBumpEntry(entry: Uint8Array, at: number, amount: number): v
   writeU64(entry, at + BODY_TTL, amount);
 }
 
+/**
+ * The largest fencing token, 2^53 - 2: the counter is a JavaScript number, exact up to 2^53 - 1,
+ * and after the last grant it holds one more than the last token, which snapshots must still write.
+ */
+export const MAX_FENCING_TOKEN = Number.MAX_SAFE_INTEGER - 1;
+
 /** Most commands `prefetch` looks ahead at, at once. */
 export const PREFETCH_MAX = 256;
 
@@ -209,10 +215,11 @@ export class StateMachine {
 
   /**
    * Raises the counter by `amount`; the answer carries the next token. Remembered by no request id.
-   * A bump past 2^53 - 1 would make tokens inexact: it answers 3 and changes nothing.
+   * A bump must leave at least one token to grant (the next one at most MAX_FENCING_TOKEN): one that
+   * does not answers 3 and changes nothing.
    */
   private bumpFencingToken(amount: number, now: number, out: Uint8Array, outAt: number): number {
-    if (this.nextToken + amount > Number.MAX_SAFE_INTEGER) {
+    if (this.nextToken + amount > MAX_FENCING_TOKEN) {
       // Tokens must stay exact integers: refused, and so never logged.
       writeResponse(out, outAt, Status.Invalid, 0, 0);
       return Status.Invalid;
@@ -240,6 +247,11 @@ export class StateMachine {
     const locks = this.locks;
     if (slot >= 0 && locks.expiresAtOf(slot) > now) {
       return this.answer(Status.Held, 0, locks.expiresAtOf(slot));
+    }
+    if (this.nextToken > MAX_FENCING_TOKEN) {
+      // Every token has been issued (reachable only through bumps): the next would not be exact.
+      // Like any 6, nothing changes and nothing is logged.
+      return this.answer(Status.Unavailable, 0, 0);
     }
     if (limits !== null && locks.size >= limits.maxLocks) {
       // Full: only records still remembered now count, so forget every other one first; a lock whose

@@ -17,7 +17,7 @@ import { LONG_BODY_BYTES, SHORT_BODY_BYTES, Status, commandTakesTtl } from "../p
 import { wholeFrameStarts } from "../protocol/frame-reader.js";
 import { writeResponse } from "../protocol/response.js";
 import { COMMAND_WORDS, copyCommand, readCommandWords } from "../core/command-words.js";
-import { PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
+import { MAX_FENCING_TOKEN, PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
 import type { AppendResult, CommitLog } from "../log/commit-log.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord } from "../log/record.js";
 import type { Clock } from "./clock.js";
@@ -225,9 +225,10 @@ export class CommitPipeline {
     const now = this.clock.nowMs();
     if (now - this.lastCapacityWarningMs < CAPACITY_WARNING_EVERY_MS) return;
     this.lastCapacityWarningMs = now;
+    const tokensUsedUp = this.sm.nextFencingToken > MAX_FENCING_TOKEN ? ", every fencing token up to 2^53 - 2 issued" : "";
     this.logger.warn(
       `capacity reached (${this.sm.lockRecordCount} lock records of ${this.limits.maxLocks}, ` +
-        `${this.sm.dedupeEntryCount} dedupe entries of ${this.limits.maxDedupeEntries}): new state changes answer 6`,
+        `${this.sm.dedupeEntryCount} dedupe entries of ${this.limits.maxDedupeEntries}${tokensUsedUp}): new state changes answer 6`,
     );
   }
 

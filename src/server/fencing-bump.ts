@@ -5,7 +5,7 @@
  * holder in with an equal token. The bump goes through the log as a BUMP_FENCING_TOKEN entry, so
  * every replay, compaction and snapshot after it keeps the raised counter.
  */
-import { writeBumpEntry } from "../core/state-machine.js";
+import { MAX_FENCING_TOKEN, writeBumpEntry } from "../core/state-machine.js";
 import { ENTRY_BYTES } from "../log/record.js";
 import { readU64 } from "../protocol/u64.js";
 import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
@@ -22,7 +22,9 @@ export async function bumpFencingToken(pipeline: CommitPipeline, amount: number)
   await pipeline.whenIdle();
   const status = sink.answer[0];
   if (status === Status.Ok) return { ok: true, nextToken: readU64(sink.answer, 1) };
-  if (status === Status.Invalid) return { ok: false, reason: `raising it by ${amount} would take fencing tokens past 2^53 - 1` };
+  if (status === Status.Invalid) {
+    return { ok: false, reason: `raising it by ${amount} would leave no fencing token to grant (the largest is 2^53 - 2, ${MAX_FENCING_TOKEN})` };
+  }
   return { ok: false, reason: "the log could not be written" };
 }
 

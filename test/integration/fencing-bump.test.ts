@@ -75,14 +75,32 @@ describe("--bump-fencing-token", () => {
     await stop(after);
   });
 
-  it("refuses to start when the bump would take tokens past 2^53 - 1, and logs nothing", async () => {
+  it("grants the last token, then answers 6 to grants and stays up, across a restart too", async () => {
+    const dir = dataDir();
+    const lockd = await start(dir, ["--bump-fencing-token", String(2 ** 53 - 3)]); // next: 2^53 - 2, the last
+    expect(await nextToken(lockd, 1n)).toBe(2n ** 53n - 2n);
+    const client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 2n, owner: 1n }, 60_000n));
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Unavailable);
+    client.close();
+    await stop(lockd);
+    expect(lockd.stderr()).toContain("every fencing token up to 2^53 - 2 issued");
+    const after = await start(dir);
+    const again = await RawClient.open(after.port);
+    again.write(acquire({ lock: 3n, owner: 1n }, 60_000n));
+    expect(splitAnswers(await again.read(17))[0]!.status).toBe(Status.Unavailable);
+    again.close();
+    await stop(after);
+  });
+
+  it("refuses to start when the bump would leave no token to grant, and logs nothing", async () => {
     const dir = dataDir();
     const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", dir, "--bump-fencing-token", String(Number.MAX_SAFE_INTEGER)], {
       encoding: "utf8",
       timeout: 10_000,
     });
     expect(result.status).toBe(1);
-    expect(result.stderr).toContain("past 2^53 - 1");
+    expect(result.stderr).toContain("would leave no fencing token to grant (the largest is 2^53 - 2");
     const after = await start(dir);
     expect(await nextToken(after, 1n)).toBe(1n);
     await stop(after);

@@ -3,7 +3,7 @@
  * fencing counter, remembers nothing else, replays to the same state, and cannot be sent by a client.
  */
 import { describe, expect, it } from "vitest";
-import { BUMP_FENCING_TOKEN, StateMachine, writeBumpEntry } from "../../../src/core/state-machine.js";
+import { BUMP_FENCING_TOKEN, MAX_FENCING_TOKEN, StateMachine, writeBumpEntry } from "../../../src/core/state-machine.js";
 import { decodeSnapshot, encodeSnapshot } from "../../../src/core/snapshot-codec.js";
 import { LONG_BODY_BYTES, RESPONSE_BYTES, Status, decodeResponse, isValidRequestBody } from "../../../src/protocol/index.js";
 import { DEFAULT_SM_CONFIG, Driver } from "../../support/state-machine-driver.js";
@@ -35,13 +35,29 @@ describe("BUMP_FENCING_TOKEN", () => {
     expect(next.fencingToken).toBe(1002n);
   });
 
-  it("refuses with 3, changing nothing, a bump that would take tokens past 2^53 - 1", () => {
+  it("refuses with 3, changing nothing, a bump that would leave no token to grant", () => {
     const sm = new StateMachine(DEFAULT_SM_CONFIG);
     const before = stateBytes(sm);
-    const refused = execute(sm, bumpEntry(Number.MAX_SAFE_INTEGER), 1000);
+    const refused = execute(sm, bumpEntry(MAX_FENCING_TOKEN), 1000); // next would be 2^53 - 1
     expect(refused.status).toBe(Status.Invalid);
     expect(stateBytes(sm)).toBe(before);
-    expect(execute(sm, bumpEntry(Number.MAX_SAFE_INTEGER - 1), 1000).reply.fencingToken).toBe(BigInt(Number.MAX_SAFE_INTEGER));
+    expect(execute(sm, bumpEntry(MAX_FENCING_TOKEN - 1), 1000).reply.fencingToken).toBe(BigInt(MAX_FENCING_TOKEN));
+    expect(MAX_FENCING_TOKEN).toBe(2 ** 53 - 2);
+  });
+
+  it("grants the last token, then answers 6 to every grant, changing nothing; a snapshot still holds the counter", () => {
+    const driver = new Driver();
+    execute(driver.sm, bumpEntry(MAX_FENCING_TOKEN - 1), 1000); // next token: the last one
+    const last = decodeResponse(driver.send(acquire({ lock: 1n, owner: 1n }, 60_000n), 1001).reply, 0);
+    expect(last).toMatchObject({ status: Status.Ok, fencingToken: BigInt(MAX_FENCING_TOKEN) });
+    const before = stateBytes(driver.sm);
+    expect(driver.send(acquire({ lock: 2n, owner: 1n }, 60_000n), 1002).status).toBe(Status.Unavailable);
+    expect(stateBytes(driver.sm)).toBe(before);
+    // A held lock still answers 1, and the holder can still renew and release.
+    expect(driver.send(acquire({ lock: 1n, owner: 2n }, 60_000n), 1003).status).toBe(Status.Held);
+    const restored = decodeSnapshot(encodeSnapshot(driver.sm, { lastIndex: 2, lastTerm: 1 }), DEFAULT_SM_CONFIG);
+    if (!restored.ok) throw new Error(restored.reason);
+    expect(restored.stateMachine.nextFencingToken).toBe(MAX_FENCING_TOKEN + 1);
   });
 
   it("replays to the same state, and a snapshot taken after it keeps the raised counter", () => {
