@@ -5,7 +5,7 @@
  * belongs on a private address. It answers GET and HEAD of /metrics and nothing else, and holds few
  * connections for little time, so a scraper gone wrong cannot tie lockd up.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { COMMIT_BUCKET_BOUNDS_MS } from "./stats.js";
 
@@ -29,7 +29,7 @@ export interface MetricsReading {
 
 /** Connections the metrics port holds at once, and how long a request may take. */
 const MAX_METRICS_CONNECTIONS = 16;
-const METRICS_REQUEST_TIMEOUT_MS = 5_000;
+export const METRICS_REQUEST_TIMEOUT_MS = 5_000;
 
 function family(name: string, type: "counter" | "gauge" | "histogram", help: string, samples: string[]): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples.join("\n")}\n`;
@@ -61,28 +61,44 @@ export function metricsText(reading: MetricsReading): string {
   ].join("");
 }
 
+function answer(request: IncomingMessage, response: ServerResponse, read: () => MetricsReading): void {
+  const path = (request.url ?? "").split("?")[0];
+  if (path !== "/metrics") {
+    response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
+    return;
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    response.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("only GET and HEAD\n");
+    return;
+  }
+  const body = metricsText(read());
+  response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(body) });
+  response.end(request.method === "HEAD" ? undefined : body);
+}
+
 export interface MetricsServer {
   readonly address: AddressInfo;
   close(): Promise<void>;
 }
 
-export function startMetricsServer(host: string, port: number, read: () => MetricsReading): Promise<MetricsServer> {
-  const server: Server = createServer({ requestTimeout: METRICS_REQUEST_TIMEOUT_MS, headersTimeout: METRICS_REQUEST_TIMEOUT_MS }, (request, response) => {
-    const path = (request.url ?? "").split("?")[0];
-    if (path !== "/metrics") {
-      response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
-      return;
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      response.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("only GET and HEAD\n");
-      return;
-    }
-    const body = metricsText(read());
-    response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(body) });
-    response.end(request.method === "HEAD" ? undefined : body);
-  });
+/**
+ * Serves `read()` at /metrics. A connection gets `timeoutMs` to send a whole request and as long idle
+ * between requests; then it is closed, so held-open connections cannot keep scrapes out for long.
+ */
+export function startMetricsServer(host: string, port: number, read: () => MetricsReading, timeoutMs = METRICS_REQUEST_TIMEOUT_MS): Promise<MetricsServer> {
+  const server: Server = createServer(
+    {
+      requestTimeout: timeoutMs,
+      headersTimeout: timeoutMs,
+      // Node enforces the two timeouts above only when it checks, by default every 30 s.
+      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(timeoutMs / 4))),
+    },
+    (request, response) => answer(request, response, read),
+  );
   server.maxConnections = MAX_METRICS_CONNECTIONS;
-  server.keepAliveTimeout = METRICS_REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = timeoutMs;
+  // A connection that sends nothing at all is closed after the same time.
+  server.setTimeout(timeoutMs, (socket) => socket.destroy());
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

@@ -3,6 +3,7 @@
  * answers to what is not a scrape.
  */
 import { request } from "node:http";
+import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { metricsText, startMetricsServer, type MetricsReading, type MetricsServer } from "../../../src/server/metrics.js";
 
@@ -92,6 +93,32 @@ describe("the metrics server", () => {
     expect(await ask("HEAD", "/metrics")).toMatchObject({ status: 200, body: "" });
     expect((await ask("GET", "/")).status).toBe(404);
     expect((await ask("POST", "/metrics")).status).toBe(405);
+  });
+
+  it("closes connections that send nothing, half a request, or a header at a time, after its timeout", async () => {
+    server = await startMetricsServer("127.0.0.1", 0, () => READING, 300);
+    const port = server.address.port;
+    const closedWithin = (feed: (socket: Socket) => void) =>
+      new Promise<number>((resolve) => {
+        const started = Date.now();
+        const socket = connect(port, "127.0.0.1", () => feed(socket));
+        socket.on("error", () => {});
+        socket.on("close", () => resolve(Date.now() - started));
+      });
+    let trickle: NodeJS.Timeout | undefined;
+    const closes = await Promise.all([
+      closedWithin(() => {}),
+      closedWithin((socket) => socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n")),
+      closedWithin((socket) => {
+        socket.write("GET /metrics HTTP/1.1\r\n");
+        trickle = setInterval(() => socket.write("X-Slow: 1\r\n"), 50);
+      }),
+    ]);
+    clearInterval(trickle);
+    // Node's own default would hold each of them for 30 s or more.
+    for (const ms of closes) expect(ms).toBeLessThan(5_000);
+    // And a real scrape still gets through afterwards.
+    expect((await ask("GET", "/metrics")).status).toBe(200);
   });
 
   it("rejects an address it cannot listen on", async () => {
