@@ -24,6 +24,19 @@ function integerOrUnlimited(min: number) {
   return (raw: string): number => (raw === "unlimited" ? Infinity : parse(raw));
 }
 
+/** 0 (off), or a whole number from min to max. */
+function zeroOrBetween(min: number, max: number) {
+  const parse = integer(0, max);
+  return (raw: string): number => {
+    const value = parse(raw);
+    if (value !== 0 && value < min) throw new InvalidArgumentError(`expected 0 (off) or ${min}..${max}, got ${raw}`);
+    return value;
+  };
+}
+
+/** The longest interval a Node timer keeps: a longer one fires after 1 ms instead. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 function hostPort(raw: string): { host: string; port: number } {
   const match = /^(.+):(\d+)$/.exec(raw);
   if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"`);
@@ -59,7 +72,7 @@ const program = new Command("lockd")
   )
   .option("--bump-fencing-token <n>", "before serving, raise the next fencing token by n, through the log (after restoring a backup)", integer(0, Number.MAX_SAFE_INTEGER), d.bumpFencingToken)
   .addOption(new Option("--metrics-listen <host:port>", "serve Prometheus metrics over HTTP at /metrics on this address (default: nowhere)").argParser(hostPort))
-  .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often (0 = never)", integer(0), d.statsEveryMs)
+  .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often: 0 (never) or 100 and up", zeroOrBetween(100, MAX_TIMER_MS), d.statsEveryMs)
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
     "after",
