@@ -26,10 +26,10 @@ function integerOrUnlimited(min: number) {
 
 /** 0 (off), or a whole number from min to max. */
 function zeroOrBetween(min: number, max: number) {
-  const parse = integer(0, max);
+  const parse = integer(0);
   return (raw: string): number => {
     const value = parse(raw);
-    if (value !== 0 && value < min) throw new InvalidArgumentError(`expected 0 (off) or ${min}..${max}, got ${raw}`);
+    if (value !== 0 && (value < min || value > max)) throw new InvalidArgumentError(`expected 0 (off) or ${min}..${max}, got ${raw}`);
     return value;
   };
 }

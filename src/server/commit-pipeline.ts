@@ -65,6 +65,8 @@ interface Batch {
   recordStampMs: number;
   /** When the batch was handed to the log (performance.now()), for the commit time in the stats. */
   appendedAtMs: number;
+  /** The log index of its last entry, once sealed. */
+  lastIndex: number;
 }
 
 export interface PipelineOptions {
@@ -97,6 +99,7 @@ export class CommitPipeline {
   private failure: Error | null = null;
   private idleWaiters: (() => void)[] = [];
   private lastCapacityWarningMs = -Infinity;
+  private lastDurableIndex: number;
   private readonly prefetchStarts = new Int32Array(PREFETCH_MAX);
   /** Read by the stats line (`--stats-every`). */
   readonly counters = new CommitCounters();
@@ -114,6 +117,7 @@ export class CommitPipeline {
     this.logger = options.logger;
     this.term = options.term;
     this.nextIndex = options.nextIndex;
+    this.lastDurableIndex = options.nextIndex - 1;
   }
 
   /** Set once a log append failed: state changes are refused from then on. */
@@ -123,6 +127,14 @@ export class CommitPipeline {
 
   get lastIndex(): number {
     return this.nextIndex - 1;
+  }
+
+  /**
+   * The index of the last entry known to be in the log (written, and synced under --fsync always).
+   * Behind `lastIndex` while batches are on their way, and stays behind it after a failed write.
+   */
+  get durableIndex(): number {
+    return this.lastDurableIndex;
   }
 
   /** The leader's time stamp for commands read now: one clock sample per read, never behind the state. */
@@ -145,6 +157,10 @@ export class CommitPipeline {
   /** Answers a frame body that failed validation (3) or cannot be served (6), in order with the rest. */
   answerWithoutState(sink: ReplySink, status: number): void {
     this.counters.requests++;
+    this.answerWith(sink, status);
+  }
+
+  private answerWith(sink: ReplySink, status: number): void {
     const at = sink.reserveReply();
     writeResponse(sink.openReplies, at, status, 0, 0);
     this.enlist(sink);
@@ -158,6 +174,7 @@ export class CommitPipeline {
       this.answerWithoutState(sink, Status.Unavailable);
       return;
     }
+    this.counters.requests++;
     const entryAt = this.openEntry(stampMs);
     // Entries are always 57 bytes: the short RELEASE/INSPECT form gets a zero ttl, and the ignored
     // trailer of their long form is zeroed, so both forms are the same request.
@@ -178,7 +195,7 @@ export class CommitPipeline {
    */
   submitEntry(sink: ReplySink, entry: Uint8Array, stampMs: number): void {
     if (this.failure !== null) {
-      this.answerWithoutState(sink, Status.Unavailable);
+      this.answerWith(sink, Status.Unavailable);
       return;
     }
     const entryAt = this.openEntry(stampMs);
@@ -190,7 +207,6 @@ export class CommitPipeline {
 
   /** Makes room for one entry stamped `stampMs` in the open batch's record; returns its offset. */
   private openEntry(stampMs: number): number {
-    this.counters.requests++;
     const batch = this.open;
     if (batch.recordEntries > 0 && batch.recordStampMs !== stampMs) this.closeRecord(batch);
     if (batch.recordEntries === 0) {
@@ -225,10 +241,11 @@ export class CommitPipeline {
     const now = this.clock.nowMs();
     if (now - this.lastCapacityWarningMs < CAPACITY_WARNING_EVERY_MS) return;
     this.lastCapacityWarningMs = now;
-    const tokensUsedUp = this.sm.nextFencingToken > MAX_FENCING_TOKEN ? ", every fencing token up to 2^53 - 2 issued" : "";
+    const tokensUsedUp = this.sm.nextFencingToken > MAX_FENCING_TOKEN;
     this.logger.warn(
       `capacity reached (${this.sm.lockRecordCount} lock records of ${this.limits.maxLocks}, ` +
-        `${this.sm.dedupeEntryCount} dedupe entries of ${this.limits.maxDedupeEntries}${tokensUsedUp}): new state changes answer 6`,
+        `${this.sm.dedupeEntryCount} dedupe entries of ${this.limits.maxDedupeEntries}` +
+        (tokensUsedUp ? ", every fencing token up to 2^53 - 2 issued): ACQUIREs that would grant answer 6" : "): new state changes answer 6"),
     );
   }
 
@@ -281,6 +298,7 @@ export class CommitPipeline {
       return;
     }
     batch.appendedAtMs = performance.now();
+    batch.lastIndex = this.nextIndex - 1;
     this.appending = true;
     try {
       this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
@@ -297,7 +315,11 @@ export class CommitPipeline {
           "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
       );
     }
-    if (result.ok && batch.entries > 0) this.counters.recordCommit(performance.now() - batch.appendedAtMs);
+    if (result.ok && batch.entries > 0) {
+      this.counters.recordCommit(performance.now() - batch.appendedAtMs);
+      // Appends become durable in call order, so every entry up to this batch's last is in the log.
+      if (batch.lastIndex > this.lastDurableIndex) this.lastDurableIndex = batch.lastIndex;
+    }
     batch.settled = true;
     const sealed = this.sealed;
     while (sealed.length > 0 && sealed[0]!.settled) {
@@ -329,6 +351,7 @@ export class CommitPipeline {
     batch.recordEntries = 0;
     batch.recordStampMs = 0;
     batch.appendedAtMs = 0;
+    batch.lastIndex = 0;
     this.spareBatches.push(batch);
   }
 
@@ -354,6 +377,7 @@ function newBatch(capacity: number): Batch {
     recordEntries: 0,
     recordStampMs: 0,
     appendedAtMs: 0,
+    lastIndex: 0,
   };
 }
 

@@ -25,7 +25,10 @@ export async function bumpFencingToken(pipeline: CommitPipeline, amount: number)
   if (status === Status.Invalid) {
     return { ok: false, reason: `raising it by ${amount} would leave no fencing token to grant (the largest is 2^53 - 2, ${MAX_FENCING_TOKEN})` };
   }
-  return { ok: false, reason: "the log could not be written" };
+  return {
+    ok: false,
+    reason: "the log could not be written, so the bump may or may not be on disk: the next start's \"next fencing token\" tells which",
+  };
 }
 
 /** The reply sink of one command the server issues itself. */

@@ -3,7 +3,7 @@
  * listening. Storage (data directory, recovery) plugs in here.
  */
 import { randomInt } from "node:crypto";
-import type { StateMachineConfig } from "../core/state-machine.js";
+import { MAX_FENCING_TOKEN, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
 import { idlePriorityLaunch } from "../storage/idle-priority.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
@@ -90,11 +90,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
-    if (config.bumpFencingToken > 0) {
-      const before = sm.nextFencingToken;
-      const bump = await bumpFencingToken(pipeline, config.bumpFencingToken);
-      if (!bump.ok) throw new Error(`--bump-fencing-token ${config.bumpFencingToken}: ${bump.reason}`);
-      logger.info(`--bump-fencing-token: the fencing counter went from ${before} to ${bump.nextToken}, logged: the next ACQUIRE gets ${bump.nextToken}`);
+    if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
+      logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
     const fileLimit = readOpenFileLimit();
     const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit);
@@ -108,32 +105,45 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       `limits: ${maxConnections} connections, ${config.maxInflightPerConnection} requests in flight per connection, ` +
         `${config.maxLocks} lock records, ${config.maxDedupeEntries} remembered answers, ttl up to ${config.maxTtlMs} ms`,
     );
-    const server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
-    const address = server.address();
+    let server: LockServer | null = null;
+    // Before the bump changes anything and before the lock port opens: a metrics address that cannot
+    // be served stops the start with nothing done.
+    const metrics =
+      config.metricsListen === null
+        ? null
+        : await serveMetrics(config.metricsListen, () => ({
+            version,
+            requests: pipeline.counters.requests,
+            logIndex: pipeline.durableIndex,
+            batches: pipeline.counters.batches,
+            commitMsSum: pipeline.counters.commitMsSum,
+            commitBuckets: pipeline.counters.cumulativeBuckets(),
+            connections: server?.connectionCount ?? 0,
+            maxConnections,
+            lockRecords: sm.lockRecordCount,
+            maxLocks: config.maxLocks,
+            rememberedAnswers: sm.dedupeEntryCount,
+            maxDedupeEntries: config.maxDedupeEntries,
+            nextFencingToken: sm.nextFencingToken,
+          }));
+    if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
+    try {
+      if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
+      server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
+    } catch (error) {
+      await metrics?.close();
+      throw error;
+    }
+    const lockServer = server;
+    const address = lockServer.address();
     const sample = (): StatsSample => ({
       atMs: performance.now(),
       ...pipeline.counters.take(),
-      logIndex: pipeline.lastIndex,
-      connections: server.connectionCount,
+      logIndex: pipeline.durableIndex,
+      connections: lockServer.connectionCount,
       lockRecords: sm.lockRecordCount,
       rememberedAnswers: sm.dedupeEntryCount,
     });
-    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, () => server.close(), () => ({
-      version,
-      requests: pipeline.counters.requests,
-      logIndex: pipeline.lastIndex,
-      batches: pipeline.counters.batches,
-      commitMsSum: pipeline.counters.commitMsSum,
-      commitBuckets: pipeline.counters.cumulativeBuckets(),
-      connections: server.connectionCount,
-      maxConnections,
-      lockRecords: sm.lockRecordCount,
-      maxLocks: config.maxLocks,
-      rememberedAnswers: sm.dedupeEntryCount,
-      maxDedupeEntries: config.maxDedupeEntries,
-      nextFencingToken: sm.nextFencingToken,
-    }));
-    if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     const stopStats =
       config.statsEveryMs > 0
         ? reportStats(config.statsEveryMs, sample, { maxConnections, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries }, (line) =>
@@ -147,7 +157,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       async close() {
         stopStats();
         await metrics?.close();
-        await server.close();
+        await lockServer.close();
         compactor.stop();
         await log.close();
         await compactor.idle();
@@ -170,14 +180,21 @@ function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-/** Starts the metrics server; if it cannot listen, closes the lock server (`closeLocks`) and says where it failed. */
-async function serveMetrics(listen: { host: string; port: number }, closeLocks: () => Promise<void>, read: () => MetricsReading): Promise<MetricsServer> {
+/** Starts the metrics server, saying which address failed if it cannot listen. */
+async function serveMetrics(listen: { host: string; port: number }, read: () => MetricsReading): Promise<MetricsServer> {
   try {
     return await startMetricsServer(listen.host, listen.port, read);
   } catch (error) {
-    await closeLocks();
     throw new Error(`cannot serve metrics on ${listen.host}:${listen.port}: ${(error as Error).message}`);
   }
+}
+
+/** `--bump-fencing-token`: logs the bump and says what it did; a failure stops the start. */
+async function bumpBeforeServing(pipeline: CommitPipeline, sm: StateMachine, amount: number, logger: Logger): Promise<void> {
+  const before = sm.nextFencingToken;
+  const bump = await bumpFencingToken(pipeline, amount);
+  if (!bump.ok) throw new Error(`--bump-fencing-token ${amount}: ${bump.reason}`);
+  logger.info(`--bump-fencing-token: the fencing counter went from ${before} to ${bump.nextToken}, logged: the next ACQUIRE gets ${bump.nextToken}`);
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -91,6 +92,31 @@ describe("--bump-fencing-token", () => {
     expect(splitAnswers(await again.read(17))[0]!.status).toBe(Status.Unavailable);
     again.close();
     await stop(after);
+  });
+
+  it("is not applied when the metrics address cannot be served: the start stops first", async () => {
+    const dir = dataDir();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      await expect(start(dir, ["--bump-fencing-token", "1000", "--metrics-listen", `127.0.0.1:${port}`])).rejects.toThrow(/cannot serve metrics/);
+    } finally {
+      taken.close();
+    }
+    const after = await start(dir);
+    expect(await nextToken(after, 1n)).toBe(1n);
+    await stop(after);
+  });
+
+  it("is not a client's request in the metrics, and its entry is in the log index", async () => {
+    const lockd = await start(dataDir(), ["--bump-fencing-token", "10", "--metrics-listen", "127.0.0.1:0"]);
+    const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(lockd.stderr())![1]);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toContain("\nbaton_requests_total 0\n");
+    expect(text).toContain("\nbaton_log_index 1\n");
+    expect(text).toContain("\nbaton_next_fencing_token 11\n");
+    await stop(lockd);
   });
 
   it("refuses to start when the bump would leave no token to grant, and logs nothing", async () => {

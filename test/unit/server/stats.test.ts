@@ -95,6 +95,7 @@ describe("the pipeline's counters", () => {
     await harness.run(release({ lock: 1n, owner: 1n }), acquire({ lock: 4n, owner: 1n }, 60_000n));
     expect(counters.requests).toBe(5);
     expect(counters.batches).toBe(2);
+    expect(harness.pipeline.durableIndex).toBe(3);
 
     // A failed append commits nothing; the requests after it are answered 6 and still counted.
     log.failing = true;
@@ -104,6 +105,9 @@ describe("the pipeline's counters", () => {
     expect(refused.map((answer) => answer.status)).toEqual([Status.Unavailable]);
     expect(counters.requests).toBe(7);
     expect(counters.batches).toBe(2);
+    // The failed batch's entry took an index, but it is not in the log.
+    expect(harness.pipeline.lastIndex).toBe(4);
+    expect(harness.pipeline.durableIndex).toBe(3);
   });
 });
 
