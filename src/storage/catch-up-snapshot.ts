@@ -24,7 +24,16 @@ export function writeCatchUpSnapshot(dir: DataDir, recovered: Recovered, logger:
   const position = { lastIndex: recovered.lastIndex, lastTerm: recovered.lastTerm };
   const sm = recovered.stateMachine;
   let bytes = 0;
-  const snapshotPath = writeSnapshotFile(dir, position.lastIndex, (sink) => (bytes = writeSnapshot(sm, position, sink)));
+  let snapshotPath: string | null;
+  try {
+    snapshotPath = writeSnapshotFile(dir, position.lastIndex, (sink) => (bytes = writeSnapshot(sm, position, sink)));
+  } catch (error) {
+    // The start stops here; without this, a full disk reported only "ENOSPC: ..., write".
+    throw new Error(
+      `compaction had fallen behind, and the snapshot the start writes to catch up (index ${position.lastIndex}, in ${dir.root}) ` +
+        `failed: ${(error as Error).message}. Nothing was lost: lockd starts once the snapshot can be written.`,
+    );
+  }
   if (snapshotPath === null) throw new Error("snapshot at start abandoned"); // only a stillWanted could, and none is given
   logger.warn(
     `compaction had fallen behind (${recovered.sealed.length} sealed log segments since the last snapshot): ` +

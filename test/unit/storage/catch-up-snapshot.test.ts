@@ -3,12 +3,13 @@
  * that killed every compaction) writes the snapshot itself before serving, and deletes what it
  * covers; the state is the same, and the next start replays only the log after it.
  */
+import { mkdirSync, rmdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StateMachine, StateMachineConfig } from "../../../src/core/state-machine.js";
 import { Status } from "../../../src/protocol/index.js";
 import { silentLogger, type Logger } from "../../../src/server/logger.js";
 import { CATCH_UP_FACTOR } from "../../../src/storage/catch-up-snapshot.js";
-import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
+import { listSegments, listSnapshots, openDataDir, snapshotPath, type DataDir } from "../../../src/storage/data-dir.js";
 import { openDurableStorage, type DurableStorage } from "../../../src/storage/durable-storage.js";
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { acquire } from "../../support/frames.js";
@@ -79,6 +80,24 @@ describe("a start that finds compaction far behind writes the snapshot itself", 
     expect(stateBytes(third.recovered.stateMachine)).toBe(stateBytes(after));
     await third.log.close();
     third.compactor.stop();
+  });
+
+  it("stops the start, naming the catch-up snapshot, when it cannot be written; the next start succeeds", async () => {
+    const root = tempDir();
+    const dir = openDataDir(root);
+    const before = await grant(open(root), 60, 0);
+    // A directory where the snapshot's temporary file goes makes its write fail (EISDIR).
+    const blocker = `${snapshotPath(dir, 180)}.${process.pid}.tmp`;
+    mkdirSync(blocker);
+    expect(() => open(root)).toThrow(/snapshot the start writes to catch up \(index 180, in .*\) failed: .*EISDIR.*Nothing was lost/s);
+    rmdirSync(blocker);
+
+    const restarted = open(root);
+    await restarted.compactor.idle();
+    expect(stateBytes(restarted.recovered.stateMachine)).toBe(stateBytes(before));
+    expect(listSnapshots(dir).map((snapshot) => snapshot.lastIndex)).toEqual([180]);
+    await restarted.log.close();
+    restarted.compactor.stop();
   });
 
   it("leaves a log below that to the compaction process", async () => {
