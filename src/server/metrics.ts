@@ -6,7 +6,7 @@
  * connections for little time, so a scraper gone wrong cannot tie lockd up.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { COMMIT_BUCKET_BOUNDS_MS } from "./stats.js";
 
 /** Everything one scrape reports: counters since the start, and sizes now with their limits. */
@@ -97,8 +97,21 @@ export function startMetricsServer(host: string, port: number, read: () => Metri
   );
   server.maxConnections = MAX_METRICS_CONNECTIONS;
   server.keepAliveTimeout = timeoutMs;
-  // A connection that sends nothing at all is closed after the same time.
-  server.setTimeout(timeoutMs, (socket) => socket.destroy());
+  // A connection gets `timeoutMs` for its first request, whatever it sends meanwhile: Node's own
+  // checks above cover the requests after it, but were seen to leave a silent one open under load.
+  const firstRequestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
+  server.on("connection", (socket: Socket) => {
+    const deadline = setTimeout(() => socket.destroy(), timeoutMs);
+    firstRequestDeadlines.set(socket, deadline);
+    socket.once("close", () => clearTimeout(deadline));
+  });
+  server.on("request", (request: IncomingMessage) => {
+    const deadline = firstRequestDeadlines.get(request.socket);
+    if (deadline !== undefined) {
+      clearTimeout(deadline);
+      firstRequestDeadlines.delete(request.socket);
+    }
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
