@@ -301,7 +301,7 @@ export class CommitPipeline {
     batch.lastIndex = this.nextIndex - 1;
     this.appending = true;
     try {
-      this.log.append(batch.bytes.subarray(0, batch.length), this.nextIndex - 1, (result) => this.settle(batch, result));
+      this.log.append(batch.bytes.subarray(0, batch.length), batch.lastIndex, (result) => this.settle(batch, result));
     } finally {
       this.appending = false;
     }

@@ -18,9 +18,9 @@ import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
-import { reportStats, type StatsSample } from "./stats.js";
+import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
 import { bumpFencingToken } from "./fencing-bump.js";
-import { startMetricsServer, type MetricsReading, type MetricsServer } from "./metrics.js";
+import { startMetricsServer, type MetricsServer } from "./metrics.js";
 import { packageVersion } from "../version.js";
 import { WarmMemory } from "./warm-memory.js";
 
@@ -105,27 +105,22 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       `limits: ${maxConnections} connections, ${config.maxInflightPerConnection} requests in flight per connection, ` +
         `${config.maxLocks} lock records, ${config.maxDedupeEntries} remembered answers, ttl up to ${config.maxTtlMs} ms`,
     );
+    const limits: StatsLimits = { maxConnections, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries };
+    const counters = pipeline.counters;
     let server: LockServer | null = null;
+    const read = (): ServerReading => ({
+      requests: counters.requests,
+      logIndex: pipeline.durableIndex,
+      batches: counters.batches,
+      commitMsTotal: counters.commitMsTotal,
+      connections: server?.connectionCount ?? 0,
+      lockRecords: sm.lockRecordCount,
+      rememberedAnswers: sm.dedupeEntryCount,
+      nextFencingToken: sm.nextFencingToken,
+    });
     // Before the bump changes anything and before the lock port opens: a metrics address that cannot
     // be served stops the start with nothing done.
-    const metrics =
-      config.metricsListen === null
-        ? null
-        : await serveMetrics(config.metricsListen, () => ({
-            version,
-            requests: pipeline.counters.requests,
-            logIndex: pipeline.durableIndex,
-            batches: pipeline.counters.batches,
-            commitMsSum: pipeline.counters.commitMsSum,
-            commitBuckets: pipeline.counters.cumulativeBuckets(),
-            connections: server?.connectionCount ?? 0,
-            maxConnections,
-            lockRecords: sm.lockRecordCount,
-            maxLocks: config.maxLocks,
-            rememberedAnswers: sm.dedupeEntryCount,
-            maxDedupeEntries: config.maxDedupeEntries,
-            nextFencingToken: sm.nextFencingToken,
-          }));
+    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters);
     if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     try {
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
@@ -136,17 +131,9 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     }
     const lockServer = server;
     const address = lockServer.address();
-    const sample = (): StatsSample => ({
-      atMs: performance.now(),
-      ...pipeline.counters.take(),
-      logIndex: pipeline.durableIndex,
-      connections: lockServer.connectionCount,
-      lockRecords: sm.lockRecordCount,
-      rememberedAnswers: sm.dedupeEntryCount,
-    });
     const stopStats =
       config.statsEveryMs > 0
-        ? reportStats(config.statsEveryMs, sample, { maxConnections, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries }, (line) =>
+        ? reportStats(config.statsEveryMs, () => ({ atMs: performance.now(), ...read(), commitMsMax: counters.takeCommitMsMax() }), limits, (line) =>
             logger.info(line),
           )
         : () => {};
@@ -174,16 +161,20 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   }
 }
 
-const version = packageVersion();
-
 function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-/** Starts the metrics server, saying which address failed if it cannot listen. */
-async function serveMetrics(listen: { host: string; port: number }, read: () => MetricsReading): Promise<MetricsServer> {
+/** Starts the metrics server over `read`, saying which address failed if it cannot listen. */
+async function serveMetrics(
+  listen: { host: string; port: number },
+  read: () => ServerReading,
+  limits: StatsLimits,
+  counters: CommitCounters,
+): Promise<MetricsServer> {
+  const version = packageVersion();
   try {
-    return await startMetricsServer(listen.host, listen.port, read);
+    return await startMetricsServer(listen.host, listen.port, () => ({ ...read(), ...limits, version, commitBuckets: counters.cumulativeBuckets() }));
   } catch (error) {
     throw new Error(`cannot serve metrics on ${listen.host}:${listen.port}: ${(error as Error).message}`);
   }

@@ -7,24 +7,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { COMMIT_BUCKET_BOUNDS_MS } from "./stats.js";
+import { COMMIT_BUCKET_BOUNDS_MS, type ServerReading, type StatsLimits } from "./stats.js";
 
-/** Everything one scrape reports: counters since the start, and sizes now with their limits. */
-export interface MetricsReading {
+/** Everything one scrape reports: the stats line's reading, the limits, and more. */
+export interface MetricsReading extends ServerReading, StatsLimits {
   readonly version: string;
-  readonly requests: number;
-  readonly logIndex: number;
-  readonly batches: number;
-  readonly commitMsSum: number;
   /** Cumulative commit counts per bound of COMMIT_BUCKET_BOUNDS_MS, then the total. */
   readonly commitBuckets: readonly number[];
-  readonly connections: number;
-  readonly maxConnections: number;
-  readonly lockRecords: number;
-  readonly maxLocks: number;
-  readonly rememberedAnswers: number;
-  readonly maxDedupeEntries: number;
-  readonly nextFencingToken: number;
 }
 
 /** Connections the metrics port holds at once, and how long a request may take. */
@@ -46,7 +35,7 @@ export function metricsText(reading: MetricsReading): string {
     family("baton_log_index", "gauge", "Index of the last command written to the log.", [`baton_log_index ${reading.logIndex}`]),
     family("baton_commit_seconds", "histogram", "Time from a batch leaving for the log until it was written (and synced under --fsync always).", [
       ...bucketLines,
-      `baton_commit_seconds_sum ${seconds(reading.commitMsSum)}`,
+      `baton_commit_seconds_sum ${seconds(reading.commitMsTotal)}`,
       `baton_commit_seconds_count ${reading.batches}`,
     ]),
     family("baton_connections", "gauge", "Open client connections.", [`baton_connections ${reading.connections}`]),

@@ -16,10 +16,10 @@ export const COMMIT_BUCKET_BOUNDS_MS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.
 
 /** Counters the commit pipeline keeps: cheap enough for every request. */
 export class CommitCounters {
-  /** Request frames answered or about to be, invalid and refused ones included. */
+  /** Clients' request frames answered or about to be, invalid and refused ones included. */
   requests = 0;
   private committedBatches = 0;
-  private commitMsTotal = 0;
+  private commitMsSum = 0;
   private commitMsMax = 0;
   /** Commits per bucket of COMMIT_BUCKET_BOUNDS_MS, the last one past every bound. */
   private readonly bucketCounts = new Float64Array(COMMIT_BUCKET_BOUNDS_MS.length + 1);
@@ -31,7 +31,7 @@ export class CommitCounters {
 
   recordCommit(commitMs: number): void {
     this.committedBatches++;
-    this.commitMsTotal += commitMs;
+    this.commitMsSum += commitMs;
     if (commitMs > this.commitMsMax) this.commitMsMax = commitMs;
     let bucket = 0;
     while (bucket < COMMIT_BUCKET_BOUNDS_MS.length && commitMs > COMMIT_BUCKET_BOUNDS_MS[bucket]!) bucket++;
@@ -47,31 +47,39 @@ export class CommitCounters {
   }
 
   /** The sum of every commit time so far (ms). */
-  get commitMsSum(): number {
-    return this.commitMsTotal;
+  get commitMsTotal(): number {
+    return this.commitMsSum;
   }
 
-  /** The totals so far, and the slowest commit since the previous call. */
-  take(): { readonly requests: number; readonly batches: number; readonly commitMsTotal: number; readonly commitMsMax: number } {
-    const taken = { requests: this.requests, batches: this.committedBatches, commitMsTotal: this.commitMsTotal, commitMsMax: this.commitMsMax };
+  /** The slowest commit since the previous call. */
+  takeCommitMsMax(): number {
+    const slowest = this.commitMsMax;
     this.commitMsMax = 0;
-    return taken;
+    return slowest;
   }
 }
 
-/** One reading of the server, at `atMs` on a monotonic clock. Counters are totals since the start. */
-export interface StatsSample {
-  readonly atMs: number;
+/**
+ * What the stats line and the metrics both report, read at one moment: counters are totals since
+ * the start, sizes are as they are now.
+ */
+export interface ServerReading {
   readonly requests: number;
-  /** The log index of the last entry: its growth is the number of commands logged. */
+  /** The log index of the last durable entry: its growth is the number of commands logged. */
   readonly logIndex: number;
   readonly batches: number;
   readonly commitMsTotal: number;
-  /** The slowest commit since the previous sample. */
-  readonly commitMsMax: number;
   readonly connections: number;
   readonly lockRecords: number;
   readonly rememberedAnswers: number;
+  readonly nextFencingToken: number;
+}
+
+/** A reading for the stats line, at `atMs` on a monotonic clock. */
+export interface StatsSample extends ServerReading {
+  readonly atMs: number;
+  /** The slowest commit since the previous sample. */
+  readonly commitMsMax: number;
 }
 
 export interface StatsLimits {

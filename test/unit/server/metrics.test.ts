@@ -12,7 +12,7 @@ const READING: MetricsReading = {
   requests: 10,
   logIndex: 8,
   batches: 3,
-  commitMsSum: 1.5,
+  commitMsTotal: 1.5,
   commitBuckets: [0, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3],
   connections: 4,
   maxConnections: 100,
