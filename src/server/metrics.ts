@@ -86,8 +86,8 @@ export function startMetricsServer(host: string, port: number, read: () => Metri
   );
   server.maxConnections = MAX_METRICS_CONNECTIONS;
   server.keepAliveTimeout = timeoutMs;
-  // A connection gets `timeoutMs` for its first request, whatever it sends meanwhile: Node's own
-  // checks above cover the requests after it, but were seen to leave a silent one open under load.
+  // A connection gets `timeoutMs` for its first request, whatever it sends meanwhile, from a timer of
+  // its own rather than from Node's periodic check; that check covers the requests after it.
   const firstRequestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
   server.on("connection", (socket: Socket) => {
     const deadline = setTimeout(() => socket.destroy(), timeoutMs);

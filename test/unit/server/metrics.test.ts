@@ -109,6 +109,9 @@ describe("the metrics server", () => {
           resolve(Infinity);
         }, 10_000);
         socket.on("error", () => {});
+        // Read, as a real client does: a socket nobody reads from can miss the server's close (its
+        // end of stream waits for a reader), which looked like the server holding it open.
+        socket.resume();
         socket.on("close", () => {
           clearTimeout(giveUp);
           resolve(Date.now() - started);
