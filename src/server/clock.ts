@@ -7,9 +7,14 @@
  * restored or migrated, an operator's `date -s`) would end every lease early by the size of the step,
  * while its holder, timing the lease on its own monotonic clock, still believes it holds it: two
  * holders. So the sample never runs ahead of real time by more than `SLEW_RATE` of the time since it
- * was last in step with the wall clock: a forward step is caught up at that rate, and a lease granted
- * while the clock is in step lasts at least 1 / (1 + rate) of its ttl in real time.
+ * was last in step with the wall clock: a forward step is caught up at that rate. A backward step is
+ * met the other way: the sample runs on at (1 - rate) of real time until the wall clock catches up,
+ * rather than standing still and jumping when the wall clock is put right. Either way logical time
+ * never moves more than (1 + rate) x real time + 1 ms, so every lease lasts at least 1 / (1 + rate)
+ * of its ttl (less 1 ms) in real time, whatever the wall clock does while the leader runs.
  */
+import { readFileSync } from "node:fs";
+
 export interface Clock {
   /** Wall-clock milliseconds since the unix epoch, a forward step absorbed gradually. May go backwards. */
   nowMs(): number;
@@ -24,13 +29,16 @@ const REPORTED_STEP_MS = 1000;
 export interface ClockSources {
   /** Milliseconds since the unix epoch (Date.now). */
   readonly wallMs: () => number;
-  /** Milliseconds on a clock that never steps (performance.now). */
+  /**
+   * Milliseconds on a clock that never steps. The server's counts from the machine's boot
+   * (CLOCK_MONOTONIC), so that a restart within the same boot can resume the clock (ClockAnchor).
+   */
   readonly monotonicMs: () => number;
   /**
    * Told once per step of a second or more: how far the wall clock is ahead of the clock (negative:
-   * behind), and the time the clock handed out then.
+   * behind), the time the clock handed out then, and the clock's state then.
    */
-  readonly onStep: (aheadMs: number, atMs: number) => void;
+  readonly onStep: (aheadMs: number, atMs: number, anchor: ClockAnchor) => void;
 }
 
 /** A step the clock reported: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
@@ -38,6 +46,22 @@ export interface ClockStep {
   readonly aheadMs: number;
   readonly atMs: number;
 }
+
+/**
+ * The clock's whole state at one moment: its ceiling, and the monotonic reading then. A clock started
+ * from it behaves as if it had run on without being read, provided its monotonic clock is the same
+ * one (same machine, same boot), which then measures the time in between exactly, downtime included.
+ */
+export interface ClockAnchor {
+  readonly ceilingMs: number;
+  readonly monotonicMs: number;
+}
+
+/**
+ * How a clock starts: fresh from the wall clock, with what a previous clock left of a forward step to
+ * absorb (an estimate, see unabsorbedStepMs), or resumed from an anchor of the same monotonic clock.
+ */
+export type ClockStart = { readonly kind: "fresh"; readonly unabsorbedMs: number } | { readonly kind: "resumed"; readonly anchor: ClockAnchor };
 
 /**
  * At most what is left of a forward step once logical time has reached `nowMs`: logical time never
@@ -51,8 +75,9 @@ export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
 }
 
 /**
- * While the wall clock only ever steps forward, two readings j < k differ by at most (1 + rate) x
- * (monotonic time between them) + 1 ms; while it keeps real time, every reading is the wall clock's.
+ * Whatever the wall clock does, the largest readings up to j and up to k > j (the logical times the
+ * pipeline keeps) differ by at most (1 + rate) x (monotonic time between them) + 1 ms; while the wall
+ * clock keeps real time, every reading is the wall clock's.
  */
 export class SteadyWallClock implements Clock {
   /**
@@ -60,8 +85,9 @@ export class SteadyWallClock implements Clock {
    * clock at up to (1 + rate) and is kept within 1 ms of the wall clock while that is in step (whose
    * readings are whole milliseconds, so real time is within 1 ms after them), so a forward step shows
    * as the wall clock passing it. While the wall clock is behind it (a backward step) it goes on at
-   * (1 - rate): it does not follow the wall clock down, so the wall clock coming back to the right
-   * time is not taken for a forward step, and it meets a wall clock that stays behind in time.
+   * (1 - rate), and so does the sample: it does not follow the wall clock down, so the wall clock
+   * coming back to the right time is not taken for a forward step, and it meets a wall clock that
+   * stays behind in time. The sample is never more than 1 ms below it, so no later sample can jump.
    */
   private ceilingMs: number;
   private lastMonotonicMs: number;
@@ -69,15 +95,21 @@ export class SteadyWallClock implements Clock {
   private stepReported = false;
 
   /**
-   * `unabsorbedMs`: how much of a forward step the clock before a restart had not absorbed yet (see
-   * unabsorbedStepMs); it is absorbed from here on instead of taking effect at once.
+   * Fresh, `unabsorbedMs` is how much of a forward step the clock before a restart had not absorbed
+   * yet (see unabsorbedStepMs): it is absorbed from here on instead of taking effect at once. Resumed,
+   * the clock goes on from the anchor, and reports what it finds at its first reading like any step.
    */
   constructor(
     private readonly sources: ClockSources,
-    unabsorbedMs = 0,
+    start: ClockStart = { kind: "fresh", unabsorbedMs: 0 },
   ) {
-    this.ceilingMs = sources.wallMs() + 1 - unabsorbedMs;
-    this.lastMonotonicMs = sources.monotonicMs();
+    if (start.kind === "resumed") {
+      this.ceilingMs = start.anchor.ceilingMs;
+      this.lastMonotonicMs = start.anchor.monotonicMs;
+    } else {
+      this.ceilingMs = sources.wallMs() + 1 - start.unabsorbedMs;
+      this.lastMonotonicMs = sources.monotonicMs();
+    }
   }
 
   nowMs(): number {
@@ -101,14 +133,16 @@ export class SteadyWallClock implements Clock {
       this.ceilingMs = Math.min(most, wall + 1);
       sample = wall;
     } else {
-      // Behind: a backward step. The pipeline holds logical time still meanwhile.
+      // Behind: a backward step. Not followed back, and not stood still at either: a lease granted
+      // meanwhile would end early when the wall clock is put right and time moved on with it. Time
+      // runs on at (1 - rate) of real time until the wall clock meets it.
       aheadMs = wall + 1 - behind;
       this.ceilingMs = behind;
-      sample = wall;
+      sample = Math.floor(behind);
     }
     if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
       this.stepReported = true;
-      this.sources.onStep(Math.round(aheadMs), sample);
+      this.sources.onStep(Math.round(aheadMs), sample, { ceilingMs: this.ceilingMs, monotonicMs: monotonic });
     } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
       this.stepReported = false;
     }
@@ -116,6 +150,21 @@ export class SteadyWallClock implements Clock {
   }
 }
 
-export function systemClock(onStep: (aheadMs: number, atMs: number) => void, unabsorbedMs = 0): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep }, unabsorbedMs);
+/** This boot of the machine (Linux), or null where it cannot be told: then no clock is resumed. */
+export function currentBootId(): string | null {
+  try {
+    const id = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    return id === "" ? null : id;
+  } catch {
+    return null;
+  }
+}
+
+/** Milliseconds since the machine booted (CLOCK_MONOTONIC on Linux): the same clock for every process of one boot. */
+export function bootMonotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000n) / 1_000;
+}
+
+export function systemClock(onStep: ClockSources["onStep"], start?: ClockStart): Clock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: bootMonotonicMs, onStep }, start);
 }

@@ -13,7 +13,7 @@ import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
+import { SLEW_RATE, bootMonotonicMs, currentBootId, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -191,31 +191,46 @@ async function bumpBeforeServing(pipeline: CommitPipeline, sm: StateMachine, amo
 /**
  * The leader's clock after a restart: it goes on absorbing a forward step the clock before the
  * restart had not absorbed yet (the pipeline keeps logical time from going back below the recovered
- * time). Each step it reports is recorded in the data directory for the next restart.
+ * time). Within the same boot the monotonic clock measured the downtime, so the clock resumes from
+ * where it was at the recorded step, and a wall clock put right meanwhile is simply in step again;
+ * after a reboot only an estimate of what is left can be carried over. Each step it reports is
+ * recorded in the data directory for the next restart.
  */
 function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger): Clock {
   const previous = readClockStep(dir);
+  const bootId = currentBootId();
   const unabsorbedMs = previous === null ? 0 : Math.round(unabsorbedStepMs(previous, recoveredMs));
+  const anchor = previous?.boot;
+  const resumed = anchor !== null && anchor !== undefined && anchor.bootId === bootId && anchor.monotonicMs <= bootMonotonicMs();
   if (unabsorbedMs > 0) {
-    logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
+    logger.warn(
+      resumed
+        ? "a wall-clock step was still being absorbed when lockd stopped: the clock goes on from where it was, this boot's monotonic clock having measured the time in between"
+        : `a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`,
+    );
   }
   return systemClock(
-    (aheadMs, atMs) => {
+    (aheadMs, atMs, clockAnchor) => {
       logger.warn(describeClockStep(aheadMs));
       try {
-        writeClockStep(dir, { aheadMs, atMs });
+        writeClockStep(dir, { aheadMs, atMs, boot: bootId === null ? null : { bootId, ...clockAnchor } });
       } catch (error) {
         logger.error(`cannot record the clock step in ${dir.root}: ${(error as Error).message}; a restart will not know of it`);
       }
     },
-    unabsorbedMs,
+    resumed ? { kind: "resumed", anchor } : { kind: "fresh", unabsorbedMs },
   );
 }
 
 function describeClockStep(aheadMs: number): string {
-  if (aheadMs < 0) return `the wall clock jumped ${-aheadMs} ms back: logical time stands still until the wall clock catches up`;
-  const hours = aheadMs / SLEW_RATE / 3_600_000;
+  const hours = Math.abs(aheadMs) / SLEW_RATE / 3_600_000;
   const within = hours < 1 ? `${Math.ceil(hours * 60)} min` : `${hours.toFixed(1)} h`;
+  if (aheadMs < 0) {
+    return (
+      `the wall clock jumped ${-aheadMs} ms back: logical time runs ${SLEW_RATE * 100}% slow until the wall clock ` +
+      `catches up (in about ${within}, or at once if it is put right), so leases last a little longer meanwhile`
+    );
+  }
   return (
     `the wall clock jumped ${aheadMs} ms ahead of real time: leases keep their length, and logical time catches up ` +
     `running ${SLEW_RATE * 100}% fast (in about ${within})`
