@@ -15,6 +15,7 @@ import {
   BatonError,
   ClientClosedError,
   InvalidArgumentError,
+  LeaseLostError,
   LockWaitTimeoutError,
   NotLeaderError,
   RequestAbortedError,
@@ -126,6 +127,8 @@ interface Request {
   readonly lock: LockId;
   readonly owner: Buffer;
   readonly ttlMs?: number;
+  /** Not sent, first or again, once the monotonic clock reaches this (a lease's deadline, see LeaseDriver). */
+  readonly notAfterMs?: number;
 }
 
 interface Answered {
@@ -174,12 +177,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.connections = endpoints.map((endpoint) => new Connection(endpoint, connectionOptions));
     this.leaseDriver = {
       clock: this.clock,
-      renew: async (lease, ttlMs, callOptions) => {
-        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs }, callOptions);
+      renew: async (lease, ttlMs, notAfterMs, callOptions) => {
+        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, notAfterMs }, callOptions);
         return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs };
       },
-      release: async (lease, callOptions) =>
-        releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes }, callOptions)).response),
+      release: async (lease, notAfterMs, callOptions) =>
+        releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, notAfterMs }, callOptions)).response),
       // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
       track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
       ended: (lease) => this.leases.delete(lease),
@@ -338,6 +341,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       delayNext = true;
       try {
         await connection.open(signal);
+        if (request.notAfterMs !== undefined && this.clock() >= request.notAfterMs) throw new LeaseLostError("deadline");
         firstSentAtMs ??= this.clock();
         const response = await connection.request(frame, timeoutMs, signal);
         if (response.status === Status.NotLeader) {

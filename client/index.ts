@@ -3,7 +3,7 @@ export { BatonClient } from "./client.js";
 export type { AcquireOptions, AutoRenewOptions, BatonClientEvents, BatonClientOptions, CallOptions, RenewOptions, RetryEvent, WithLockOptions } from "./client.js";
 export { Lease } from "./lease.js";
 export type { LeaseCallOptions, LeaseRenewOptions } from "./lease.js";
-export type { AcquireResult, InspectResult, LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
+export type { AcquireResult, InspectResult, LeaseReleaseResult, LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
 export { LockId } from "./ids.js";
 export type { LockRef, OwnerRef } from "./ids.js";
 export { parseEndpointList } from "./endpoints.js";

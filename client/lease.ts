@@ -10,7 +10,7 @@ import { validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import type { MonotonicClock } from "./clock.js";
 import { LeaseLostError, type BatonError, type LeaseLossReason } from "./errors.js";
 import type { LockId } from "./ids.js";
-import type { LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
+import type { LeaseReleaseResult, LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
 
 /** Per-call options of Lease.renew and Lease.release. */
 export interface LeaseCallOptions {
@@ -27,8 +27,14 @@ export interface LeaseRenewOptions extends LeaseCallOptions {
 /** What a Lease needs from its client: sending requests on its behalf, and bookkeeping. */
 export interface LeaseDriver {
   readonly clock: MonotonicClock;
-  renew(lease: Lease, ttlMs: number, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
-  release(lease: Lease, options: LeaseCallOptions): Promise<ReleaseResult>;
+  /**
+   * Renewals and releases are never sent, first or again, once the monotonic clock reaches
+   * `notAfterMs` (the lease's local deadline): they then throw LeaseLostError("deadline"). The server
+   * acts on the owner's current lease of the lock, whatever its token, and past the deadline that may
+   * be a newer lease of the same owner.
+   */
+  renew(lease: Lease, ttlMs: number, notAfterMs: number, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
+  release(lease: Lease, notAfterMs: number, options: LeaseCallOptions): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
   /** The lease ended (released, lost): the client stops tracking it. */
@@ -158,10 +164,22 @@ export class Lease {
     return next;
   }
 
-  /** Ends the lease (the signal aborts at once) and releases the lock on the server. */
-  release(options: LeaseCallOptions = {}): Promise<ReleaseResult> {
+  /**
+   * Ends the lease (the signal aborts at once) and releases the lock on the server. A lease that had
+   * already ended locally answers `lost` and sends nothing, and no retry is sent past the lease's
+   * local deadline (`lost` too): the server releases the owner's current lease of the lock, whatever
+   * its token, and by then that may be a newer lease this owner took since.
+   */
+  async release(options: LeaseCallOptions = {}): Promise<LeaseReleaseResult> {
+    if (!this.held) return { status: "lost" };
+    const notAfterMs = this.deadlineMs;
     this.end("released");
-    return this.driver.release(this, options);
+    try {
+      return await this.driver.release(this, notAfterMs, options);
+    } catch (error) {
+      if (error instanceof LeaseLostError) return { status: "lost" };
+      throw error;
+    }
   }
 
   /** Ends the lease locally without telling the server (the client is closing). */
@@ -179,8 +197,13 @@ export class Lease {
     const askedAtMs = this.driver.clock();
     let outcome: Awaited<ReturnType<LeaseDriver["renew"]>>;
     try {
-      outcome = await this.driver.renew(this, ttlMs, options);
+      outcome = await this.driver.renew(this, ttlMs, this.deadlineMs, options);
     } catch (error) {
+      if (error instanceof LeaseLostError) {
+        // Its deadline came before the renewal could be sent (again): nothing more was sent.
+        this.checkDeadline();
+        return { status: "lost" };
+      }
       // Not known whether the server applied it. If it did and the ttl was shorter, the server's lease
       // now ends sooner, no earlier than this deadline (the request was first sent at or after askedAtMs).
       this.shortenDeadline(askedAtMs + ttlMs - this.marginFor(ttlMs));

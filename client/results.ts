@@ -39,6 +39,13 @@ export type InspectResult =
 /** What Lease.renew answers: a server result, or `lost` when the lease was already given up locally. */
 export type LeaseRenewResult = RenewResult | { readonly status: "lost" };
 
+/**
+ * What Lease.release answers: a server result, or `lost` when the lease had already ended locally
+ * (its deadline passed, a renewal was refused, or it was released before) and nothing was sent, since
+ * the owner may hold a newer lease of the same lock that a RELEASE would end.
+ */
+export type LeaseReleaseResult = ReleaseResult | { readonly status: "lost" };
+
 export function acquireOutcome(response: Response): AcquireOutcome {
   switch (response.status) {
     case Status.Ok:

@@ -20,9 +20,6 @@ export interface RunOptions {
   readonly args: readonly string[];
 }
 
-/** How long the one release attempt after a lost lease may take. */
-const LOST_RELEASE_TIMEOUT_MS = 1000;
-
 /** Signals lockctl passes on to the command. SIGINT is not among them: a terminal's Ctrl-C already reaches the whole process group. */
 const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP"] as const;
 
@@ -72,12 +69,14 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   for (const stop of forwarders) stop();
   process.off("SIGINT", ignoreInterrupt);
 
+  // A lost lease is not released: the lock ends at its ttl, and a RELEASE could end a newer lease of
+  // the same owner (Lease.release answers `lost` and sends nothing). Whoever waits on lockctl (a
+  // process manager) hears of the loss at once.
+  if (leaseLost) return ExitCode.LeaseLost;
   try {
-    // After a lost lease the server is likely out of reach, and the lock ends at its ttl anyway: one
-    // short try, so that whoever waits on lockctl (a process manager) hears of the loss at once.
-    await lease.release(leaseLost ? { attempts: 1, timeoutMs: Math.min(LOST_RELEASE_TIMEOUT_MS, options.ttlMs) } : {});
+    await lease.release();
   } catch (error) {
     process.stderr.write(`lockctl: release of ${options.lock.label} failed (it expires after its ttl): ${(error as Error).message}\n`);
   }
-  return leaseLost ? ExitCode.LeaseLost : status;
+  return status;
 }

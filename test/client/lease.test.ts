@@ -114,3 +114,26 @@ describe("manual renewal", () => {
     }
   });
 });
+
+describe("a lease that ended cannot end a newer lease of the same owner", () => {
+  it("sends no release once its local deadline passed, nor a second one after it was released", async () => {
+    const client = new BatonClient({ endpoints: [endpoint] });
+    try {
+      // The server releases the owner's current lease of a lock, whatever its token.
+      const stale = await acquireLease(client, "stale", { ttlMs: 150 });
+      await new Promise((resolve) => setTimeout(resolve, 250)); // past the deadline and the server's expiry
+      const newer = await acquireLease(client, "stale", { ttlMs: 60_000 });
+      expect(newer.fencingToken).toBeGreaterThan(stale.fencingToken);
+      expect(await stale.release()).toEqual({ status: "lost" });
+      expect(await client.inspect("stale")).toMatchObject({ status: "heldByYou", fencingToken: newer.fencingToken });
+
+      expect(await newer.release()).toMatchObject({ status: "released", fencingToken: newer.fencingToken });
+      const newest = await acquireLease(client, "stale", { ttlMs: 60_000 });
+      expect(await newer.release()).toEqual({ status: "lost" });
+      expect(await client.inspect("stale")).toMatchObject({ status: "heldByYou", fencingToken: newest.fencingToken });
+      await newest.release();
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -199,4 +199,22 @@ describe("errors users can branch on", () => {
     expect((await rejection(pending)).code).toBe("BATON_CLIENT_CLOSED");
     expect((await rejection(c.inspect("jobs"))).code).toBe("BATON_CLIENT_CLOSED");
   });
+
+  it("never sends a lease's release or renewal again once the lease's local deadline has passed", async () => {
+    // The first RELEASE and RENEW go unanswered; their retries would come after the deadline, when
+    // the server may act on a newer lease of the same owner. They are not sent: the answer is lost.
+    const server = await serve((request) => (request.command === Command.Acquire ? ok(7n, 100n) : "silence"));
+    const c = client({ endpoints: [server.endpoint] });
+    const acquired = async () => {
+      const granted = await c.acquire("jobs", { ttlMs: 100 });
+      if (granted.status !== "acquired") throw new Error(`expected a grant, got ${granted.status}`);
+      return granted.lease;
+    };
+    const released = await acquired();
+    expect(await released.release({ timeoutMs: 200, attempts: 3 })).toEqual({ status: "lost" });
+    const renewed = await acquired();
+    expect(await renewed.renew({ timeoutMs: 200 })).toEqual({ status: "lost" });
+    expect(renewed.held).toBe(false);
+    expect(server.seen.map((request) => request.command)).toEqual([Command.Acquire, Command.Release, Command.Acquire, Command.Renew]);
+  });
 });
