@@ -1,9 +1,10 @@
 /**
  * Where the leader's time stamps come from. The state machine never reads a clock itself.
  *
- * The contract is `now = max(previous now, clock sample)`: after a backward step of the wall clock,
- * logical time stands still until the wall clock catches up. A forward step needs more care: leases
- * are durations granted at a wall-clock instant, so a wall clock stepped forward (an NTP step, a VM
+ * The contract is `now = max(previous now, clock sample)`, so logical time never goes back (after a
+ * restart with the wall clock behind the recovered time, it stands still until the wall clock catches
+ * up). Steps of the wall clock while the leader runs need more care. Leases are durations granted
+ * at a wall-clock instant, so a wall clock stepped forward (an NTP step, a VM
  * restored or migrated, an operator's `date -s`) would end every lease early by the size of the step,
  * while its holder, timing the lease on its own monotonic clock, still believes it holds it: two
  * holders. So the sample never runs ahead of real time by more than `SLEW_RATE` of the time since it
