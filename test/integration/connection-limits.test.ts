@@ -217,6 +217,17 @@ describe("a request followed by the client's half-close (FIN) still gets its ans
     expect(inspected).toEqual(granted);
     expect(await client.closedWithin(2000)).toBe(true);
   });
+
+  it("answers every one of thousands of pipelined requests sent before the FIN, then closes", async () => {
+    const client = await RawClient.open(lockd.port);
+    const count = 20_000;
+    client.write(Buffer.concat(Array.from({ length: count }, (_, n) => inspect({ lock: BigInt(1_000_000 + n), owner: 1n }))));
+    client.end();
+    const answers = splitAnswers(await client.read(count * 17));
+    expect(answers.every((answer) => answer.status === Status.NotHeld)).toBe(true);
+    expect(await client.closedWithin(5000)).toBe(true);
+    expect(client.buffered).toBe(0);
+  });
 });
 
 describe("--max-connections: a connection over the limit is closed immediately", () => {
