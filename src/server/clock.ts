@@ -14,8 +14,6 @@
  * never moves more than (1 + rate) x real time + 1 ms, so every lease lasts at least 1 / (1 + rate)
  * of its ttl (less 1 ms) in real time, whatever the wall clock does while the leader runs.
  */
-import { readFileSync } from "node:fs";
-
 export interface Clock {
   /** Wall-clock milliseconds since the unix epoch, a forward step absorbed gradually. May go backwards. */
   nowMs(): number;
@@ -30,39 +28,33 @@ const REPORTED_STEP_MS = 1000;
 export interface ClockSources {
   /** Milliseconds since the unix epoch (Date.now). */
   readonly wallMs: () => number;
-  /**
-   * Milliseconds on a clock that never steps. The server's counts from the machine's boot
-   * (CLOCK_MONOTONIC), so that a restart within the same boot can resume the clock (ClockAnchor).
-   */
+  /** Milliseconds on a clock that never steps (performance.now). */
   readonly monotonicMs: () => number;
   /**
-   * Told once per step of a second or more: how far the wall clock is ahead of the clock (negative:
-   * behind), the time the clock handed out then, and the clock's state then.
+   * Told once per step of a second or more, for the log: how far the wall clock is ahead of the clock
+   * (negative: behind), and the time the clock handed out then.
    */
-  readonly onStep: (aheadMs: number, atMs: number, anchor: ClockAnchor) => void;
+  readonly onStep: (aheadMs: number, atMs: number) => void;
+  /**
+   * Told whenever the wall clock is further ahead of the clock than the last record says is left
+   * (see unabsorbedStepMs), however small the step, so that a restart, which can only estimate
+   * from the record, never takes more of it at once than the clock had left to absorb.
+   */
+  readonly onRecord: (step: ClockStep) => void;
 }
 
-/** A step the clock reported: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
+/** A step the clock recorded: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
 export interface ClockStep {
   readonly aheadMs: number;
   readonly atMs: number;
 }
 
 /**
- * The clock's whole state at one moment: its ceiling, and the monotonic reading then. A clock started
- * from it behaves as if it had run on without being read, provided its monotonic clock is the same
- * one (same machine, same boot), which then measures the time in between exactly, downtime included.
+ * A record says a little more than is left, so that the wall clock's whole milliseconds do not make
+ * the next reading outgrow it: a new record is written only when the lag really grew. (While the wall
+ * clock keeps time, no reading is a forward step at all, so nothing is recorded.)
  */
-export interface ClockAnchor {
-  readonly ceilingMs: number;
-  readonly monotonicMs: number;
-}
-
-/**
- * How a clock starts: fresh from the wall clock, with what a previous clock left of a forward step to
- * absorb (an estimate, see unabsorbedStepMs), or resumed from an anchor of the same monotonic clock.
- */
-export type ClockStart = { readonly kind: "fresh"; readonly unabsorbedMs: number } | { readonly kind: "resumed"; readonly anchor: ClockAnchor };
+const RECORD_SLACK_MS = 2;
 
 /**
  * At most what is left of a forward step once logical time has reached `nowMs`: logical time never
@@ -95,22 +87,22 @@ export class SteadyWallClock implements Clock {
   /** A reported step not yet absorbed: report the next one only after this. */
   private stepReported = false;
 
+  /** The last record: what a restart would carry over (null: nothing). */
+  private lastRecord: ClockStep | null;
+
   /**
-   * Fresh, `unabsorbedMs` is how much of a forward step the clock before a restart had not absorbed
-   * yet (see unabsorbedStepMs): it is absorbed from here on instead of taking effect at once. Resumed,
-   * the clock goes on from the anchor, and reports what it finds at its first reading like any step.
+   * `unabsorbedMs`: how much of a forward step the clock before a restart had not absorbed yet (see
+   * unabsorbedStepMs), absorbed from here on instead of taking effect at once; `lastRecord` is the
+   * record it was estimated from.
    */
   constructor(
     private readonly sources: ClockSources,
-    start: ClockStart = { kind: "fresh", unabsorbedMs: 0 },
+    unabsorbedMs = 0,
+    lastRecord: ClockStep | null = null,
   ) {
-    if (start.kind === "resumed") {
-      this.ceilingMs = start.anchor.ceilingMs;
-      this.lastMonotonicMs = start.anchor.monotonicMs;
-    } else {
-      this.ceilingMs = sources.wallMs() + 1 - start.unabsorbedMs;
-      this.lastMonotonicMs = sources.monotonicMs();
-    }
+    this.ceilingMs = sources.wallMs() + 1 - unabsorbedMs;
+    this.lastMonotonicMs = sources.monotonicMs();
+    this.lastRecord = lastRecord;
   }
 
   nowMs(): number {
@@ -129,6 +121,11 @@ export class SteadyWallClock implements Clock {
       aheadMs = wall - (this.ceilingMs + elapsed);
       this.ceilingMs = most;
       sample = Math.floor(most);
+      const leftMs = wall - most;
+      if (leftMs > (this.lastRecord === null ? 0 : unabsorbedStepMs(this.lastRecord, sample))) {
+        this.lastRecord = { aheadMs: leftMs + RECORD_SLACK_MS, atMs: sample };
+        this.sources.onRecord(this.lastRecord);
+      }
     } else if (wall + 2 >= behind) {
       // In step. (Up to a millisecond behind is the wall clock's whole milliseconds, not a step.)
       this.ceilingMs = Math.min(most, wall + 1);
@@ -143,7 +140,7 @@ export class SteadyWallClock implements Clock {
     }
     if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
       this.stepReported = true;
-      this.sources.onStep(Math.round(aheadMs), sample, { ceilingMs: this.ceilingMs, monotonicMs: monotonic });
+      this.sources.onStep(Math.round(aheadMs), sample);
     } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
       this.stepReported = false;
     }
@@ -151,21 +148,11 @@ export class SteadyWallClock implements Clock {
   }
 }
 
-/** This boot of the machine (Linux), or null where it cannot be told: then no clock is resumed. */
-export function currentBootId(): string | null {
-  try {
-    const id = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-    return id === "" ? null : id;
-  } catch {
-    return null;
-  }
-}
-
-/** Milliseconds since the machine booted (CLOCK_MONOTONIC on Linux): the same clock for every process of one boot. */
-export function bootMonotonicMs(): number {
-  return Number(process.hrtime.bigint() / 1_000n) / 1_000;
-}
-
-export function systemClock(onStep: ClockSources["onStep"], start?: ClockStart): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: bootMonotonicMs, onStep }, start);
+export function systemClock(
+  onStep: ClockSources["onStep"],
+  onRecord: ClockSources["onRecord"],
+  unabsorbedMs = 0,
+  lastRecord: ClockStep | null = null,
+): Clock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord }, unabsorbedMs, lastRecord);
 }

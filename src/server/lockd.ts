@@ -13,7 +13,7 @@ import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { SLEW_RATE, bootMonotonicMs, currentBootId, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
+import { SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -189,36 +189,29 @@ async function bumpBeforeServing(pipeline: CommitPipeline, sm: StateMachine, amo
 }
 
 /**
- * The leader's clock after a restart: it goes on absorbing a forward step the clock before the
- * restart had not absorbed yet (the pipeline keeps logical time from going back below the recovered
- * time). Within the same boot the monotonic clock measured the downtime, so the clock resumes from
- * where it was at the recorded step, and a wall clock put right meanwhile is simply in step again;
- * after a reboot only an estimate of what is left can be carried over. Each step it reports is
- * recorded in the data directory for the next restart.
+ * The leader's clock after a restart: it goes on absorbing what the clock before the restart may
+ * have had left of a forward step, estimated from the last record (the pipeline keeps logical time
+ * from going back below the recovered time). The clock records whenever what is left outgrows the
+ * last record, in the data directory, for the next restart.
  */
 function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger): Clock {
   const previous = readClockStep(dir);
-  const bootId = currentBootId();
-  const unabsorbedMs = previous === null ? 0 : Math.round(unabsorbedStepMs(previous, recoveredMs));
-  const anchor = previous?.boot;
-  const resumed = anchor !== null && anchor !== undefined && anchor.bootId === bootId && anchor.monotonicMs <= bootMonotonicMs();
+  // Rounded up: carrying over more than is left only makes leases last longer.
+  const unabsorbedMs = previous === null ? 0 : Math.ceil(unabsorbedStepMs(previous, recoveredMs));
   if (unabsorbedMs > 0) {
-    logger.warn(
-      resumed
-        ? "a wall-clock step was still being absorbed when lockd stopped: the clock goes on from where it was, this boot's monotonic clock having measured the time in between"
-        : `a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`,
-    );
+    logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
   }
   return systemClock(
-    (aheadMs, atMs, clockAnchor) => {
-      logger.warn(describeClockStep(aheadMs));
+    (aheadMs) => logger.warn(describeClockStep(aheadMs)),
+    (step) => {
       try {
-        writeClockStep(dir, { aheadMs, atMs, boot: bootId === null ? null : { bootId, ...clockAnchor } });
+        writeClockStep(dir, step);
       } catch (error) {
         logger.error(`cannot record the clock step in ${dir.root}: ${(error as Error).message}; a restart will not know of it`);
       }
     },
-    resumed ? { kind: "resumed", anchor } : { kind: "fresh", unabsorbedMs },
+    unabsorbedMs,
+    previous,
   );
 }
 

@@ -80,41 +80,11 @@ describe("a wall clock stepped forward", () => {
     expect(await lockd!.stop()).toBe(0);
 
     lockd = await spawnLockd({ env, dataDir }); // the wall clock is still an hour ahead
-    // Within the same boot the clock resumes exactly from its record (after a reboot, from an estimate).
-    expect(lockd.stderr()).toMatch(/a wall-clock step was still being absorbed when lockd stopped: the clock goes on from where it was/);
+    expect(lockd.stderr()).toMatch(/a wall-clock step was still being absorbed when lockd stopped: 3\d{6} ms of it is absorbed from here on/);
     const client = await RawClient.open(lockd.port);
     const elapsedMs = (await waitForSecondGrant(client, granted.fencingToken)) - sentAt;
     expect(elapsedMs).toBeGreaterThanOrEqual((TTL_MS - 1) / 1.01);
     client.close();
-    await lockd.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-});
-
-describe("a wall clock put right while lockd was down", () => {
-  it("is in step again at the restart: logical time is not held back by the step it was absorbing", async () => {
-    const { client, env } = await grantThenStepAnHour();
-    client.close();
-    const dataDir = lockd!.dataDir;
-    expect(await lockd!.stop()).toBe(0);
-    writeFileSync(env.BATON_TEST_WALL_SHIFT_FILE!, "0"); // put right while lockd is down
-
-    lockd = await spawnLockd({ env, dataDir });
-    expect(lockd.stderr()).toMatch(/the clock goes on from where it was, this boot's monotonic clock having measured the time in between/);
-    const again = await RawClient.open(lockd.port);
-    const grantAt = async (lock: bigint) => {
-      again.write(acquire({ lock, owner: 1n }, 60_000n));
-      const [granted] = responses(await again.read(17));
-      expect(granted!.status).toBe(Status.Ok);
-      return granted!.expiresAt;
-    };
-    const first = await grantAt(5n);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
-    // Held back, logical time would stand still for most of the hour; resumed, it moves on with
-    // real time (at least 99% of it, while it gives back what it ran fast before the stop).
-    expect(Number((await grantAt(6n)) - first)).toBeGreaterThanOrEqual(1_400);
-    expect(lockd.stderr()).not.toMatch(/jumped/);
-    again.close();
     await lockd.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });

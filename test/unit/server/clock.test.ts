@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SLEW_RATE, SteadyWallClock, unabsorbedStepMs, type ClockAnchor, type ClockStart } from "../../../src/server/clock.js";
+import { SLEW_RATE, SteadyWallClock, unabsorbedStepMs, type ClockStep } from "../../../src/server/clock.js";
 import { testSeed } from "../../support/seeded-random.js";
 
 const seed = Number(testSeed("leader clock under wall-clock steps")) | 0;
@@ -16,28 +16,33 @@ class FakeMachine {
   realMs = 1_000.25; // monotonic, fractional like performance.now()
   wallOffsetMs = START_MS - 1_000;
   readonly steps: number[] = [];
-  /** The clock's anchor at each reported step. */
-  readonly anchors: ClockAnchor[] = [];
+  /** What the clock recorded for a restart, in order. */
+  readonly records: ClockStep[] = [];
   clock: SteadyWallClock;
 
   constructor(unabsorbedMs = 0) {
-    this.clock = this.startClock({ kind: "fresh", unabsorbedMs });
+    this.clock = this.startClock(unabsorbedMs, null);
   }
 
-  /** A clock as a restarted lockd starts it, on this machine's clocks. */
-  startClock(start: ClockStart): SteadyWallClock {
+  /** A clock as lockd starts it, on this machine's clocks. */
+  startClock(unabsorbedMs: number, lastRecord: ClockStep | null): SteadyWallClock {
     this.clock = new SteadyWallClock(
       {
         wallMs: () => Math.floor(this.realMs + this.wallOffsetMs),
         monotonicMs: () => this.realMs,
-        onStep: (aheadMs, _atMs, anchor) => {
-          this.steps.push(aheadMs);
-          this.anchors.push(anchor);
-        },
+        onStep: (aheadMs) => this.steps.push(aheadMs),
+        onRecord: (step) => this.records.push(step),
       },
-      start,
+      unabsorbedMs,
+      lastRecord,
     );
     return this.clock;
+  }
+
+  /** A restart as lockd does it: what is left is estimated from the last record and the logical time. */
+  restart(): void {
+    const last = this.records.at(-1) ?? null;
+    this.startClock(last === null ? 0 : Math.ceil(unabsorbedStepMs(last, this.logicalMs)), last);
   }
 
   /** The logical time as the pipeline keeps it: never behind what it handed out before. */
@@ -157,42 +162,46 @@ describe("the leader's clock", () => {
     expect(machine.steps).toHaveLength(1); // reported again, so the next restart knows of it too
   });
 
-  it("resumed within the same boot, is in step at once with a wall clock put right while it was down", () => {
+  it("records the lag a backward period leaves once the wall clock is put right, so a restart does not take it at once", () => {
     const machine = new FakeMachine();
     machine.read();
-    machine.advance(1_000);
-    machine.stepWall(100_000);
-    machine.advance(30_000);
-    const beforeStop = machine.read();
-    expect(machine.anchors).toHaveLength(1);
-    // Stopped; the wall clock is put right meanwhile; restarted 5 s later from the recorded anchor.
-    machine.advance(5_000);
-    machine.stepWall(-100_000);
-    machine.startClock({ kind: "resumed", anchor: machine.anchors[0]! });
-    // Not held back by the 100 s it had left to absorb: only by the 1% it ran fast before the stop
-    // (about 311 ms over 31 s), which it gives back running 1% slow.
-    expect(machine.read() - beforeStop).toBeLessThanOrEqual(5_000 * (1 + SLEW_RATE) + 1);
-    expect(machine.read() - machine.wallMs).toBeGreaterThanOrEqual(0);
-    expect(machine.read() - machine.wallMs).toBeLessThanOrEqual(0.01 * 31_000 + 1);
-    machine.advance(40_000);
-    expect(machine.read()).toBe(machine.wallMs);
-    expect(machine.steps).toHaveLength(1); // nothing new to report: the wall clock is right
+    machine.stepWall(-60_000);
+    for (let n = 0; n < 600; n++) {
+      machine.advance(250);
+      machine.read(); // 150 s at 99%: 1.5 s behind real time
+    }
+    machine.stepWall(60_000); // put right: 1.5 s left to absorb, under the 1 s report's hysteresis
+    machine.read();
+    expect(machine.records.at(-1)!.aheadMs).toBeGreaterThanOrEqual(1_499);
+    const grantedAt = machine.read();
+    const realAtGrant = machine.realMs;
+    const ttlMs = 3_000;
+    machine.advance(100);
+    machine.read();
+    machine.restart();
+    while (machine.read() < grantedAt + ttlMs) machine.advance(1);
+    expect(machine.realMs - realAtGrant).toBeGreaterThanOrEqual((ttlMs - 1) / (1 + SLEW_RATE));
   });
 
-  it("resumed within the same boot, goes on absorbing a step the wall clock still shows, as if it had not stopped", () => {
+  it("records a step under a second too, and writes no record while the wall clock keeps time", () => {
     const machine = new FakeMachine();
-    const grantedAt = machine.read();
-    const ttlMs = 60_000;
-    machine.advance(1_000);
-    machine.stepWall(3_600_000);
-    machine.advance(20_000);
+    for (let n = 0; n < 1_000; n++) {
+      machine.advance(n % 7 === 0 ? 0.3 : 13);
+      machine.read();
+    }
+    expect(machine.records).toEqual([]);
+    machine.stepWall(900);
+    machine.advance(1);
     machine.read();
-    machine.advance(5_000); // down for 5 s
-    machine.startClock({ kind: "resumed", anchor: machine.anchors[0]! });
-    const realAtGrant = machine.realMs - 26_000;
-    while (machine.read() < grantedAt + ttlMs) machine.advance(10);
-    expect(machine.realMs - realAtGrant).toBeGreaterThanOrEqual((ttlMs - 1) / (1 + SLEW_RATE));
-    expect(machine.wallMs - machine.read()).toBeGreaterThan(3_590_000);
+    expect(machine.records).toHaveLength(1);
+    expect(machine.records[0]!.aheadMs).toBeGreaterThanOrEqual(899);
+    expect(machine.steps).toEqual([]); // logged only from a second up
+    // Absorbing it needs no new record: the record's estimate falls as fast as what is left.
+    for (let n = 0; n < 1_000; n++) {
+      machine.advance(97);
+      machine.read();
+    }
+    expect(machine.records).toHaveLength(1);
   });
 
   it("never runs logical time more than 1% fast (+1 ms) over any interval, whatever the wall clock does, and never samples ahead of a wall clock that only steps forward", () => {
@@ -204,24 +213,30 @@ describe("the leader's clock", () => {
         }),
         { minLength: 1, maxLength: 80 },
       );
-    /** `restart`: the clock starts carrying `unabsorbedMs`, with logical time recovered `aheadMs` ahead of the wall clock. */
-    const run = (list: { advanceMs: number; stepMs: number }[], forwardOnly: boolean, restart = { unabsorbedMs: 0, aheadMs: -Infinity }): void => {
-      const machine = new FakeMachine(restart.unabsorbedMs);
-      machine.logicalMs = machine.wallMs + restart.aheadMs;
-      const seen: { logical: number; real: number }[] = [{ logical: machine.read(), real: machine.realMs }];
-      for (const { advanceMs, stepMs } of list) {
+    const run = (list: { advanceMs: number; stepMs: number; restart?: boolean }[], forwardOnly: boolean): void => {
+      const machine = new FakeMachine();
+      let restarts = 0;
+      const seen: { logical: number; real: number; restarts: number }[] = [{ logical: machine.read(), real: machine.realMs, restarts }];
+      for (const { advanceMs, stepMs, restart } of list) {
         machine.advance(advanceMs);
         machine.stepWall(stepMs);
         const out = machine.clock.nowMs();
         if (forwardOnly && out > machine.wallMs) throw new Error(`sampled ${out}, ahead of the wall clock ${machine.wallMs}`);
-        seen.push({ logical: machine.read(), real: machine.realMs });
+        seen.push({ logical: machine.read(), real: machine.realMs, restarts });
+        if (restart === true) {
+          machine.restart(); // after the step was seen: a step while lockd is down takes effect at once
+          restarts++;
+          seen.push({ logical: machine.read(), real: machine.realMs, restarts });
+        }
       }
-      // Logical time, whatever the wall clock did: no lease granted at j ends before ttl / 1.01 - 1 ms.
+      // Logical time, whatever the wall clock did: no lease granted at j ends before ttl / 1.01 - 1 ms
+      // (less 1 ms per restart).
       for (let j = 0; j < seen.length; j++) {
         for (let k = j + 1; k < seen.length; k++) {
           const moved = seen[k]!.logical - seen[j]!.logical;
           const real = seen[k]!.real - seen[j]!.real;
-          if (moved > real * (1 + SLEW_RATE) + 1 + 1e-6) {
+          // A restart starts from the wall clock's whole milliseconds again: up to 1 ms more each.
+          if (moved > real * (1 + SLEW_RATE) + 1 + (seen[k]!.restarts - seen[j]!.restarts) + 1e-6) {
             throw new Error(`readings ${j} and ${k}: logical time moved ${moved} ms in ${real} ms of real time`);
           }
         }
@@ -235,15 +250,18 @@ describe("the leader's clock", () => {
       fc.property(moves(-7_200_000), (list) => run(list, false)),
       { seed, numRuns: 300 },
     );
-    // After a restart: a step left to absorb, and logical time recovered ahead of or behind the wall clock.
+    // With restarts in between, each estimating what is left from the last record.
+    const withRestarts = fc.array(
+      fc.record({
+        advanceMs: fc.oneof(fc.double({ min: 0, max: 2, noNaN: true }), fc.integer({ min: 0, max: 100_000 })),
+        stepMs: fc.oneof(fc.constant(0), fc.integer({ min: -7_200_000, max: 7_200_000 }), fc.integer({ min: -3_000, max: 3_000 })),
+        restart: fc.boolean(),
+      }),
+      { minLength: 1, maxLength: 80 },
+    );
     fc.assert(
-      fc.property(
-        moves(-7_200_000),
-        fc.integer({ min: 0, max: 7_200_000 }),
-        fc.integer({ min: -7_200_000, max: 7_200_000 }),
-        (list, unabsorbedMs, aheadMs) => run(list, false, { unabsorbedMs, aheadMs }),
-      ),
-      { seed, numRuns: 300 },
+      fc.property(withRestarts, (list) => run(list, false)),
+      { seed, numRuns: 500 },
     );
   });
 });

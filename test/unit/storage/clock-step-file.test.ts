@@ -11,15 +11,9 @@ describe("the recorded clock step", () => {
   it("reads back what was written last, and nothing when there is none or it is unreadable", () => {
     const dir = openDataDir(tempDir());
     expect(readClockStep(dir)).toBeNull();
-    writeClockStep(dir, { aheadMs: 3_600_000, atMs: 1_767_225_600_000, boot: null });
-    const anchored = { aheadMs: 1_500, atMs: 1_767_225_700_000, boot: { bootId: "b7", ceilingMs: 1_767_225_700_000.5, monotonicMs: 81_234.125 } };
-    writeClockStep(dir, anchored);
-    expect(readClockStep(dir)).toEqual(anchored);
-    // A record without an anchor, or with a broken one, still gives its step.
-    writeFileSync(join(dir.root, "clock-step"), JSON.stringify({ aheadMs: 1_500, atMs: 1 }));
-    expect(readClockStep(dir)).toEqual({ aheadMs: 1_500, atMs: 1, boot: null });
-    writeFileSync(join(dir.root, "clock-step"), JSON.stringify({ aheadMs: 1_500, atMs: 1, boot: { bootId: 7, ceilingMs: 1, monotonicMs: 1 } }));
-    expect(readClockStep(dir)).toEqual({ aheadMs: 1_500, atMs: 1, boot: null });
+    writeClockStep(dir, { aheadMs: 3_600_000, atMs: 1_767_225_600_000 });
+    writeClockStep(dir, { aheadMs: 1_500, atMs: 1_767_225_700_000 });
+    expect(readClockStep(dir)).toEqual({ aheadMs: 1_500, atMs: 1_767_225_700_000 });
     writeFileSync(join(dir.root, "clock-step"), "{not json");
     expect(readClockStep(dir)).toBeNull();
     writeFileSync(join(dir.root, "clock-step"), JSON.stringify({ aheadMs: "x", atMs: 1 }));
