@@ -16,6 +16,7 @@ import {
   ClientClosedError,
   InvalidArgumentError,
   LeaseLostError,
+  type LeaseLossReason,
   LockWaitTimeoutError,
   NotLeaderError,
   RequestAbortedError,
@@ -127,8 +128,8 @@ interface Request {
   readonly lock: LockId;
   readonly owner: Buffer;
   readonly ttlMs?: number;
-  /** Not sent, first or again, once the monotonic clock reaches this (a lease's deadline, see LeaseDriver). */
-  readonly notAfterMs?: number;
+  /** Asked before every attempt: a reason means the request is not sent (a lease's, see LeaseDriver). */
+  readonly stopReason?: () => LeaseLossReason | undefined;
 }
 
 interface Answered {
@@ -177,12 +178,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.connections = endpoints.map((endpoint) => new Connection(endpoint, connectionOptions));
     this.leaseDriver = {
       clock: this.clock,
-      renew: async (lease, ttlMs, notAfterMs, callOptions) => {
-        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, notAfterMs }, callOptions);
+      renew: async (lease, ttlMs, stopReason, callOptions) => {
+        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, stopReason }, callOptions);
         return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs };
       },
-      release: async (lease, notAfterMs, callOptions) =>
-        releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, notAfterMs }, callOptions)).response),
+      release: async (lease, stopReason, callOptions) =>
+        releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, stopReason }, callOptions)).response),
       // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
       track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
       ended: (lease) => this.leases.delete(lease),
@@ -341,7 +342,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       delayNext = true;
       try {
         await connection.open(signal);
-        if (request.notAfterMs !== undefined && this.clock() >= request.notAfterMs) throw new LeaseLostError("deadline");
+        const stopped = request.stopReason?.();
+        if (stopped !== undefined) throw new LeaseLostError(stopped);
         firstSentAtMs ??= this.clock();
         const response = await connection.request(frame, timeoutMs, signal);
         if (response.status === Status.NotLeader) {

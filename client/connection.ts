@@ -40,6 +40,8 @@ export class Connection {
   private lastReceiveMs = -Infinity;
   private corked = false;
   private closed = false;
+  /** Sockets given up for silence (reset by us), so their close reports why. */
+  private readonly presumedDead = new WeakSet<Socket>();
 
   constructor(
     readonly endpoint: Endpoint,
@@ -155,8 +157,9 @@ export class Connection {
     this.options.onOpen(this);
   }
 
-  private onSocketClose(socket: Socket, error: Error | undefined): void {
+  private onSocketClose(socket: Socket, closeError: Error | undefined): void {
     if (this.socket !== socket) return;
+    const error = this.presumedDead.has(socket) ? new Error("no reply within the request timeout; connection presumed dead") : closeError;
     this.socket = undefined;
     this.corked = false;
     const failure = () =>
@@ -189,10 +192,18 @@ export class Connection {
     }
   }
 
-  /** A request timed out: if the socket has been silent ever since it was written, give the socket up. */
+  /**
+   * A request timed out: if the socket has been silent ever since it was written, give the socket up.
+   * Reset, not closed: a close leaves what the kernel has not delivered yet to be sent whenever the
+   * network lets it through, after the request's retries; a lease's RELEASE arriving that late could
+   * end a newer lease of the same owner.
+   */
   private suspectDead(pending: Pending): void {
     if (pending.sentAtMs < 0 || this.socket === undefined) return;
-    if (this.lastReceiveMs < pending.sentAtMs) this.socket.destroy(new Error("no reply within the request timeout; connection presumed dead"));
+    if (this.lastReceiveMs < pending.sentAtMs) {
+      this.presumedDead.add(this.socket);
+      this.socket.resetAndDestroy();
+    }
   }
 }
 

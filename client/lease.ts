@@ -28,13 +28,14 @@ export interface LeaseRenewOptions extends LeaseCallOptions {
 export interface LeaseDriver {
   readonly clock: MonotonicClock;
   /**
-   * Renewals and releases are never sent, first or again, once the monotonic clock reaches
-   * `notAfterMs` (the lease's local deadline): they then throw LeaseLostError("deadline"). The server
-   * acts on the owner's current lease of the lock, whatever its token, and past the deadline that may
-   * be a newer lease of the same owner.
+   * Renewals and releases are asked `stopReason` before every attempt, first or again, and are not
+   * sent once it gives one (they throw LeaseLostError with it): a renewal once the lease has ended
+   * (released, lost), a release once the lease's local deadline has passed. The server acts on the
+   * owner's current lease of the lock, whatever its token, and by then that may be a newer lease of
+   * the same owner.
    */
-  renew(lease: Lease, ttlMs: number, notAfterMs: number, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
-  release(lease: Lease, notAfterMs: number, options: LeaseCallOptions): Promise<ReleaseResult>;
+  renew(lease: Lease, ttlMs: number, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
+  release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
   /** The lease ended (released, lost): the client stops tracking it. */
@@ -172,10 +173,10 @@ export class Lease {
    */
   async release(options: LeaseCallOptions = {}): Promise<LeaseReleaseResult> {
     if (!this.held) return { status: "lost" };
-    const notAfterMs = this.deadlineMs;
+    const deadlineMs = this.deadlineMs;
     this.end("released");
     try {
-      return await this.driver.release(this, notAfterMs, options);
+      return await this.driver.release(this, () => (this.driver.clock() >= deadlineMs ? "deadline" : undefined), options);
     } catch (error) {
       if (error instanceof LeaseLostError) return { status: "lost" };
       throw error;
@@ -197,10 +198,10 @@ export class Lease {
     const askedAtMs = this.driver.clock();
     let outcome: Awaited<ReturnType<LeaseDriver["renew"]>>;
     try {
-      outcome = await this.driver.renew(this, ttlMs, this.deadlineMs, options);
+      outcome = await this.driver.renew(this, ttlMs, () => this.lossReason, options);
     } catch (error) {
       if (error instanceof LeaseLostError) {
-        // Its deadline came before the renewal could be sent (again): nothing more was sent.
+        // The lease ended (its deadline, or a release) before the renewal could be sent (again).
         this.checkDeadline();
         return { status: "lost" };
       }

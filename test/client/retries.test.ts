@@ -1,6 +1,7 @@
 /**
  * The retry loop, against a scripted server that shows exactly what went over the wire.
  */
+import { createServer, type AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
 import { BatonClient, InvalidArgumentError, type BatonError, type RetryEvent } from "../../client/index.js";
@@ -216,5 +217,42 @@ describe("errors users can branch on", () => {
     expect(await renewed.renew({ timeoutMs: 200 })).toEqual({ status: "lost" });
     expect(renewed.held).toBe(false);
     expect(server.seen.map((request) => request.command)).toEqual([Command.Acquire, Command.Release, Command.Acquire, Command.Renew]);
+  });
+
+  it("does not send a lease's renewal again once the lease was released meanwhile", async () => {
+    // The RENEW's connection breaks; before its retry goes out, the lease is released. The retry
+    // would act on whatever lease the owner holds by then: it is not sent.
+    const server = await serve((request) => {
+      if (request.command === Command.Acquire) return ok(7n, 100_000n);
+      if (request.command === Command.Renew) return "close";
+      return ok(7n, 2_000n);
+    });
+    const c = client({ endpoints: [server.endpoint], backoff: { baseMs: 300, maxMs: 300 } });
+    const granted = await c.acquire("jobs", { ttlMs: 60_000 });
+    if (granted.status !== "acquired") throw new Error(`expected a grant, got ${granted.status}`);
+    const renewing = granted.lease.renew();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await granted.lease.release()).toMatchObject({ status: "released" });
+    expect(await renewing).toEqual({ status: "lost" });
+    expect(server.seen.map((request) => request.command)).toEqual([Command.Acquire, Command.Renew, Command.Release]);
+  });
+
+  it("resets a connection it presumes dead, so the kernel cannot deliver its requests later", async () => {
+    const endings: string[] = [];
+    const silent = createServer((socket) => {
+      socket.on("data", () => {}); // reads, never answers
+      socket.on("end", () => endings.push("FIN"));
+      socket.on("error", (error: NodeJS.ErrnoException) => endings.push(error.code ?? "error"));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const c = client({ endpoints: [`127.0.0.1:${(silent.address() as AddressInfo).port}`], timeoutMs: 100, attempts: 1 });
+      const error = await rejection(c.inspect("jobs"));
+      expect(error.code).toBe("BATON_RETRIES_EXHAUSTED");
+      for (let n = 0; n < 100 && endings.length === 0; n++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(endings).toEqual(["ECONNRESET"]);
+    } finally {
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });
