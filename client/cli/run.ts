@@ -2,8 +2,8 @@
  * `lockctl run`: hold a lock while a command runs. Acquire (waiting up to --wait), start the command
  * with the fencing token in its environment, renew in the background, release when it exits and exit
  * with its code. If the lease is lost, the command gets SIGTERM (SIGKILL after --kill-after) and
- * lockctl exits with ExitCode.LeaseLost, whatever the command's own code, once the command has exited
- * and one release attempt (at most 1 s) is done.
+ * lockctl exits with ExitCode.LeaseLost, whatever the command's own code, as soon as the command has
+ * exited, without a release (the lease has ended: see below).
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
