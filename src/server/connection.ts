@@ -52,6 +52,14 @@ export class Connection implements ReplySink {
   endedAtMs = 0;
 
   private readonly socket: Socket;
+  /**
+   * Called once the answers of a batch are with the kernel. Frames held back (backpressure) are run
+   * only then: a write to a connection the client has reset fails, and its held frames are dropped.
+   * (One function per connection, not one per write.)
+   */
+  private readonly onRepliesWritten = (error?: Error | null): void => {
+    if (error == null && this.readingPaused) this.maybeResume();
+  };
 
   /**
    * `accepted` comes from a server listening with `pauseOnConnect`; it is replaced by a socket that
@@ -134,12 +142,11 @@ export class Connection implements ReplySink {
     this.inflight -= count;
     this.lastActivityMs = this.coarseNow();
     if (!this.socket.destroyed) {
-      this.socket.write(replies.subarray(0, length));
+      this.socket.write(replies.subarray(0, length), this.onRepliesWritten);
       // Nothing queued means the kernel took every byte during the call: the buffer is free again.
       // (A write that waits in the socket keeps its buffer until it is sent.)
       if (this.socket.writableLength === 0) this.spareReplies = replies;
     }
-    if (this.readingPaused) this.maybeResume();
     this.finishIfDone();
   }
 
@@ -206,7 +213,9 @@ export class Connection implements ReplySink {
   }
 
   private maybeResume(): void {
-    if (!this.readingPaused || this.closing) return;
+    // A connection the client reset, or that failed, is gone: the frames held back on it are
+    // dropped, not run. Its client gave them up and may have sent others since, elsewhere.
+    if (!this.readingPaused || this.closing || this.socket.destroyed) return;
     if (this.inflight >= this.config.maxInflightPerConnection) return;
     if (this.socket.writableLength > this.config.maxQueuedReplyBytes) return;
     this.readingPaused = false;
