@@ -38,9 +38,10 @@ export interface ClockSources {
   /**
    * Told whenever the wall clock is further ahead of the clock than the last record says is left
    * (see unabsorbedStepMs), however small the step, so that a restart, which can only estimate
-   * from the record, never takes more of it at once than the clock had left to absorb.
+   * from the record, never takes more of it at once than the clock had left to absorb. Returns
+   * whether the record is durable; until one is, the clock asks again at every reading.
    */
-  readonly onRecord: (step: ClockStep) => void;
+  readonly onRecord: (step: ClockStep) => boolean;
 }
 
 /** A step the clock recorded: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
@@ -50,11 +51,12 @@ export interface ClockStep {
 }
 
 /**
- * A record says a little more than is left, so that the wall clock's whole milliseconds do not make
- * the next reading outgrow it: a new record is written only when the lag really grew. (While the wall
- * clock keeps time, no reading is a forward step at all, so nothing is recorded.)
+ * A record says this much more than is left, so that a new one is written only once the lag has
+ * grown by as much: at most one synced write per second of growth, even for a wall clock that runs
+ * fast for hours. A restart then carries up to a second more than is left (leases last longer).
+ * While the wall clock keeps time no reading is a forward step at all, so nothing is recorded.
  */
-const RECORD_SLACK_MS = 2;
+const RECORD_SLACK_MS = 1_000;
 
 /**
  * At most what is left of a forward step once logical time has reached `nowMs`: logical time never
@@ -123,8 +125,8 @@ export class SteadyWallClock implements Clock {
       sample = Math.floor(most);
       const leftMs = wall - most;
       if (leftMs > (this.lastRecord === null ? 0 : unabsorbedStepMs(this.lastRecord, sample))) {
-        this.lastRecord = { aheadMs: leftMs + RECORD_SLACK_MS, atMs: sample };
-        this.sources.onRecord(this.lastRecord);
+        const record = { aheadMs: leftMs + RECORD_SLACK_MS, atMs: sample };
+        if (this.sources.onRecord(record)) this.lastRecord = record;
       }
     } else if (wall + 2 >= behind) {
       // In step. (Up to a millisecond behind is the wall clock's whole milliseconds, not a step.)

@@ -307,14 +307,21 @@ export class CommitPipeline {
     }
   };
 
+  /**
+   * Refuses every request with status 6 from now on, as after a failed log append: a write the
+   * server's guarantees depend on (`what`) failed with `error`.
+   */
+  refuse(what: string, error: Error): void {
+    if (this.failure !== null) return;
+    this.failure = error;
+    this.logger.error(
+      `${what} failed (${error.message}); refusing every request with status 6 from now on. ` +
+        "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
+    );
+  }
+
   private readonly settle = (batch: Batch, result: AppendResult): void => {
-    if (!result.ok && this.failure === null) {
-      this.failure = result.error;
-      this.logger.error(
-        `log append failed (${result.error.message}); refusing every request with status 6 from now on. ` +
-          "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
-      );
-    }
+    if (!result.ok) this.refuse("log append", result.error);
     if (result.ok && batch.entries > 0) {
       this.counters.recordCommit(performance.now() - batch.appendedAtMs);
       // Appends become durable in call order, so every entry up to this batch's last is in the log.

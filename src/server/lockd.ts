@@ -81,15 +81,19 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     if (config.fsync === "never") {
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }
+    let refuseAll = (_what: string, error: Error): void => {
+      throw error; // before the pipeline exists: the start fails
+    };
     const pipeline = new CommitPipeline({
       stateMachine: sm,
       log,
       limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
-      clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger),
+      clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, (what, error) => refuseAll(what, error)),
       logger,
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
+    refuseAll = (what, error) => pipeline.refuse(what, error);
     if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
@@ -192,22 +196,28 @@ async function bumpBeforeServing(pipeline: CommitPipeline, sm: StateMachine, amo
  * The leader's clock after a restart: it goes on absorbing what the clock before the restart may
  * have had left of a forward step, estimated from the last record (the pipeline keeps logical time
  * from going back below the recovered time). The clock records whenever what is left outgrows the
- * last record, in the data directory, for the next restart.
+ * last record, in the data directory, for the next restart. A record that cannot be written calls
+ * `refuseAll`: leases granted after it could end early at a restart, so none are.
  */
-function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger): Clock {
+function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, refuseAll: (what: string, error: Error) => void): Clock {
   const previous = readClockStep(dir);
   // Rounded up: carrying over more than is left only makes leases last longer.
   const unabsorbedMs = previous === null ? 0 : Math.ceil(unabsorbedStepMs(previous, recoveredMs));
   if (unabsorbedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
   }
+  let recordFailed = false;
   return systemClock(
     (aheadMs) => logger.warn(describeClockStep(aheadMs)),
     (step) => {
+      if (recordFailed) return false; // refusing already: no write attempt per reading
       try {
         writeClockStep(dir, step);
+        return true;
       } catch (error) {
-        logger.error(`cannot record the clock step in ${dir.root}: ${(error as Error).message}; a restart will not know of it`);
+        recordFailed = true;
+        refuseAll(`recording the wall-clock step in ${dir.root}`, error as Error);
+        return false;
       }
     },
     unabsorbedMs,

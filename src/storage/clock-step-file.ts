@@ -25,12 +25,30 @@ export function writeClockStep(dir: DataDir, step: ClockStep): void {
   syncDirectory(dir.root);
 }
 
-/** The recorded step, or null when there is none or it cannot be read (then nothing is carried over). */
+/**
+ * The recorded step, or null when there is none. A record that exists but cannot be read or makes no
+ * sense stops the start: going on without it would take the step it recorded at once.
+ */
 export function readClockStep(dir: DataDir): ClockStep | null {
+  const path = join(dir.root, FILE_NAME);
+  let text: string;
   try {
-    const parsed = JSON.parse(readFileSync(join(dir.root, FILE_NAME), "utf8")) as Partial<ClockStep>;
-    return Number.isFinite(parsed.aheadMs) && Number.isFinite(parsed.atMs) ? { aheadMs: parsed.aheadMs!, atMs: parsed.atMs! } : null;
-  } catch {
-    return null;
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
   }
+  let parsed: Partial<ClockStep> | null = null;
+  try {
+    parsed = JSON.parse(text) as Partial<ClockStep>;
+  } catch {
+    // reported below
+  }
+  if (parsed === null || typeof parsed !== "object" || !Number.isFinite(parsed.aheadMs) || !Number.isFinite(parsed.atMs)) {
+    throw new Error(
+      `${path} does not hold a wall-clock step record. It tells a restart how much of a step is left to absorb; ` +
+        "delete it only if the wall clock has been right for a while (a step it recorded would take effect at once)",
+    );
+  }
+  return { aheadMs: parsed.aheadMs!, atMs: parsed.atMs! };
 }

@@ -3,12 +3,12 @@
  * lease must still last its ttl, less at most 1% (protocol.md §4, "Time"), or a second owner would be
  * let in while the first still holds it by its own clock.
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { Status, type Response } from "../../src/protocol/index.js";
-import { acquire, responses } from "../support/frames.js";
+import { acquire, inspect, responses } from "../support/frames.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { useTempDirs } from "../support/temp-dir.js";
@@ -111,6 +111,26 @@ describe("a wall clock stepped back, then put right", () => {
     const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
     expect(elapsedMs).toBeGreaterThanOrEqual((TTL_MS - 1) / 1.01);
     expect(lockd.stderr()).toMatch(/the wall clock jumped (29\d{3}|30\d{3}) ms back: logical time runs 1% slow until the wall clock catches up/);
+    client.close();
+  });
+});
+
+describe("a wall-clock step lockd cannot record", () => {
+  it("makes lockd refuse every request with 6: a lease granted after it could end early at a restart", async () => {
+    const shiftFile = join(tempDir(), "shift");
+    writeFileSync(shiftFile, "0");
+    const dataDir = tempDir();
+    mkdirSync(join(dataDir, "clock-step.tmp")); // the record's temporary file cannot be created
+    lockd = await spawnLockd({ dataDir, env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
+    const client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
+    expect(responses(await client.read(17))[0]!.status).toBe(Status.Ok);
+    writeFileSync(shiftFile, String(3_600_000));
+    client.write(acquire({ lock: 2n, owner: 1n }, 60_000n));
+    expect(responses(await client.read(17))[0]!.status).toBe(Status.Unavailable);
+    client.write(inspect({ lock: 1n, owner: 1n }));
+    expect(responses(await client.read(17))[0]!.status).toBe(Status.Unavailable);
+    expect(lockd.stderr()).toMatch(/recording the wall-clock step in .* failed \(.*\); refusing every request with status 6 from now on/);
     client.close();
   });
 });

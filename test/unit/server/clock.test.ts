@@ -31,7 +31,10 @@ class FakeMachine {
         wallMs: () => Math.floor(this.realMs + this.wallOffsetMs),
         monotonicMs: () => this.realMs,
         onStep: (aheadMs) => this.steps.push(aheadMs),
-        onRecord: (step) => this.records.push(step),
+        onRecord: (step) => {
+          this.records.push(step);
+          return true;
+        },
       },
       unabsorbedMs,
       lastRecord,
@@ -181,6 +184,34 @@ describe("the leader's clock", () => {
     machine.restart();
     while (machine.read() < grantedAt + ttlMs) machine.advance(1);
     expect(machine.realMs - realAtGrant).toBeGreaterThanOrEqual((ttlMs - 1) / (1 + SLEW_RATE));
+  });
+
+  it("asks again at the next reading when a record could not be written", () => {
+    let durable = false;
+    const asked: ClockStep[] = [];
+    let realMs = 1_000;
+    let offsetMs = START_MS;
+    const clock = new SteadyWallClock({
+      wallMs: () => Math.floor(realMs + offsetMs),
+      monotonicMs: () => realMs,
+      onStep: () => {},
+      onRecord: (step) => {
+        asked.push(step);
+        return durable;
+      },
+    });
+    clock.nowMs();
+    offsetMs += 60_000;
+    realMs += 10;
+    clock.nowMs();
+    expect(asked).toHaveLength(1);
+    realMs += 10;
+    durable = true;
+    clock.nowMs();
+    expect(asked).toHaveLength(2);
+    realMs += 10;
+    clock.nowMs();
+    expect(asked).toHaveLength(2); // recorded: nothing more until the lag outgrows the record
   });
 
   it("records a step under a second too, and writes no record while the wall clock keeps time", () => {
