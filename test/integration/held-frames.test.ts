@@ -7,7 +7,7 @@
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
 import { acquire, inspect, release, responses } from "../support/frames.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
@@ -16,47 +16,49 @@ import { useTempDirs } from "../support/temp-dir.js";
 
 const STALL_PRELOAD = fileURLToPath(new URL("../support/stalling-sync.mjs", import.meta.url));
 const tempDir = useTempDirs();
-let lockd: LockdProcess | undefined;
-
-afterEach(async () => {
-  await lockd?.stop();
-  lockd?.cleanup();
-  lockd = undefined;
-});
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("frames held back on a connection its client reset", () => {
   it("are dropped: a RELEASE given up by its client does not end the owner's newer lease", async () => {
     const stallFile = join(tempDir(), "stall");
-    lockd = await spawnLockd({
+    const lockd = await spawnLockd({
       args: ["--max-inflight", "4", "--inline-sync-max", "0"],
       env: { NODE_OPTIONS: `--import ${STALL_PRELOAD}`, BATON_TEST_STALL_FILE: stallFile },
     });
-    const owner = { lock: 7n, owner: 1n };
-    const first = await RawClient.open(lockd.port);
-    first.write(acquire(owner, 1_000n));
-    expect(responses(await first.read(17))[0]!.status).toBe(Status.Ok);
-    const grantedAt = performance.now();
-
-    writeFileSync(stallFile, ""); // the disk stalls
-    const givenUp = await RawClient.open(lockd.port);
-    // Four INSPECTs fill --max-inflight 4; the RELEASE behind them is read and held back.
-    givenUp.write(Buffer.concat([1n, 2n, 3n, 4n].map((lock) => inspect({ lock: 100n + lock, owner: 1n })).concat(release(owner))));
-    await sleep(300);
-    givenUp.socket.resetAndDestroy(); // no answer in time: the client gives the connection up
-
-    await sleep(Math.max(0, 1_100 - (performance.now() - grantedAt))); // the first lease has expired
-    const again = await RawClient.open(lockd.port);
-    again.write(acquire(owner, 60_000n));
-    await sleep(200);
-    rmSync(stallFile); // the disk is back: the new lease is granted, the held RELEASE must not run
-    const [granted] = responses(await again.read(17));
-    expect(granted!.status).toBe(Status.Ok);
-    await sleep(100);
-    again.write(inspect(owner));
-    expect(responses(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
-    first.close();
-    again.close();
+    try {
+      await heldReleaseAfterReset(lockd, stallFile);
+    } finally {
+      await lockd.stop();
+      lockd.cleanup();
+    }
   });
 });
+
+/** The owner's RELEASE is held back on a connection it then resets; its newer lease must survive it. */
+async function heldReleaseAfterReset(lockd: LockdProcess, stallFile: string): Promise<void> {
+  const owner = { lock: 7n, owner: 1n };
+  const first = await RawClient.open(lockd.port);
+  first.write(acquire(owner, 1_000n));
+  expect(responses(await first.read(17))[0]!.status).toBe(Status.Ok);
+  const grantedAt = performance.now();
+
+  writeFileSync(stallFile, ""); // the disk stalls
+  const givenUp = await RawClient.open(lockd.port);
+  // Four INSPECTs fill --max-inflight 4; the RELEASE behind them is read and held back.
+  givenUp.write(Buffer.concat([1n, 2n, 3n, 4n].map((lock) => inspect({ lock: 100n + lock, owner: 1n })).concat(release(owner))));
+  await sleep(300);
+  givenUp.socket.resetAndDestroy(); // no answer in time: the client gives the connection up
+
+  await sleep(Math.max(0, 1_100 - (performance.now() - grantedAt))); // the first lease has expired
+  const again = await RawClient.open(lockd.port);
+  again.write(acquire(owner, 60_000n));
+  await sleep(200);
+  rmSync(stallFile); // the disk is back: the new lease is granted, the held RELEASE must not run
+  const [granted] = responses(await again.read(17));
+  expect(granted!.status).toBe(Status.Ok);
+  await sleep(100);
+  again.write(inspect(owner));
+  expect(responses(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
+  first.close();
+  again.close();
+}
