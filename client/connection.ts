@@ -98,9 +98,15 @@ export class Connection {
         pending.fail(new RequestAbortedError(signal!.reason));
       };
       const timer = setTimeout(() => {
-        pending.abandoned = true;
-        pending.fail(new RequestTimeoutError(this.label, timeoutMs));
-        this.suspectDead(pending);
+        // Timers run before the event loop polls its sockets: after the process was busy (a long
+        // task, a GC pause), a reply may already be in the kernel. It is read first; only a request
+        // still unanswered then times out, and only then can its connection be presumed dead.
+        setImmediate(() => {
+          if (done) return;
+          pending.abandoned = true;
+          pending.fail(new RequestTimeoutError(this.label, timeoutMs));
+          this.suspectDead(pending);
+        });
       }, timeoutMs);
       signal?.addEventListener("abort", onAbort, { once: true });
       if (this.matcher.inFlight < this.options.maxInFlight && this.waiting.length === 0) this.write(pending);

@@ -1,7 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { BatonClient, type RetryEvent } from "../../client/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 
+const STALL_PRELOAD = fileURLToPath(new URL("../support/stalling-sync.mjs", import.meta.url));
 const started: LockdProcess[] = [];
 afterEach(async () => {
   for (const lockd of started.splice(0)) {
@@ -77,6 +82,38 @@ describe("the client after lockd closes its idle connection (--idle-timeout)", (
       expect(retries).toEqual([]);
     } finally {
       client.close();
+    }
+  });
+});
+
+describe("the client after its own process was busy past the request timeout", () => {
+  it("takes the reply that arrived meanwhile, instead of timing out and resetting a healthy connection", async () => {
+    const stallFile = join(mkdtempSync(join(tmpdir(), "baton-stall-")), "stall");
+    const lockd = await spawnLockd({
+      args: ["--inline-sync-max", "0"],
+      env: { NODE_OPTIONS: `--import ${STALL_PRELOAD}`, BATON_TEST_STALL_FILE: stallFile },
+    });
+    started.push(lockd);
+    const client = new BatonClient({ endpoints: [`127.0.0.1:${lockd.port}`], timeoutMs: 200, attempts: 1 });
+    const disconnects: string[] = [];
+    client.on("disconnect", (endpoint: string) => disconnects.push(endpoint));
+    try {
+      await client.connect();
+      writeFileSync(stallFile, ""); // the answer waits for the disk
+      const asked = client.acquire("busy", { ttlMs: 60_000 });
+      // Busy in the check phase, so the loop's next step is its timers, before it polls the socket.
+      setTimeout(() =>
+        setImmediate(() => {
+          rmSync(stallFile); // the answer goes out now, while this process is busy past the timeout
+          const until = performance.now() + 400;
+          while (performance.now() < until);
+        }),
+      50);
+      expect((await asked).status).toBe("acquired");
+      expect(disconnects).toEqual([]);
+    } finally {
+      client.close();
+      rmSync(stallFile, { force: true });
     }
   });
 });
