@@ -321,8 +321,9 @@ export class CommitPipeline {
   }
 
   private readonly settle = (batch: Batch, result: AppendResult): void => {
-    if (!result.ok) this.refuse("log append", result.error);
-    if (result.ok && batch.entries > 0) {
+    if (!result.ok) {
+      this.refuse("log append", result.error);
+    } else if (batch.entries > 0) {
       this.counters.recordCommit(performance.now() - batch.appendedAtMs);
       // Appends become durable in call order, so every entry up to this batch's last is in the log.
       if (batch.lastIndex > this.lastDurableIndex) this.lastDurableIndex = batch.lastIndex;

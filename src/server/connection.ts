@@ -58,7 +58,7 @@ export class Connection implements ReplySink {
    * (One function per connection, not one per write.)
    */
   private readonly onRepliesWritten = (error?: Error | null): void => {
-    if (error == null && this.readingPaused) this.maybeResume();
+    if (error == null) this.maybeResume();
   };
 
   /**

@@ -81,19 +81,16 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     if (config.fsync === "never") {
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }
-    let refuseAll = (_what: string, error: Error): void => {
-      throw error; // before the pipeline exists: the start fails
-    };
-    const pipeline = new CommitPipeline({
+    const pipeline: CommitPipeline = new CommitPipeline({
       stateMachine: sm,
       log,
       limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
-      clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, (what, error) => refuseAll(what, error)),
+      // The clock is first read by the pipeline, so `pipeline` is set by the time it is asked for.
+      clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline),
       logger,
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
-    refuseAll = (what, error) => pipeline.refuse(what, error);
     if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
@@ -196,27 +193,25 @@ async function bumpBeforeServing(pipeline: CommitPipeline, sm: StateMachine, amo
  * The leader's clock after a restart: it goes on absorbing what the clock before the restart may
  * have had left of a forward step, estimated from the last record (the pipeline keeps logical time
  * from going back below the recovered time). The clock records whenever what is left outgrows the
- * last record, in the data directory, for the next restart. A record that cannot be written calls
- * `refuseAll`: leases granted after it could end early at a restart, so none are.
+ * last record, in the data directory, for the next restart. A record that cannot be written makes
+ * the pipeline refuse every request: leases granted after it could end early at a restart.
  */
-function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, refuseAll: (what: string, error: Error) => void): Clock {
+function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline: () => Pick<CommitPipeline, "failed" | "refuse">): Clock {
   const previous = readClockStep(dir);
   // Rounded up: carrying over more than is left only makes leases last longer.
   const unabsorbedMs = previous === null ? 0 : Math.ceil(unabsorbedStepMs(previous, recoveredMs));
   if (unabsorbedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
   }
-  let recordFailed = false;
   return systemClock(
     (aheadMs) => logger.warn(describeClockStep(aheadMs)),
     (step) => {
-      if (recordFailed) return false; // refusing already: no write attempt per reading
+      if (pipeline().failed !== null) return false; // refusing already: no write attempt per reading
       try {
         writeClockStep(dir, step);
         return true;
       } catch (error) {
-        recordFailed = true;
-        refuseAll(`recording the wall-clock step in ${dir.root}`, error as Error);
+        pipeline().refuse(`recording the wall-clock step in ${dir.root}`, error as Error);
         return false;
       }
     },

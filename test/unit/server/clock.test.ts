@@ -16,8 +16,12 @@ class FakeMachine {
   realMs = 1_000.25; // monotonic, fractional like performance.now()
   wallOffsetMs = START_MS - 1_000;
   readonly steps: number[] = [];
-  /** What the clock recorded for a restart, in order. */
+  /** What the clock asked to record for a restart, in order. */
   readonly records: ClockStep[] = [];
+  /** Whether a record the clock asks for is written (a disk that fails: false). */
+  recordsDurable = true;
+  /** The last record written: what a restart reads. */
+  private lastDurable: ClockStep | null = null;
   clock: SteadyWallClock;
 
   constructor(unabsorbedMs = 0) {
@@ -33,7 +37,8 @@ class FakeMachine {
         onStep: (aheadMs) => this.steps.push(aheadMs),
         onRecord: (step) => {
           this.records.push(step);
-          return true;
+          if (this.recordsDurable) this.lastDurable = step;
+          return this.recordsDurable;
         },
       },
       unabsorbedMs,
@@ -44,7 +49,7 @@ class FakeMachine {
 
   /** A restart as lockd does it: what is left is estimated from the last record and the logical time. */
   restart(): void {
-    const last = this.records.at(-1) ?? null;
+    const last = this.lastDurable;
     this.startClock(last === null ? 0 : Math.ceil(unabsorbedStepMs(last, this.logicalMs)), last);
   }
 
@@ -187,31 +192,20 @@ describe("the leader's clock", () => {
   });
 
   it("asks again at the next reading when a record could not be written", () => {
-    let durable = false;
-    const asked: ClockStep[] = [];
-    let realMs = 1_000;
-    let offsetMs = START_MS;
-    const clock = new SteadyWallClock({
-      wallMs: () => Math.floor(realMs + offsetMs),
-      monotonicMs: () => realMs,
-      onStep: () => {},
-      onRecord: (step) => {
-        asked.push(step);
-        return durable;
-      },
-    });
-    clock.nowMs();
-    offsetMs += 60_000;
-    realMs += 10;
-    clock.nowMs();
-    expect(asked).toHaveLength(1);
-    realMs += 10;
-    durable = true;
-    clock.nowMs();
-    expect(asked).toHaveLength(2);
-    realMs += 10;
-    clock.nowMs();
-    expect(asked).toHaveLength(2); // recorded: nothing more until the lag outgrows the record
+    const machine = new FakeMachine();
+    machine.recordsDurable = false;
+    machine.read();
+    machine.stepWall(60_000);
+    machine.advance(10);
+    machine.read();
+    expect(machine.records).toHaveLength(1);
+    machine.advance(10);
+    machine.recordsDurable = true;
+    machine.read();
+    expect(machine.records).toHaveLength(2);
+    machine.advance(10);
+    machine.read();
+    expect(machine.records).toHaveLength(2); // recorded: nothing more until the lag outgrows the record
   });
 
   it("records a step under a second too, and writes no record while the wall clock keeps time", () => {
