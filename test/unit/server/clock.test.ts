@@ -126,6 +126,33 @@ describe("the leader's clock", () => {
     expect(machine.read()).toBe(machine.wallMs);
   });
 
+  it("keeps its rates to the millisecond over thousands of evenly spaced readings, which rounding could bias", () => {
+    // Intervals that are exact binary fractions, so the machine's real time is summed without error.
+    for (const intervalMs of [5 / 1024, 13 / 1024, 29 / 1024, 61 / 1024, 130 / 1024]) {
+      for (const [stepMs, rate] of [
+        [3_600_000, 1 + SLEW_RATE],
+        [-3_600_000, 1 - SLEW_RATE],
+      ] as const) {
+        const machine = new FakeMachine();
+        machine.advance(1);
+        machine.stepWall(stepMs);
+        machine.advance(intervalMs);
+        const from = machine.read();
+        const realFrom = machine.realMs;
+        const readings = Math.floor(5_000 / intervalMs);
+        for (let n = 0; n < readings; n++) {
+          machine.advance(intervalMs);
+          machine.read();
+        }
+        const expected = (machine.realMs - realFrom) * rate;
+        const moved = machine.logicalMs - from;
+        if (Math.abs(moved - expected) > 1) {
+          throw new Error(`${readings} readings ${intervalMs} ms apart after a ${stepMs} ms step: moved ${moved} ms, ${expected} at ${rate}`);
+        }
+      }
+    }
+  });
+
   it("takes a brief backward glitch's correction quietly, not for a forward step", () => {
     const machine = new FakeMachine();
     const before = machine.read();
