@@ -294,6 +294,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const result = await this.acquire(lockId, { ...options, autoRenew: options.autoRenew ?? true });
     if (result.status === "held") throw new LockWaitTimeoutError(lockId.label, options.waitMs ?? 0, result.expiresAt);
     const { lease } = result;
+    // Granted, but answered after the local deadline (a slow round trip, or a ttl the margin takes
+    // whole): the lock may pass to another holder at any moment, so the callback must not start.
+    const lostAlready = lease.lossReason;
+    if (lostAlready !== undefined) throw new LeaseLostError(lostAlready);
     try {
       return await fn(lease);
     } finally {

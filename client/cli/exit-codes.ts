@@ -18,9 +18,9 @@ export const ExitCode = {
   Unavailable: 69,
   /** The server broke the protocol, or lockctl failed unexpectedly. */
   Software: 70,
-  /** run: the lock was still held by another owner after --wait. */
+  /** run: the lock was still held after --wait (by another owner, or by this owner id through an earlier acquire). */
   LockBusy: 75,
-  /** run: the lease was lost while the command ran; the command was sent SIGTERM. */
+  /** run: the lease was lost while the command ran (the command was sent SIGTERM), or before it started (not run). */
   LeaseLost: 76,
   /** run: the command could not be started (not found, not executable). */
   CommandNotFound: 127,

@@ -3,7 +3,8 @@
  * with the fencing token in its environment, renew in the background, release when it exits and exit
  * with its code. If the lease is lost, the command gets SIGTERM (SIGKILL after --kill-after) and
  * lockctl exits with ExitCode.LeaseLost, whatever the command's own code, as soon as the command has
- * exited, without a release (the lease has ended: see below).
+ * exited, without a release (the lease has ended: see below). A grant that arrives with its lease
+ * already ended never starts the command, and exits with ExitCode.LeaseLost too.
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
@@ -26,10 +27,18 @@ const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP"] as const;
 export async function runLocked(client: BatonClient, options: RunOptions): Promise<number> {
   const acquired = await client.acquire(options.lock, { ttlMs: options.ttlMs, waitMs: options.waitMs, autoRenew: true });
   if (acquired.status === "held") {
-    process.stderr.write(`lockctl: ${options.lock.label} is held by another owner (waited ${options.waitMs} ms)\n`);
+    process.stderr.write(`lockctl: ${options.lock.label} is held (waited ${options.waitMs} ms)\n`);
     return ExitCode.LockBusy;
   }
   const { lease } = acquired;
+  const lostAlready = lease.lossReason;
+  if (lostAlready !== undefined) {
+    // Granted past the local deadline (a slow round trip, or a ttl the margin takes whole): the lock
+    // may pass to another holder at any moment, so the command is not started. (The lease's signal
+    // is aborted already, and a listener added now would never be called.)
+    process.stderr.write(`lockctl: lease on ${options.lock.label} lost (${lostAlready}) before the command started; not running it\n`);
+    return ExitCode.LeaseLost;
+  }
   const child = spawn(options.command, options.args, {
     stdio: "inherit",
     env: { ...process.env, BATON_FENCING_TOKEN: lease.fencingToken.toString(), BATON_LOCK: options.lock.label, BATON_OWNER: lease.owner },

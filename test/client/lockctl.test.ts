@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -135,6 +135,15 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
       await unresponsive.close();
     }
   }, 20_000);
+
+  it("exits 76 without starting the command when the grant arrives past its lease's local deadline", async () => {
+    // A 2 ms ttl less the default 2 ms margin: the deadline is the send itself, so the grant is late.
+    const marker = join(workDir, "started-too-late");
+    const run = await lockctl(["run", "too-short", "--ttl", "2", "--", process.execPath, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`]);
+    expect(run.code).toBe(76);
+    expect(run.stderr).toContain("before the command started");
+    expect(existsSync(marker)).toBe(false);
+  });
 
   it("passes the lock name, fencing token and owner in the environment", async () => {
     const run = await lockctl(["run", "env", "--", process.execPath, "-e", "console.log(JSON.stringify([process.env.BATON_LOCK, process.env.BATON_FENCING_TOKEN, process.env.BATON_OWNER]))"]);

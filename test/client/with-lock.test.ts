@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BatonClient, LockWaitTimeoutError } from "../../client/index.js";
+import { BatonClient, LeaseLostError, LockWaitTimeoutError } from "../../client/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 
 let lockd: LockdProcess;
@@ -64,6 +64,20 @@ describe("withLock runs the callback under the lock and always releases it", () 
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockWaitTimeoutError);
     expect((error as LockWaitTimeoutError).code).toBe("BATON_LOCK_WAIT_TIMEOUT");
+    expect(ran).toBe(false);
+  });
+
+  it("throws BATON_LEASE_LOST without running the callback when the grant arrives past its local deadline", async () => {
+    // A 2 ms ttl less the default 2 ms margin: the deadline is the send itself, so every grant is late.
+    let ran = false;
+    const error = await client
+      .withLock("too-short", { ttlMs: 2 }, () => {
+        ran = true;
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LeaseLostError);
+    expect((error as LeaseLostError).code).toBe("BATON_LEASE_LOST");
+    expect((error as LeaseLostError).reason).toBe("deadline");
     expect(ran).toBe(false);
   });
 });
