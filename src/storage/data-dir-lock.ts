@@ -10,7 +10,10 @@
  *
  * A pid in the file is only for messages. Where `flock` is missing, the directory falls back to the
  * pid check (a LOCK whose pid runs in this pid namespace is in use), which cannot see a lockd in
- * another container; lockd warns when it starts that way.
+ * another container; lockd warns when it starts that way. Such a holder takes no flock, so it marks
+ * its pid (PID_FILE_MARK), and a lockd that does get the flock still refuses while that pid runs:
+ * otherwise one started where `flock` is missing and one started where it is present would share
+ * the directory.
  */
 import { spawnSync } from "node:child_process";
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
@@ -38,6 +41,9 @@ export interface DataDirLockOptions {
  */
 const FLOCK_ARGS = ["-n", "-x", "3"];
 
+/** Follows the pid of a holder without flock: `<pid> pid-file`. */
+const PID_FILE_MARK = "pid-file";
+
 export function lockDataDir(lockFile: string, dirForMessages: string, options: DataDirLockOptions = {}): DataDirLock {
   const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
   const result = spawnSync(options.flockProgram ?? "flock", FLOCK_ARGS, {
@@ -62,6 +68,14 @@ export function lockDataDir(lockFile: string, dirForMessages: string, options: D
     const why = result.error?.message ?? (result.stderr.trim() || `exit status ${result.status ?? result.signal}`);
     throw new Error(`cannot lock ${lockFile} with flock: ${why}`);
   }
+  const unlocked = readHolder(lockFile, PID_FILE_MARK);
+  if (unlocked !== null && unlocked !== process.pid && isRunning(unlocked)) {
+    closeSync(fd);
+    throw new DataDirInUseError(
+      `data directory ${dirForMessages} is in use by another lockd (pid ${unlocked}, started without flock); ` +
+        `stop it, or use another --data. If no lockd uses it, delete ${lockFile}.`,
+    );
+  }
   ftruncateSync(fd, 0);
   writeSync(fd, `${process.pid}\n`, 0);
   // The file is never removed: a process that opened it before the unlink would lock the old inode
@@ -72,12 +86,12 @@ export function lockDataDir(lockFile: string, dirForMessages: string, options: D
 function lockWithPidFile(lockFile: string, dirForMessages: string): DataDirLock {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(lockFile, `${process.pid}\n`, { flag: "wx" });
+      writeFileSync(lockFile, `${process.pid} ${PID_FILE_MARK}\n`, { flag: "wx" });
       return {
         kind: "pid-file",
         release() {
           try {
-            if (readFileSync(lockFile, "utf8").trim() === String(process.pid)) unlinkSync(lockFile);
+            if (readHolder(lockFile, PID_FILE_MARK) === process.pid) unlinkSync(lockFile);
           } catch {
             // already gone: nothing to release
           }
@@ -103,9 +117,12 @@ function lockWithPidFile(lockFile: string, dirForMessages: string): DataDirLock 
   throw new DataDirInUseError(`data directory ${dirForMessages} is being locked by another lockd starting at the same time`);
 }
 
-function readHolder(lockFile: string): number | null {
+/** The pid a LOCK file names (only if it carries `mark`, when given), or null. */
+function readHolder(lockFile: string, mark?: string): number | null {
   try {
-    const pid = Number(readFileSync(lockFile, "utf8").trim());
+    const [pidText, markText] = readFileSync(lockFile, "utf8").trim().split(" ");
+    if (mark !== undefined && markText !== mark) return null;
+    const pid = Number(pidText);
     return Number.isInteger(pid) && pid > 0 ? pid : null;
   } catch {
     return null;

@@ -102,9 +102,20 @@ describe("one lockd per data directory (pid-file fallback without flock)", () =>
     expect(() => lockDataDir(lockFile, "d", noFlock)).toThrow(/in use by another lockd \(pid 1\)/);
     writeFileSync(lockFile, "999999999\n"); // no such process: stale
     const taken = lockDataDir(lockFile, "d", noFlock);
-    expect(readFileSync(lockFile, "utf8").trim()).toBe(String(process.pid));
+    expect(readFileSync(lockFile, "utf8")).toBe(`${process.pid} pid-file\n`);
     taken.release();
     expect(existsSync(lockFile)).toBe(false);
     held.release();
+  });
+
+  it("is seen by a lockd that has flock: it refuses while the holder without flock runs, and takes over after", () => {
+    const lockFile = join(tempDir(), "LOCK");
+    writeFileSync(lockFile, "1 pid-file\n"); // a lockd started without flock, still running (pid 1 always is)
+    expect(() => lockDataDir(lockFile, "d")).toThrow(/in use by another lockd \(pid 1, started without flock\)/);
+    writeFileSync(lockFile, "999999999 pid-file\n"); // that lockd is gone
+    const taken = lockDataDir(lockFile, "d");
+    expect(taken.kind).toBe("flock");
+    expect(readFileSync(lockFile, "utf8")).toBe(`${process.pid}\n`);
+    taken.release();
   });
 });
