@@ -47,6 +47,7 @@ export type LeaseRenewResult = RenewResult | { readonly status: "lost" };
 export type LeaseReleaseResult = ReleaseResult | { readonly status: "lost" };
 
 export function acquireOutcome(response: Response): AcquireOutcome {
+  checkNumbers(Command.Acquire, response);
   switch (response.status) {
     case Status.Ok:
       return { status: "acquired", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
@@ -58,6 +59,7 @@ export function acquireOutcome(response: Response): AcquireOutcome {
 }
 
 export function renewResult(response: Response): RenewResult {
+  checkNumbers(Command.Renew, response);
   switch (response.status) {
     case Status.Ok:
       return { status: "renewed", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
@@ -71,6 +73,7 @@ export function renewResult(response: Response): RenewResult {
 }
 
 export function releaseResult(response: Response): ReleaseResult {
+  checkNumbers(Command.Release, response);
   switch (response.status) {
     case Status.Ok:
       return { status: "released", fencingToken: response.fencingToken, releasedAt: response.expiresAt };
@@ -84,6 +87,7 @@ export function releaseResult(response: Response): ReleaseResult {
 }
 
 export function inspectResult(response: Response): InspectResult {
+  checkNumbers(Command.Inspect, response);
   switch (response.status) {
     case Status.Ok:
       return { status: "heldByYou", fencingToken: response.fencingToken, expiresAt: response.expiresAt };
@@ -97,6 +101,21 @@ export function inspectResult(response: Response): InspectResult {
       return unexpected(Command.Inspect, response);
   }
 }
+
+/**
+ * Tokens and times are below 2^53 in every reply (protocol.md, conventions), and a grant's token is at
+ * least 1: anything else is not lockd answering (a port that echoes what it is sent, say), and must
+ * not pass for a fact about the lock.
+ */
+function checkNumbers(command: Command, response: Response): void {
+  const { fencingToken, expiresAt } = response;
+  const grant = response.status === Status.Ok && (command === Command.Acquire || command === Command.Renew);
+  if (fencingToken > MAX_WIRE_NUMBER || expiresAt > MAX_WIRE_NUMBER || (grant && fencingToken === 0n)) {
+    throw new ProtocolError(`impossible answer to ${COMMAND_NAMES[command]}: status ${response.status}, token ${fencingToken}, expires_at ${expiresAt}`);
+  }
+}
+
+const MAX_WIRE_NUMBER = BigInt(Number.MAX_SAFE_INTEGER);
 
 function unexpected(command: Command, response: Response): never {
   const name = COMMAND_NAMES[command];

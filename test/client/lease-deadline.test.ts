@@ -80,7 +80,7 @@ describe("the local deadline is the first send time plus the ttl minus the safet
   });
 
   it("never uses the server's expires_at: a far-future expiry does not extend the lease", async () => {
-    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(13n, 2n ** 62n) : reply(2)));
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(13n, BigInt(Number.MAX_SAFE_INTEGER)) : reply(2)));
     let nowMs = 0;
     client = new BatonClient({ endpoints: [server.endpoint], clock: () => nowMs });
     const result = await client.acquire("skewed", { ttlMs: 1000 });

@@ -139,6 +139,22 @@ describe("errors users can branch on", () => {
     expect((await rejection(c.inspect("jobs"))).code).toBe("BATON_PROTOCOL");
   });
 
+  it("turns numbers lockd never sends into BATON_PROTOCOL: a token or time of 2^53 or more, a grant with token 0", async () => {
+    const answers = [ok(1n << 53n, 1n), ok(1n, 1n << 53n), ok(0n, 1n), { status: 1, fencingToken: 0n, expiresAt: (1n << 64n) - 1n }];
+    const server = await serve((_request, index) => answers[index]!);
+    const c = client({ endpoints: [server.endpoint], attempts: 1 });
+    for (let n = 0; n < answers.length; n++) {
+      const error = await rejection(n < 3 ? c.acquire("jobs", { ttlMs: 1000 }) : c.inspect("jobs"));
+      expect(error.code).toBe("BATON_PROTOCOL");
+      expect(error.message).toContain("impossible answer");
+    }
+    // At the limits, the same answers are facts.
+    const fine = await serve((request) => (request.command === Command.Acquire ? ok(BigInt(Number.MAX_SAFE_INTEGER), BigInt(Number.MAX_SAFE_INTEGER)) : reply(2)));
+    const d = client({ endpoints: [fine.endpoint] });
+    expect(await d.acquire("jobs", { ttlMs: 1000 })).toMatchObject({ status: "acquired", fencingToken: BigInt(Number.MAX_SAFE_INTEGER) });
+    expect(await d.release("jobs")).toEqual({ status: "notHeld" });
+  });
+
   it("refuses misuse before sending: a bad ttl, an empty endpoint list", async () => {
     const server = await serve(() => ok(1n, 1n));
     const c = client({ endpoints: [server.endpoint] });
