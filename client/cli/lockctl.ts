@@ -17,11 +17,17 @@ import { packageVersion } from "../../src/version.js";
 interface ConnectionFlags {
   /** Parsed when given on the command line; the default (from the environment) is still text. */
   readonly endpoints: Endpoint[] | string;
-  readonly json: boolean;
   readonly timeout?: number;
   readonly attempts?: number;
   readonly hexId: boolean;
   readonly owner?: string;
+}
+
+const DEFAULT_MIX = "acquire=40,renew=20,release=30,inspect=10";
+
+/** acquire, renew, release and inspect print their answer as a line or, with --json, an object. */
+interface JsonFlag {
+  readonly json: boolean;
 }
 
 const DEFAULT_TTL_MS = 30_000;
@@ -68,8 +74,7 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .addOption(endpointsOption())
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
     .option("--timeout <ms>", "per-attempt reply timeout", wholeNumber(1))
-    .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1))
-    .option("--json", "print one JSON object instead of a line", false);
+    .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1));
   const envOwner = process.env.BATON_OWNER;
   if (envOwner !== undefined && envOwner !== "") {
     command.hook("preAction", () => {
@@ -143,7 +148,8 @@ const program = new Command("lockctl")
   .description("baton command line: take, inspect and release leases with fencing tokens; hold a lock around a command; load a server")
   .version(packageVersion())
   .exitOverride()
-  .showHelpAfterError("(add --help for usage)")
+  // Usage errors in the same one-line form as every other error (client/README.md, "lockctl").
+  .configureOutput({ outputError: (message, write) => write(`lockctl: ${message.replace(/^error: /, "").trimEnd()} (see --help)\n`) })
   .addHelpText(
     "after",
     `
@@ -165,6 +171,7 @@ Examples:
   );
 
 lockCommand(program, "acquire", "acquire a lock once (or keep trying for --wait ms); prints the fencing token and the owner id")
+  .option("--json", "print one JSON object instead of a line", false)
   .option("--ttl <ms>", "lease length", wholeNumber(1), DEFAULT_TTL_MS)
   .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
   .addOption(ownerOption("default: a new random owner, printed"))
@@ -179,7 +186,7 @@ Examples:
   owner=$(lockctl acquire reports --json | jq -r .owner)
   lockctl acquire reports --owner 5eed --wait 5000`,
   )
-  .action(async (name: string, flags: ConnectionFlags & { ttl: number; wait: number }) => {
+  .action(async (name: string, flags: ConnectionFlags & JsonFlag & { ttl: number; wait: number }) => {
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
       const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait });
@@ -190,6 +197,7 @@ Examples:
   });
 
 lockCommand(program, "renew", "extend a lease held by --owner by --ttl from now")
+  .option("--json", "print one JSON object instead of a line", false)
   .option("--ttl <ms>", "new lease length from now", wholeNumber(1), DEFAULT_TTL_MS)
   .addOption(ownerOption("required: the owner that acquired the lock"))
   .addHelpText(
@@ -199,7 +207,7 @@ Examples:
   lockctl renew reports --owner 9f2c0c4d5e6f77a18899aabbccddeeff --ttl 60000
   BATON_OWNER=9f2c0c4d5e6f77a18899aabbccddeeff lockctl renew reports`,
   )
-  .action(async (name: string, flags: ConnectionFlags & { ttl: number }) => {
+  .action(async (name: string, flags: ConnectionFlags & JsonFlag & { ttl: number }) => {
     requireOwner(flags, "renew");
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
@@ -211,6 +219,7 @@ Examples:
   });
 
 lockCommand(program, "release", "release a lease held by --owner")
+  .option("--json", "print one JSON object instead of a line", false)
   .addOption(ownerOption("required: the owner that acquired the lock"))
   .addHelpText(
     "after",
@@ -219,7 +228,7 @@ Examples:
   lockctl release reports --owner 9f2c0c4d5e6f77a18899aabbccddeeff
   lockctl release 00ff00ff00ff00ff00ff00ff00ff00ff --hex-id --owner 5eed --json`,
   )
-  .action(async (name: string, flags: ConnectionFlags) => {
+  .action(async (name: string, flags: ConnectionFlags & JsonFlag) => {
     requireOwner(flags, "release");
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
@@ -236,6 +245,7 @@ Examples:
   });
 
 lockCommand(program, "inspect", "show whether a lock is held, by --owner or by someone else; changes nothing")
+  .option("--json", "print one JSON object instead of a line", false)
   .addOption(ownerOption("default: a random owner (then the answer is held-by-another or free)"))
   .addHelpText(
     "after",
@@ -244,7 +254,7 @@ Examples:
   lockctl inspect reports                       # exit 1 held, 2 free
   lockctl inspect reports --owner 9f2c0c4d5e6f77a18899aabbccddeeff --json`,
   )
-  .action(async (name: string, flags: ConnectionFlags) => {
+  .action(async (name: string, flags: ConnectionFlags & JsonFlag) => {
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
       const result = await client.inspect(lock);
@@ -291,7 +301,11 @@ program
   .option("--connections <n>", "clients, one connection each", wholeNumber(1), 4)
   .option("--pipeline <n>", "requests in flight per connection", wholeNumber(1), 32)
   .option("--keys <n>", "distinct locks (bench-0 .. bench-N-1)", wholeNumber(1), 10_000)
-  .option("--mix <weights>", `command weights, of ${BENCH_COMMANDS.join(", ")}`, flagParser(parseMix), parseMix("acquire=40,renew=20,release=30,inspect=10"))
+  .addOption(
+    new Option("--mix <weights>", `command weights, of ${BENCH_COMMANDS.join(", ")}`)
+      .argParser(flagParser(parseMix))
+      .default(parseMix(DEFAULT_MIX), DEFAULT_MIX),
+  )
   .option("--duration <time>", "how long: 10s, 500ms, 2m", flagParser(parseDurationMs), 10_000)
   .option("--ttl <ms>", "ttl of acquired and renewed leases", wholeNumber(1), 10_000)
   .option("--json", "print the summary as JSON", false)

@@ -197,6 +197,15 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     expect((await lockctl(["release"])).code).toBe(64);
   });
 
+  it("reports a usage error as one line on stderr, like every other error, and nothing on stdout", async () => {
+    for (const args of [["acquire", "cli", "--ttl", "0"], ["acquire"], ["no-such-command"], ["run", "cli", "--json", "--", "true"]]) {
+      const finished = await lockctl(args);
+      expect(finished.code).toBe(64);
+      expect(finished.stdout).toBe("");
+      expect(finished.stderr).toMatch(/^lockctl: [^\n]+ \(see --help\)\n$/);
+    }
+  });
+
   it("names the environment variable when $BATON_ENDPOINTS or $BATON_OWNER is malformed", async () => {
     const endpoints = await lockctl(["inspect", "cli"], undefined, { BATON_ENDPOINTS: "garbage::" });
     expect(endpoints.code).toBe(64);
