@@ -25,6 +25,30 @@ export const SLEW_RATE = 0.01;
 const FAST = 1 + SLEW_RATE;
 const SLOW = 1 - SLEW_RATE;
 
+/**
+ * The wall clock is read first, then the monotonic clock: a pause between them (a collection, the
+ * thread descheduled) makes the wall reading stale, never ahead, and the ceiling is then below real
+ * time by the pause. Below it by less than 1% of a millisecond, the next reading of an honest wall
+ * clock can never pass it (the wall clock's whole milliseconds leave no room), but a longer pause
+ * would look like a forward step nobody made. So a second monotonic reading before the wall clock
+ * measures the pause, and the reads are taken again, up to READ_TRIES times, until it is at most
+ * TIGHT_READ_MS (it is a fraction of a microsecond unless something came between them). Should every
+ * try be interrupted, the last is used: its pause may then add to how far time can run ahead, as it
+ * did before pauses were measured.
+ */
+export const TIGHT_READ_MS = 0.002;
+const READ_TRIES = 3;
+
+/** The wall clock, and the monotonic clock right after it (see TIGHT_READ_MS). */
+function readClocks(sources: ClockSources): { readonly wallMs: number; readonly monotonicMs: number } {
+  for (let tries = 1; ; tries++) {
+    const before = sources.monotonicMs();
+    const wallMs = sources.wallMs();
+    const monotonicMs = sources.monotonicMs();
+    if (monotonicMs - before <= TIGHT_READ_MS || tries === READ_TRIES) return { wallMs, monotonicMs };
+  }
+}
+
 /** A step at least this large is logged. */
 const REPORTED_STEP_MS = 1000;
 
@@ -115,16 +139,16 @@ export class SteadyWallClock implements Clock {
     unabsorbedMs = 0,
     lastRecord: ClockStep | null = null,
   ) {
-    this.ceilingMs = sources.wallMs() + 1 - unabsorbedMs;
-    this.lastMonotonicMs = sources.monotonicMs();
+    const reading = readClocks(sources);
+    // Less the most a reading may be stale: the clock before the restart may have had its ceiling
+    // that far below real time, and a restart adds no more than the wall clock's 1 ms to it.
+    this.ceilingMs = reading.wallMs + 1 - TIGHT_READ_MS - unabsorbedMs;
+    this.lastMonotonicMs = reading.monotonicMs;
     this.lastRecord = lastRecord;
   }
 
   nowMs(): number {
-    // The wall clock first: a pause between the two reads then makes the wall reading stale, never
-    // ahead of the monotonic reading.
-    const wall = this.sources.wallMs();
-    const monotonic = this.sources.monotonicMs();
+    const { wallMs: wall, monotonicMs: monotonic } = readClocks(this.sources);
     const elapsed = monotonic - this.lastMonotonicMs;
     const most = this.grown(FAST, monotonic, elapsed);
     const behind = this.grown(SLOW, monotonic, elapsed);
