@@ -140,8 +140,9 @@ export class SteadyWallClock implements Clock {
     lastRecord: ClockStep | null = null,
   ) {
     const reading = readClocks(sources);
-    // Less the most a reading may be stale: the clock before the restart may have had its ceiling
-    // that far below real time, and a restart adds no more than the wall clock's 1 ms to it.
+    // Less the most a reading may be stale: the last reading before the restart may have hidden that
+    // much of a forward step from the record (its wall reading was that old), and a restart must not
+    // take it at once on top of the wall clock's 1 ms.
     this.ceilingMs = reading.wallMs + 1 - TIGHT_READ_MS - unabsorbedMs;
     this.lastMonotonicMs = reading.monotonicMs;
     this.lastRecord = lastRecord;
@@ -167,8 +168,15 @@ export class SteadyWallClock implements Clock {
       }
     } else if (wall + 2 >= behind) {
       // In step. (Up to a millisecond behind is the wall clock's whole milliseconds, not a step.)
-      this.anchorRate = 0;
-      this.ceilingMs = Math.min(most, wall + 1);
+      // The ceiling is the wall clock's next millisecond, or grows at 1 + rate where that is less:
+      // a run of such readings is computed from its start like a catch-up, or rounding would add up.
+      if (most <= wall + 1) {
+        this.anchor(FAST);
+        this.ceilingMs = most;
+      } else {
+        this.anchorRate = 0;
+        this.ceilingMs = wall + 1;
+      }
       sample = wall;
     } else {
       // Behind: a backward step. Not followed back, and not stood still at either: a lease granted

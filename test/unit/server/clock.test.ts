@@ -168,6 +168,30 @@ describe("the leader's clock", () => {
     }
   });
 
+  it("follows a wall clock running fast at no more than 1%, and an honest one exactly, however evenly spaced the readings", () => {
+    for (const intervalMs of [0.001, 0.0015, 0.0025, 5 / 1024, 0.0125, 13 / 1024]) {
+      for (const wallRate of [1, 1.015]) {
+        const machine = new FakeMachine();
+        const realStart = machine.realMs;
+        const offsetStart = machine.wallOffsetMs;
+        const from = machine.read();
+        const readings = Math.floor(Math.min(2_000, 20_000_000 * intervalMs) / intervalMs);
+        for (let n = 1; n <= readings; n++) {
+          // Both computed afresh, so the machine itself adds no rounding.
+          machine.realMs = realStart + n * intervalMs;
+          machine.wallOffsetMs = offsetStart + (wallRate - 1) * n * intervalMs;
+          machine.read();
+        }
+        const real = machine.realMs - realStart;
+        const moved = machine.logicalMs - from;
+        if (wallRate === 1 && (machine.records.length > 0 || machine.logicalMs !== machine.wallMs)) {
+          throw new Error(`an honest wall clock read every ${intervalMs} ms: ${machine.records.length} records, logical ${machine.logicalMs} against ${machine.wallMs}`);
+        }
+        if (moved > real * (1 + SLEW_RATE) + 1) throw new Error(`a wall clock ${wallRate}x fast read every ${intervalMs} ms: moved ${moved} ms in ${real} ms`);
+      }
+    }
+  });
+
   it("takes no pause between its clock reads for a step of an honest wall clock", () => {
     const generator = randomFromSeed(`pauses between clock reads:${seed}`);
     const random = () => generator.next();
