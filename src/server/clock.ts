@@ -114,7 +114,8 @@ export class SteadyWallClock implements Clock {
   private ceilingMs: number;
   private lastMonotonicMs: number;
   /**
-   * While the ceiling grows at one rate reading after reading (catching up, or running slow), it is
+   * While the ceiling grows at one rate reading after reading (catching up, running slow, or in step
+   * with the wall clock's next millisecond further than that growth), it is
    * computed from where that run began, never by adding each reading's share: readings come every few
    * microseconds, and rounding each sum to the ceiling's precision (about 0.24 µs at today's epoch
    * times) could add up to half of it per reading, in the same direction when readings are evenly
