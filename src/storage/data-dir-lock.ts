@@ -68,13 +68,10 @@ export function lockDataDir(lockFile: string, dirForMessages: string, options: D
     const why = result.error?.message ?? (result.stderr.trim() || `exit status ${result.status ?? result.signal}`);
     throw new Error(`cannot lock ${lockFile} with flock: ${why}`);
   }
-  const unlocked = readHolder(lockFile, PID_FILE_MARK);
-  if (unlocked !== null && unlocked !== process.pid && isRunning(unlocked)) {
+  const unlocked = runningHolder(lockFile, PID_FILE_MARK);
+  if (unlocked !== null) {
     closeSync(fd);
-    throw new DataDirInUseError(
-      `data directory ${dirForMessages} is in use by another lockd (pid ${unlocked}, started without flock); ` +
-        `stop it, or use another --data. If no lockd uses it, delete ${lockFile}.`,
-    );
+    throw inUseByPid(dirForMessages, `pid ${unlocked}, started without flock`, lockFile);
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${process.pid}\n`, 0);
@@ -100,13 +97,8 @@ function lockWithPidFile(lockFile: string, dirForMessages: string): DataDirLock 
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
-    const holder = readHolder(lockFile);
-    if (holder !== null && holder !== process.pid && isRunning(holder)) {
-      throw new DataDirInUseError(
-        `data directory ${dirForMessages} is in use by another lockd (pid ${holder}); ` +
-          `stop it, or use another --data. If no lockd uses it, delete ${lockFile}.`,
-      );
-    }
+    const holder = runningHolder(lockFile);
+    if (holder !== null) throw inUseByPid(dirForMessages, `pid ${holder}`, lockFile);
     // Stale: its process is gone. Remove it and race for it once more.
     try {
       unlinkSync(lockFile);
@@ -115,6 +107,20 @@ function lockWithPidFile(lockFile: string, dirForMessages: string): DataDirLock 
     }
   }
   throw new DataDirInUseError(`data directory ${dirForMessages} is being locked by another lockd starting at the same time`);
+}
+
+/** The pid a LOCK file names (as readHolder), if it is another process and still runs; else null. */
+function runningHolder(lockFile: string, mark?: string): number | null {
+  const holder = readHolder(lockFile, mark);
+  return holder !== null && holder !== process.pid && isRunning(holder) ? holder : null;
+}
+
+/** The refusal for a directory a running pid holds; `holder` says which (in parentheses). */
+function inUseByPid(dirForMessages: string, holder: string, lockFile: string): DataDirInUseError {
+  return new DataDirInUseError(
+    `data directory ${dirForMessages} is in use by another lockd (${holder}); ` +
+      `stop it, or use another --data. If no lockd uses it, delete ${lockFile}.`,
+  );
 }
 
 /** The pid a LOCK file names (only if it carries `mark`, when given), or null. */
