@@ -3,7 +3,8 @@
  * state machine code that decided them. A torn tail (a partial or bad record at the very end of the
  * newest segment, with nothing valid after it) is an append that never completed, so it was never
  * acknowledged: it is truncated and reported. Damage anywhere else refuses the start, naming the file
- * and offset, because skipping a record would silently forget acknowledged state.
+ * and offset, because skipping a record would silently forget acknowledged state. Files a snapshot
+ * covers (older snapshots, segments wholly inside it) are leftovers of an interrupted clean-up and go.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
@@ -43,7 +44,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   let lastTerm = 0;
   let snapshotPath: string | null = null;
 
-  const newest = listSnapshots(dir)[0];
+  const [newest, ...older] = listSnapshots(dir);
   if (newest !== undefined) {
     const decoded = readSnapshotFile(newest.path, config, replayThrough);
     if (!decoded.ok) throw new RecoveryError(`snapshot ${newest.path} is unreadable: ${decoded.reason}`);
@@ -54,6 +55,10 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     lastIndex = decoded.position.lastIndex;
     lastTerm = decoded.position.lastTerm;
     snapshotPath = newest.path;
+    // Leftovers of a clean-up a crash cut short: recovery never reads a snapshot older than the
+    // newest (it refuses to start if the newest is unreadable), so each would stay until the next
+    // compaction's clean-up, and repeated crashes would pile them up.
+    for (const old of older) unlinkSync(old.path);
   }
   stateMachine ??= emptyStateFor(config, replayThrough);
 

@@ -4,7 +4,7 @@ import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import type { TableMemory } from "../../../src/core/table-memory.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
-import { listSegments, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
+import { listSegments, listSnapshots, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
@@ -199,7 +199,7 @@ describe("corruption before the tail refuses to start, naming the file and offse
 });
 
 describe("a clean-up after a snapshot, cut short by a crash", () => {
-  it("leaves covered files shorter, which recovery deletes (segments) or never reads (older snapshots)", async () => {
+  it("leaves covered files shorter, which recovery deletes without reading them", async () => {
     const root = tempDir();
     await writeLog(root, 12, 600);
     const dir = openDataDir(root);
@@ -217,6 +217,40 @@ describe("a clean-up after a snapshot, cut short by a crash", () => {
     expect(recovered.stateMachine.lockRecordCount).toBe(36);
     expect(recovered.stateMachine.nextFencingToken).toBe(37);
     for (const segment of sealed) expect(existsSync(segment.path)).toBe(false);
+    expect(existsSync(older.snapshotPath)).toBe(false);
+    expect(existsSync(newer.snapshotPath)).toBe(true);
+  });
+
+  it("deletes whole older snapshots too, so repeated crashes do not pile them up", async () => {
+    const root = tempDir();
+    await writeLog(root, 12, 600);
+    const dir = openDataDir(root);
+    const sealed = recover(dir, CONFIG, silentLogger).sealed;
+    expect(sealed.length).toBeGreaterThan(2);
+    const first = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed.slice(0, 1) });
+    const second = compact({ dir, config: CONFIG, snapshotPath: first.snapshotPath, segments: sealed.slice(1, 2) });
+    const third = compact({ dir, config: CONFIG, snapshotPath: second.snapshotPath, segments: sealed.slice(2) });
+
+    const recovered = recover(dir, CONFIG, silentLogger);
+
+    expect(recovered.snapshotPath).toBe(third.snapshotPath);
+    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([third.snapshotPath]);
+    expect(recovered.stateMachine.lockRecordCount).toBe(36);
+  });
+
+  it("keeps older snapshots when the newest is unreadable, and refuses to start", async () => {
+    const root = tempDir();
+    await writeLog(root, 12, 600);
+    const dir = openDataDir(root);
+    const sealed = recover(dir, CONFIG, silentLogger).sealed;
+    const older = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed.slice(0, 1) });
+    const newer = compact({ dir, config: CONFIG, snapshotPath: older.snapshotPath, segments: sealed.slice(1) });
+    const bytes = readFileSync(newer.snapshotPath);
+    bytes[bytes.length - 10]! ^= 0x10;
+    writeFileSync(newer.snapshotPath, bytes);
+
+    expect(() => recover(dir, CONFIG, silentLogger)).toThrow(RecoveryError);
+    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([newer.snapshotPath, older.snapshotPath]);
   });
 });
 
