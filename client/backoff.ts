@@ -1,7 +1,18 @@
 /**
  * Retry pacing: exponential backoff with jitter (pure), and a sleep that an AbortSignal cuts short.
  */
-import { RequestAbortedError } from "./errors.js";
+import { ClientClosedError, RequestAbortedError } from "./errors.js";
+
+/**
+ * The longest delay a Node timer takes (2^31 - 1 ms, about 24.8 days). A longer one fires after
+ * 1 ms instead, with a warning: every timer of the SDK is capped here, and the code that sets one
+ * re-arms it or acts early (a renewal sooner, a timeout after 24.8 days) where that matters.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export function timerDelay(ms: number): number {
+  return Math.min(ms, MAX_TIMER_MS);
+}
 
 export interface BackoffOptions {
   /** Delay before the first retry, before jitter. */
@@ -23,19 +34,33 @@ export function backoffDelayMs(retry: number, options: BackoffOptions, random: (
   return ceiling / 2 + random() * (ceiling / 2);
 }
 
-/** Resolves after `ms`, or rejects with RequestAbortedError as soon as `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms`; rejects at once with RequestAbortedError when `signal` aborts, or with
+ * ClientClosedError when `closing` (the client's own, aborted by close()) does.
+ */
+export function sleep(ms: number, signal?: AbortSignal, closing?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (closing?.aborted) return reject(new ClientClosedError());
     if (signal?.aborted) return reject(new RequestAbortedError(signal.reason));
-    const onAbort = () => {
+    const stop = () => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      closing?.removeEventListener("abort", onClose);
+    };
+    const onAbort = () => {
+      stop();
       reject(new RequestAbortedError(signal!.reason));
     };
+    const onClose = () => {
+      stop();
+      reject(new ClientClosedError());
+    };
     const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
+      stop();
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal?.addEventListener("abort", onAbort, { once: true });
+    closing?.addEventListener("abort", onClose, { once: true });
   });
 }
 

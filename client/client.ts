@@ -24,7 +24,7 @@ import {
   ServerUnavailableError,
 } from "./errors.js";
 import { randomOwner, toLockId, toOwnerBytes, type LockId, type LockRef, type OwnerRef } from "./ids.js";
-import { Lease, type LeaseDriver } from "./lease.js";
+import { Lease, validRenewInterval, type LeaseDriver } from "./lease.js";
 import {
   acquireOutcome,
   inspectResult,
@@ -32,6 +32,7 @@ import {
   renewResult,
   type AcquireResult,
   type InspectResult,
+  type LeaseReleaseResult,
   type ReleaseResult,
   type RenewResult,
 } from "./results.js";
@@ -154,6 +155,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   /** The endpoint requests go to first: the last one that answered as leader. */
   private current = 0;
   private closed = false;
+  /** Aborted by close(): backoff sleeps end at once. */
+  private readonly closing = new AbortController();
 
   constructor(options: BatonClientOptions = {}) {
     super();
@@ -186,6 +189,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, stopReason }, callOptions)).response),
       // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
       track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
+      isClosed: () => this.closed,
       ended: (lease) => this.leases.delete(lease),
       warn: (error) => this.emit("warning", error),
     };
@@ -218,6 +222,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort();
     for (const lease of [...this.leases]) lease.abandon();
     for (const connection of this.connections) connection.close();
   }
@@ -233,13 +238,14 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const owner = this.ownerOf(options);
     const waitMs = nonNegativeNumber(options.waitMs ?? 0, "waitMs");
     if (options.safetyMarginMs !== undefined) validSafetyMarginMs(options.safetyMarginMs, ttlMs);
+    autoRenewIntervalMs(options.autoRenew, ttlMs, options.safetyMarginMs); // misuse shows before anything is sent
     const giveUpAtMs = this.clock() + waitMs;
     // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
     for (let retry = 1; ; retry++) {
       const result = await this.acquireOnce(lockId, owner, ttlMs, options);
       const leftMs = giveUpAtMs - this.clock();
       if (result.status === "acquired" || leftMs <= 0) return result;
-      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal);
+      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing.signal);
     }
   }
 
@@ -247,8 +253,6 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const { response, sentAtMs } = await this.send({ command: Command.Acquire, lock: lockId, owner, ttlMs }, options);
     const outcome = acquireOutcome(response);
     if (outcome.status === "held") return outcome;
-    const autoRenew = options.autoRenew ?? false;
-    const intervalMs = autoRenew === false ? undefined : ((autoRenew === true ? undefined : autoRenew.intervalMs) ?? ttlMs / 3);
     const lease = new Lease(this.leaseDriver, {
       lock: lockId,
       owner,
@@ -257,8 +261,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       ttlMs,
       sentAtMs,
       safetyMarginMs: options.safetyMarginMs,
-      autoRenewIntervalMs: intervalMs === undefined ? undefined : positiveNumber(intervalMs, "autoRenew.intervalMs"),
-      autoRenewTimeoutMs: Math.min(options.timeoutMs ?? this.timeoutMs, Math.max(1, intervalMs ?? ttlMs)),
+      autoRenew: autoRenewIntervalMs(options.autoRenew, ttlMs, options.safetyMarginMs),
+      autoRenewTimeoutMs: options.timeoutMs ?? this.timeoutMs,
+      autoRenewAttempts: options.attempts,
     });
     if (this.closed) lease.abandon();
     return { status: "acquired", lease, fencingToken: outcome.fencingToken, expiresAt: outcome.expiresAt };
@@ -301,10 +306,17 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     try {
       return await fn(lease);
     } finally {
+      // The lease ends at its ttl anyway; what the release found must not mask fn's own outcome, so
+      // it is a warning when it shows the lease was not held to the end.
       try {
-        await lease.release({ ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) });
+        const endedBefore = lease.lossReason;
+        const released = await lease.release({
+          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+          ...(options.attempts === undefined ? {} : { attempts: options.attempts }),
+        });
+        const warning = releaseWarning(released, endedBefore);
+        if (warning !== undefined) this.emit("warning", warning);
       } catch (error) {
-        // The lease ends at its ttl anyway; a failed release must not mask fn's own outcome.
         this.emit("warning", error as Error);
       }
     }
@@ -341,7 +353,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       const connection = this.connections[index]!;
       if (lastError !== undefined) {
         this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
-        if (delayNext) await sleep(backoffDelayMs(attempt - 1, this.backoff), signal);
+        if (delayNext) await sleep(backoffDelayMs(attempt - 1, this.backoff), signal, this.closing.signal);
       }
       delayNext = true;
       try {
@@ -364,7 +376,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         if (!(error instanceof BatonError) || error.code === "BATON_ABORTED" || error.code === "BATON_CLIENT_CLOSED") throw error;
         if (error.code === "BATON_CONNECTION" || error.code === "BATON_TIMEOUT") {
           lastError = error;
-          if (error.code === "BATON_CONNECTION" && this.connections.length > 1) this.current = (index + 1) % this.connections.length;
+          // A refused or broken connection, or a server that does not answer (hung, or cut off from
+          // the rest of the cluster): the next attempt tries the next endpoint.
+          if (this.connections.length > 1) this.current = (index + 1) % this.connections.length;
           continue;
         }
         throw error;
@@ -385,5 +399,46 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     }
     this.current = (from + 1) % this.connections.length;
     return false;
+  }
+}
+
+/**
+ * The auto-renewal interval of a lease of `ttlMs` (undefined: no auto-renewal). An interval given by
+ * the caller is kept as it is; the default (undefined here) follows each renewal's ttl (a third of it).
+ * Either must leave the renewal time to be answered before the local deadline (ttl less the margin),
+ * or the lease would end at its first deadline every time.
+ */
+function autoRenewIntervalMs(
+  autoRenew: boolean | AutoRenewOptions | undefined,
+  ttlMs: number,
+  safetyMarginMs: number | undefined,
+): { readonly intervalMs: number | undefined } | undefined {
+  if (autoRenew === undefined || autoRenew === false) return undefined;
+  if (autoRenew === true) return { intervalMs: undefined };
+  if (typeof autoRenew !== "object" || autoRenew === null) {
+    throw new InvalidArgumentError(`autoRenew must be true, false or { intervalMs }, got ${String(autoRenew)}`);
+  }
+  if (autoRenew.intervalMs === undefined) return { intervalMs: undefined };
+  const intervalMs = positiveNumber(autoRenew.intervalMs, "autoRenew.intervalMs");
+  validRenewInterval(intervalMs, ttlMs, safetyMarginMs);
+  return { intervalMs };
+}
+
+/**
+ * What withLock's release answer says, when it shows the lease was not held to the end or the lock
+ * was not released; `endedBefore` is why the lease had ended before the release, if it had.
+ */
+function releaseWarning(released: LeaseReleaseResult, endedBefore: LeaseLossReason | undefined): LeaseLostError | undefined {
+  switch (released.status) {
+    case "released":
+      return undefined;
+    case "lost":
+      // Ended by the callback's own release or by close(): nothing to report.
+      if (endedBefore === "released" || endedBefore === "client-closed") return undefined;
+      if (endedBefore !== undefined) return new LeaseLostError(endedBefore, "the lease ended before withLock's callback returned");
+      return new LeaseLostError("deadline", "the release was not answered before the lease's local deadline; the lock is left to expire");
+    case "notHeld":
+    case "expired":
+      return new LeaseLostError("refused", `withLock's release was answered ${released.status}, though the lease was held locally`);
   }
 }

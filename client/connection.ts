@@ -7,6 +7,7 @@
  */
 import { connect, type Socket } from "node:net";
 import type { Response } from "../src/protocol/index.js";
+import { timerDelay } from "./backoff.js";
 import { ClientClosedError, ConnectionError, ProtocolError, RequestAbortedError, RequestTimeoutError, type BatonError } from "./errors.js";
 import type { MonotonicClock } from "./clock.js";
 import { endpointLabel, type Endpoint } from "./endpoints.js";
@@ -37,6 +38,8 @@ export class Connection {
   private matcher = new ReplyMatcher();
   private readonly waiting = new Fifo<Pending>();
   private dialing: Promise<void> | undefined;
+  /** Ends the dial in progress at once, rejecting it with ClientClosedError (close()). */
+  private cancelDial: (() => void) | undefined;
   private lastReceiveMs = -Infinity;
   private corked = false;
   private closed = false;
@@ -107,7 +110,7 @@ export class Connection {
           pending.fail(new RequestTimeoutError(this.label, timeoutMs));
           this.suspectDead(pending);
         });
-      }, timeoutMs);
+      }, timerDelay(timeoutMs));
       signal?.addEventListener("abort", onAbort, { once: true });
       if (this.matcher.inFlight < this.options.maxInFlight && this.waiting.length === 0) this.write(pending);
       else this.waiting.push(pending);
@@ -118,22 +121,28 @@ export class Connection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.cancelDial?.();
     this.socket?.destroy();
   }
 
   private dial(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const socket = connect({ host: this.endpoint.host, port: this.endpoint.port, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`));
-      }, this.options.connectTimeoutMs);
-      socket.once("error", (error) => {
+      const fail = (error: BatonError): void => {
         clearTimeout(timer);
-        reject(new ConnectionError(this.label, `connect failed: ${error.message}`, { cause: error }));
-      });
+        this.cancelDial = undefined;
+        socket.destroy();
+        reject(error);
+      };
+      const timer = setTimeout(
+        () => fail(new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`)),
+        timerDelay(this.options.connectTimeoutMs),
+      );
+      this.cancelDial = () => fail(new ClientClosedError());
+      socket.once("error", (error) => fail(new ConnectionError(this.label, `connect failed: ${error.message}`, { cause: error })));
       socket.once("connect", () => {
         clearTimeout(timer);
+        this.cancelDial = undefined;
         socket.removeAllListeners("error");
         if (this.closed) {
           socket.destroy();

@@ -39,7 +39,7 @@ export class InvalidArgumentError extends BatonError {
 /** The server answered status 3: the request was malformed or out of its limits (e.g. ttl above --max-ttl). */
 export class InvalidRequestError extends BatonError {
   constructor(readonly command: string) {
-    super("BATON_INVALID_REQUEST", `the server rejected the ${command} request as invalid (status 3): check the ttl against the server's --max-ttl`);
+    super("BATON_INVALID_REQUEST", `the server rejected the ${command} request as invalid (status 3)${command === "ACQUIRE" || command === "RENEW" ? ": check the ttl against the server's --max-ttl" : ""}`);
   }
 }
 
@@ -131,8 +131,11 @@ export type LeaseLossReason =
 
 /** The reason `lease.signal` aborts with. */
 export class LeaseLostError extends BatonError {
-  constructor(readonly reason: LeaseLossReason) {
-    super("BATON_LEASE_LOST", `the lease may no longer be held (${reason})`);
+  constructor(
+    readonly reason: LeaseLossReason,
+    detail?: string,
+  ) {
+    super("BATON_LEASE_LOST", `the lease may no longer be held (${reason})${detail === undefined ? "" : `: ${detail}`}`);
   }
 }
 

@@ -7,8 +7,9 @@
  * renewal is refused, when the lease is released, or when the client closes.
  */
 import { validSafetyMarginMs, validTtlMs } from "./arguments.js";
+import { timerDelay } from "./backoff.js";
 import type { MonotonicClock } from "./clock.js";
-import { LeaseLostError, type BatonError, type LeaseLossReason } from "./errors.js";
+import { InvalidArgumentError, LeaseLostError, type BatonError, type LeaseLossReason } from "./errors.js";
 import type { LockId } from "./ids.js";
 import type { LeaseReleaseResult, LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
 
@@ -38,6 +39,8 @@ export interface LeaseDriver {
   release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
+  /** The client was closed: a lease it does not track ends when next looked at. */
+  isClosed(): boolean;
   /** The lease ended (released, lost): the client stops tracking it. */
   ended(lease: Lease): void;
   /** A background renewal failed without ending the lease. */
@@ -54,10 +57,15 @@ export interface LeaseInit {
   readonly sentAtMs: number;
   /** Taken off each grant's or renewal's ttl; undefined: `defaultSafetyMarginMs` of that ttl. */
   readonly safetyMarginMs: number | undefined;
-  /** Renew automatically this often; undefined: only when renew() is called. */
-  readonly autoRenewIntervalMs: number | undefined;
-  /** Per-attempt timeout of automatic renewals. */
+  /**
+   * Renew automatically (undefined: only when renew() is called), every `intervalMs`, or a third of
+   * the lease's current ttl when that is undefined.
+   */
+  readonly autoRenew: { readonly intervalMs: number | undefined } | undefined;
+  /** Per-attempt timeout of automatic renewals (each is also at most the interval). */
   readonly autoRenewTimeoutMs: number;
+  /** Attempts of each automatic renewal; undefined: the client's. */
+  readonly autoRenewAttempts: number | undefined;
 }
 
 /**
@@ -69,6 +77,19 @@ export interface LeaseInit {
  */
 export function defaultSafetyMarginMs(ttlMs: number): number {
   return Math.max(ttlMs / 10, 2);
+}
+
+/**
+ * An auto-renewal interval chosen by the caller must be shorter than the lease it renews (the ttl
+ * less the safety margin): a longer one would let the lease end at every local deadline.
+ */
+export function validRenewInterval(intervalMs: number, ttlMs: number, safetyMarginMs: number | undefined): void {
+  const leaseMs = ttlMs - (safetyMarginMs ?? defaultSafetyMarginMs(ttlMs));
+  if (!(intervalMs < leaseMs)) {
+    throw new InvalidArgumentError(
+      `autoRenew.intervalMs must be shorter than the lease it renews (the ttl ${ttlMs} ms less the safety margin: ${leaseMs} ms), got ${intervalMs}`,
+    );
+  }
 }
 
 type LeaseState = { readonly kind: "held" } | { readonly kind: "ended"; readonly reason: LeaseLossReason };
@@ -102,11 +123,11 @@ export class Lease {
     this.expiresAtValue = init.expiresAt;
     this.ttlValueMs = init.ttlMs;
     this.deadlineMs = init.sentAtMs + init.ttlMs - this.marginFor(init.ttlMs);
-    if (init.autoRenewIntervalMs !== undefined) {
+    if (init.autoRenew !== undefined) {
       this.driver.track(this);
       if (this.state.kind === "held") {
         this.armDeadline();
-        this.scheduleRenewal(init.autoRenewIntervalMs);
+        this.scheduleRenewal(this.renewIntervalMs());
       }
     }
   }
@@ -192,6 +213,8 @@ export class Lease {
     if (options.ttlMs !== undefined) {
       validTtlMs(options.ttlMs);
       if (this.init.safetyMarginMs !== undefined) validSafetyMarginMs(this.init.safetyMarginMs, options.ttlMs);
+      const chosenInterval = this.init.autoRenew?.intervalMs;
+      if (chosenInterval !== undefined) validRenewInterval(chosenInterval, options.ttlMs, this.init.safetyMarginMs);
     }
     if (!this.held) return { status: "lost" };
     const ttlMs = options.ttlMs ?? this.ttlValueMs;
@@ -211,12 +234,20 @@ export class Lease {
       throw error;
     }
     const { result, sentAtMs } = outcome;
-    if (this.state.kind !== "held") return result;
+    // An answer after the local deadline finds the lease ended, even if the server renewed it: the
+    // holder was told to stop at the deadline, and a lease that ended stays ended. The server's
+    // lease then runs out at its renewed expiry.
+    if (!this.checkDeadline()) return { status: "lost" };
     if (result.status === "renewed") {
       this.ttlValueMs = ttlMs;
       this.expiresAtValue = result.expiresAt;
       this.deadlineMs = sentAtMs + ttlMs - this.marginFor(ttlMs);
       if (this.deadlineTimer !== undefined) this.armDeadline();
+      // The next automatic renewal is due an interval after this one, at the interval of the new ttl.
+      if (this.renewTimer !== undefined) {
+        clearTimeout(this.renewTimer);
+        this.scheduleRenewal(this.renewIntervalMs());
+      }
       this.checkDeadline();
     } else {
       this.end("refused");
@@ -235,23 +266,34 @@ export class Lease {
     return this.init.safetyMarginMs ?? defaultSafetyMarginMs(ttlMs);
   }
 
+  /** The auto-renewal interval now: the one chosen, or a third of the current ttl. */
+  private renewIntervalMs(): number {
+    return this.init.autoRenew?.intervalMs ?? this.ttlValueMs / 3;
+  }
+
   private scheduleRenewal(delayMs: number): void {
-    this.renewTimer = setTimeout(() => void this.autoRenew(), delayMs);
+    // Capped like every timer (a renewal sooner than asked is harmless); see MAX_TIMER_MS.
+    this.renewTimer = setTimeout(() => void this.autoRenew(), timerDelay(delayMs));
     this.renewTimer.unref();
   }
 
   private async autoRenew(): Promise<void> {
     this.renewTimer = undefined;
     if (!this.held) return;
-    const interval = this.init.autoRenewIntervalMs!;
+    const interval = this.renewIntervalMs();
     try {
-      const result = await this.renew({ signal: this.signal, timeoutMs: this.init.autoRenewTimeoutMs });
-      if (result.status === "renewed") this.scheduleRenewal(interval);
+      const result = await this.renew({
+        signal: this.signal,
+        timeoutMs: Math.min(this.init.autoRenewTimeoutMs, Math.max(1, interval)),
+        ...(this.init.autoRenewAttempts === undefined ? {} : { attempts: this.init.autoRenewAttempts }),
+      });
+      // A renewal made meanwhile (renew() by hand) may have scheduled the next one already.
+      if (result.status === "renewed" && this.renewTimer === undefined) this.scheduleRenewal(this.renewIntervalMs());
     } catch (error) {
       if (!this.held) return;
       this.driver.warn(error as BatonError);
       // Try again soon: the local deadline, not this loop, decides when the lease is lost.
-      this.scheduleRenewal(Math.min(interval, Math.max(1, this.remainingMs / 2)));
+      if (this.renewTimer === undefined) this.scheduleRenewal(Math.min(interval, Math.max(1, this.remainingMs / 2)));
     }
   }
 
@@ -261,14 +303,19 @@ export class Lease {
     const delayMs = Math.max(0, this.deadlineMs - this.driver.clock());
     this.deadlineTimer = setTimeout(() => {
       this.deadlineTimer = undefined;
-      if (this.checkDeadline()) this.armDeadline(); // a timer may fire a little early: re-arm
-    }, Math.ceil(delayMs));
+      // A timer may fire a little early, and a deadline past MAX_TIMER_MS takes several: re-arm.
+      if (this.checkDeadline()) this.armDeadline();
+    }, timerDelay(Math.ceil(delayMs)));
     this.deadlineTimer.unref();
   }
 
-  /** Ends the lease if its deadline passed; true while it is still held. */
+  /** Ends the lease if its deadline passed (or its client was closed); true while it is still held. */
   private checkDeadline(): boolean {
     if (this.state.kind !== "held") return false;
+    if (this.driver.isClosed()) {
+      this.end("client-closed");
+      return false;
+    }
     if (this.driver.clock() < this.deadlineMs) return true;
     this.end("deadline");
     return false;

@@ -103,14 +103,15 @@ export function inspectResult(response: Response): InspectResult {
 }
 
 /**
- * Tokens and times are below 2^53 in every reply (protocol.md, conventions), and a grant's token is at
- * least 1: anything else is not lockd answering (a port that echoes what it is sent, say), and must
- * not pass for a fact about the lock.
+ * Tokens and times are below 2^53 in every reply (protocol.md, conventions), and an answer about a
+ * lease (status 0 or 5, for any command) carries its token, which is at least 1: anything else is not
+ * lockd answering (a port that echoes what it is sent, or answers zeros), and must not pass for a
+ * fact about the lock.
  */
 function checkNumbers(command: Command, response: Response): void {
   const { fencingToken, expiresAt } = response;
-  const grant = response.status === Status.Ok && (command === Command.Acquire || command === Command.Renew);
-  if (fencingToken > MAX_WIRE_NUMBER || expiresAt > MAX_WIRE_NUMBER || (grant && fencingToken === 0n)) {
+  const aboutLease = response.status === Status.Ok || response.status === Status.Expired;
+  if (fencingToken > MAX_WIRE_NUMBER || expiresAt > MAX_WIRE_NUMBER || (aboutLease && fencingToken === 0n)) {
     throw new ProtocolError(`impossible answer to ${COMMAND_NAMES[command]}: status ${response.status}, token ${fencingToken}, expires_at ${expiresAt}`);
   }
 }

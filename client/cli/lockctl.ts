@@ -110,7 +110,9 @@ function clientFor(flags: ConnectionFlags, extra: Partial<BatonClientOptions> = 
   return new BatonClient({
     endpoints: endpointsOf(flags.endpoints),
     ...(flags.owner === undefined ? {} : { owner: flags.owner }),
-    ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
+    // One attempt's time covers its connect too: a host that never answers the dial is as dead as one
+    // that never answers the request.
+    ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout, connectTimeoutMs: flags.timeout }),
     ...(flags.attempts === undefined ? {} : { attempts: flags.attempts }),
     ...extra,
   });

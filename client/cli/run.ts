@@ -83,7 +83,12 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   // process manager) hears of the loss at once.
   if (leaseLost) return ExitCode.LeaseLost;
   try {
-    await lease.release();
+    const released = await lease.release();
+    if (released.status !== "released") {
+      // The command ran under the lease to its end: its status stands, but the lock was not released.
+      const why = released.status === "lost" ? "no answer before the lease's local deadline" : `the server answered ${released.status}`;
+      process.stderr.write(`lockctl: release of ${options.lock.label} not done (${why}); it expires after its ttl\n`);
+    }
   } catch (error) {
     process.stderr.write(`lockctl: release of ${options.lock.label} failed (it expires after its ttl): ${(error as Error).message}\n`);
   }

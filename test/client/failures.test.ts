@@ -1,0 +1,224 @@
+/**
+ * The SDK when things go wrong around a lease: misused options, a server that stops answering, a
+ * client closed mid-call, answers that arrive too late or make no sense. Scripted servers show
+ * exactly what went over the wire; the client's monotonic clock is the test's where time matters.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { Command } from "../../src/protocol/index.js";
+import { BatonClient, LeaseLostError, type BatonError } from "../../client/index.js";
+import { ScriptedServer, ok, reply, type Action, type SeenRequest } from "./support/scripted-server.js";
+
+const FAST = { backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 2000 };
+let servers: ScriptedServer[] = [];
+let clients: BatonClient[] = [];
+
+async function serve(script: (request: SeenRequest, index: number) => Action): Promise<ScriptedServer> {
+  const server = await ScriptedServer.start(script);
+  servers.push(server);
+  return server;
+}
+
+function client(options: ConstructorParameters<typeof BatonClient>[0]): BatonClient {
+  const created = new BatonClient({ ...FAST, ...options });
+  clients.push(created);
+  return created;
+}
+
+afterEach(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(servers.map((server) => server.close()));
+  servers = [];
+  clients = [];
+});
+
+async function rejection(promise: Promise<unknown>): Promise<BatonError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as BatonError;
+  }
+  throw new Error("expected a rejection");
+}
+
+const commands = (server: ScriptedServer) => server.seen.map((request) => request.command);
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("auto-renewal options are checked before anything is sent", () => {
+  it("refuses a bad interval, or one no shorter than the lease, without acquiring", async () => {
+    const server = await serve(() => ok(1n, 1n));
+    const c = client({ endpoints: [server.endpoint] });
+    for (const intervalMs of [0, -5, "100", Number.NaN, 900, 5000] as unknown as number[]) {
+      const error = await rejection(c.acquire("jobs", { ttlMs: 1000, autoRenew: { intervalMs } }));
+      expect(error.code).toBe("BATON_INVALID_ARGUMENT");
+      expect(error.message).toContain("autoRenew.intervalMs");
+      const inWithLock = await rejection(c.withLock("jobs", { ttlMs: 1000, autoRenew: { intervalMs } }, () => "ran"));
+      expect(inWithLock.code).toBe("BATON_INVALID_ARGUMENT");
+    }
+    // 900 ms is the whole lease of a 1000 ms ttl (the default margin takes 100): 899 renews in time.
+    expect((await c.acquire("jobs", { ttlMs: 1000, autoRenew: { intervalMs: 899 } })).status).toBe("acquired");
+    expect(commands(server)).toEqual([Command.Acquire]);
+  });
+
+  it("refuses a renewal to a ttl that the chosen interval no longer fits, without sending it", async () => {
+    const server = await serve(() => ok(1n, 1n));
+    const c = client({ endpoints: [server.endpoint] });
+    const granted = await c.acquire("jobs", { ttlMs: 60_000, autoRenew: { intervalMs: 10_000 } });
+    if (granted.status !== "acquired") throw new Error("expected a grant");
+    const error = await rejection(granted.lease.renew({ ttlMs: 5_000 }));
+    expect(error.code).toBe("BATON_INVALID_ARGUMENT");
+    expect(granted.lease.held).toBe(true);
+    expect(commands(server)).toEqual([Command.Acquire]);
+  });
+});
+
+describe("auto-renewal follows the ttl of the latest renewal", () => {
+  it("renews at a third of a shorter ttl set by hand, and keeps the lease", async () => {
+    const server = await serve(() => ok(3n, 1n));
+    const c = client({ endpoints: [server.endpoint] });
+    const granted = await c.acquire("jobs", { ttlMs: 60_000, autoRenew: true });
+    if (granted.status !== "acquired") throw new Error("expected a grant");
+    const { lease } = granted;
+    expect(await lease.renew({ ttlMs: 300 })).toMatchObject({ status: "renewed" });
+    // At the first ttl's interval (20 s) nothing would renew, and the 300 ms lease would end at 270 ms.
+    await pause(900);
+    expect(lease.held).toBe(true);
+    expect(lease.ttlMs).toBe(300);
+    const renewals = server.seen.filter((request) => request.command === Command.Renew);
+    expect(renewals.length).toBeGreaterThanOrEqual(3);
+    expect(renewals.every((request) => request.ttlMs === 300n)).toBe(true);
+  });
+});
+
+describe("a server that stops answering", () => {
+  it("is left for the next endpoint after a timeout, not retried until the attempts run out", async () => {
+    const hung = await serve(() => "silence");
+    const healthy = await serve(() => reply(2));
+    const c = client({ endpoints: [hung.endpoint, healthy.endpoint], timeoutMs: 100, attempts: 3 });
+    expect(await c.inspect("jobs")).toEqual({ status: "free" });
+    expect(hung.seen).toHaveLength(1);
+    expect(healthy.seen[0]!.requestId).toBe(hung.seen[0]!.requestId);
+  });
+});
+
+describe("close() ends every call at once", () => {
+  it("rejects a call sleeping between retries, without waiting out the backoff", async () => {
+    // Every attempt is cut off; the retry would come 5-10 minutes later, long past the test's timeout.
+    const server = await serve(() => "close");
+    const c = client({ endpoints: [server.endpoint], backoff: { baseMs: 600_000, maxMs: 600_000 } });
+    const pending = c.inspect("jobs");
+    while (server.seen.length === 0) await pause(5);
+    await pause(20);
+    c.close();
+    expect((await rejection(pending)).code).toBe("BATON_CLIENT_CLOSED");
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it("ends leases it does not track too (no auto-renewal, no signal read)", async () => {
+    const server = await serve(() => ok(4n, 1n));
+    const c = client({ endpoints: [server.endpoint] });
+    const granted = await c.acquire("jobs", { ttlMs: 60_000 });
+    if (granted.status !== "acquired") throw new Error("expected a grant");
+    expect(granted.lease.held).toBe(true);
+    c.close();
+    expect(granted.lease.held).toBe(false);
+    expect(granted.lease.lossReason).toBe("client-closed");
+    expect(granted.lease.signal.aborted).toBe(true);
+  });
+});
+
+describe("a lease that ended stays ended", () => {
+  it("answers lost to a renewal whose answer came after the local deadline, and never comes back", async () => {
+    const clock = { nowMs: 0 };
+    const server = await serve((request) => {
+      // The renewal is answered, but only once the lease's local deadline (900 ms) has passed.
+      if (request.command === Command.Renew) clock.nowMs = 950;
+      return ok(5n, 1n);
+    });
+    const c = client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const granted = await c.acquire("jobs", { ttlMs: 1000 });
+    if (granted.status !== "acquired") throw new Error("expected a grant");
+    const { lease } = granted;
+    clock.nowMs = 800;
+    expect(await lease.renew()).toEqual({ status: "lost" });
+    expect(lease.held).toBe(false);
+    expect(lease.lossReason).toBe("deadline");
+    clock.nowMs = 1000;
+    expect(lease.held).toBe(false);
+    expect(await lease.release()).toEqual({ status: "lost" });
+    expect(commands(server)).toEqual([Command.Acquire, Command.Renew]);
+  });
+});
+
+describe("withLock tells, as a warning, when the lease was not held to the end", () => {
+  it("warns when the release is answered notHeld for a lease held locally", async () => {
+    const server = await serve((request) => (request.command === Command.Release ? reply(2) : ok(6n, 1n)));
+    const c = client({ endpoints: [server.endpoint] });
+    const warnings: Error[] = [];
+    c.on("warning", (error) => warnings.push(error));
+    expect(await c.withLock("jobs", { ttlMs: 60_000, autoRenew: false }, () => "done")).toBe("done");
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toBeInstanceOf(LeaseLostError);
+    expect((warnings[0] as LeaseLostError).reason).toBe("refused");
+    expect(warnings[0]!.message).toContain("answered notHeld");
+  });
+
+  it("warns when the lease ended while the callback ran, and sends no release", async () => {
+    const clock = { nowMs: 0 };
+    const server = await serve(() => ok(6n, 1n));
+    const c = client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const warnings: Error[] = [];
+    c.on("warning", (error) => warnings.push(error));
+    const value = await c.withLock("jobs", { ttlMs: 1000, autoRenew: false }, () => {
+      clock.nowMs = 5000; // the callback outlived the lease
+      return "late";
+    });
+    expect(value).toBe("late");
+    expect(warnings.map((error) => (error as LeaseLostError).reason)).toEqual(["deadline"]);
+    expect(commands(server)).toEqual([Command.Acquire]);
+  });
+
+  it("stays quiet when the release succeeds, or the callback released the lease itself", async () => {
+    const server = await serve((request) => (request.command === Command.Release ? ok(6n, 2n) : ok(6n, 1n)));
+    const c = client({ endpoints: [server.endpoint] });
+    const warnings: Error[] = [];
+    c.on("warning", (error) => warnings.push(error));
+    await c.withLock("jobs", { ttlMs: 60_000 }, () => "done");
+    await c.withLock("jobs", { ttlMs: 60_000 }, async (lease) => lease.release());
+    expect(warnings).toEqual([]);
+    expect(commands(server)).toEqual([Command.Acquire, Command.Release, Command.Acquire, Command.Release]);
+  });
+});
+
+describe("durations past what a Node timer holds (2^31 - 1 ms, about 24.8 days)", () => {
+  it("keeps a 30-day auto-renewed lease quiet instead of renewing every millisecond", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      const server = await serve(() => ok(8n, 1n));
+      const c = client({ endpoints: [server.endpoint], timeoutMs: 3e9 });
+      const granted = await c.acquire("jobs", { ttlMs: 30 * 24 * 3600 * 1000, autoRenew: true });
+      if (granted.status !== "acquired") throw new Error("expected a grant");
+      expect(granted.lease.signal.aborted).toBe(false);
+      expect(await c.inspect("jobs")).toMatchObject({ status: "heldByYou" });
+      await pause(100);
+      expect(granted.lease.held).toBe(true);
+      expect(commands(server)).toEqual([Command.Acquire, Command.Inspect]);
+      expect(warnings.filter((warning) => warning.name === "TimeoutOverflowWarning")).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
+describe("answers about a lease carry its token", () => {
+  it("turns a lease answer with token 0 (status 0 or 5, any command) into BATON_PROTOCOL", async () => {
+    const server = await serve((request) => (request.command === Command.Release ? reply(5, 0n, 1n) : ok(0n, 0n)));
+    const c = client({ endpoints: [server.endpoint], attempts: 1 });
+    for (const call of [() => c.inspect("jobs"), () => c.release("jobs"), () => c.renew("jobs", { ttlMs: 1000 })]) {
+      const error = await rejection(call());
+      expect(error.code).toBe("BATON_PROTOCOL");
+      expect(error.message).toContain("impossible answer");
+    }
+  });
+});
