@@ -136,6 +136,20 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     }
   }, 20_000);
 
+  it("keeps the command's exit code but says so when the release at the end was not done", async () => {
+    // Grants and renews, but answers the RELEASE notHeld: the lock was not released by this run.
+    const server = await ScriptedServer.start((request) =>
+      request.command === Command.Release ? { status: 2, fencingToken: 0n, expiresAt: 0n } : ok(1n, 1n << 50n),
+    );
+    try {
+      const run = await lockctl(["run", "not-released", "--endpoints", server.endpoint, "--", process.execPath, "-e", "process.exit(3)"]);
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain("release of not-released not done (the server answered notHeld)");
+    } finally {
+      await server.close();
+    }
+  });
+
   it("exits 76 without starting the command when the grant arrives past its lease's local deadline", async () => {
     // A 2 ms ttl less the default 2 ms margin: the deadline is the send itself, so the grant is late.
     const marker = join(workDir, "started-too-late");
