@@ -155,6 +155,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   /** The endpoint requests go to first: the last one that answered as leader. */
   private current = 0;
   private closed = false;
+  /** When close() was called (on `clock`). */
+  private closedAtMs: number | undefined;
   /** Aborted by close(): backoff sleeps end at once. */
   private readonly closing = new AbortController();
 
@@ -189,7 +191,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, stopReason }, callOptions)).response),
       // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
       track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
-      isClosed: () => this.closed,
+      closedAtMs: () => this.closedAtMs,
       ended: (lease) => this.leases.delete(lease),
       warn: (error) => this.emit("warning", error),
     };
@@ -222,6 +224,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedAtMs = this.clock();
     this.closing.abort();
     for (const lease of [...this.leases]) lease.abandon();
     for (const connection of this.connections) connection.close();
@@ -346,10 +349,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     let firstSentAtMs: number | undefined;
     let lastError: BatonError | undefined;
     let delayNext = false;
+    // Where this request's next attempt goes. Only an answer moves where later requests start: one
+    // request's failures (a short timeout of its own, say) do not send every other call elsewhere.
+    let index = this.current;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.closed) throw new ClientClosedError();
       throwIfAborted(signal);
-      const index = this.current;
       const connection = this.connections[index]!;
       if (lastError !== undefined) {
         this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
@@ -357,20 +362,24 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       }
       delayNext = true;
       try {
-        await connection.open(signal);
+        // A dial counts against the attempt's time like the reply does.
+        await connection.open(signal, timeoutMs);
         const stopped = request.stopReason?.();
         if (stopped !== undefined) throw new LeaseLostError(stopped);
         firstSentAtMs ??= this.clock();
         const response = await connection.request(frame, timeoutMs, signal);
         if (response.status === Status.NotLeader) {
           lastError = new NotLeaderError(connection.label, response.fencingToken);
-          delayNext = !this.follow(index, response.fencingToken);
+          const hinted = this.leaderHinted(index, response.fencingToken);
+          delayNext = hinted < 0;
+          index = hinted < 0 ? this.nextEndpoint(index) : hinted;
           continue;
         }
         if (response.status === Status.Unavailable) {
           lastError = new ServerUnavailableError(connection.label);
           continue;
         }
+        this.current = index;
         return { response, sentAtMs: firstSentAtMs };
       } catch (error) {
         if (!(error instanceof BatonError) || error.code === "BATON_ABORTED" || error.code === "BATON_CLIENT_CLOSED") throw error;
@@ -378,7 +387,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
           lastError = error;
           // A refused or broken connection, or a server that does not answer (hung, or cut off from
           // the rest of the cluster): the next attempt tries the next endpoint.
-          if (this.connections.length > 1) this.current = (index + 1) % this.connections.length;
+          index = this.nextEndpoint(index);
           continue;
         }
         throw error;
@@ -388,25 +397,24 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   }
 
   /**
-   * Status 4 from endpoint `from`: go to the hinted leader when an endpoint carries that node id,
-   * else to the next endpoint. True when the next attempt may go at once (a known leader).
+   * Status 4 from endpoint `from`: the endpoint carrying the hinted leader's node id, where the next
+   * attempt may go at once; -1 when no other endpoint does (then the next one, after a pause).
    */
-  private follow(from: number, leaderHint: bigint): boolean {
+  private leaderHinted(from: number, leaderHint: bigint): number {
     const hinted = leaderHint === 0n ? -1 : this.endpoints.findIndex((endpoint) => endpoint.nodeId === leaderHint);
-    if (hinted >= 0 && hinted !== from) {
-      this.current = hinted;
-      return true;
-    }
-    this.current = (from + 1) % this.connections.length;
-    return false;
+    return hinted === from ? -1 : hinted;
+  }
+
+  private nextEndpoint(index: number): number {
+    return (index + 1) % this.connections.length;
   }
 }
 
 /**
  * The auto-renewal interval of a lease of `ttlMs` (undefined: no auto-renewal). An interval given by
  * the caller is kept as it is; the default (undefined here) follows each renewal's ttl (a third of it).
- * Either must leave the renewal time to be answered before the local deadline (ttl less the margin),
- * or the lease would end at its first deadline every time.
+ * A chosen one must be shorter than the lease (ttl less the margin), or the lease would end at every
+ * deadline; how much of the lease it leaves for a renewal's round trip and retries is the caller's call.
  */
 function autoRenewIntervalMs(
   autoRenew: boolean | AutoRenewOptions | undefined,

@@ -57,13 +57,17 @@ export class Connection {
     return this.socket !== undefined;
   }
 
-  /** Resolves once connected (dialing if needed; concurrent callers share one dial). */
-  open(signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves once connected (dialing if needed; concurrent callers share one dial). A caller that
+   * gives `waitMs` stops waiting after that long, with a ConnectionError; the dial itself goes on,
+   * for the others, up to the connect timeout.
+   */
+  open(signal?: AbortSignal, waitMs?: number): Promise<void> {
     if (this.closed) return Promise.reject(new ClientClosedError());
     if (this.socket !== undefined) return Promise.resolve();
     this.dialing ??= this.dial().finally(() => (this.dialing = undefined));
-    if (signal === undefined) return this.dialing;
-    return abortable(this.dialing, signal);
+    if (signal === undefined && (waitMs === undefined || waitMs >= this.options.connectTimeoutMs)) return this.dialing;
+    return waitFor(this.dialing, signal, waitMs === undefined ? undefined : { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) });
   }
 
   /**
@@ -216,24 +220,43 @@ export class Connection {
   private suspectDead(pending: Pending): void {
     if (pending.sentAtMs < 0 || this.socket === undefined) return;
     if (this.lastReceiveMs < pending.sentAtMs) {
-      this.presumedDead.add(this.socket);
-      this.socket.resetAndDestroy();
+      const socket = this.socket;
+      this.presumedDead.add(socket);
+      socket.resetAndDestroy();
+      // Given up now, not when its close event comes: a request made meanwhile dials afresh
+      // instead of failing on the dying socket (and moving on to another endpoint).
+      this.onSocketClose(socket, undefined);
     }
   }
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
+/** `promise`, unless `signal` aborts or `timeout.ms` passes first (then its error). */
+function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeout: { ms: number; error: () => BatonError } | undefined): Promise<T> {
+  if (signal?.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new RequestAbortedError(signal.reason));
-    signal.addEventListener("abort", onAbort, { once: true });
+    const stop = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = () => {
+      stop();
+      reject(new RequestAbortedError(signal!.reason));
+    };
+    const timer =
+      timeout === undefined
+        ? undefined
+        : setTimeout(() => {
+            stop();
+            reject(timeout.error());
+          }, timerDelay(timeout.ms));
+    signal?.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (value) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         reject(error);
       },
     );

@@ -39,8 +39,8 @@ export interface LeaseDriver {
   release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
-  /** The client was closed: a lease it does not track ends when next looked at. */
-  isClosed(): boolean;
+  /** When the client was closed (on `clock`), or undefined while it is open: a lease it does not track ends when next looked at. */
+  closedAtMs(): number | undefined;
   /** The lease ended (released, lost): the client stops tracking it. */
   ended(lease: Lease): void;
   /** A background renewal failed without ending the lease. */
@@ -273,8 +273,9 @@ export class Lease {
 
   private scheduleRenewal(delayMs: number): void {
     // Capped like every timer (a renewal sooner than asked is harmless); see MAX_TIMER_MS.
+    // Not unref'd: like the client's connections, a lease that renews itself keeps the process alive
+    // until it is released, lost or its client closed (an outage must not end the process under it).
     this.renewTimer = setTimeout(() => void this.autoRenew(), timerDelay(delayMs));
-    this.renewTimer.unref();
   }
 
   private async autoRenew(): Promise<void> {
@@ -306,13 +307,13 @@ export class Lease {
       // A timer may fire a little early, and a deadline past MAX_TIMER_MS takes several: re-arm.
       if (this.checkDeadline()) this.armDeadline();
     }, timerDelay(Math.ceil(delayMs)));
-    this.deadlineTimer.unref();
   }
 
-  /** Ends the lease if its deadline passed (or its client was closed); true while it is still held. */
+  /** Ends the lease if its deadline passed or its client was closed, whichever came first; true while it is still held. */
   private checkDeadline(): boolean {
     if (this.state.kind !== "held") return false;
-    if (this.driver.isClosed()) {
+    const closedAtMs = this.driver.closedAtMs();
+    if (closedAtMs !== undefined && closedAtMs < this.deadlineMs) {
       this.end("client-closed");
       return false;
     }

@@ -4,6 +4,7 @@
  * command runs (run), or load a server (bench). Exit codes: see exit-codes.ts and client/README.md.
  */
 import { Command, CommanderError, InvalidArgumentError as FlagError, Option } from "commander";
+import { MAX_TIMER_MS } from "../backoff.js";
 import { BatonClient, type BatonClientOptions } from "../client.js";
 import { DEFAULT_HOST, DEFAULT_PORT, parseEndpointList, type Endpoint } from "../endpoints.js";
 import { BatonError, InvalidArgumentError } from "../errors.js";
@@ -32,11 +33,12 @@ interface JsonFlag {
 
 const DEFAULT_TTL_MS = 30_000;
 
-function wholeNumber(min: number) {
+function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
     if (!/^\d+$/.test(raw)) throw new FlagError(`expected a whole number, got "${raw}"`);
     const value = Number(raw);
     if (value < min || !Number.isSafeInteger(value)) throw new FlagError(`expected a whole number >= ${min}, got ${raw}`);
+    if (value > max) throw new FlagError(`expected a whole number <= ${max}, got ${raw}`);
     return value;
   };
 }
@@ -275,7 +277,8 @@ lockCommand(program, "run", "hold a lock while a command runs, renewing it; rele
   .argument("<command...>", "the command and its arguments (put them after --)")
   .option("--ttl <ms>", "lease length; renewed every ttl/3", wholeNumber(1), DEFAULT_TTL_MS)
   .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
-  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command if it has not exited this long after SIGTERM", wholeNumber(0), 10_000)
+  // At most what one Node timer holds (MAX_TIMER_MS): a longer one would fire at once.
+  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command if it has not exited this long after SIGTERM", wholeNumber(0, MAX_TIMER_MS), 10_000)
   .addOption(ownerOption("default: a new random owner"))
   .addHelpText(
     "after",

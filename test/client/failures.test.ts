@@ -3,10 +3,13 @@
  * client closed mid-call, answers that arrive too late or make no sense. Scripted servers show
  * exactly what went over the wire; the client's monotonic clock is the test's where time matters.
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
 import { BatonClient, LeaseLostError, type BatonError } from "../../client/index.js";
 import { ScriptedServer, ok, reply, type Action, type SeenRequest } from "./support/scripted-server.js";
+import { startUnansweredListener } from "./support/unanswered-listener.js";
 
 const FAST = { backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 2000 };
 let servers: ScriptedServer[] = [];
@@ -98,6 +101,30 @@ describe("a server that stops answering", () => {
     expect(hung.seen).toHaveLength(1);
     expect(healthy.seen[0]!.requestId).toBe(hung.seen[0]!.requestId);
   });
+
+  it("moves only the request that timed out: later calls start where the last answer came from", async () => {
+    // The first endpoint answers everything but the first request; the second never answers.
+    const leader = await serve((_request, index) => (index === 0 ? "silence" : reply(2)));
+    const silent = await serve(() => "silence");
+    const c = client({ endpoints: [leader.endpoint, silent.endpoint], timeoutMs: 60_000 });
+    expect((await rejection(c.inspect("jobs", { timeoutMs: 50, attempts: 1 }))).code).toBe("BATON_RETRIES_EXHAUSTED");
+    // Were the client to start there now, this call would wait out the silent endpoint's 60 s.
+    expect(await c.inspect("jobs")).toEqual({ status: "free" });
+    expect(silent.seen).toHaveLength(0);
+  });
+
+  it("counts a dial that hangs against the attempt's timeout, then tries the next endpoint", async () => {
+    const unanswered = await startUnansweredListener();
+    try {
+      const healthy = await serve(() => reply(2));
+      // Left to the connect timeout, the first attempt would take a minute.
+      const c = client({ endpoints: [unanswered.endpoint, healthy.endpoint], timeoutMs: 200, connectTimeoutMs: 60_000, attempts: 2 });
+      expect(await c.inspect("jobs")).toEqual({ status: "free" });
+      expect(healthy.seen).toHaveLength(1);
+    } finally {
+      unanswered.close();
+    }
+  });
 });
 
 describe("close() ends every call at once", () => {
@@ -123,6 +150,17 @@ describe("close() ends every call at once", () => {
     expect(granted.lease.held).toBe(false);
     expect(granted.lease.lossReason).toBe("client-closed");
     expect(granted.lease.signal.aborted).toBe(true);
+  });
+
+  it("still says deadline for such a lease whose deadline had passed before the close", async () => {
+    const clock = { nowMs: 0 };
+    const server = await serve(() => ok(4n, 1n));
+    const c = client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const granted = await c.acquire("jobs", { ttlMs: 1000 });
+    if (granted.status !== "acquired") throw new Error("expected a grant");
+    clock.nowMs = 2000;
+    c.close();
+    expect(granted.lease.lossReason).toBe("deadline");
   });
 });
 
@@ -220,5 +258,32 @@ describe("answers about a lease carry its token", () => {
       expect(error.code).toBe("BATON_PROTOCOL");
       expect(error.message).toContain("impossible answer");
     }
+  });
+});
+
+describe("a lease keeps its process alive", () => {
+  it("waits for the lease to end when its server dies, instead of exiting under the holder", async () => {
+    // The holder awaits its lease's end; the server grants, then goes away for good.
+    const sdk = fileURLToPath(new URL("../../dist/client/index.js", import.meta.url));
+    const holder = `
+      import { BatonClient } from ${JSON.stringify(sdk)};
+      const client = new BatonClient({ endpoints: [process.argv[1]], backoff: { baseMs: 1, maxMs: 5 } });
+      const granted = await client.acquire("jobs", { ttlMs: 3000, autoRenew: true });
+      console.log("acquired");
+      const signal = granted.lease.signal;
+      const reason = await new Promise((resolve) => signal.addEventListener("abort", () => resolve(signal.reason.reason)));
+      console.log("ended: " + reason);
+      client.close();
+    `;
+    const server = await ScriptedServer.start(() => ok(9n, 1n));
+    const child = spawn(process.execPath, ["--input-type=module", "-e", holder, server.endpoint], { stdio: ["ignore", "pipe", "inherit"] });
+    let output = "";
+    child.stdout.setEncoding("utf8").on("data", (text: string) => {
+      output += text;
+      if (text.includes("acquired")) void server.close();
+    });
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(output).toBe("acquired\nended: deadline\n");
+    expect(code).toBe(0);
   });
 });

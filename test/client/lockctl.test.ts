@@ -209,6 +209,10 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     expect(noOwner.stderr).toContain("--owner");
     expect((await lockctl(["acquire", "cli", "--ttl", "soon"])).code).toBe(64);
     expect((await lockctl(["release"])).code).toBe(64);
+    // Longer than one Node timer holds: it would fire at once, with no grace period at all.
+    const tooLong = await lockctl(["run", "cli", "--kill-after", "3000000000", "--", "true"]);
+    expect(tooLong.code).toBe(64);
+    expect(tooLong.stderr).toContain("<= 2147483647");
   });
 
   it("reports a usage error as one line on stderr, like every other error, and nothing on stdout", async () => {
