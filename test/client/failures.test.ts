@@ -5,43 +5,14 @@
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
-import { BatonClient, LeaseLostError, type BatonError } from "../../client/index.js";
-import { ScriptedServer, ok, reply, type Action, type SeenRequest } from "./support/scripted-server.js";
+import { LeaseLostError } from "../../client/index.js";
+import { ScriptedServer, ok, reply } from "./support/scripted-server.js";
+import { rejection, useScriptedSession } from "./support/scripted-session.js";
 import { startUnansweredListener } from "./support/unanswered-listener.js";
 
-const FAST = { backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 2000 };
-let servers: ScriptedServer[] = [];
-let clients: BatonClient[] = [];
-
-async function serve(script: (request: SeenRequest, index: number) => Action): Promise<ScriptedServer> {
-  const server = await ScriptedServer.start(script);
-  servers.push(server);
-  return server;
-}
-
-function client(options: ConstructorParameters<typeof BatonClient>[0]): BatonClient {
-  const created = new BatonClient({ ...FAST, ...options });
-  clients.push(created);
-  return created;
-}
-
-afterEach(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(servers.map((server) => server.close()));
-  servers = [];
-  clients = [];
-});
-
-async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as BatonError;
-  }
-  throw new Error("expected a rejection");
-}
+const { serve, client } = useScriptedSession();
 
 const commands = (server: ScriptedServer) => server.seen.map((request) => request.command);
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -2,42 +2,13 @@
  * The retry loop, against a scripted server that shows exactly what went over the wire.
  */
 import { createServer, type AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
 import { BatonClient, InvalidArgumentError, type BatonError, type RetryEvent } from "../../client/index.js";
-import { ScriptedServer, ok, reply, type Action, type SeenRequest } from "./support/scripted-server.js";
+import { ok, reply } from "./support/scripted-server.js";
+import { rejection, useScriptedSession } from "./support/scripted-session.js";
 
-const FAST = { backoff: { baseMs: 1, maxMs: 5 }, timeoutMs: 2000 };
-let servers: ScriptedServer[] = [];
-let clients: BatonClient[] = [];
-
-async function serve(script: (request: SeenRequest, index: number) => Action): Promise<ScriptedServer> {
-  const server = await ScriptedServer.start(script);
-  servers.push(server);
-  return server;
-}
-
-function client(options: ConstructorParameters<typeof BatonClient>[0]): BatonClient {
-  const created = new BatonClient({ ...FAST, ...options });
-  clients.push(created);
-  return created;
-}
-
-afterEach(async () => {
-  for (const c of clients) c.close();
-  await Promise.all(servers.map((server) => server.close()));
-  servers = [];
-  clients = [];
-});
-
-async function rejection(promise: Promise<unknown>): Promise<BatonError> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as BatonError;
-  }
-  throw new Error("expected a rejection");
-}
+const { serve, client } = useScriptedSession();
 
 describe("a logical request keeps one request id across every retry", () => {
   it("resends status-6 answers with the same request id until one is decided", async () => {
@@ -112,7 +83,6 @@ describe("status 4: the client finds the leader by itself", () => {
     const dead = await serve(() => "close");
     const deadEndpoint = dead.endpoint;
     await dead.close();
-    servers = servers.filter((server) => server !== dead);
     const alive = await serve(() => reply(2));
     const c = client({ endpoints: [deadEndpoint, alive.endpoint] });
     expect(await c.inspect("jobs")).toEqual({ status: "free" });

@@ -4,9 +4,9 @@ import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import type { TableMemory } from "../../../src/core/table-memory.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
-import { listSegments, listSnapshots, openDataDir, segmentPath } from "../../../src/storage/data-dir.js";
+import { listSegments, listSnapshots, openDataDir, segmentPath, type DataDir } from "../../../src/storage/data-dir.js";
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
-import { recover, RecoveryError } from "../../../src/storage/recovery.js";
+import { recover, RecoveryError, type Recovered } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import { Status } from "../../../src/protocol/index.js";
 import { readRecord, recordBytes } from "../../../src/log/record.js";
@@ -14,6 +14,8 @@ import { acquire, inspect } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { capturingLogger } from "../../support/capturing-logger.js";
 import { useTempDirs } from "../../support/temp-dir.js";
+
+type SealedFile = Recovered["sealed"][number];
 
 const CONFIG: StateMachineConfig = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 3 };
 const tempDir = useTempDirs();
@@ -199,58 +201,63 @@ describe("corruption before the tail refuses to start, naming the file and offse
 });
 
 describe("a clean-up after a snapshot, cut short by a crash", () => {
-  it("leaves covered files shorter, which recovery deletes without reading them", async () => {
+  /** A log of 36 grants in 600-byte segments, more than two of them sealed. */
+  async function sealedLog() {
     const root = tempDir();
     await writeLog(root, 12, 600);
     const dir = openDataDir(root);
     const sealed = recover(dir, CONFIG, silentLogger).sealed;
     expect(sealed.length).toBeGreaterThan(2);
-    const older = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed.slice(0, 1) });
-    const newer = compact({ dir, config: CONFIG, snapshotPath: older.snapshotPath, segments: sealed.slice(1) });
+    return { dir, sealed };
+  }
+
+  /** Snapshots one after another, the n-th covering the sealed segments before cuts[n]. */
+  function snapshotsAt(dir: DataDir, sealed: readonly SealedFile[], cuts: readonly number[]): string[] {
+    const paths: string[] = [];
+    let from = 0;
+    for (const cut of cuts) {
+      paths.push(compact({ dir, config: CONFIG, snapshotPath: paths.at(-1) ?? null, segments: sealed.slice(from, cut) }).snapshotPath);
+      from = cut;
+    }
+    return paths;
+  }
+
+  it("leaves covered files shorter, which recovery deletes without reading them", async () => {
+    const { dir, sealed } = await sealedLog();
+    const [older, newer] = snapshotsAt(dir, sealed, [1, sealed.length]);
     // The clean-up shrinks each covered file a step at a time before unlinking it.
-    for (const path of [sealed[0]!.path, sealed[1]!.path, older.snapshotPath]) truncateSync(path, Math.floor(statSync(path).size / 2));
+    for (const path of [sealed[0]!.path, sealed[1]!.path, older!]) truncateSync(path, Math.floor(statSync(path).size / 2));
 
     const recovered = recover(dir, CONFIG, silentLogger);
 
-    expect(recovered.snapshotPath).toBe(newer.snapshotPath);
+    expect(recovered.snapshotPath).toBe(newer);
     expect(recovered.lastIndex).toBe(36);
     expect(recovered.stateMachine.lockRecordCount).toBe(36);
     expect(recovered.stateMachine.nextFencingToken).toBe(37);
     for (const segment of sealed) expect(existsSync(segment.path)).toBe(false);
-    expect(existsSync(older.snapshotPath)).toBe(false);
-    expect(existsSync(newer.snapshotPath)).toBe(true);
+    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([newer]);
   });
 
   it("deletes whole older snapshots too, so repeated crashes do not pile them up", async () => {
-    const root = tempDir();
-    await writeLog(root, 12, 600);
-    const dir = openDataDir(root);
-    const sealed = recover(dir, CONFIG, silentLogger).sealed;
-    expect(sealed.length).toBeGreaterThan(2);
-    const first = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed.slice(0, 1) });
-    const second = compact({ dir, config: CONFIG, snapshotPath: first.snapshotPath, segments: sealed.slice(1, 2) });
-    const third = compact({ dir, config: CONFIG, snapshotPath: second.snapshotPath, segments: sealed.slice(2) });
+    const { dir, sealed } = await sealedLog();
+    const snapshots = snapshotsAt(dir, sealed, [1, 2, sealed.length]);
 
     const recovered = recover(dir, CONFIG, silentLogger);
 
-    expect(recovered.snapshotPath).toBe(third.snapshotPath);
-    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([third.snapshotPath]);
+    expect(recovered.snapshotPath).toBe(snapshots[2]);
+    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([snapshots[2]]);
     expect(recovered.stateMachine.lockRecordCount).toBe(36);
   });
 
   it("keeps older snapshots when the newest is unreadable, and refuses to start", async () => {
-    const root = tempDir();
-    await writeLog(root, 12, 600);
-    const dir = openDataDir(root);
-    const sealed = recover(dir, CONFIG, silentLogger).sealed;
-    const older = compact({ dir, config: CONFIG, snapshotPath: null, segments: sealed.slice(0, 1) });
-    const newer = compact({ dir, config: CONFIG, snapshotPath: older.snapshotPath, segments: sealed.slice(1) });
-    const bytes = readFileSync(newer.snapshotPath);
+    const { dir, sealed } = await sealedLog();
+    const [older, newer] = snapshotsAt(dir, sealed, [1, sealed.length]);
+    const bytes = readFileSync(newer!);
     bytes[bytes.length - 10]! ^= 0x10;
-    writeFileSync(newer.snapshotPath, bytes);
+    writeFileSync(newer!, bytes);
 
     expect(() => recover(dir, CONFIG, silentLogger)).toThrow(RecoveryError);
-    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([newer.snapshotPath, older.snapshotPath]);
+    expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([newer, older]);
   });
 });
 
