@@ -352,6 +352,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     // Where this request's next attempt goes. Only an answer moves where later requests start: one
     // request's failures (a short timeout of its own, say) do not send every other call elsewhere.
     let index = this.current;
+    // Endpoints that answered this request "not the leader". A hint naming one of them is not
+    // followed (the next endpoint, after a pause, instead): two nodes naming each other cannot use up
+    // the attempts at once, nor keep the request from the others.
+    let notLeaders: Set<number> | undefined;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.closed) throw new ClientClosedError();
       throwIfAborted(signal);
@@ -361,9 +365,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         if (delayNext) await sleep(backoffDelayMs(attempt - 1, this.backoff), signal, this.closing.signal);
       }
       delayNext = true;
+      let connected = false;
       try {
         // A dial counts against the attempt's time like the reply does.
         await connection.open(signal, timeoutMs);
+        connected = true;
         const stopped = request.stopReason?.();
         if (stopped !== undefined) throw new LeaseLostError(stopped);
         firstSentAtMs ??= this.clock();
@@ -371,8 +377,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         if (response.status === Status.NotLeader) {
           lastError = new NotLeaderError(connection.label, response.fencingToken);
           const hinted = this.leaderHinted(index, response.fencingToken);
-          delayNext = hinted < 0;
-          index = hinted < 0 ? this.nextEndpoint(index) : hinted;
+          (notLeaders ??= new Set()).add(index);
+          const follow = hinted >= 0 && !notLeaders.has(hinted);
+          delayNext = !follow;
+          index = follow ? hinted : this.nextEndpoint(index);
           continue;
         }
         if (response.status === Status.Unavailable) {
@@ -385,9 +393,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         if (!(error instanceof BatonError) || error.code === "BATON_ABORTED" || error.code === "BATON_CLIENT_CLOSED") throw error;
         if (error.code === "BATON_CONNECTION" || error.code === "BATON_TIMEOUT") {
           lastError = error;
-          // A refused or broken connection, or a server that does not answer (hung, or cut off from
-          // the rest of the cluster): the next attempt tries the next endpoint.
-          index = this.nextEndpoint(index);
+          // A dial that failed, or a server that did not answer this request (hung, or cut off from the
+          // rest of the cluster): the next attempt tries the next endpoint. A connection lost with the
+          // request on it (a restart, or a reset after another request's timeout) is dialled again
+          // first: if its server is gone, that dial fails at once and moves on.
+          if (!(connected && error.code === "BATON_CONNECTION")) index = this.nextEndpoint(index);
           continue;
         }
         throw error;

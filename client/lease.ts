@@ -62,7 +62,7 @@ export interface LeaseInit {
    * the lease's current ttl when that is undefined.
    */
   readonly autoRenew: { readonly intervalMs: number | undefined } | undefined;
-  /** Per-attempt timeout of automatic renewals (each is also at most the interval). */
+  /** Per-attempt timeout of automatic renewals (each is also at most half the interval). */
   readonly autoRenewTimeoutMs: number;
   /** Attempts of each automatic renewal; undefined: the client's. */
   readonly autoRenewAttempts: number | undefined;
@@ -204,9 +204,9 @@ export class Lease {
     }
   }
 
-  /** Ends the lease locally without telling the server (the client is closing). */
+  /** Ends the lease locally without telling the server (the client is closing), unless its deadline ended it first. */
   abandon(): void {
-    this.end("client-closed");
+    if (this.checkDeadline()) this.end("client-closed");
   }
 
   private async renewNow(options: LeaseRenewOptions): Promise<LeaseRenewResult> {
@@ -285,7 +285,10 @@ export class Lease {
     try {
       const result = await this.renew({
         signal: this.signal,
-        timeoutMs: Math.min(this.init.autoRenewTimeoutMs, Math.max(1, interval)),
+        // Half the interval at most: a renewal starts with the lease's last two thirds ahead of it
+        // (by default), and a first attempt that times out, and one on another endpoint that does
+        // too, must still leave time for a third before the deadline.
+        timeoutMs: Math.min(this.init.autoRenewTimeoutMs, Math.max(1, interval / 2)),
         ...(this.init.autoRenewAttempts === undefined ? {} : { attempts: this.init.autoRenewAttempts }),
       });
       // A renewal made meanwhile (renew() by hand) may have scheduled the next one already.

@@ -84,6 +84,21 @@ describe("a server that stops answering", () => {
     expect(silent.seen).toHaveLength(0);
   });
 
+  it("dials the same endpoint again for a request whose connection was reset under it by another's timeout", async () => {
+    // Each request id is answered on its second sending only; the second endpoint never answers.
+    const sent = new Set<string>();
+    const leader = await serve((request) => (sent.has(request.requestId) ? reply(2) : (sent.add(request.requestId), "silence")));
+    const silent = await serve(() => "silence");
+    const c = client({ endpoints: [leader.endpoint, silent.endpoint], timeoutMs: 60_000 });
+    const impatient = c.inspect("jobs", { timeoutMs: 50, attempts: 1 });
+    const patient = c.inspect("jobs");
+    expect((await rejection(impatient)).code).toBe("BATON_RETRIES_EXHAUSTED");
+    // The patient request lost its connection with the impatient one's reset: sent to the silent
+    // endpoint, it would wait out its 60 s there.
+    expect(await patient).toEqual({ status: "free" });
+    expect(silent.seen).toHaveLength(0);
+  });
+
   it("counts a dial that hangs against the attempt's timeout, then tries the next endpoint", async () => {
     const unanswered = await startUnansweredListener();
     try {
@@ -123,15 +138,21 @@ describe("close() ends every call at once", () => {
     expect(granted.lease.signal.aborted).toBe(true);
   });
 
-  it("still says deadline for such a lease whose deadline had passed before the close", async () => {
+  it("still says deadline for a lease whose deadline had passed before the close, watched or not", async () => {
     const clock = { nowMs: 0 };
     const server = await serve(() => ok(4n, 1n));
     const c = client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
-    const granted = await c.acquire("jobs", { ttlMs: 1000 });
-    if (granted.status !== "acquired") throw new Error("expected a grant");
-    clock.nowMs = 2000;
+    const leases = await Promise.all(
+      [{}, { autoRenew: { intervalMs: 100_000 } }].map(async (options) => {
+        const granted = await c.acquire("jobs", { ttlMs: 1000_000, ...options });
+        if (granted.status !== "acquired") throw new Error("expected a grant");
+        return granted.lease;
+      }),
+    );
+    leases[0]!.signal.addEventListener("abort", () => {});
+    clock.nowMs = 2000_000; // both deadlines passed while the timers had not fired yet
     c.close();
-    expect(granted.lease.lossReason).toBe("deadline");
+    expect(leases.map((lease) => lease.lossReason)).toEqual(["deadline", "deadline"]);
   });
 });
 
@@ -256,5 +277,28 @@ describe("a lease keeps its process alive", () => {
     const code = await new Promise((resolve) => child.once("exit", resolve));
     expect(output).toBe("acquired\nended: deadline\n");
     expect(code).toBe(0);
+  });
+});
+
+describe("an auto-renewal outlasts a stalled leader when another endpoint is dead", () => {
+  it("tries the leader again before the deadline, its attempts taking at most half the interval", async () => {
+    // The leader does not answer the first renewal (a stall); the second endpoint's dial hangs.
+    // With a 3 s ttl a renewal starts at 1 s and the deadline is at 2.7 s: attempts of 1 s (the
+    // interval) would spend it on the stalled leader and the dead endpoint; of 0.5 s, a third fits.
+    const unanswered = await startUnansweredListener();
+    try {
+      let renewals = 0;
+      const leader = await serve((request) => (request.command === Command.Renew && renewals++ === 0 ? "silence" : ok(7n, 1n)));
+      const c = client({ endpoints: [leader.endpoint, unanswered.endpoint] });
+      const granted = await c.acquire("jobs", { ttlMs: 3000, autoRenew: true });
+      if (granted.status !== "acquired") throw new Error("expected a grant");
+      await pause(2900);
+      expect(granted.lease.lossReason).toBeUndefined();
+      const renewIds = leader.seen.filter((request) => request.command === Command.Renew).map((request) => request.requestId);
+      expect(renewIds.length).toBeGreaterThanOrEqual(2);
+      expect(renewIds[1]).toBe(renewIds[0]); // the stalled renewal, sent again
+    } finally {
+      unanswered.close();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
 import { BatonClient, InvalidArgumentError, type BatonError, type RetryEvent } from "../../client/index.js";
-import { ok, reply } from "./support/scripted-server.js";
+import { ok, reply, type ScriptedServer } from "./support/scripted-server.js";
 import { rejection, useScriptedSession } from "./support/scripted-session.js";
 
 const { serve, client } = useScriptedSession();
@@ -69,6 +69,16 @@ describe("status 4: the client finds the leader by itself", () => {
     await c.acquire("other", { ttlMs: 1000 });
     expect(follower.seen).toHaveLength(1);
     expect(leader.seen).toHaveLength(2);
+  });
+
+  it("does not follow two nodes that name each other: it goes on to the others", async () => {
+    const first = await serve(() => reply(4, 2n));
+    const second = await serve(() => reply(4, 1n));
+    const leader = await serve(() => ok(5n, 1000n));
+    const at = (server: ScriptedServer, nodeId: bigint) => ({ host: "127.0.0.1", port: server.port, nodeId });
+    const c = client({ endpoints: [at(first, 1n), at(second, 2n), at(leader, 3n)], attempts: 4 });
+    expect((await c.acquire("jobs", { ttlMs: 1000 })).status).toBe("acquired");
+    expect([first.seen.length, second.seen.length, leader.seen.length]).toEqual([1, 1, 1]);
   });
 
   it("tries the next endpoint when the hint is unknown", async () => {
