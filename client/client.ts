@@ -365,11 +365,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         if (delayNext) await sleep(backoffDelayMs(attempt - 1, this.backoff), signal, this.closing.signal);
       }
       delayNext = true;
-      let connected = false;
       try {
         // A dial counts against the attempt's time like the reply does.
         await connection.open(signal, timeoutMs);
-        connected = true;
         const stopped = request.stopReason?.();
         if (stopped !== undefined) throw new LeaseLostError(stopped);
         firstSentAtMs ??= this.clock();
@@ -393,11 +391,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         if (!(error instanceof BatonError) || error.code === "BATON_ABORTED" || error.code === "BATON_CLIENT_CLOSED") throw error;
         if (error.code === "BATON_CONNECTION" || error.code === "BATON_TIMEOUT") {
           lastError = error;
-          // A dial that failed, or a server that did not answer this request (hung, or cut off from the
-          // rest of the cluster): the next attempt tries the next endpoint. A connection lost with the
-          // request on it (a restart, or a reset after another request's timeout) is dialled again
-          // first: if its server is gone, that dial fails at once and moves on.
-          if (!(connected && error.code === "BATON_CONNECTION")) index = this.nextEndpoint(index);
+          // A dial that failed, a connection lost under the request, or a server that did not answer
+          // (hung, or cut off from the rest of the cluster): the next attempt tries the next endpoint.
+          // Every failure alike: a server that accepts and then drops connections (one at its
+          // connection limit) must not hold the request, nor a hung one cost a second timeout.
+          index = this.nextEndpoint(index);
           continue;
         }
         throw error;
