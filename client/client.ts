@@ -131,7 +131,15 @@ interface Request {
   readonly ttlMs?: number;
   /** Asked before every attempt: a reason means the request is not sent (a lease's, see LeaseDriver). */
   readonly stopReason?: () => LeaseLossReason | undefined;
+  /** The longest pause before a retry, asked before each one; the backoff's alone when absent. */
+  readonly maxPauseMs?: () => number;
 }
+
+/**
+ * A renewal pauses between its retries at most a quarter of what is left of its lease: the backoff
+ * grows to a second, and a server back a little before the deadline must still get the renewal.
+ */
+const RENEWAL_PAUSE_SHARE = 1 / 4;
 
 interface Answered {
   readonly response: Response;
@@ -184,7 +192,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.leaseDriver = {
       clock: this.clock,
       renew: async (lease, ttlMs, stopReason, callOptions) => {
-        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, stopReason }, callOptions);
+        const maxPauseMs = () => Math.max(1, lease.remainingMs * RENEWAL_PAUSE_SHARE);
+        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, stopReason, maxPauseMs }, callOptions);
         return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs };
       },
       release: async (lease, stopReason, callOptions) =>
@@ -362,7 +371,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       const connection = this.connections[index]!;
       if (lastError !== undefined) {
         this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
-        if (delayNext) await sleep(backoffDelayMs(attempt - 1, this.backoff), signal, this.closing.signal);
+        if (delayNext) {
+          const pauseMs = Math.min(backoffDelayMs(attempt - 1, this.backoff), request.maxPauseMs?.() ?? Infinity);
+          await sleep(pauseMs, signal, this.closing.signal);
+        }
       }
       delayNext = true;
       try {

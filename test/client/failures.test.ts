@@ -295,3 +295,19 @@ describe("an auto-renewal outlasts a stalled leader when another endpoint is dea
     }
   });
 });
+
+describe("a renewal's pauses between retries fit what is left of its lease", () => {
+  it("retries within the lease however long the backoff has grown", async () => {
+    // The first renewal attempt loses its connection; the backoff before the retry would be a minute.
+    let renewals = 0;
+    const server = await serve((request) => (request.command === Command.Renew && renewals++ === 0 ? "close" : ok(7n, 1n)));
+    const c = client({ endpoints: [server.endpoint], backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    const granted = await c.acquire("jobs", { ttlMs: 3000, autoRenew: true });
+    if (granted.status !== "acquired") throw new Error("expected a grant");
+    await pause(3200); // past the first deadline (2.7 s)
+    expect(granted.lease.lossReason).toBeUndefined();
+    const renewIds = server.seen.filter((request) => request.command === Command.Renew).map((request) => request.requestId);
+    expect(renewIds.length).toBeGreaterThanOrEqual(2);
+    expect(renewIds[1]).toBe(renewIds[0]);
+  });
+});
