@@ -24,7 +24,7 @@ import {
   ServerUnavailableError,
 } from "./errors.js";
 import { randomOwner, toLockId, toOwnerBytes, type LockId, type LockRef, type OwnerRef } from "./ids.js";
-import { Lease, validRenewInterval, type LeaseDriver } from "./lease.js";
+import { Lease, validRenewInterval, type LeaseDriver, type LeaseInit } from "./lease.js";
 import {
   acquireOutcome,
   inspectResult,
@@ -250,18 +250,25 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const owner = this.ownerOf(options);
     const waitMs = nonNegativeNumber(options.waitMs ?? 0, "waitMs");
     if (options.safetyMarginMs !== undefined) validSafetyMarginMs(options.safetyMarginMs, ttlMs);
-    autoRenewIntervalMs(options.autoRenew, ttlMs, options.safetyMarginMs); // misuse shows before anything is sent
+    // Checked here, before anything is sent: misuse must not show only once a lock was granted.
+    const autoRenew = autoRenewIntervalMs(options.autoRenew, ttlMs, options.safetyMarginMs);
     const giveUpAtMs = this.clock() + waitMs;
     // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
     for (let retry = 1; ; retry++) {
-      const result = await this.acquireOnce(lockId, owner, ttlMs, options);
+      const result = await this.acquireOnce(lockId, owner, ttlMs, autoRenew, options);
       const leftMs = giveUpAtMs - this.clock();
       if (result.status === "acquired" || leftMs <= 0) return result;
       await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing.signal);
     }
   }
 
-  private async acquireOnce(lockId: LockId, owner: Buffer, ttlMs: number, options: AcquireOptions): Promise<AcquireResult> {
+  private async acquireOnce(
+    lockId: LockId,
+    owner: Buffer,
+    ttlMs: number,
+    autoRenew: LeaseInit["autoRenew"],
+    options: AcquireOptions,
+  ): Promise<AcquireResult> {
     const { response, sentAtMs } = await this.send({ command: Command.Acquire, lock: lockId, owner, ttlMs }, options);
     const outcome = acquireOutcome(response);
     if (outcome.status === "held") return outcome;
@@ -273,7 +280,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       ttlMs,
       sentAtMs,
       safetyMarginMs: options.safetyMarginMs,
-      autoRenew: autoRenewIntervalMs(options.autoRenew, ttlMs, options.safetyMarginMs),
+      autoRenew,
       autoRenewTimeoutMs: options.timeoutMs ?? this.timeoutMs,
       autoRenewAttempts: options.attempts,
     });
@@ -440,7 +447,7 @@ function autoRenewIntervalMs(
   autoRenew: boolean | AutoRenewOptions | undefined,
   ttlMs: number,
   safetyMarginMs: number | undefined,
-): { readonly intervalMs: number | undefined } | undefined {
+): LeaseInit["autoRenew"] {
   if (autoRenew === undefined || autoRenew === false) return undefined;
   if (autoRenew === true) return { intervalMs: undefined };
   if (typeof autoRenew !== "object" || autoRenew === null) {

@@ -148,10 +148,6 @@ export class Connection {
         clearTimeout(timer);
         this.cancelDial = undefined;
         socket.removeAllListeners("error");
-        if (this.closed) {
-          socket.destroy();
-          return reject(new ClientClosedError());
-        }
         this.adopt(socket);
         resolve();
       });
