@@ -232,7 +232,7 @@ export class IdIndex {
   /** Allocates the doubled table, or faults in its next page every PREFAULT_EVERY_ADDS adds. */
   private prepareNext(): void {
     if (this.next === null) {
-      this.next = new Int32Array(this.memory.take(this.table.byteLength * 2));
+      this.next = new Int32Array(this.memory.takeOnce(this.table.byteLength * 2));
       this.nextFaulted = 0;
       return;
     }
@@ -246,7 +246,7 @@ export class IdIndex {
     this.old = this.table;
     this.oldMask = this.mask;
     this.cursor = 0;
-    this.table = this.next ?? new Int32Array(this.memory.take(this.old.byteLength * 2));
+    this.table = this.next ?? new Int32Array(this.memory.takeOnce(this.old.byteLength * 2));
     this.next = null;
     this.nextExpected = false;
     this.mask = this.old.length - 1;

@@ -10,11 +10,19 @@
  * The table also keeps a binary min-heap of slots ordered by expiry, so the records whose time has
  * passed can be found and dropped in order with bounded work per command. Every record is in the heap
  * exactly once (renewal re-sorts it, release removes it), so the heap never outgrows the table.
+ *
+ * All five arrays share one buffer, so a doubling is one allocation. The lock ids' index takes its
+ * memory where the request-id table does (see table-memory.ts), so a server can have its pages
+ * written on another thread. The records' buffer is not announced before a doubling: prepared ahead,
+ * it would hold as much memory again as the table, unused, for as long as the table does not grow.
  */
 import { readIdWords } from "./command-words.js";
 import { IdIndex } from "./id-index.js";
+import { FRESH_MEMORY, type TableMemory } from "./table-memory.js";
 
 const INITIAL_CAPACITY = 1024;
+/** Bytes per record in the shared buffer: owner id 16, token 8, expiry 8, heap position 4, heap entry 4. */
+const RECORD_BYTES = 40;
 
 export class LockTable {
   private capacity: number;
@@ -33,15 +41,20 @@ export class LockTable {
   /** Lock id then owner id, for the byte-based entry points. */
   private readonly scratch = new Int32Array(8);
 
-  constructor(hashSeed: number, initialCapacity = INITIAL_CAPACITY) {
+  constructor(
+    hashSeed: number,
+    initialCapacity = INITIAL_CAPACITY,
+    private readonly memory: TableMemory = FRESH_MEMORY,
+  ) {
     const capacity = Math.max(16, initialCapacity);
     this.capacity = capacity;
-    this.owners = new Int32Array(capacity * 4);
-    this.tokens = new Float64Array(capacity);
-    this.expires = new Float64Array(capacity);
-    this.heapPosition = new Int32Array(capacity);
-    this.heap = new Int32Array(capacity);
-    this.index = new IdIndex(hashSeed, capacity);
+    const buffer = memory.takeOnce(capacity * RECORD_BYTES);
+    this.owners = new Int32Array(buffer, 0, capacity * 4);
+    this.tokens = new Float64Array(buffer, capacity * 16, capacity);
+    this.expires = new Float64Array(buffer, capacity * 24, capacity);
+    this.heapPosition = new Int32Array(buffer, capacity * 32, capacity);
+    this.heap = new Int32Array(buffer, capacity * 36, capacity);
+    this.index = new IdIndex(hashSeed, capacity, memory);
   }
 
   get size(): number {
@@ -185,11 +198,12 @@ export class LockTable {
 
   private grow(): void {
     const capacity = this.capacity * 2;
-    this.owners = grown(this.owners, capacity * 4);
-    this.tokens = grown(this.tokens, capacity);
-    this.expires = grown(this.expires, capacity);
-    this.heapPosition = grown(this.heapPosition, capacity);
-    this.heap = grown(this.heap, capacity);
+    const buffer = this.memory.takeOnce(capacity * RECORD_BYTES);
+    this.owners = copied(this.owners, new Int32Array(buffer, 0, capacity * 4));
+    this.tokens = copied(this.tokens, new Float64Array(buffer, capacity * 16, capacity));
+    this.expires = copied(this.expires, new Float64Array(buffer, capacity * 24, capacity));
+    this.heapPosition = copied(this.heapPosition, new Int32Array(buffer, capacity * 32, capacity));
+    this.heap = copied(this.heap, new Int32Array(buffer, capacity * 36, capacity));
     this.capacity = capacity;
   }
 
@@ -231,8 +245,7 @@ export class LockTable {
   }
 }
 
-function grown<T extends Int32Array | Float64Array>(array: T, length: number): T {
-  const bigger = new (array.constructor as new (length: number) => T)(length);
-  bigger.set(array);
-  return bigger;
+function copied<T extends Int32Array | Float64Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
 }

@@ -90,8 +90,9 @@ export class StateMachine {
   private readonly dedupe: DedupeTable;
 
   constructor(readonly config: StateMachineConfig) {
-    this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks);
-    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries, config.memory ?? FRESH_MEMORY);
+    const memory = config.memory ?? FRESH_MEMORY;
+    this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks, memory);
+    this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries, memory);
   }
 
   /** The logical clock: the largest time stamp applied so far. */

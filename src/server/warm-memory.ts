@@ -11,10 +11,11 @@
  * The tables ask for the same few chunk sizes over and over; each is kept in stock (STOCK_PER_SIZE
  * buffers written and waiting). A doubling index table is a one-off: the index says so in advance
  * (`expect`), and exactly one buffer of that size is prepared. A take that finds no prepared buffer
- * gets a fresh one, as it would without this class. Buffers are SharedArrayBuffers, the only memory two
- * threads can both write; typed arrays over them run as fast as over plain ones.
+ * gets a fresh one, as it would without this class. The worker hands each buffer over by transfer:
+ * the memory moves with it, its pages stay written, and the worker keeps no reference that would
+ * stop a table's outgrown buffer from being freed.
  */
-import { Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "node:worker_threads";
 import type { TableMemory } from "../core/table-memory.js";
 import type { Logger } from "./logger.js";
 
@@ -22,21 +23,29 @@ import type { Logger } from "./logger.js";
 const STOCK_PER_SIZE = 2;
 
 export class WarmMemory implements TableMemory {
-  private readonly ready = new Map<number, SharedArrayBuffer[]>();
+  private readonly ready = new Map<number, ArrayBuffer[]>();
   private readonly pending = new Map<number, number>();
   /** Sizes announced with `expect` and not taken yet: prepared once, not restocked. */
   private readonly oneOffSizes = new Set<number>();
+  /**
+   * One-off buffers taken before they were ready (a table filling faster than the worker writes, as
+   * in recovery): dropped when they arrive, where kept they would hold their memory for good.
+   */
+  private readonly late = new Map<number, number>();
   private readonly worker: Worker;
+  /**
+   * Where the worker sends written buffers. Read with `receiveMessageOnPort`, not events: recovery
+   * fills the tables in one synchronous run, during which no event would be delivered, and is where
+   * the most pages are written first.
+   */
+  private readonly written: MessagePort;
   private failed = false;
 
   constructor(logger: Logger, workerScript: URL = new URL("./page-writer-worker.js", import.meta.url)) {
-    this.worker = new Worker(workerScript);
+    const { port1, port2 } = new MessageChannel();
+    this.written = port1;
+    this.worker = new Worker(workerScript, { workerData: { written: port2 }, transferList: [port2] });
     this.worker.unref(); // never what keeps lockd running
-    this.worker.on("message", (buffer: SharedArrayBuffer) => {
-      const size = buffer.byteLength;
-      this.pending.set(size, (this.pending.get(size) ?? 1) - 1);
-      this.readyOf(size).push(buffer);
-    });
     this.worker.on("error", (error) => {
       // Only speed depends on it: the tables take fresh buffers from now on.
       this.failed = true;
@@ -44,11 +53,20 @@ export class WarmMemory implements TableMemory {
     });
   }
 
-  take(bytes: number): SharedArrayBuffer {
-    const buffer = this.readyOf(bytes).pop() ?? new SharedArrayBuffer(bytes);
-    if (this.oneOffSizes.delete(bytes)) return buffer;
+  take(bytes: number): ArrayBuffer {
+    this.collectWritten();
+    const prepared = this.readyOf(bytes).pop();
     this.restock(bytes, STOCK_PER_SIZE);
-    return buffer;
+    return prepared ?? new ArrayBuffer(bytes);
+  }
+
+  takeOnce(bytes: number): ArrayBuffer {
+    this.collectWritten();
+    const prepared = this.readyOf(bytes).pop();
+    if (this.oneOffSizes.delete(bytes) && prepared === undefined && (this.pending.get(bytes) ?? 0) > 0) {
+      this.late.set(bytes, (this.late.get(bytes) ?? 0) + 1);
+    }
+    return prepared ?? new ArrayBuffer(bytes);
   }
 
   expect(bytes: number): void {
@@ -58,11 +76,25 @@ export class WarmMemory implements TableMemory {
 
   /** Prepared buffers of `bytes` waiting to be taken. */
   stocked(bytes: number): number {
+    this.collectWritten();
     return this.readyOf(bytes).length;
   }
 
   async close(): Promise<void> {
     await this.worker.terminate();
+    this.written.close();
+  }
+
+  /** Moves the buffers the worker has sent so far into the stock. */
+  private collectWritten(): void {
+    for (let received = receiveMessageOnPort(this.written); received !== undefined; received = receiveMessageOnPort(this.written)) {
+      const buffer = received.message as ArrayBuffer;
+      const size = buffer.byteLength;
+      this.pending.set(size, (this.pending.get(size) ?? 1) - 1);
+      const late = this.late.get(size) ?? 0;
+      if (late > 0) this.late.set(size, late - 1);
+      else this.readyOf(size).push(buffer);
+    }
   }
 
   private restock(bytes: number, target: number): void {
@@ -74,7 +106,7 @@ export class WarmMemory implements TableMemory {
     }
   }
 
-  private readyOf(bytes: number): SharedArrayBuffer[] {
+  private readyOf(bytes: number): ArrayBuffer[] {
     let ready = this.ready.get(bytes);
     if (ready === undefined) this.ready.set(bytes, (ready = []));
     return ready;
