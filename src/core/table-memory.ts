@@ -10,12 +10,12 @@ export interface TableMemory {
    * A zero-filled buffer of `bytes`, of a size taken again and again: a table's fixed-size chunks,
    * kept for good (the tables recycle, never free, them). A server may keep some of each size ready.
    */
-  take(bytes: number): ArrayBuffer;
+  take(bytes: number): ArrayBuffer | SharedArrayBuffer;
   /**
    * A zero-filled buffer of `bytes` taken once: a table grown to a new size, whose old buffer then
    * goes. Ready in advance only if announced with `expect`.
    */
-  takeOnce(bytes: number): ArrayBuffer;
+  takeOnce(bytes: number): ArrayBuffer | SharedArrayBuffer;
   /** A hint that a buffer of `bytes` will be taken soon with `takeOnce` (a table about to double). */
   expect(bytes: number): void;
 }

@@ -49,7 +49,7 @@ describe("WarmMemory", () => {
     expect(memory.stocked(65536)).toBe(0);
     await until(() => memory.stocked(65536) === 2);
     const second = memory.take(65536);
-    expect(second).toBeInstanceOf(ArrayBuffer);
+    expect(second).toBeInstanceOf(SharedArrayBuffer);
     expect(second.byteLength).toBe(65536);
     expect(new Uint8Array(second).every((byte) => byte === 0)).toBe(true);
     // The stock is refilled to two, and no further.
