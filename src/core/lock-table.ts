@@ -21,6 +21,8 @@ import { IdIndex } from "./id-index.js";
 import { FRESH_MEMORY, type TableMemory } from "./table-memory.js";
 
 const INITIAL_CAPACITY = 1024;
+/** The most record room reserved beyond the index's size up front: 160 MiB of address space. */
+export const RECORD_ROOM_MAX = 1 << 22;
 /** Bytes per record in the shared buffer: owner id 16, token 8, expiry 8, heap position 4, heap entry 4. */
 const RECORD_BYTES = 40;
 
@@ -41,12 +43,18 @@ export class LockTable {
   /** Lock id then owner id, for the byte-based entry points. */
   private readonly scratch = new Int32Array(8);
 
+  /**
+   * `initialCapacity` sizes the index and the records; `recordRoom`, if larger, the records alone (up
+   * to RECORD_ROOM_MAX). A record is written only when its slot is first used, and slots are used
+   * in order, so room reserved for records that never come costs address space, not memory.
+   */
   constructor(
     hashSeed: number,
     initialCapacity = INITIAL_CAPACITY,
     private readonly memory: TableMemory = FRESH_MEMORY,
+    recordRoom = 0,
   ) {
-    const capacity = Math.max(16, initialCapacity);
+    const capacity = Math.max(16, initialCapacity, Math.min(recordRoom, RECORD_ROOM_MAX));
     this.capacity = capacity;
     const buffer = memory.takeOnce(capacity * RECORD_BYTES);
     this.owners = new Int32Array(buffer, 0, capacity * 4);
@@ -54,7 +62,7 @@ export class LockTable {
     this.expires = new Float64Array(buffer, capacity * 24, capacity);
     this.heapPosition = new Int32Array(buffer, capacity * 32, capacity);
     this.heap = new Int32Array(buffer, capacity * 36, capacity);
-    this.index = new IdIndex(hashSeed, capacity, memory);
+    this.index = new IdIndex(hashSeed, Math.max(16, initialCapacity), memory);
   }
 
   get size(): number {

@@ -169,7 +169,10 @@ export function readSnapshot(source: SnapshotSource, config: StateMachineConfig,
   const lastIndex = readU64(piece, 12);
   const lastTerm = readU64(piece, 20);
   const logEntries = Math.max(0, replayThrough - lastIndex);
-  const sm = new StateMachine({ ...config, initialCapacity: { locks: lockCount, dedupeEntries: dedupeCount + logEntries } });
+  const sm = new StateMachine({
+    ...config,
+    initialCapacity: { locks: lockCount, lockRecords: lockCount + logEntries, dedupeEntries: dedupeCount + logEntries },
+  });
   sm.restoreScalars(readU64(piece, 28), readU64(piece, 36));
   let crc: number;
   try {
@@ -265,5 +268,5 @@ function readPieces(
 
 /** The state a log is replayed into when there is no snapshot, sized like decodeSnapshot's. */
 export function emptyStateFor(config: StateMachineConfig, replayThrough: number): StateMachine {
-  return new StateMachine({ ...config, initialCapacity: { dedupeEntries: replayThrough } });
+  return new StateMachine({ ...config, initialCapacity: { lockRecords: replayThrough, dedupeEntries: replayThrough } });
 }

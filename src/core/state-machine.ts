@@ -28,10 +28,13 @@ export interface StateMachineConfig {
    * Room to reserve up front (layout only, never answers). The tables grow on their own, so this is
    * for loads whose size is known in advance, like a snapshot plus the log after it: sized for them,
    * the tables never move their entries again. Room reserved and not used is not free: new ids land
-   * on random pages of an oversized index, one page fault each.
+   * on random pages of an oversized index, one page fault each. `lockRecords` is different: room
+   * for that many lock records (at least `locks`) without sizing the lock ids' index for them. Records
+   * take slots in order, so room never used is address space only; it is for a replay, which may
+   * create up to one lock per entry and usually creates far fewer.
    */
-  readonly initialCapacity?: { readonly locks?: number; readonly dedupeEntries?: number };
-  /** Where the request-id table's memory comes from (layout only, never answers); fresh buffers by default. */
+  readonly initialCapacity?: { readonly locks?: number; readonly lockRecords?: number; readonly dedupeEntries?: number };
+  /** Where the tables' memory comes from (layout only, never answers); fresh buffers by default. */
   readonly memory?: TableMemory;
 }
 
@@ -91,7 +94,7 @@ export class StateMachine {
 
   constructor(readonly config: StateMachineConfig) {
     const memory = config.memory ?? FRESH_MEMORY;
-    this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks, memory);
+    this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks, memory, config.initialCapacity?.lockRecords);
     this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries, memory);
   }
 

@@ -100,8 +100,8 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
   });
 });
 
-describe("recovery sizes the request-id table for the whole log, the newest segment included", () => {
-  it("replays a log held in one segment without doubling the table on the way", async () => {
+describe("recovery sizes the tables for the whole log, the newest segment included", () => {
+  it("replays a log held in one segment without doubling the request-id table on the way", async () => {
     const root = tempDir();
     // 1,020 entries, all in the first (and newest) segment, on as many locks: few enough that the
     // lock ids' index, which takes its memory from the same place, does not double either.
@@ -114,6 +114,19 @@ describe("recovery sizes the request-id table for the whole log, the newest segm
     expect(recovered.lastIndex).toBe(1_020);
     expect(recovered.stateMachine.dedupeEntryCount).toBe(1_020);
     expect(doublings).toEqual([]);
+  });
+
+  it("reserves room for one lock record per entry, so the records never double on the way", async () => {
+    const root = tempDir();
+    await writeLog(root, 700); // 2,100 entries on as many locks: past the table's first size, 1,024
+    const takenOnce: number[] = [];
+    const memory: TableMemory = { ...FRESH_MEMORY, takeOnce: (bytes) => (takenOnce.push(bytes), new ArrayBuffer(bytes)) };
+
+    const recovered = recover(openDataDir(root), { ...CONFIG, memory }, silentLogger);
+
+    expect(recovered.stateMachine.lockRecordCount).toBe(2_100);
+    // Records take 40 bytes each; the lock ids' index, which still doubles, takes powers of two.
+    expect(takenOnce.filter((bytes) => bytes % 5 === 0)).toEqual([2_100 * 40]);
   });
 });
 
