@@ -46,7 +46,9 @@ export class LockTable {
   /**
    * `initialCapacity` sizes the index and the records; `recordRoom`, if larger, the records alone (up
    * to RECORD_ROOM_MAX). A record is written only when its slot is first used, and slots are used
-   * in order, so room reserved for records that never come costs address space, not memory.
+   * in order, so room reserved for records that never come costs address space, not memory. Where
+   * even that is refused (a host that counts address space against a strict commit limit), the
+   * table starts at `initialCapacity` and grows as it would have without the room.
    */
   constructor(
     hashSeed: number,
@@ -54,15 +56,23 @@ export class LockTable {
     private readonly memory: TableMemory = FRESH_MEMORY,
     recordRoom = 0,
   ) {
-    const capacity = Math.max(16, initialCapacity, Math.min(recordRoom, RECORD_ROOM_MAX));
+    const needed = Math.max(16, initialCapacity);
+    let capacity = Math.max(needed, Math.min(recordRoom, RECORD_ROOM_MAX));
+    let buffer: ArrayBuffer | SharedArrayBuffer;
+    try {
+      buffer = memory.takeOnce(capacity * RECORD_BYTES);
+    } catch (error) {
+      if (!(error instanceof RangeError) || capacity === needed) throw error;
+      capacity = needed;
+      buffer = memory.takeOnce(capacity * RECORD_BYTES);
+    }
     this.capacity = capacity;
-    const buffer = memory.takeOnce(capacity * RECORD_BYTES);
     this.owners = new Int32Array(buffer, 0, capacity * 4);
     this.tokens = new Float64Array(buffer, capacity * 16, capacity);
     this.expires = new Float64Array(buffer, capacity * 24, capacity);
     this.heapPosition = new Int32Array(buffer, capacity * 32, capacity);
     this.heap = new Int32Array(buffer, capacity * 36, capacity);
-    this.index = new IdIndex(hashSeed, Math.max(16, initialCapacity), memory);
+    this.index = new IdIndex(hashSeed, needed, memory);
   }
 
   get size(): number {

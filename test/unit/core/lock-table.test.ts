@@ -90,6 +90,21 @@ describe("record room reserved up front (a replay's)", () => {
     new LockTable(3, 16, memory, 1e12);
     expect(recordBuffers(onceSizes)).toEqual([RECORD_ROOM_MAX * 40]);
   });
+
+  it("is given up, not fatal, where the address space is refused", () => {
+    const { memory: recording, onceSizes } = recordingMemory();
+    const refusing: TableMemory = {
+      ...recording,
+      takeOnce: (bytes) => {
+        if (bytes > 1_000_000) throw new RangeError("Array buffer allocation failed");
+        return recording.takeOnce(bytes);
+      },
+    };
+    const table = new LockTable(3, 1024, refusing, 1_000_000);
+    for (let n = 0; n < 3000; n++) table.insert(u128(BigInt(n)), 0, OWNER, 0, n + 1, 1000 + n);
+    expect(recordBuffers(onceSizes)).toEqual([1024 * 40, 2048 * 40, 4096 * 40]);
+    for (let n = 0; n < 3000; n++) expect(table.tokenOf(table.find(u128(BigInt(n)), 0))).toBe(n + 1);
+  });
 });
 
 describe("the id index survives deletion inside long probe runs", () => {
