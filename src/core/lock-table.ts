@@ -67,11 +67,8 @@ export class LockTable {
       buffer = memory.takeOnce(capacity * RECORD_BYTES);
     }
     this.capacity = capacity;
-    this.owners = new Int32Array(buffer, 0, capacity * 4);
-    this.tokens = new Float64Array(buffer, capacity * 16, capacity);
-    this.expires = new Float64Array(buffer, capacity * 24, capacity);
-    this.heapPosition = new Int32Array(buffer, capacity * 32, capacity);
-    this.heap = new Int32Array(buffer, capacity * 36, capacity);
+    const arrays = recordArrays(buffer, capacity);
+    ({ owners: this.owners, tokens: this.tokens, expires: this.expires, heapPosition: this.heapPosition, heap: this.heap } = arrays);
     this.index = new IdIndex(hashSeed, needed, memory);
   }
 
@@ -216,12 +213,13 @@ export class LockTable {
 
   private grow(): void {
     const capacity = this.capacity * 2;
-    const buffer = this.memory.takeOnce(capacity * RECORD_BYTES);
-    this.owners = copied(this.owners, new Int32Array(buffer, 0, capacity * 4));
-    this.tokens = copied(this.tokens, new Float64Array(buffer, capacity * 16, capacity));
-    this.expires = copied(this.expires, new Float64Array(buffer, capacity * 24, capacity));
-    this.heapPosition = copied(this.heapPosition, new Int32Array(buffer, capacity * 32, capacity));
-    this.heap = copied(this.heap, new Int32Array(buffer, capacity * 36, capacity));
+    const grown = recordArrays(this.memory.takeOnce(capacity * RECORD_BYTES), capacity);
+    grown.owners.set(this.owners);
+    grown.tokens.set(this.tokens);
+    grown.expires.set(this.expires);
+    grown.heapPosition.set(this.heapPosition);
+    grown.heap.set(this.heap);
+    ({ owners: this.owners, tokens: this.tokens, expires: this.expires, heapPosition: this.heapPosition, heap: this.heap } = grown);
     this.capacity = capacity;
   }
 
@@ -263,7 +261,21 @@ export class LockTable {
   }
 }
 
-function copied<T extends Int32Array | Float64Array>(from: T, to: T): T {
-  to.set(from);
-  return to;
+interface RecordArrays {
+  readonly owners: Int32Array;
+  readonly tokens: Float64Array;
+  readonly expires: Float64Array;
+  readonly heapPosition: Int32Array;
+  readonly heap: Int32Array;
+}
+
+/** The five record arrays over one buffer of `capacity` records (RECORD_BYTES each). */
+function recordArrays(buffer: ArrayBuffer | SharedArrayBuffer, capacity: number): RecordArrays {
+  return {
+    owners: new Int32Array(buffer, 0, capacity * 4),
+    tokens: new Float64Array(buffer, capacity * 16, capacity),
+    expires: new Float64Array(buffer, capacity * 24, capacity),
+    heapPosition: new Int32Array(buffer, capacity * 32, capacity),
+    heap: new Int32Array(buffer, capacity * 36, capacity),
+  };
 }
