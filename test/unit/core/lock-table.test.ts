@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { LockTable, RECORD_ROOM_MAX } from "../../../src/core/lock-table.js";
 import { IdIndex } from "../../../src/core/id-index.js";
-import { FRESH_MEMORY, type TableMemory } from "../../../src/core/table-memory.js";
+import type { TableMemory } from "../../../src/core/table-memory.js";
+import { lockRecordBuffers, recordingMemory } from "../../support/recording-memory.js";
 import { seededRandom } from "../../support/seeded-random.js";
 import { u128 } from "../../support/frames.js";
 
@@ -63,24 +64,15 @@ describe("lock records are found by lock id and handed out in expiry order", () 
   });
 });
 
-/** A table memory that records the size of every buffer taken once. */
-function recordingMemory(): { memory: TableMemory; onceSizes: number[] } {
-  const onceSizes: number[] = [];
-  return { onceSizes, memory: { ...FRESH_MEMORY, takeOnce: (bytes) => (onceSizes.push(bytes), new ArrayBuffer(bytes)) } };
-}
-
-/** Records take 40 bytes each; the index's tables are powers of two, never a multiple of 5. */
-const recordBuffers = (sizes: readonly number[]): number[] => sizes.filter((bytes) => bytes % 5 === 0);
-
 describe("record room reserved up front (a replay's)", () => {
   it("is filled without a second records buffer, while the index grows from its own size", () => {
     const { memory, onceSizes } = recordingMemory();
     const table = new LockTable(3, 16, memory, 5000);
     for (let n = 0; n < 5000; n++) table.insert(u128(BigInt(n)), 0, OWNER, 0, n + 1, 1000 + n);
-    expect(recordBuffers(onceSizes)).toEqual([5000 * 40]);
+    expect(lockRecordBuffers(onceSizes)).toEqual([5000 * 40]);
     expect(onceSizes.length).toBeGreaterThan(1); // the index, sized for 16, doubled meanwhile
     table.insert(u128(5000n), 0, OWNER, 0, 5001, 6000);
-    expect(recordBuffers(onceSizes)).toEqual([5000 * 40, 10_000 * 40]);
+    expect(lockRecordBuffers(onceSizes)).toEqual([5000 * 40, 10_000 * 40]);
     for (let n = 0; n <= 5000; n++) expect(table.tokenOf(table.find(u128(BigInt(n)), 0))).toBe(n + 1);
     expect(drainExpiries(table)).toEqual(Array.from({ length: 5001 }, (_, n) => 1000 + n));
   });
@@ -88,7 +80,7 @@ describe("record room reserved up front (a replay's)", () => {
   it("is capped: a huge replay reserves RECORD_ROOM_MAX records, no more", () => {
     const { memory, onceSizes } = recordingMemory();
     new LockTable(3, 16, memory, 1e12);
-    expect(recordBuffers(onceSizes)).toEqual([RECORD_ROOM_MAX * 40]);
+    expect(lockRecordBuffers(onceSizes)).toEqual([RECORD_ROOM_MAX * 40]);
   });
 
   it("is given up, not fatal, where the address space is refused", () => {
@@ -102,7 +94,7 @@ describe("record room reserved up front (a replay's)", () => {
     };
     const table = new LockTable(3, 1024, refusing, 1_000_000);
     for (let n = 0; n < 3000; n++) table.insert(u128(BigInt(n)), 0, OWNER, 0, n + 1, 1000 + n);
-    expect(recordBuffers(onceSizes)).toEqual([1024 * 40, 2048 * 40, 4096 * 40]);
+    expect(lockRecordBuffers(onceSizes)).toEqual([1024 * 40, 2048 * 40, 4096 * 40]);
     for (let n = 0; n < 3000; n++) expect(table.tokenOf(table.find(u128(BigInt(n)), 0))).toBe(n + 1);
   });
 });
