@@ -31,6 +31,8 @@ export interface Recovered {
   readonly sealed: readonly (SegmentFile & { readonly lastIndex: number })[];
   readonly snapshotPath: string | null;
   readonly entriesReplayed: number;
+  /** Bytes of log segments read into memory for the replay (the newest segment's unwritten zeros are not). */
+  readonly logBytesRead: number;
 }
 
 export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger): Recovered {
@@ -38,7 +40,8 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   // Size the tables for the whole log up front (see decodeSnapshot): where the newest segment's
   // records end, from their headers.
   const newestSegment = segments.at(-1);
-  const replayThrough = newestSegment === undefined ? 0 : lastIndexByHeaders(newestSegment.path, newestSegment.firstIndex);
+  const newestHeaders = newestSegment === undefined ? null : scanHeaders(newestSegment.path, newestSegment.firstIndex);
+  const replayThrough = newestHeaders?.lastIndex ?? 0;
   let stateMachine: StateMachine | null = null;
   let lastIndex = 0;
   let lastTerm = 0;
@@ -79,8 +82,9 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     if (segment.firstIndex > progress.lastIndex + 1) {
       throw new RecoveryError(`log gap: ${segment.path} starts at index ${segment.firstIndex} but the log so far ends at ${progress.lastIndex}`);
     }
-    const bytes = segmentReader.read(segment.path);
-    const replay = replayRecords(bytes, stateMachine, progress);
+    const { bytes, replay } = isNewest
+      ? replayNewest(segmentReader, segment.path, newestHeaders!.end, stateMachine, progress)
+      : replayWhole(segmentReader, segment.path, stateMachine, progress);
     const at = replay.end;
     if (replay.damage !== null) {
       if (isNewest && !replay.outOfSequence && !hasValidRecordAfter(bytes, at)) {
@@ -111,7 +115,35 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     sealed,
     snapshotPath,
     entriesReplayed: progress.entries,
+    logBytesRead: segmentReader.bytesRead,
   };
+}
+
+function replayWhole(reader: SegmentReader, path: string, stateMachine: StateMachine, progress: ReplayProgress): SegmentReplay {
+  const bytes = reader.read(path);
+  return { bytes, replay: replayRecords(bytes, stateMachine, progress) };
+}
+
+/**
+ * The newest segment is preallocated with zeros, most of it unwritten in a young log: it is read only
+ * as far as its records' headers reach (`recordsEnd`), and the rest is checked for zeros through a
+ * small window instead of being read into memory. Anything else there (a torn or damaged tail) is
+ * decided on the whole file, as any older segment is: the replay goes on over the whole file from
+ * where it stopped, which gives exactly what replaying the whole file from the start would have.
+ */
+function replayNewest(reader: SegmentReader, path: string, recordsEnd: number, stateMachine: StateMachine, progress: ReplayProgress): SegmentReplay {
+  const bytes = reader.read(path, recordsEnd);
+  const replay = replayRecords(bytes, stateMachine, progress);
+  if (replay.damage === null && reader.zerosFrom(path, replay.end)) return { bytes, replay };
+  const whole = reader.read(path);
+  if (whole.length === bytes.length) return { bytes: whole, replay };
+  return { bytes: whole, replay: replayRecords(whole, stateMachine, progress, replay.end) };
+}
+
+interface SegmentReplay {
+  /** What was replayed: the segment's bytes, or the first of them where the rest is zeros. */
+  readonly bytes: Buffer;
+  readonly replay: ReplayStop;
 }
 
 export interface ReplayProgress {
@@ -133,10 +165,10 @@ export interface ReplayStop {
   readonly outOfSequence: boolean;
 }
 
-export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progress: ReplayProgress): ReplayStop {
+export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progress: ReplayProgress, from = 0): ReplayStop {
   const answer = new Uint8Array(RESPONSE_BYTES);
   const starts = new Int32Array(PREFETCH_MAX);
-  let at = 0;
+  let at = from;
   for (;;) {
     const scan = readRecord(bytes, at);
     if (scan.kind === "end") return { end: at, damage: null, outOfSequence: false };
@@ -170,12 +202,13 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
 }
 
 /**
- * The last index the records of a segment (starting at `firstIndex`) claim, walking their length and
- * count fields only, without checksums: a sizing hint, never trusted as state. It stops at anything
- * that cannot be a record header (readRecord's own test, countFitsLength), and every entry it counts
- * takes ENTRY_BYTES of the file, so damage can never make it claim more entries than the file holds.
+ * The last index the records of a segment (starting at `firstIndex`) claim, and the offset where
+ * they end, walking their length and count fields only, without checksums: hints, never trusted as
+ * state. The walk stops at anything that cannot be a record header (readRecord's own test,
+ * countFitsLength), and every entry it counts takes ENTRY_BYTES of the file, so damage can never make
+ * it claim more entries than the file holds.
  */
-function lastIndexByHeaders(path: string, firstIndex: number): number {
+function scanHeaders(path: string, firstIndex: number): { readonly lastIndex: number; readonly end: number } {
   const fd = openSync(path, "r");
   try {
     const size = fstatSync(fd).size;
@@ -198,7 +231,7 @@ function lastIndexByHeaders(path: string, firstIndex: number): number {
       last += count;
       at += 4 + length;
     }
-    return last;
+    return { lastIndex: last, end: at };
   } finally {
     closeSync(fd);
   }

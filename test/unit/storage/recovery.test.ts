@@ -160,6 +160,66 @@ describe("zeros after the data are unwritten space, however few", () => {
   });
 });
 
+describe("the newest segment's preallocated zeros are checked, not loaded", () => {
+  it("reads a young segment into memory only as far as its records", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    expect(bytes.length).toBe(1 << 20);
+
+    const recovered = recover(openDataDir(root), CONFIG, silentLogger);
+
+    expect(recovered.lastIndex).toBe(15);
+    expect(recovered.active!.bytes).toBe(writtenEnd(bytes));
+    expect(recovered.logBytesRead).toBe(writtenEnd(bytes));
+    expect(statSync(segment!).size).toBe(1 << 20);
+  });
+
+  it("decides on the whole file when the zeros are not all zeros: stray bytes near its end are a torn tail", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    const goodBytes = writtenEnd(bytes);
+    bytes.fill(0x5a, bytes.length - 10);
+    writeFileSync(segment!, bytes);
+    const logger = capturingLogger();
+
+    const recovered = recover(openDataDir(root), CONFIG, logger);
+
+    expect(recovered.lastIndex).toBe(15);
+    expect(statSync(segment!).size).toBe(goodBytes);
+    const dropped = bytes.length - goodBytes;
+    expect(logger.lines.join("\n")).toContain(`dropped ${dropped} bytes at offset ${goodBytes}, a torn final write (${dropped} bytes of data`);
+  });
+
+  it("refuses a valid record beyond a run of zeros: it was acknowledged, so the zeros are damage", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    const goodBytes = writtenEnd(bytes);
+    const recordLength = goodBytes / 5;
+    bytes.copy(bytes, bytes.length - 4096, goodBytes - recordLength, goodBytes);
+    writeFileSync(segment!, bytes);
+
+    // The copy's first non-zero byte is the low byte of its big-endian length.
+    const dataAt = bytes.length - 4096 + 3;
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+      `is corrupt at offset ${goodBytes}: zero length field followed by data at offset ${dataAt}. Records follow it`,
+    );
+  });
+
+  it("refuses a zeroed length field in the middle, where the records' headers stop but data follows", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 6);
+    const bytes = readFileSync(segment!);
+    const recordLength = writtenEnd(bytes) / 6;
+    bytes.fill(0, recordLength * 2, recordLength * 2 + 4);
+    writeFileSync(segment!, bytes);
+
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(`is corrupt at offset ${recordLength * 2}: zero length field followed by data`);
+  });
+});
+
 describe("corruption before the tail refuses to start, naming the file and offset", () => {
   it("refuses a bit flip in an old record of the newest segment", async () => {
     const root = tempDir();
