@@ -136,7 +136,6 @@ function replayNewest(reader: SegmentReader, path: string, recordsEnd: number, s
   const replay = replayRecords(bytes, stateMachine, progress);
   if (replay.damage === null && reader.zerosFrom(path, replay.end)) return { bytes, replay };
   const whole = reader.read(path);
-  if (whole.length === bytes.length) return { bytes: whole, replay };
   return { bytes: whole, replay: replayRecords(whole, stateMachine, progress, replay.end) };
 }
 
