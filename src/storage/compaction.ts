@@ -7,8 +7,8 @@
 import { emptyStateFor, writeSnapshot } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import type { DataDir } from "./data-dir.js";
-import { replayRecords, type ReplayProgress } from "./recovery.js";
 import { SegmentReader } from "./segment-reader.js";
+import { replaySegment, type ReplayProgress } from "./segment-replay.js";
 import { readSnapshotFile, writeSnapshotFile } from "./snapshot-file.js";
 
 export interface CompactionJob {
@@ -47,9 +47,8 @@ export function compact(job: CompactionJob, stillWanted: () => boolean = () => t
   const segmentReader = new SegmentReader();
   for (const segment of job.segments) {
     if (!stillWanted()) throw new Error("compaction abandoned");
-    const bytes = segmentReader.read(segment.path);
-    const stop = replayRecords(bytes, stateMachine, progress);
-    if (stop.damage !== null) throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage}`);
+    const stop = replaySegment(segmentReader, segment.path, stateMachine, progress);
+    if (!stop.clean) throw new Error(`${segment.path} offset ${stop.end}: ${stop.damage}`);
     if (progress.lastIndex !== segment.lastIndex) {
       throw new Error(`${segment.path} ends at index ${progress.lastIndex}, expected ${segment.lastIndex}`);
     }

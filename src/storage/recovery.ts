@@ -8,12 +8,12 @@
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
-import { PREFETCH_MAX, fixedStarts, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
-import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, readRecord } from "../log/record.js";
-import { RESPONSE_BYTES } from "../protocol/wire.js";
+import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
+import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, readRecord } from "../log/record.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
 import { SegmentReader } from "./segment-reader.js";
+import { replaySegment, type ReplayProgress } from "./segment-replay.js";
 import { readSnapshotFile } from "./snapshot-file.js";
 
 export class RecoveryError extends Error {
@@ -82,21 +82,22 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     if (segment.firstIndex > progress.lastIndex + 1) {
       throw new RecoveryError(`log gap: ${segment.path} starts at index ${segment.firstIndex} but the log so far ends at ${progress.lastIndex}`);
     }
-    const { bytes, replay } = isNewest
-      ? replayNewest(segmentReader, segment.path, newestHeaders!.end, stateMachine, progress)
-      : replayWhole(segmentReader, segment.path, stateMachine, progress);
-    const at = replay.end;
-    if (replay.damage !== null) {
-      if (isNewest && !replay.outOfSequence && !hasValidRecordAfter(bytes, at)) {
+    // The newest segment is preallocated with zeros, most of them unwritten in a young log: it is
+    // read only as far as its records' headers reach, and the rest is checked for zeros.
+    const stop = replaySegment(segmentReader, segment.path, stateMachine, progress, isNewest ? { recordsEnd: newestHeaders!.end } : {});
+    const at = stop.end;
+    if (!stop.clean) {
+      const bytes = stop.file;
+      if (isNewest && !stop.outOfSequence && !hasValidRecordAfter(bytes, at)) {
         truncate(segment.path, at);
         const written = lastNonZero(bytes) + 1 - at;
         logger.warn(
           `${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, a torn final write ` +
-            `(${written} bytes of data, the rest preallocated zeros; ${replay.damage}); it was never acknowledged`,
+            `(${written} bytes of data, the rest preallocated zeros; ${stop.damage}); it was never acknowledged`,
         );
       } else {
         throw new RecoveryError(
-          `${segment.path} is corrupt at offset ${at}: ${replay.damage}. ` +
+          `${segment.path} is corrupt at offset ${at}: ${stop.damage}. ` +
             (isNewest ? "Records follow it, so it is not a torn final write; " : "It is not the newest segment; ") +
             "refusing to start rather than skip acknowledged state. Restore the data directory from a backup or replica.",
         );
@@ -117,87 +118,6 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     entriesReplayed: progress.entries,
     logBytesRead: segmentReader.bytesRead,
   };
-}
-
-function replayWhole(reader: SegmentReader, path: string, stateMachine: StateMachine, progress: ReplayProgress): SegmentReplay {
-  const bytes = reader.read(path);
-  return { bytes, replay: replayRecords(bytes, stateMachine, progress) };
-}
-
-/**
- * The newest segment is preallocated with zeros, most of it unwritten in a young log: it is read only
- * as far as its records' headers reach (`recordsEnd`), and the rest is checked for zeros through a
- * small window instead of being read into memory. Anything else there (a torn or damaged tail) is
- * decided on the whole file, as any older segment is: the replay goes on over the whole file from
- * where it stopped, which gives exactly what replaying the whole file from the start would have.
- */
-function replayNewest(reader: SegmentReader, path: string, recordsEnd: number, stateMachine: StateMachine, progress: ReplayProgress): SegmentReplay {
-  const bytes = reader.read(path, recordsEnd);
-  const replay = replayRecords(bytes, stateMachine, progress);
-  if (replay.damage === null && reader.zerosFrom(path, replay.end)) return { bytes, replay };
-  const whole = reader.read(path);
-  return { bytes: whole, replay: replayRecords(whole, stateMachine, progress, replay.end) };
-}
-
-interface SegmentReplay {
-  /** What was replayed: the segment's bytes, or the first of them where the rest is zeros. */
-  readonly bytes: Buffer;
-  readonly replay: ReplayStop;
-}
-
-export interface ReplayProgress {
-  /** Entries up to this index are already in the state (from the snapshot). */
-  readonly snapshotIndex: number;
-  lastIndex: number;
-  lastTerm: number;
-  entries: number;
-}
-
-/**
- * Applies every record of one segment's bytes in order. Returns where it stopped and, if it stopped
- * before the end, why (a damaged or out-of-sequence record at `end`).
- */
-export interface ReplayStop {
-  readonly end: number;
-  readonly damage: string | null;
-  /** The record at `end` is intact but does not continue the log: never a torn write. */
-  readonly outOfSequence: boolean;
-}
-
-export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progress: ReplayProgress, from = 0): ReplayStop {
-  const answer = new Uint8Array(RESPONSE_BYTES);
-  const starts = new Int32Array(PREFETCH_MAX);
-  let at = from;
-  for (;;) {
-    const scan = readRecord(bytes, at);
-    if (scan.kind === "end") return { end: at, damage: null, outOfSequence: false };
-    if (scan.kind !== "record") return { end: at, damage: scan.reason, outOfSequence: false };
-    const { header } = scan;
-    const recordLast = header.firstIndex + header.count - 1;
-    if (recordLast > progress.snapshotIndex) {
-      // Entries continue the log exactly; only a record straddling the snapshot may start earlier.
-      const expected = progress.lastIndex + 1;
-      const straddles = header.firstIndex <= progress.snapshotIndex && progress.lastIndex === progress.snapshotIndex;
-      if (header.firstIndex !== expected && !straddles) {
-        return { end: at, damage: `record starts at index ${header.firstIndex}, expected ${expected}`, outOfSequence: true };
-      }
-      for (let from = 0; from < header.count; from += PREFETCH_MAX) {
-        const to = Math.min(header.count, from + PREFETCH_MAX);
-        // As the server does for a read's frames: warm the tables for the record's entries first.
-        const window = to - from;
-        if (window > 1) stateMachine.prefetch(bytes, fixedStarts(starts, scan.entriesAt + from * ENTRY_BYTES, ENTRY_BYTES, window), window, header.stampMs);
-        for (let i = from; i < to; i++) {
-          const index = header.firstIndex + i;
-          if (index <= progress.snapshotIndex) continue;
-          stateMachine.execute(bytes, scan.entriesAt + i * ENTRY_BYTES, header.stampMs, answer, 0, null);
-          progress.lastIndex = index;
-          progress.entries++;
-        }
-      }
-      progress.lastTerm = header.term;
-    }
-    at = scan.end;
-  }
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
- * Reads log segments for a replay (recovery, compaction) into one buffer reused from segment to
- * segment. A fresh buffer per segment (32 MiB by default) would fault in every page of it again
- * and, as external memory, push V8 into extra garbage collections during the replay.
+ * Reads log segments for a replay (recovery, compaction) into one buffer reused from read to read.
+ * A fresh buffer per read would fault in every page of it again and, as external memory, push V8
+ * into extra garbage collections during the replay.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
@@ -14,15 +14,23 @@ export class SegmentReader {
   /** Bytes of segments read into memory so far (zero checks not counted). */
   bytesRead = 0;
 
-  /** The file's first `limit` bytes (all of it by default), valid until the next read. */
-  read(path: string, limit = Number.POSITIVE_INFINITY): Buffer {
+  /** The size of the buffer reads land in: the most of the log held in memory at once. */
+  get bufferBytes(): number {
+    return this.buffer.length;
+  }
+
+  /**
+   * Up to `limit` bytes of the file from offset `from` (all of it by default; fewer where the file
+   * ends), valid until the next read.
+   */
+  read(path: string, limit = Number.POSITIVE_INFINITY, from = 0): Buffer {
     const fd = openSync(path, "r");
     try {
-      const size = Math.min(limit, fstatSync(fd).size);
+      const size = Math.max(0, Math.min(limit, fstatSync(fd).size - from));
       if (size > this.buffer.length) this.buffer = Buffer.allocUnsafe(size);
       let done = 0;
       while (done < size) {
-        const n = readSync(fd, this.buffer, done, size - done, done);
+        const n = readSync(fd, this.buffer, done, size - done, from + done);
         if (n === 0) break; // the file shrank since fstat: what was read is the file
         done += n;
       }
