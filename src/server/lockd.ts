@@ -5,7 +5,6 @@
 import { randomInt } from "node:crypto";
 import { MAX_FENCING_TOKEN, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
-import { idlePriorityLaunch } from "../storage/idle-priority.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
@@ -47,7 +46,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     );
   }
   // Before recovery loads the state: the launcher is forked while this process is still small.
-  const launcher = startCompactionLauncher(idlePriorityLaunch());
+  const launcher = startCompactionLauncher(true);
   const memory = new WarmMemory(logger);
   const smConfig: StateMachineConfig = {
     dedupeWindowMs: config.dedupeWindowMs,

@@ -5,18 +5,21 @@
 // (every connection) stopped for all of it, at every compaction. This process stays at a few tens of
 // MB, so the forks happen here and lockd only exchanges messages with it.
 //
-// It runs one job at a time and relays the compaction process's reply. When lockd goes away (its IPC
+// It runs one job at a time and relays the compaction process's reply. Whether compaction processes
+// can start at idle priority is found out here, when the first job comes: the probe spawns a process
+// of its own, which at lockd's start would have delayed serving by about 10 ms. When lockd goes away (its IPC
 // channel closes: exit, crash or kill -9), it kills the job in progress and exits, so no snapshot is
 // written for a lockd that no longer exists.
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { CompactionJob } from "./compaction.js";
 import type { CompactionReply } from "./compactor.js";
-import type { ChildLaunch } from "./idle-priority.js";
+import { idlePriorityLaunch, type ChildLaunch } from "./idle-priority.js";
 
 /** What lockd sends. */
 export type LauncherRequest =
-  | { readonly kind: "run"; readonly id: number; readonly job: CompactionJob; readonly launch: ChildLaunch | null }
+  /** `idlePriority`: start the compaction process at the scheduler's idle priority where possible. */
+  | { readonly kind: "run"; readonly id: number; readonly job: CompactionJob; readonly idlePriority: boolean }
   | { readonly kind: "abort"; readonly id: number };
 
 /** What the launcher sends back, once per run request. */
@@ -28,13 +31,16 @@ export interface LauncherReply {
 const COMPACTION_PROCESS = fileURLToPath(new URL("./compaction-process.js", import.meta.url));
 
 let current: { readonly id: number; readonly child: ChildProcess } | null = null;
+/** How compaction processes start at idle priority here (null: they cannot); probed at the first job that asks. */
+let idleLaunch: ChildLaunch | null | undefined;
 
 function answer(id: number, reply: CompactionReply): void {
   if (current?.id === id) current = null;
   if (process.connected) process.send!({ id, reply } satisfies LauncherReply);
 }
 
-function run(id: number, job: CompactionJob, launch: ChildLaunch | null): void {
+function run(id: number, job: CompactionJob, idlePriority: boolean): void {
+  const launch = idlePriority ? (idleLaunch ??= idlePriorityLaunch()) : null;
   const child = fork(COMPACTION_PROCESS, [], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     serialization: "json",
@@ -59,7 +65,7 @@ process.on("message", (request: LauncherRequest) => {
   } else if (current !== null) {
     answer(request.id, { ok: false, message: "a compaction is already running" });
   } else {
-    run(request.id, request.job, request.launch);
+    run(request.id, request.job, request.idlePriority);
   }
 });
 

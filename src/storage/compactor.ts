@@ -16,7 +16,6 @@ import type { StateMachineConfig } from "../core/state-machine.js";
 import type { Logger } from "../server/logger.js";
 import type { CompactionJob, CompactionResult } from "./compaction.js";
 import type { LauncherReply, LauncherRequest } from "./compaction-launcher.js";
-import type { ChildLaunch } from "./idle-priority.js";
 import { listSnapshots, type DataDir } from "./data-dir.js";
 import { removeInSteps } from "./file-removal.js";
 import { syncDirectoryAsync } from "./log-file.js";
@@ -148,10 +147,11 @@ const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.u
 
 /**
  * Starts the launcher now, while this process is small (see compaction-launcher.ts for why). Each
- * job runs in a fresh compaction process the launcher starts, through `launch` (idle-priority.ts)
- * when given. If the launcher dies, the job in progress fails and the next job starts a new one.
+ * job runs in a fresh compaction process the launcher starts, at idle priority where it can be
+ * (idle-priority.ts) if `idlePriority`. If the launcher dies, the job in progress fails and the next
+ * job starts a new one.
  */
-export function startCompactionLauncher(launch: ChildLaunch | null): CompactionLauncher {
+export function startCompactionLauncher(idlePriority: boolean): CompactionLauncher {
   const pending = new Map<number, { resolve: (result: CompactionResult) => void; reject: (error: Error) => void }>();
   let nextId = 1;
   let launcher: ChildProcess | null = null;
@@ -216,7 +216,7 @@ export function startCompactionLauncher(launch: ChildLaunch | null): CompactionL
       });
       signal.addEventListener("abort", abort, { once: true });
       holdWhileBusy(child);
-      child.send({ kind: "run", id, job, launch } satisfies LauncherRequest, (error) => {
+      child.send({ kind: "run", id, job, idlePriority } satisfies LauncherRequest, (error) => {
         if (error !== null) take(id, child)?.reject(error);
       });
     });
