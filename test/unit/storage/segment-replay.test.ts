@@ -11,10 +11,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { StateMachine, type StateMachineConfig } from "../../../src/core/state-machine.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, recordBytes, sealRecord } from "../../../src/log/record.js";
-import { Command } from "../../../src/protocol/index.js";
+import { LENGTH_PREFIX_BYTES } from "../../../src/protocol/index.js";
 import { SegmentReader } from "../../../src/storage/segment-reader.js";
 import { replayRecords, replaySegment, type ReplayProgress } from "../../../src/storage/segment-replay.js";
+import { acquire, release } from "../../support/frames.js";
 import { testSeed } from "../../support/seeded-random.js";
+import { entryOf } from "../../support/state-machine-driver.js";
 import { stateBytes } from "../../support/state-bytes.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
@@ -55,12 +57,9 @@ function segmentBytes({ records, zeros, damage }: Segment): { readonly file: Buf
   for (const [r, entries] of records.entries()) {
     starts.push(at);
     for (const [i, entry] of entries.entries()) {
-      const body = at + RECORD_HEADER_BYTES + i * ENTRY_BYTES;
-      file[body] = entry.release ? Command.Release : Command.Acquire;
-      file.writeUInt32BE(request++, body + 13);
-      file.writeUInt32BE(entry.lock + 1, body + 29);
-      file.writeUInt32BE(entry.owner + 1, body + 45);
-      file.writeUInt32BE(entry.release ? 0 : entry.ttlMs, body + 53);
+      const ids = { lock: BigInt(entry.lock + 1), owner: BigInt(entry.owner + 1), request: BigInt(request++) };
+      const frame = entry.release ? release(ids) : acquire(ids, BigInt(entry.ttlMs));
+      entryOf(frame.subarray(LENGTH_PREFIX_BYTES)).copy(file, at + RECORD_HEADER_BYTES + i * ENTRY_BYTES);
     }
     const firstIndex = damage.kind === "out of sequence" && damage.record === r ? index + 3 : index;
     at = sealRecord(file, at, { term: 1, firstIndex, stampMs: 1000 + r * 7, count: entries.length });
