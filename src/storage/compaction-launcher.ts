@@ -7,9 +7,9 @@
 //
 // It runs one job at a time and relays the compaction process's reply. Whether compaction processes
 // can start at idle priority is found out here, when the first job comes: the probe spawns a process
-// of its own, which at lockd's start would have delayed serving by about 10 ms. When lockd goes away (its IPC
-// channel closes: exit, crash or kill -9), it kills the job in progress and exits, so no snapshot is
-// written for a lockd that no longer exists.
+// of its own, which at lockd's start would have delayed serving by about 10 ms. When lockd goes away
+// (its IPC channel closes: exit, crash or kill -9), it kills the job in progress and exits, so no
+// snapshot is written for a lockd that no longer exists.
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { CompactionJob } from "./compaction.js";

@@ -6,8 +6,9 @@
  * Measured on 2 cores at 50 connections x 16 requests in flight, with a CPU-bound child running
  * alongside: 600k ops/s with no child, 485k with it at nice 19, 561k with it under SCHED_IDLE, whose
  * tasks give way to any other task at once. Node cannot set a scheduling policy itself, so the child
- * is started through util-linux's `chrt --idle 0` when that works here (probed once, by the compaction launcher at its first job); else
- * it starts directly and lowers only its nice value (compaction-process.ts).
+ * is started through util-linux's `chrt --idle 0` when that works here (probed once, by the
+ * compaction launcher at its first job); else it starts directly and lowers only its nice value
+ * (compaction-process.ts).
  */
 import { spawnSync } from "node:child_process";
 import { accessSync, constants } from "node:fs";
