@@ -59,6 +59,7 @@ const program = new Command("lockd")
   .option("--max-locks <n>", "lock records at most; then new locks answer 6", integer(1), d.maxLocks)
   .option("--max-connections <n>", "open connections at most (fewer if the open-file limit, ulimit -n, allows fewer); more are closed", integer(1), d.maxConnections)
   .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
+  .option("--max-inflight-total <n>", "unanswered requests on all connections together before none is read", integer(1), d.maxInflightTotal)
   .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read (at least 17, one answer)", integer(17), d.maxQueuedReplyBytes)
   .option("--frame-timeout <ms>", "close a connection holding half a frame this long (0 = never)", integer(0), d.frameTimeoutMs)
   .option("--idle-timeout <ms>", "close a connection silent with nothing in flight this long (0 = never)", integer(0), d.idleTimeoutMs)
@@ -100,6 +101,7 @@ const config: ServerConfig = {
   maxLocks: flags.maxLocks,
   maxConnections: flags.maxConnections,
   maxInflightPerConnection: flags.maxInflight,
+  maxInflightTotal: flags.maxInflightTotal,
   maxQueuedReplyBytes: flags.maxQueuedReplyBytes,
   frameTimeoutMs: flags.frameTimeout,
   idleTimeoutMs: flags.idleTimeout,

@@ -26,6 +26,8 @@ export interface ServerConfig {
   readonly maxConnections: number;
   /** Requests read but not yet answered on one connection; beyond it the server stops reading it. */
   readonly maxInflightPerConnection: number;
+  /** Requests read but not yet answered on all connections together; beyond it no connection is read. */
+  readonly maxInflightTotal: number;
   /** Bytes of replies queued to a slow reader before the server stops reading its requests. */
   readonly maxQueuedReplyBytes: number;
   /** A connection holding part of a frame for this long is closed (0 = never). */
@@ -102,6 +104,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxLocks: defaultMaxLocks(TOTAL_MEMORY_BYTES),
   maxConnections: 10_000,
   maxInflightPerConnection: 1024,
+  maxInflightTotal: 65_536,
   maxQueuedReplyBytes: 64 << 10,
   frameTimeoutMs: 10_000,
   idleTimeoutMs: 0,

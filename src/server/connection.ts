@@ -5,9 +5,10 @@
  * Reads arrive in a buffer shared by every connection (see shared-read-buffer.ts): each chunk is
  * split and executed during the call that delivers it, and nothing keeps a view of it afterwards.
  *
- * Backpressure: the connection stops reading when it has `maxInflightPerConnection` requests unanswered
- * or `maxQueuedReplyBytes` of replies the client has not read; the unread part of the current chunk
- * is copied into the frame reader and waits there until answers drain.
+ * Backpressure: the connection stops reading when it has `maxInflightPerConnection` requests unanswered,
+ * or `maxQueuedReplyBytes` of replies the client has not read, or when the requests in flight on all
+ * connections together have spent the server's budget (inflight-budget.ts); the unread part of the
+ * current chunk is copied into the frame reader and waits there until answers drain.
  */
 import type { Socket } from "node:net";
 import { FrameEvent, FrameReader } from "../protocol/frame-reader.js";
@@ -15,12 +16,13 @@ import { isValidRequestBody } from "../protocol/request.js";
 import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
 import { writeResponse } from "../protocol/response.js";
 import { readIntoSharedBuffer } from "./shared-read-buffer.js";
+import type { BudgetWaiter, InflightBudget } from "./inflight-budget.js";
 import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 
 const INITIAL_REPLY_BYTES = 64 * RESPONSE_BYTES;
 
-export class Connection implements ReplySink {
+export class Connection implements ReplySink, BudgetWaiter {
   openReplies: Buffer = Buffer.allocUnsafe(INITIAL_REPLY_BYTES);
   inOpenBatch = false;
   private openLength = 0;
@@ -33,6 +35,8 @@ export class Connection implements ReplySink {
   private inflight = 0;
   private readonly reader = new FrameReader();
   private readingPaused = false;
+  /** Reading stopped because the server's budget of requests in flight is spent: queued for it. */
+  private waitingForBudget = false;
   /** Every complete frame received so far has been processed. */
   private framesDrained = true;
   /** An oversized length arrived, or the server is shutting down: answer what was read, then close. */
@@ -70,6 +74,7 @@ export class Connection implements ReplySink {
     readBuffer: Buffer,
     private readonly pipeline: CommitPipeline,
     private readonly config: ServerConfig,
+    private readonly budget: InflightBudget,
     private readonly coarseNow: () => number,
   ) {
     this.lastActivityMs = coarseNow();
@@ -85,13 +90,14 @@ export class Connection implements ReplySink {
   }
 
   /**
-   * Nothing in flight and no answer waiting for the client to read it, so the idle timeout may close
-   * the connection once it has been silent long enough without losing an answer. Bytes of a frame not
-   * yet complete are not in flight: with --frame-timeout off, a connection that stops half way
-   * through a frame is still closed for being idle.
+   * Nothing in flight, no frame read and waiting for the server's budget, and no answer waiting for
+   * the client to read it, so the idle timeout may close the connection once it has been silent long
+   * enough without losing an answer. Bytes of a frame not yet complete are not in flight: with
+   * --frame-timeout off, a connection that stops half way through a frame is still closed for being
+   * idle.
    */
   get idle(): boolean {
-    return this.inflight === 0 && this.socket.writableLength === 0 && !this.closing;
+    return this.inflight === 0 && !this.waitingForBudget && this.socket.writableLength === 0 && !this.closing;
   }
 
   /** Stops reading for good (shutdown): what was read is still answered. */
@@ -122,6 +128,7 @@ export class Connection implements ReplySink {
     this.openLength = at + RESPONSE_BYTES;
     this.openCount++;
     this.inflight++;
+    this.budget.take();
     return at;
   }
 
@@ -140,6 +147,7 @@ export class Connection implements ReplySink {
       for (let at = 0; at < length; at += RESPONSE_BYTES) writeResponse(replies, at, Status.Unavailable, 0, 0);
     }
     this.inflight -= count;
+    this.budget.give(count);
     this.lastActivityMs = this.coarseNow();
     if (!this.socket.destroyed) {
       this.socket.write(replies.subarray(0, length), this.onRepliesWritten);
@@ -173,6 +181,11 @@ export class Connection implements ReplySink {
     for (;;) {
       if (this.inflight >= maxInflight || this.socket.writableLength > this.config.maxQueuedReplyBytes) {
         this.pauseReading();
+        return;
+      }
+      if (this.budget.spent) {
+        this.pauseReading();
+        this.queueForBudget();
         return;
       }
       const event = reader.next();
@@ -218,9 +231,24 @@ export class Connection implements ReplySink {
     if (!this.readingPaused || this.closing || this.socket.destroyed) return;
     if (this.inflight >= this.config.maxInflightPerConnection) return;
     if (this.socket.writableLength > this.config.maxQueuedReplyBytes) return;
+    if (this.budget.spent) {
+      this.queueForBudget();
+      return;
+    }
     this.readingPaused = false;
     this.processFrames(this.pipeline.stamp()); // the rest of the chunk that was held back
     if (!this.readingPaused && !this.peerEnded) this.socket.resume();
+  }
+
+  resumeFromBudget(): void {
+    this.waitingForBudget = false;
+    this.maybeResume();
+  }
+
+  private queueForBudget(): void {
+    if (this.waitingForBudget) return;
+    this.waitingForBudget = true;
+    this.budget.wait(this);
   }
 
   private onPeerEnd(): void {

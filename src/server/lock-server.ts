@@ -7,6 +7,7 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 import { Connection } from "./connection.js";
+import { InflightBudget } from "./inflight-budget.js";
 import type { Logger } from "./logger.js";
 
 const SWEEP_EVERY_MS = 250;
@@ -23,12 +24,15 @@ export class LockServer {
   private rejectedConnections = 0;
   /** Every connection reads into this: a chunk is consumed (or copied) before the next read. */
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  /** Requests in flight on all connections together, and the connections waiting for room. */
+  readonly inflight: InflightBudget;
 
   private constructor(
     private readonly config: ServerConfig,
     private readonly pipeline: CommitPipeline,
     private readonly logger: Logger,
   ) {
+    this.inflight = new InflightBudget(config.maxInflightTotal);
     // pauseOnConnect: a Connection starts the reading, into the shared buffer.
     this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
       if (this.connections.size >= this.config.maxConnections) {
@@ -36,7 +40,7 @@ export class LockServer {
         socket.destroy();
         return;
       }
-      const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, () => this.coarseNowMs);
+      const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, this.inflight, () => this.coarseNowMs);
       this.connections.add(connection);
       connection.onClose(() => this.connections.delete(connection));
     });

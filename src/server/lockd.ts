@@ -102,10 +102,11 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       );
     }
     logger.info(
-      `limits: ${maxConnections} connections, ${config.maxInflightPerConnection} requests in flight per connection, ` +
+      `limits: ${maxConnections} connections, ${config.maxInflightPerConnection} requests in flight per connection ` +
+        `and ${config.maxInflightTotal} in all, ` +
         `${config.maxLocks} lock records, ${config.maxDedupeEntries} remembered answers, ttl up to ${config.maxTtlMs} ms`,
     );
-    const limits: StatsLimits = { maxConnections, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries };
+    const limits: StatsLimits = { maxConnections, maxInflightTotal: config.maxInflightTotal, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries };
     const counters = pipeline.counters;
     let server: LockServer | null = null;
     const read = (): ServerReading => ({
@@ -114,6 +115,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       batches: counters.batches,
       commitMsTotal: counters.commitMsTotal,
       connections: server?.connectionCount ?? 0,
+      requestsInFlight: server?.inflight.inFlight ?? 0,
       lockRecords: sm.lockRecordCount,
       rememberedAnswers: sm.dedupeEntryCount,
       nextFencingToken: sm.nextFencingToken,

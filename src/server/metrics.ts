@@ -40,6 +40,12 @@ export function metricsText(reading: MetricsReading): string {
     ]),
     family("baton_connections", "gauge", "Open client connections.", [`baton_connections ${reading.connections}`]),
     family("baton_connections_limit", "gauge", "Client connections served at most.", [`baton_connections_limit ${reading.maxConnections}`]),
+    family("baton_requests_in_flight", "gauge", "Requests read and not yet answered, on all connections together.", [
+      `baton_requests_in_flight ${reading.requestsInFlight}`,
+    ]),
+    family("baton_requests_in_flight_limit", "gauge", "Requests in flight at most (--max-inflight-total); then no connection is read.", [
+      `baton_requests_in_flight_limit ${reading.maxInflightTotal}`,
+    ]),
     family("baton_lock_records", "gauge", "Lock records: held, plus expired ones still remembered.", [`baton_lock_records ${reading.lockRecords}`]),
     family("baton_lock_records_limit", "gauge", "Lock records at most (--max-locks); then new locks answer 6.", [`baton_lock_records_limit ${reading.maxLocks}`]),
     family("baton_remembered_answers", "gauge", "Answers remembered for retries with the same request id.", [`baton_remembered_answers ${reading.rememberedAnswers}`]),

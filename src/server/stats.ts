@@ -70,6 +70,8 @@ export interface ServerReading {
   readonly batches: number;
   readonly commitMsTotal: number;
   readonly connections: number;
+  /** Requests read and not yet answered, on all connections together. */
+  readonly requestsInFlight: number;
   readonly lockRecords: number;
   readonly rememberedAnswers: number;
   readonly nextFencingToken: number;
@@ -84,6 +86,7 @@ export interface StatsSample extends ServerReading {
 
 export interface StatsLimits {
   readonly maxConnections: number;
+  readonly maxInflightTotal: number;
   readonly maxLocks: number;
   readonly maxDedupeEntries: number;
 }
@@ -103,6 +106,7 @@ export function statsLine(previous: StatsSample, current: StatsSample, limits: S
     `commit_avg_ms=${commitAvgMs.toFixed(2)}`,
     `commit_max_ms=${current.commitMsMax.toFixed(2)}`,
     `connections=${current.connections}/${limits.maxConnections}`,
+    `in_flight=${current.requestsInFlight}/${limits.maxInflightTotal}`,
     `lock_records=${current.lockRecords}/${limits.maxLocks}`,
     `remembered_answers=${current.rememberedAnswers}/${limits.maxDedupeEntries}`,
     `log_index=${current.logIndex}`,

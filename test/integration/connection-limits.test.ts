@@ -237,7 +237,7 @@ describe("--max-connections: a connection over the limit is closed immediately",
   });
 
   it("says at start which limits it serves with", () => {
-    expect(lockd.stderr()).toMatch(/lockd: limits: 2 connections, 1024 requests in flight per connection, \d+ lock records, \d+ remembered answers, ttl up to 3600000 ms\n/);
+    expect(lockd.stderr()).toMatch(/lockd: limits: 2 connections, 1024 requests in flight per connection and 65536 in all, \d+ lock records, \d+ remembered answers, ttl up to 3600000 ms\n/);
   });
 
   it("closes the third connection unanswered, and accepts again once one closes", async () => {
@@ -321,6 +321,31 @@ describe("backpressure (--max-inflight, --max-queued-reply-bytes) slows a connec
     const answers = splitAnswers(await client.read(count * 17));
     expect(answers.every((a) => a.status === Status.NotHeld)).toBe(true);
     client.close();
+  });
+});
+
+describe("--max-inflight-total: connections take turns at the server's budget, and every one is answered", () => {
+  let lockd: LockdProcess;
+  beforeAll(async () => {
+    lockd = await lockdWith(["--max-inflight-total", "2"]);
+  });
+
+  it("answers four clients pipelining 500 grants each, every grant once and in each client's order", async () => {
+    const clients = await Promise.all([0, 1, 2, 3].map(() => RawClient.open(lockd.port)));
+    const count = 500;
+    const answered = await Promise.all(
+      clients.map(async (client, c) => {
+        client.write(acquireRun(count, BigInt(100_000 * (c + 1)), BigInt(c + 1)));
+        return splitAnswers(await client.read(count * 17, 60_000));
+      }),
+    );
+    const tokens = answered.flatMap((answers) => {
+      expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+      for (let n = 1; n < answers.length; n++) expect(answers[n]!.fencingToken).toBeGreaterThan(answers[n - 1]!.fencingToken);
+      return answers.map((a) => a.fencingToken);
+    });
+    expect(new Set(tokens).size).toBe(4 * count);
+    for (const client of clients) client.close();
   });
 });
 

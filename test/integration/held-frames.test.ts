@@ -34,6 +34,56 @@ describe("frames held back on a connection its client reset", () => {
   });
 });
 
+/**
+ * --max-inflight-total holds frames back on connections with nothing in flight of their own, which
+ * lockd is not reading, so it cannot see that a client reset one: those frames run in turn. What
+ * keeps them harmless is the order: a connection that finds the budget spent queues, and nothing read
+ * after it runs before its held frames do.
+ */
+describe("frames held back by --max-inflight-total", () => {
+  it("run before anything read after them: a RELEASE given up by its client does not end the owner's newer lease", async () => {
+    const stallFile = join(tempDir(), "stall");
+    const lockd = await spawnLockd({
+      args: ["--max-inflight-total", "2", "--inline-sync-max", "0", "--metrics-listen", "127.0.0.1:0"],
+      env: { NODE_OPTIONS: `--import ${STALL_PRELOAD}`, BATON_TEST_STALL_FILE: stallFile },
+    });
+    try {
+      const metricsPort = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(lockd.stderr())![1]);
+      const inFlight = async () => Number(/^baton_requests_in_flight (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())![1]);
+      const owner = { lock: 7n, owner: 1n };
+      const first = await RawClient.open(lockd.port);
+      first.write(acquire(owner, 60_000n));
+      expect(responses(await first.read(17))[0]!.status).toBe(Status.Ok);
+
+      writeFileSync(stallFile, ""); // the disk stalls
+      const holder = await RawClient.open(lockd.port);
+      holder.write(Buffer.concat([acquire({ lock: 1n, owner: 2n }, 60_000n), acquire({ lock: 2n, owner: 2n }, 60_000n)]));
+      await sleep(200); // the two grants wait for the disk, and the budget is spent
+      const givenUp = await RawClient.open(lockd.port);
+      givenUp.write(release(owner)); // read, and held back
+      await sleep(200);
+      givenUp.socket.resetAndDestroy(); // no answer in time: the client gives the connection up
+      const again = await RawClient.open(lockd.port);
+      again.write(acquire(owner, 60_000n)); // the owner asks anew, on another connection
+      await sleep(200);
+      expect(await inFlight()).toBe(2); // four requests sent; the two behind the budget are not in flight
+
+      rmSync(stallFile); // the disk is back
+      expect(responses(await holder.read(2 * 17)).map((a) => a.status)).toEqual([Status.Ok, Status.Ok]);
+      // The held RELEASE ran first, so the lock was free for the new ACQUIRE, and nothing ended it after.
+      const [granted] = responses(await again.read(17));
+      expect(granted!.status).toBe(Status.Ok);
+      again.write(inspect(owner));
+      expect(responses(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
+      expect(await inFlight()).toBe(0);
+      for (const client of [first, holder, again]) client.close();
+    } finally {
+      await lockd.stop();
+      lockd.cleanup();
+    }
+  });
+});
+
 /** The owner's RELEASE is held back on a connection it then resets; its newer lease must survive it. */
 async function heldReleaseAfterReset(lockd: LockdProcess, stallFile: string): Promise<void> {
   const owner = { lock: 7n, owner: 1n };

@@ -4,42 +4,19 @@
  * every byte). Reusing either too early would rewrite bytes still on their way to the disk or to a
  * client, so these tests keep the lent buffers and check they still hold what they held when lent.
  */
-import { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import type { AppendResult, CommitLog } from "../../../src/log/commit-log.js";
 import { MAX_BATCHES_IN_FLIGHT } from "../../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { Connection } from "../../../src/server/connection.js";
+import { InflightBudget } from "../../../src/server/inflight-budget.js";
 import { decodeResponse, Status } from "../../../src/protocol/index.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { acquire } from "../../support/frames.js";
+import { DeferredLog, FakeSocket } from "../../support/fake-commit-io.js";
 
 const SM_CONFIG = { hashSeed: 7, dedupeWindowMs: 60_000, expiredRetentionMs: 60_000 };
-
-/** A log whose appends complete only when the test says so, remembering what each was lent. */
-class DeferredLog implements CommitLog {
-  readonly pending: { lent: Buffer; copy: Buffer; done: (result: AppendResult) => void }[] = [];
-  reusedEarly = 0;
-  completed = 0;
-
-  append(records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
-    this.pending.push({ lent: records, copy: Buffer.from(records), done });
-  }
-
-  /** Completes the oldest append, first checking nobody wrote into its bytes meanwhile. */
-  completeOldest(): void {
-    const append = this.pending.shift()!;
-    if (!append.lent.equals(append.copy)) this.reusedEarly++;
-    this.completed++;
-    append.done({ ok: true });
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -68,31 +45,6 @@ describe("record buffers", () => {
   });
 });
 
-/**
- * Enough of a net.Socket for a Connection. `copy` is what a write hands over: the kernel copies the
- * bytes during the call, unless `backlog` makes every write wait in user space, holding the buffer.
- */
-class FakeSocket extends EventEmitter {
-  destroyed = false;
-  writableLength = 0;
-  backlog = false;
-  readonly written: { lent: Buffer; copy: Buffer }[] = [];
-
-  setNoDelay(): void {}
-  pause(): void {}
-  resume(): void {}
-  end(): void {}
-  destroy(): void {
-    this.destroyed = true;
-  }
-
-  write(bytes: Buffer): boolean {
-    this.written.push({ lent: bytes, copy: Buffer.from(bytes) });
-    if (this.backlog) this.writableLength += bytes.length;
-    return true;
-  }
-}
-
 describe("reply buffers", () => {
   for (const backlog of [false, true]) {
     it(`keep every answer intact ${backlog ? "while writes wait in the socket" : "when the kernel takes each write at once"}`, async () => {
@@ -101,7 +53,7 @@ describe("reply buffers", () => {
       const socket = new FakeSocket();
       socket.backlog = backlog;
       const config = { ...DEFAULT_CONFIG, maxQueuedReplyBytes: Number.MAX_SAFE_INTEGER };
-      new Connection(socket as unknown as Socket, Buffer.alloc(0), pipeline, config, () => 0);
+      new Connection(socket as unknown as Socket, Buffer.alloc(0), pipeline, config, new InflightBudget(config.maxInflightTotal), () => 0);
       let lock = 0n;
       for (let round = 0; round < 100; round++) {
         socket.emit("data", Buffer.concat(Array.from({ length: 1 + (round % 5) }, () => acquire({ lock: lock++, owner: 1n }, 60_000n))));

@@ -16,6 +16,8 @@ const READING: MetricsReading = {
   commitBuckets: [0, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3],
   connections: 4,
   maxConnections: 100,
+  requestsInFlight: 6,
+  maxInflightTotal: 4096,
   lockRecords: 5,
   maxLocks: 1000,
   rememberedAnswers: 7,
@@ -48,6 +50,8 @@ describe("metricsText", () => {
       "baton_commit_seconds_count 3",
       "baton_connections 4",
       "baton_connections_limit 100",
+      "baton_requests_in_flight 6",
+      "baton_requests_in_flight_limit 4096",
       "baton_lock_records 5",
       "baton_lock_records_limit 1000",
       "baton_remembered_answers 7",
@@ -57,7 +61,7 @@ describe("metricsText", () => {
     const families = lines.filter((line) => line.startsWith("# TYPE ")).map((line) => line.split(" ")[2]);
     const helped = lines.filter((line) => line.startsWith("# HELP ")).map((line) => line.split(" ")[2]);
     expect(helped).toEqual(families);
-    expect(families).toHaveLength(11);
+    expect(families).toHaveLength(13);
     expect(metricsText(READING).endsWith("\n")).toBe(true);
   });
 });

@@ -11,7 +11,7 @@ import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { acquire, release } from "../../support/frames.js";
 
 const SM_CONFIG = { hashSeed: 7, dedupeWindowMs: 60_000, expiredRetentionMs: 60_000 };
-const LIMITS = { maxConnections: 100, maxLocks: 1000, maxDedupeEntries: 5000 };
+const LIMITS = { maxConnections: 100, maxInflightTotal: 4096, maxLocks: 1000, maxDedupeEntries: 5000 };
 
 const ZERO: StatsSample = {
   atMs: 1000,
@@ -21,6 +21,7 @@ const ZERO: StatsSample = {
   commitMsTotal: 0,
   commitMsMax: 0,
   connections: 0,
+  requestsInFlight: 0,
   lockRecords: 0,
   rememberedAnswers: 0,
   nextFencingToken: 1,
@@ -47,20 +48,21 @@ describe("statsLine", () => {
       commitMsTotal: 20,
       commitMsMax: 1.5,
       connections: 7,
+      requestsInFlight: 112,
       lockRecords: 12,
       rememberedAnswers: 1200,
       nextFencingToken: 13,
     };
     expect(statsLine(ZERO, current, LIMITS)).toBe(
       "stats seconds=10.0 requests=1234 requests_per_s=123 logged=1200 batches=40 commit_avg_ms=0.50 commit_max_ms=1.50 " +
-        "connections=7/100 lock_records=12/1000 remembered_answers=1200/5000 log_index=1240",
+        "connections=7/100 in_flight=112/4096 lock_records=12/1000 remembered_answers=1200/5000 log_index=1240",
     );
   });
 
   it("reports a quiet interval as zeros, not as a division by zero", () => {
     expect(statsLine(ZERO, { ...ZERO, atMs: 2000 }, LIMITS)).toBe(
       "stats seconds=1.0 requests=0 requests_per_s=0 logged=0 batches=0 commit_avg_ms=0.00 commit_max_ms=0.00 " +
-        "connections=0/100 lock_records=0/1000 remembered_answers=0/5000 log_index=40",
+        "connections=0/100 in_flight=0/4096 lock_records=0/1000 remembered_answers=0/5000 log_index=40",
     );
   });
 });

@@ -1,0 +1,63 @@
+/**
+ * Stand-ins for the two ends of the commit path, for driving real Connections and the real pipeline
+ * without a disk or sockets: a log whose appends complete only when the test says so, and enough of
+ * a net.Socket for a Connection.
+ */
+import { EventEmitter } from "node:events";
+import type { AppendResult, CommitLog } from "../../src/log/commit-log.js";
+
+/** A log whose appends complete only when the test says so, remembering what each was lent. */
+export class DeferredLog implements CommitLog {
+  readonly pending: { lent: Buffer; copy: Buffer; done: (result: AppendResult) => void }[] = [];
+  reusedEarly = 0;
+  completed = 0;
+
+  append(records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
+    this.pending.push({ lent: records, copy: Buffer.from(records), done });
+  }
+
+  /** Completes the oldest append, first checking nobody wrote into its bytes meanwhile. */
+  completeOldest(): void {
+    const append = this.pending.shift()!;
+    if (!append.lent.equals(append.copy)) this.reusedEarly++;
+    this.completed++;
+    append.done({ ok: true });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Enough of a net.Socket for a Connection: requests go in with `emit("data", bytes)`. `copy` is what
+ * a write hands over: the kernel copies the bytes during the call, unless `backlog` makes every write
+ * wait in user space, holding the buffer. A write's callback runs on the next tick, as Node's does
+ * for a write the kernel took at once.
+ */
+export class FakeSocket extends EventEmitter {
+  destroyed = false;
+  writableLength = 0;
+  backlog = false;
+  paused = false;
+  readonly written: { lent: Buffer; copy: Buffer }[] = [];
+
+  setNoDelay(): void {}
+  pause(): void {
+    this.paused = true;
+  }
+  resume(): void {
+    this.paused = false;
+  }
+  end(): void {}
+  destroy(): void {
+    this.destroyed = true;
+  }
+
+  write(bytes: Buffer, callback?: (error?: Error | null) => void): boolean {
+    this.written.push({ lent: bytes, copy: Buffer.from(bytes) });
+    if (this.backlog) this.writableLength += bytes.length;
+    else if (callback !== undefined) process.nextTick(callback);
+    return true;
+  }
+}
