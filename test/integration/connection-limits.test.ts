@@ -33,6 +33,14 @@ function expectConsecutiveGrants(answers: ReturnType<typeof splitAnswers>): void
   }
 }
 
+/** Every answer a grant, each with a later fencing token than the one before. */
+function expectConsecutiveOrLaterGrants(answers: ReturnType<typeof splitAnswers>): void {
+  expect(answers.every((a) => a.status === Status.Ok)).toBe(true);
+  for (let n = 1; n < answers.length; n++) {
+    if (answers[n]!.fencingToken <= answers[n - 1]!.fencingToken) throw new Error(`answer ${n} is not a later grant`);
+  }
+}
+
 async function expectServed(client: RawClient, lock: bigint): Promise<void> {
   client.write(Buffer.concat([acquire({ lock, owner: 1n }, 60_000n), release({ lock, owner: 1n })]));
   const [granted, released] = splitAnswers(await client.read(2 * 17));
@@ -346,6 +354,24 @@ describe("--max-inflight-total: connections take turns at the server's budget, a
     });
     expect(new Set(tokens).size).toBe(4 * count);
     for (const client of clients) client.close();
+  });
+
+  it("answers a light client in its turn while others keep the budget spent, not after them", async () => {
+    const pipeliners = await Promise.all([0, 1, 2, 3].map(() => RawClient.open(lockd.port)));
+    const count = 2000;
+    pipeliners.forEach((client, c) => client.write(acquireRun(count, BigInt(1_000_000 * (c + 1)), BigInt(10 + c))));
+    const first = await pipeliners[0]!.read(17); // the budget is being taken in turns
+    const light = await RawClient.open(lockd.port);
+    const before = pipeliners.reduce((sum, client) => sum + client.buffered / 17, 0);
+    await expectServed(light, 5_000_000n);
+    const passed = pipeliners.reduce((sum, client) => sum + client.buffered / 17, 0) - before;
+    // The light client queues behind at most the four others, two requests a turn: it is answered
+    // within a few of their requests (12-14 here), where waiting for them to finish would take nearly 8000.
+    expect(passed).toBeLessThan(400);
+    const rest = await Promise.all(pipeliners.map((client, c) => client.read((c === 0 ? count - 1 : count) * 17, 60_000)));
+    rest[0] = Buffer.concat([first, rest[0]!]);
+    for (const answers of rest) expectConsecutiveOrLaterGrants(splitAnswers(answers));
+    for (const client of [light, ...pipeliners]) client.close();
   });
 });
 
