@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
 import { acquire, inspect, release, responses } from "../support/frames.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { scrapeMetrics } from "../support/metrics.js";
 import { RawClient } from "../support/raw-client.js";
 import { useTempDirs } from "../support/temp-dir.js";
 
@@ -48,8 +49,7 @@ describe("frames held back by --max-inflight-total", () => {
       env: { NODE_OPTIONS: `--import ${STALL_PRELOAD}`, BATON_TEST_STALL_FILE: stallFile },
     });
     try {
-      const metricsPort = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(lockd.stderr())![1]);
-      const inFlight = async () => Number(/^baton_requests_in_flight (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())![1]);
+      const inFlight = async () => (await scrapeMetrics(lockd)).get("baton_requests_in_flight");
       const owner = { lock: 7n, owner: 1n };
       const first = await RawClient.open(lockd.port);
       first.write(acquire(owner, 60_000n));

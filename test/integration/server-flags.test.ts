@@ -2,6 +2,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import { Status, type Response } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { metricsUrl, parseSamples } from "../support/metrics.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, inspect, release, renew } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
@@ -176,19 +177,13 @@ describe("--metrics-listen: Prometheus metrics over HTTP", () => {
   it("serves the counters, sizes and limits at /metrics on the address given, which it logs", async () => {
     const lockd = await spawnLockd({ args: ["--metrics-listen", "127.0.0.1:0", "--max-locks", "500"] });
     spawned.push(lockd);
-    const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(lockd.stderr())![1]);
     const client = await RawClient.open(lockd.port);
     client.write(Buffer.concat([acquire({ lock: 1n, owner: 1n }, 60_000n), acquire({ lock: 2n, owner: 1n }, 60_000n), acquire({ lock: 3n, owner: 1n }, 0n)]));
     expect(splitAnswers(await client.read(3 * 17)).map((answer) => answer.status)).toEqual([Status.Ok, Status.Ok, Status.Invalid]);
 
-    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+    const response = await fetch(metricsUrl(lockd));
     expect(response.status).toBe(200);
-    const samples = new Map(
-      (await response.text())
-        .split("\n")
-        .filter((line) => line !== "" && !line.startsWith("#"))
-        .map((line) => [line.slice(0, line.lastIndexOf(" ")), Number(line.slice(line.lastIndexOf(" ") + 1))]),
-    );
+    const samples = parseSamples(await response.text());
     expect(samples.get("baton_requests_total")).toBe(3);
     expect(samples.get("baton_log_index")).toBe(2);
     expect(samples.get("baton_lock_records")).toBe(2);

@@ -5,6 +5,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { AppendResult, CommitLog } from "../../src/log/commit-log.js";
+import type { Response } from "../../src/protocol/index.js";
+import { splitAnswers } from "./answers.js";
 
 /** A log whose appends complete only when the test says so, remembering what each was lent. */
 export class DeferredLog implements CommitLog {
@@ -52,6 +54,11 @@ export class FakeSocket extends EventEmitter {
   end(): void {}
   destroy(): void {
     this.destroyed = true;
+  }
+
+  /** Every answer written so far, as the client would read them. */
+  answers(): Response[] {
+    return splitAnswers(Buffer.concat(this.written.map((w) => w.copy)));
   }
 
   write(bytes: Buffer, callback?: (error?: Error | null) => void): boolean {

@@ -6,7 +6,7 @@
 import type { Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import { decodeResponse, Status, type Response } from "../../../src/protocol/index.js";
+import { Status } from "../../../src/protocol/index.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { Connection } from "../../../src/server/connection.js";
 import { InflightBudget } from "../../../src/server/inflight-budget.js";
@@ -21,11 +21,6 @@ const settled = async () => {
   await turn();
   await turn();
 };
-
-function answersOf(socket: FakeSocket): Response[] {
-  const all = Buffer.concat(socket.written.map((w) => w.copy));
-  return Array.from({ length: all.length / 17 }, (_, i) => decodeResponse(all, i * 17));
-}
 
 describe("the budget of requests in flight on all connections", () => {
   it("holds every connection to it, and answers everything in order once room comes back", async () => {
@@ -58,7 +53,7 @@ describe("the budget of requests in flight on all connections", () => {
     // The first connection queued first and resumed first; the second then took what was left, each
     // time: batches of 3, 3 (two of the first's, one of the second's), 3 and 1.
     expect(appendSizes).toEqual([3, 3, 3, 1]);
-    const [first, second] = sockets.map(answersOf);
+    const [first, second] = sockets.map((socket) => socket.answers());
     expect(first!.map((a) => [a.status, a.fencingToken])).toEqual([1n, 2n, 3n, 4n, 5n].map((t) => [Status.Ok, t]));
     expect(second!.map((a) => [a.status, a.fencingToken])).toEqual([6n, 7n, 8n, 9n, 10n].map((t) => [Status.Ok, t]));
     expect(sockets.every((socket) => !socket.paused)).toBe(true);
@@ -84,9 +79,9 @@ describe("the budget of requests in flight on all connections", () => {
       await settled();
     }
     await pipeline.whenIdle();
-    expect(answersOf(holder).map((a) => a.fencingToken)).toEqual([1n, 2n]);
+    expect(holder.answers().map((a) => a.fencingToken)).toEqual([1n, 2n]);
     expect(reset.written).toEqual([]);
     // Lock 3 was never taken: the waiting connection's grant is the third token, not the fourth.
-    expect(answersOf(waiting).map((a) => [a.status, a.fencingToken])).toEqual([[Status.Ok, 3n]]);
+    expect(waiting.answers().map((a) => [a.status, a.fencingToken])).toEqual([[Status.Ok, 3n]]);
   });
 });
