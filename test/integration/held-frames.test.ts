@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
-import { acquire, inspect, release, responses } from "../support/frames.js";
+import { acquire, inspect, release } from "../support/frames.js";
+import { splitAnswers } from "../support/answers.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { scrapeMetrics } from "../support/metrics.js";
 import { RawClient } from "../support/raw-client.js";
@@ -53,7 +54,7 @@ describe("frames held back by --max-inflight-total", () => {
       const owner = { lock: 7n, owner: 1n };
       const first = await RawClient.open(lockd.port);
       first.write(acquire(owner, 60_000n));
-      expect(responses(await first.read(17))[0]!.status).toBe(Status.Ok);
+      expect(splitAnswers(await first.read(17))[0]!.status).toBe(Status.Ok);
 
       writeFileSync(stallFile, ""); // the disk stalls
       const holder = await RawClient.open(lockd.port);
@@ -69,12 +70,12 @@ describe("frames held back by --max-inflight-total", () => {
       expect(await inFlight()).toBe(2); // four requests sent; the two behind the budget are not in flight
 
       rmSync(stallFile); // the disk is back
-      expect(responses(await holder.read(2 * 17)).map((a) => a.status)).toEqual([Status.Ok, Status.Ok]);
+      expect(splitAnswers(await holder.read(2 * 17)).map((a) => a.status)).toEqual([Status.Ok, Status.Ok]);
       // The held RELEASE ran first, so the lock was free for the new ACQUIRE, and nothing ended it after.
-      const [granted] = responses(await again.read(17));
+      const [granted] = splitAnswers(await again.read(17));
       expect(granted!.status).toBe(Status.Ok);
       again.write(inspect(owner));
-      expect(responses(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
+      expect(splitAnswers(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
       expect(await inFlight()).toBe(0);
       for (const client of [first, holder, again]) client.close();
     } finally {
@@ -89,7 +90,7 @@ async function heldReleaseAfterReset(lockd: LockdProcess, stallFile: string): Pr
   const owner = { lock: 7n, owner: 1n };
   const first = await RawClient.open(lockd.port);
   first.write(acquire(owner, 1_000n));
-  expect(responses(await first.read(17))[0]!.status).toBe(Status.Ok);
+  expect(splitAnswers(await first.read(17))[0]!.status).toBe(Status.Ok);
   const grantedAt = performance.now();
 
   writeFileSync(stallFile, ""); // the disk stalls
@@ -104,11 +105,11 @@ async function heldReleaseAfterReset(lockd: LockdProcess, stallFile: string): Pr
   again.write(acquire(owner, 60_000n));
   await sleep(200);
   rmSync(stallFile); // the disk is back: the new lease is granted, the held RELEASE must not run
-  const [granted] = responses(await again.read(17));
+  const [granted] = splitAnswers(await again.read(17));
   expect(granted!.status).toBe(Status.Ok);
   await sleep(100);
   again.write(inspect(owner));
-  expect(responses(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
+  expect(splitAnswers(await again.read(17))[0]).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
   first.close();
   again.close();
 }

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { Status, type Response } from "../../src/protocol/index.js";
-import { acquire, inspect, responses } from "../support/frames.js";
+import { acquire, inspect } from "../support/frames.js";
+import { splitAnswers } from "../support/answers.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { useTempDirs } from "../support/temp-dir.js";
@@ -28,7 +29,7 @@ async function waitForSecondGrant(client: RawClient, firstToken: bigint): Promis
   for (let attempt = 0; attempt < 400; attempt++) {
     await new Promise((resolve) => setTimeout(resolve, 25));
     client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
-    const [answer] = responses(await client.read(17));
+    const [answer] = splitAnswers(await client.read(17));
     if (answer!.status === Status.Ok) {
       expect(answer!.fencingToken).toBeGreaterThan(firstToken);
       return performance.now();
@@ -52,12 +53,12 @@ async function grantThenStepAnHour(): Promise<{ client: RawClient; granted: Resp
   const client = await RawClient.open(lockd.port);
   const sentAt = performance.now();
   client.write(acquire({ lock: 1n, owner: 1n }, BigInt(TTL_MS)));
-  const [granted] = responses(await client.read(17));
+  const [granted] = splitAnswers(await client.read(17));
   expect(granted!.status).toBe(Status.Ok);
 
   writeFileSync(shiftFile, String(3_600_000)); // the server's wall clock jumps an hour ahead
   client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
-  const [refused] = responses(await client.read(17));
+  const [refused] = splitAnswers(await client.read(17));
   expect(refused).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
   return { client, granted: granted!, sentAt, env };
 }
@@ -97,15 +98,15 @@ describe("a wall clock stepped back, then put right", () => {
     lockd = await spawnLockd({ env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
     const client = await RawClient.open(lockd.port);
     client.write(acquire({ lock: 9n, owner: 1n }, 1_000n));
-    expect(responses(await client.read(17))[0]!.status).toBe(Status.Ok);
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
     writeFileSync(shiftFile, String(-30_000)); // the server's wall clock falls 30 s behind
     client.write(acquire({ lock: 9n, owner: 2n }, 1_000n)); // lets lockd see it
-    expect(responses(await client.read(17))[0]!.status).toBe(Status.Held);
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Held);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
 
     const sentAt = performance.now();
     client.write(acquire({ lock: 1n, owner: 1n }, BigInt(TTL_MS)));
-    const [granted] = responses(await client.read(17));
+    const [granted] = splitAnswers(await client.read(17));
     expect(granted!.status).toBe(Status.Ok);
     writeFileSync(shiftFile, "0"); // put right: logical time must not jump by the 1.5 s it was behind
     const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
@@ -124,12 +125,12 @@ describe("a wall-clock step lockd cannot record", () => {
     lockd = await spawnLockd({ dataDir, env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
     const client = await RawClient.open(lockd.port);
     client.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
-    expect(responses(await client.read(17))[0]!.status).toBe(Status.Ok);
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
     writeFileSync(shiftFile, String(3_600_000));
     client.write(acquire({ lock: 2n, owner: 1n }, 60_000n));
-    expect(responses(await client.read(17))[0]!.status).toBe(Status.Unavailable);
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Unavailable);
     client.write(inspect({ lock: 1n, owner: 1n }));
-    expect(responses(await client.read(17))[0]!.status).toBe(Status.Unavailable);
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Unavailable);
     expect(lockd.stderr()).toMatch(/recording the wall-clock step in .* failed \(.*\); refusing every request with status 6 from now on/);
     client.close();
   });

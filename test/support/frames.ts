@@ -1,5 +1,5 @@
 /** Builders of request frames and readers of replies for tests. */
-import { Command, encodeRequest, decodeResponse, type Response } from "../../src/protocol/index.js";
+import { Command, encodeRequest } from "../../src/protocol/index.js";
 
 let nextRequest = 1n;
 
@@ -35,10 +35,4 @@ export function release(ids: Ids, longForm = false): Buffer {
 
 export function inspect(ids: Ids, longForm = false): Buffer {
   return encodeRequest({ command: Command.Inspect, requestId: requestId(ids.request), lockId: u128(ids.lock), ownerId: u128(ids.owner), longForm });
-}
-
-export function responses(bytes: Buffer): Response[] {
-  const out: Response[] = [];
-  for (let at = 0; at + 17 <= bytes.length; at += 17) out.push(decodeResponse(bytes, at));
-  return out;
 }
