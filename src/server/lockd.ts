@@ -46,7 +46,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     );
   }
   // Before recovery loads the state: the launcher is forked while this process is still small.
-  const launcher = startCompactionLauncher(true);
+  const launcher = startCompactionLauncher({ idlePriority: true });
   const memory = new WarmMemory(logger);
   const smConfig: StateMachineConfig = {
     dedupeWindowMs: config.dedupeWindowMs,

@@ -151,7 +151,7 @@ const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.u
  * (idle-priority.ts) if `idlePriority`. If the launcher dies, the job in progress fails and the next
  * job starts a new one.
  */
-export function startCompactionLauncher(idlePriority: boolean): CompactionLauncher {
+export function startCompactionLauncher({ idlePriority }: { readonly idlePriority: boolean }): CompactionLauncher {
   const pending = new Map<number, { resolve: (result: CompactionResult) => void; reject: (error: Error) => void }>();
   let nextId = 1;
   let launcher: ChildProcess | null = null;

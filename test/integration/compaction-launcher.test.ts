@@ -99,7 +99,7 @@ describe("the compaction launcher", () => {
 
   it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", async () => {
     const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
-    const launcher = startCompactionLauncher(false);
+    const launcher = startCompactionLauncher({ idlePriority: false });
     // One signal for the compactor's whole life, as in lockd: each job must remove what it added.
     const shutdown = new AbortController();
     try {
