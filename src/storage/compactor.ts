@@ -61,6 +61,11 @@ export class Compactor {
     const segments = this.sealed.slice();
     const job: CompactionJob = { dir: this.dir, config: withoutMemory(this.config), snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
+    // Said at the start too: a compaction of a large state takes seconds, and an operator watching
+    // the log (or the disk and CPU it uses) should be able to tell what is going on meanwhile.
+    const logBytes = segments.reduce((sum, segment) => sum + segment.bytes, 0);
+    const count = segments.length === 1 ? "1 segment" : `${segments.length} segments`;
+    this.logger.info(`snapshot through index ${segments.at(-1)!.lastIndex} started (${logBytes} log bytes in ${count})`);
     this.running = this.run(job, this.shutdown.signal).then(
       (result) => this.install(result, segments.length, startedMs),
       (error: Error) => {

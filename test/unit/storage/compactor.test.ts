@@ -25,7 +25,10 @@ describe("a failed snapshot keeps the log and is retried only when another segme
     await compactor.idle();
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(runs).toBe(1);
-    expect(logger.lines).toEqual(["snapshot failed, log segments kept: disk on fire"]);
+    expect(logger.lines).toEqual([
+      "snapshot through index 5 started (100 log bytes in 1 segment)",
+      "snapshot failed, log segments kept: disk on fire",
+    ]);
 
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
     await compactor.idle();
@@ -98,9 +101,10 @@ describe("shutdown cuts a running snapshot short", () => {
     expect(started).toBe(true);
     compactor.stop();
     await compactor.idle();
-    expect(logger.lines).toEqual([]);
+    const startLine = ["snapshot through index 5 started (100 log bytes in 1 segment)"];
+    expect(logger.lines).toEqual(startLine);
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
     await compactor.idle();
-    expect(logger.lines).toEqual([]);
+    expect(logger.lines).toEqual(startLine);
   });
 });
