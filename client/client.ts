@@ -329,11 +329,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       // it is a warning when it shows the lease was not held to the end.
       try {
         const endedBefore = lease.lossReason;
+        const deadlineAtMs = this.clock() + lease.remainingMs;
         const released = await lease.release({
           ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
           ...(options.attempts === undefined ? {} : { attempts: options.attempts }),
         });
-        const warning = releaseWarning(released, endedBefore);
+        const warning = releaseWarning(released, endedBefore, this.clock() >= deadlineAtMs);
         if (warning !== undefined) this.emit("warning", warning);
       } catch (error) {
         this.emit("warning", error as Error);
@@ -461,9 +462,14 @@ function autoRenewIntervalMs(
 
 /**
  * What withLock's release answer says, when it shows the lease was not held to the end or the lock
- * was not released; `endedBefore` is why the lease had ended before the release, if it had.
+ * was not released; `endedBefore` is why the lease had ended before the release, if it had, and
+ * `answeredLate` whether the answer came at or after the lease's local deadline.
  */
-function releaseWarning(released: LeaseReleaseResult, endedBefore: LeaseLossReason | undefined): LeaseLostError | undefined {
+function releaseWarning(
+  released: LeaseReleaseResult,
+  endedBefore: LeaseLossReason | undefined,
+  answeredLate: boolean,
+): LeaseLostError | undefined {
   switch (released.status) {
     case "released":
       return undefined;
@@ -474,6 +480,11 @@ function releaseWarning(released: LeaseReleaseResult, endedBefore: LeaseLossReas
       return new LeaseLostError("deadline", "the release was not answered before the lease's local deadline; the lock is left to expire");
     case "notHeld":
     case "expired":
+      // Answered past the local deadline (a server or network that stalled): the lease may have
+      // expired on the server meanwhile, which is no sign of anyone else acting with this owner id.
+      if (answeredLate) {
+        return new LeaseLostError("deadline", `withLock's release was answered ${released.status} after the lease's local deadline; the lease may have expired on the server first`);
+      }
       return new LeaseLostError("refused", `withLock's release was answered ${released.status}, though the lease was held locally`);
   }
 }

@@ -185,6 +185,21 @@ describe("withLock tells, as a warning, when the lease was not held to the end",
     expect(warnings[0]!.message).toContain("answered notHeld");
   });
 
+  it("warns of the deadline, not of a refusal, when the release is answered expired after the local deadline", async () => {
+    const clock = { nowMs: 0 };
+    const server = await serve((request) => {
+      if (request.command !== Command.Release) return ok(6n, 1n);
+      clock.nowMs = 5000; // the server stalled with the release in hand, past the 1000 ms lease
+      return reply(5, 6n, 1n);
+    });
+    const c = client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const warnings: Error[] = [];
+    c.on("warning", (error) => warnings.push(error));
+    expect(await c.withLock("jobs", { ttlMs: 1000, autoRenew: false }, () => "done")).toBe("done");
+    expect(warnings.map((error) => (error as LeaseLostError).reason)).toEqual(["deadline"]);
+    expect(warnings[0]!.message).toContain("answered expired after the lease's local deadline");
+  });
+
   it("warns when the lease ended while the callback ran, and sends no release", async () => {
     const clock = { nowMs: 0 };
     const server = await serve(() => ok(6n, 1n));
