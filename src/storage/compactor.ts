@@ -52,8 +52,11 @@ export class Compactor {
 
   /** Whether the sealed log holds `factor` times what starts a compaction (1: one is due now). */
   isBehindBy(factor: number): boolean {
-    const bytes = this.sealed.reduce((sum, segment) => sum + segment.bytes, 0);
-    return this.sealed.length > 0 && bytes >= factor * Math.max(this.snapshotEveryBytes, this.snapshotBytes);
+    return this.sealed.length > 0 && this.sealedBytes() >= factor * Math.max(this.snapshotEveryBytes, this.snapshotBytes);
+  }
+
+  private sealedBytes(): number {
+    return this.sealed.reduce((sum, segment) => sum + segment.bytes, 0);
   }
 
   maybeStart(): void {
@@ -63,9 +66,8 @@ export class Compactor {
     const startedMs = performance.now();
     // Said at the start too: a compaction of a large state takes seconds, and an operator watching
     // the log (or the disk and CPU it uses) should be able to tell what is going on meanwhile.
-    const logBytes = segments.reduce((sum, segment) => sum + segment.bytes, 0);
     const count = segments.length === 1 ? "1 segment" : `${segments.length} segments`;
-    this.logger.info(`snapshot through index ${segments.at(-1)!.lastIndex} started (${logBytes} log bytes in ${count})`);
+    this.logger.info(`snapshot through index ${segments.at(-1)!.lastIndex} started (${this.sealedBytes()} log bytes in ${count})`);
     this.running = this.run(job, this.shutdown.signal).then(
       (result) => this.install(result, segments.length, startedMs),
       (error: Error) => {
