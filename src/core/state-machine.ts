@@ -38,10 +38,16 @@ export interface StateMachineConfig {
   readonly memory?: TableMemory;
 }
 
-/** Capacity limits, enforced only where commands are admitted (the leader), never on replay. */
+/** Limits enforced only where commands are admitted (the leader), never on replay. */
 export interface AdmissionLimits {
   readonly maxLocks: number;
   readonly maxDedupeEntries: number;
+  /**
+   * ACQUIRE/RENEW with a larger ttl_ms answer 3, unless their request id is remembered with the same
+   * parameters: a retry of a request admitted under a larger bound (before a restart that lowered it)
+   * gets its remembered answer, as any retry does.
+   */
+  readonly maxTtlMs: number;
 }
 
 /** Records dropped per executed command: more than one command can create, so memory catches up. */
@@ -142,7 +148,8 @@ export class StateMachine {
 
   /**
    * Decides one command at time stamp `stampMs` and writes its 17-byte answer to `out[outAt..]`.
-   * Returns the status. Answers 3 (a request id reused with other parameters, or by INSPECT) and 6
+   * Returns the status. Answers 3 (a request id reused with other parameters, or by INSPECT; with
+   * `limits`, a ttl above their maximum for a request id not remembered) and 6
    * (a limit reached; only when `limits` is given) change nothing and must not be logged; every other
    * answer is a decision that the log must carry for replay.
    */
@@ -186,6 +193,13 @@ export class StateMachine {
       dedupe.copyAnswer(seen, out, outAt);
       this.advance(now);
       return dedupe.answerStatus(seen);
+    }
+
+    // RELEASE and INSPECT entries carry a zero ttl, so only ACQUIRE and RENEW can fail this. Like
+    // every 3, it changes nothing, the clock included.
+    if (limits !== null && ttlOf(words) > limits.maxTtlMs) {
+      writeResponse(out, outAt, Status.Invalid, 0, 0);
+      return Status.Invalid;
     }
 
     const lockHash = this.locks.hashOf(words, WORD_LOCK_ID);

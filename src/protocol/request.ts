@@ -67,10 +67,15 @@ function copyId(target: Buffer, at: number, id: Uint8Array, name: string): void 
 
 /**
  * Is this frame body a well-formed request? Checks, in order: a known command with a length that
- * fits it, a non-zero request id, and (ACQUIRE/RENEW) 1 <= ttl_ms <= maxTtlMs.
- * Lock and owner ids may be anything, all zeros included.
+ * fits it, a non-zero request id, and (ACQUIRE/RENEW) ttl_ms >= 1. Lock and owner ids may be
+ * anything, all zeros included.
+ *
+ * The upper bound on ttl_ms (`--max-ttl`) is not checked here: the server checks it after the
+ * remembered request ids (StateMachine.executeWords, AdmissionLimits.maxTtlMs), so that a retry of a
+ * request admitted under a larger bound, before a restart that lowered it, still gets its
+ * remembered answer instead of a 3 that would hide whether it took effect.
  */
-export function isValidRequestBody(bytes: Uint8Array, at: number, length: number, maxTtlMs: number): boolean {
+export function isWellFormedRequestBody(bytes: Uint8Array, at: number, length: number): boolean {
   if (length < 1) return false;
   const cmd = bytes[at + BODY_CMD];
   if (cmd === Command.Acquire || cmd === Command.Renew) {
@@ -81,9 +86,14 @@ export function isValidRequestBody(bytes: Uint8Array, at: number, length: number
     return false;
   }
   if (isAllZero(bytes, at + BODY_REQUEST_ID, ID_BYTES)) return false;
-  if (cmd === Command.Acquire || cmd === Command.Renew) {
-    const ttl = readU64Clamped(bytes, at + BODY_TTL);
-    if (ttl === 0 || ttl > maxTtlMs) return false;
-  }
-  return true;
+  return !commandTakesTtl(cmd) || readU64Clamped(bytes, at + BODY_TTL) !== 0;
+}
+
+/**
+ * Would this frame body be executed afresh (no request id remembered for it)? Well-formed, and
+ * (ACQUIRE/RENEW) ttl_ms <= maxTtlMs. This is the validity the protocol's test vectors state.
+ */
+export function isValidRequestBody(bytes: Uint8Array, at: number, length: number, maxTtlMs: number): boolean {
+  if (!isWellFormedRequestBody(bytes, at, length)) return false;
+  return !commandTakesTtl(bytes[at + BODY_CMD]!) || readU64Clamped(bytes, at + BODY_TTL) <= maxTtlMs;
 }

@@ -167,7 +167,7 @@ export class CommitPipeline {
   }
 
   /**
-   * Executes one valid request body (already checked by isValidRequestBody) at `stampMs`.
+   * Executes one well-formed request body (already checked by isWellFormedRequestBody) at `stampMs`.
    */
   submit(sink: ReplySink, frame: Uint8Array, start: number, length: number, stampMs: number): void {
     if (this.failure !== null) {

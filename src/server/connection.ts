@@ -12,7 +12,7 @@
  */
 import type { Socket } from "node:net";
 import { FrameEvent, FrameReader } from "../protocol/frame-reader.js";
-import { isValidRequestBody } from "../protocol/request.js";
+import { isWellFormedRequestBody } from "../protocol/request.js";
 import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
 import { writeResponse } from "../protocol/response.js";
 import { readIntoSharedBuffer } from "./shared-read-buffer.js";
@@ -174,7 +174,6 @@ export class Connection implements ReplySink, BudgetWaiter {
   private processFrames(stampMs: number): void {
     const pipeline = this.pipeline;
     const reader = this.reader;
-    const maxTtlMs = this.config.maxTtlMs;
     const maxInflight = this.config.maxInflightPerConnection;
     this.framesDrained = false;
     let completed = false;
@@ -192,7 +191,7 @@ export class Connection implements ReplySink, BudgetWaiter {
       if (event === FrameEvent.Frame) {
         completed = true;
         const { frame, frameStart, frameLength } = reader;
-        if (isValidRequestBody(frame, frameStart, frameLength, maxTtlMs)) {
+        if (isWellFormedRequestBody(frame, frameStart, frameLength)) {
           pipeline.submit(this, frame, frameStart, frameLength, stampMs);
         } else {
           pipeline.answerWithoutState(this, Status.Invalid);

@@ -83,7 +83,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     const pipeline: CommitPipeline = new CommitPipeline({
       stateMachine: sm,
       log,
-      limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries },
+      limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries, maxTtlMs: config.maxTtlMs },
       // The clock is first read by the pipeline, so `pipeline` is set by the time it is asked for.
       clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline),
       logger,

@@ -50,6 +50,39 @@ describe("ttl_ms == 0 or > --max-ttl: 3", () => {
   });
 });
 
+describe("--max-ttl is checked after the remembered request ids: lowering it across a restart keeps retries' answers", () => {
+  it("replays an acknowledged ACQUIRE and RENEW above the new bound after kill -9, and answers 3 to new ones", async () => {
+    const first = await spawnLockd({ args: ["--max-ttl", "600000"] });
+    let second: LockdProcess | undefined;
+    try {
+      const before = await RawClient.open(first.port);
+      const acquired = acquire({ lock: 1n, owner: 1n, request: 501n }, 300_000n);
+      const renewed = renew({ lock: 1n, owner: 1n, request: 502n }, 400_000n);
+      const answers = [await askHex(before, acquired), await askHex(before, renewed)];
+      expect(answers.map((hex) => hex.slice(0, 2))).toEqual(["00", "00"]);
+      before.close();
+      await first.kill();
+
+      second = await spawnLockd({ dataDir: first.dataDir, args: ["--max-ttl", "1000"] });
+      const after = await RawClient.open(second.port);
+      expect([await askHex(after, acquired), await askHex(after, renewed)]).toEqual(answers);
+      // New requests meet the new bound, before any lock is looked at.
+      expect(await ask(after, renew({ lock: 1n, owner: 1n, request: 503n }, 300_000n))).toEqual(INVALID);
+      expect(await ask(after, acquire({ lock: 2n, owner: 1n, request: 504n }, 1001n))).toEqual(INVALID);
+      // The lease granted before the restart still holds, with its renewed expiry.
+      const held = await ask(after, inspect({ lock: 1n, owner: 1n }));
+      expect(held.status).toBe(Status.Ok);
+      expect(held.expiresAt).toBe(splitAnswers(Buffer.from(answers[1]!, "hex"))[0]!.expiresAt);
+      after.close();
+      expect(await second.stop()).toBe(0);
+    } finally {
+      await second?.kill();
+      await first.kill();
+      first.cleanup();
+    }
+  });
+});
+
 describe("the largest --max-ttl (100 years): a lease that long is granted, and the server stays up", () => {
   it("grants, renews and inspects a 100-year lease with exact times", async () => {
     const client = await clientOf(["--max-ttl", "3155760000000"]);

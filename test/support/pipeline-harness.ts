@@ -5,7 +5,7 @@
 import { CommitPipeline, type ReplySink } from "../../src/server/commit-pipeline.js";
 import type { StateMachine } from "../../src/core/state-machine.js";
 import type { CommitLog } from "../../src/log/commit-log.js";
-import { isValidRequestBody } from "../../src/protocol/request.js";
+import { isWellFormedRequestBody } from "../../src/protocol/request.js";
 import { decodeResponse, Status, type Response } from "../../src/protocol/index.js";
 import { writeResponse } from "../../src/protocol/response.js";
 import { silentLogger } from "../../src/server/logger.js";
@@ -52,7 +52,7 @@ export class PipelineHarness {
     this.pipeline = new CommitPipeline({
       stateMachine,
       log,
-      limits: { maxLocks: 1_000_000, maxDedupeEntries: 1_000_000 },
+      limits: { maxLocks: 1_000_000, maxDedupeEntries: 1_000_000, maxTtlMs: options.maxTtlMs ?? 3_600_000 },
       clock: { nowMs: () => this.nowMs },
       logger: silentLogger,
       term: 1,
@@ -65,7 +65,7 @@ export class PipelineHarness {
     const stamp = this.pipeline.stamp();
     for (const frame of frames) {
       const length = frame.readUInt32BE(0);
-      if (isValidRequestBody(frame, 4, length, 3_600_000)) this.pipeline.submit(this.sink, frame, 4, length, stamp);
+      if (isWellFormedRequestBody(frame, 4, length)) this.pipeline.submit(this.sink, frame, 4, length, stamp);
       else this.pipeline.answerWithoutState(this.sink, Status.Invalid);
     }
   }

@@ -1,7 +1,9 @@
 /**
- * Drives the StateMachine the way the server does: a frame body is validated first (an invalid one
- * answers 3 without reaching the state machine), then turned into the 57-byte log entry (RELEASE and
- * INSPECT with a zero ttl field, whatever their long form carried) and executed at a time stamp.
+ * Drives the StateMachine the way the server does: a frame body is checked for form first (a
+ * malformed one answers 3 without reaching the state machine), then turned into the 57-byte log
+ * entry (RELEASE and INSPECT with a zero ttl field, whatever their long form carried) and executed at
+ * a time stamp, with the admission limits: capacity (none unless given) and the maximum ttl, which
+ * the state machine checks after the remembered request ids.
  */
 import { StateMachine, type AdmissionLimits, type StateMachineConfig } from "../../src/core/state-machine.js";
 import {
@@ -11,7 +13,7 @@ import {
   SHORT_BODY_BYTES,
   Status,
   commandTakesTtl,
-  isValidRequestBody,
+  isWellFormedRequestBody,
 } from "../../src/protocol/index.js";
 
 export const DEFAULT_MAX_TTL_MS = 3_600_000;
@@ -33,19 +35,28 @@ export function entryOf(body: Uint8Array): Buffer {
 export interface Executed {
   readonly reply: Buffer;
   readonly status: number;
-  /** The 57-byte entry the state machine saw; null when validation answered 3 first. */
+  /** The 57-byte entry the state machine saw; null when the form check answered 3 first. */
   readonly entry: Buffer | null;
 }
 
 export class Driver {
   readonly sm: StateMachine;
 
+  /** The admission limits every command is executed with; `maxTtlMs` may change (a restart with another --max-ttl). */
+  limits: AdmissionLimits;
+
   constructor(
     config: Partial<StateMachineConfig> = {},
-    private readonly limits: AdmissionLimits | null = null,
-    private readonly maxTtlMs = DEFAULT_MAX_TTL_MS,
+    capacity: Omit<AdmissionLimits, "maxTtlMs"> | null = null,
+    maxTtlMs = DEFAULT_MAX_TTL_MS,
   ) {
     this.sm = new StateMachine({ ...DEFAULT_SM_CONFIG, ...config });
+    this.limits = { maxLocks: capacity?.maxLocks ?? Infinity, maxDedupeEntries: capacity?.maxDedupeEntries ?? Infinity, maxTtlMs };
+  }
+
+  /** From now on, ACQUIRE/RENEW above `maxTtlMs` answer 3 unless remembered. */
+  setMaxTtl(maxTtlMs: number): void {
+    this.limits = { ...this.limits, maxTtlMs };
   }
 
   /** Sends one whole frame (length prefix included) at time stamp `stampMs`. */
@@ -54,7 +65,7 @@ export class Driver {
     if (Buffer.from(frame.buffer, frame.byteOffset, 4).readUInt32BE(0) !== length) throw new Error("length prefix mismatch");
     const body = frame.subarray(LENGTH_PREFIX_BYTES);
     const reply = Buffer.alloc(RESPONSE_BYTES, 0xee);
-    if (!isValidRequestBody(body, 0, length, this.maxTtlMs)) {
+    if (!isWellFormedRequestBody(body, 0, length)) {
       reply.fill(0);
       reply[0] = Status.Invalid;
       return { reply, status: Status.Invalid, entry: null };

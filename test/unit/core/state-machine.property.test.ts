@@ -2,6 +2,7 @@
  * Random command sequences against the StateMachine and against a naive reference model written
  * from the protocol text with plain Maps: every answer must be byte-identical. Replay: the logged
  * commands (answers other than 3 and 6) executed again on a fresh machine give the same answers.
+ * Some runs lower the maximum ttl part way, as a restart with a smaller --max-ttl would.
  *
  * fast-check prints the seed and path of a failing run; BATON_SEED=<n> replays a whole run.
  */
@@ -14,6 +15,8 @@ import { testSeed } from "../../support/seeded-random.js";
 import { u128 } from "../../support/frames.js";
 
 const MAX_TTL_MS = 1000;
+/** The maximum ttl after a run lowers it: below many of the ttls drawn, so remembered ones exceed it. */
+const LOWERED_MAX_TTL_MS = 3;
 const NUM_RUNS = 300;
 const seed = Number(testSeed("state machine vs reference model")) | 0;
 
@@ -28,12 +31,20 @@ interface Op {
   readonly trailer: number | null;
   /** Added to the previous stamp: may be 0 or negative (a clock that stands still or goes back). */
   readonly stepMs: number;
+  /**
+   * Resend an earlier op's exact frame instead (a client's retry): the one this many ops back, counted
+   * modulo the ops so far. Random fields rarely repeat a request exactly, so without these few
+   * remembered answers would ever be replayed.
+   */
+  readonly retryOf: number | null;
 }
 
 interface Setup {
   readonly dedupeWindowMs: number;
   readonly expiredRetentionMs: number;
-  readonly limits: AdmissionLimits | null;
+  readonly limits: Omit<AdmissionLimits, "maxTtlMs"> | null;
+  /** From this op on, the maximum ttl is LOWERED_MAX_TTL_MS; null: never lowered. */
+  readonly lowerMaxTtlAt: number | null;
 }
 
 function frameOf(op: Op): Buffer {
@@ -63,10 +74,10 @@ class Model {
 
   constructor(private readonly setup: Setup) {}
 
-  apply(op: Op, stamp: number): string {
+  apply(op: Op, stamp: number, maxTtlMs: number): string {
     const { dedupeWindowMs: window, expiredRetentionMs: retention, limits } = this.setup;
     const takesTtl = op.cmd === Command.Acquire || op.cmd === Command.Renew;
-    if (op.request === 0 || (takesTtl && (op.ttlMs < 1 || op.ttlMs > MAX_TTL_MS))) return answer(3, 0, 0);
+    if (op.request === 0 || (takesTtl && op.ttlMs < 1)) return answer(3, 0, 0);
     const now = Math.max(this.now, stamp);
     const key = `${op.cmd}/${op.lock}/${op.owner}/${takesTtl ? op.ttlMs : ""}`;
     const seen = this.dedupe.get(op.request);
@@ -75,6 +86,8 @@ class Model {
       this.now = now;
       return seen.answer;
     }
+    // The maximum ttl is checked after the remembered ids: a retry keeps its answer when it is lowered.
+    if (takesTtl && op.ttlMs > maxTtlMs) return answer(3, 0, 0);
     // A record is remembered until its expiry plus the retention; the model never prunes, it only looks.
     const visible = (record: ModelLock | undefined) => record !== undefined && record.expiresAt + retention > now;
     const stored = this.locks.get(op.lock);
@@ -120,6 +133,20 @@ class Model {
   }
 }
 
+/** The ops as sent: each retry replaced by the op it repeats, with its own step of the clock. */
+function withRetries(drawn: readonly Op[]): Op[] {
+  const sent: Op[] = [];
+  for (const op of drawn) {
+    const n = sent.length;
+    sent.push(op.retryOf === null || n === 0 ? op : { ...sent[n - 1 - ((op.retryOf - 1) % n)]!, stepMs: op.stepMs, retryOf: null });
+  }
+  return sent;
+}
+
+function maxTtlAt(setup: Setup, op: number): number {
+  return setup.lowerMaxTtlAt !== null && op >= setup.lowerMaxTtlAt ? LOWERED_MAX_TTL_MS : MAX_TTL_MS;
+}
+
 function answer(status: number, token: number, expiresAt: number): string {
   const bytes = Buffer.alloc(RESPONSE_BYTES);
   bytes[0] = status;
@@ -141,6 +168,7 @@ const opArb: fc.Arbitrary<Op> = fc.record({
     { weight: 4, arbitrary: fc.integer({ min: 1, max: 300 }) },
   ),
   trailer: fc.option(fc.constantFrom(0, 1, 0xdead), { nil: null }),
+  retryOf: fc.option(fc.integer({ min: 1, max: 20 }), { nil: null, freq: 3 }),
   stepMs: fc.oneof(
     { weight: 3, arbitrary: fc.constant(0) },
     { weight: 3, arbitrary: fc.integer({ min: 1, max: 3 }) },
@@ -156,6 +184,7 @@ const setupArb: fc.Arbitrary<Setup> = fc.record({
     fc.record({ maxLocks: fc.integer({ min: 1, max: 3 }), maxDedupeEntries: fc.integer({ min: 1, max: 10 }) }),
     { nil: null },
   ),
+  lowerMaxTtlAt: fc.option(fc.integer({ min: 0, max: 150 }), { nil: null }),
 });
 
 const scenarioArb = fc.record({ setup: setupArb, ops: fc.array(opArb, { minLength: 1, maxLength: 150 }), hashSeed: fc.integer() });
@@ -163,14 +192,17 @@ const scenarioArb = fc.record({ setup: setupArb, ops: fc.array(opArb, { minLengt
 describe("random command sequences: the state machine answers exactly as the reference model", () => {
   it("every response is byte-identical to the model's", () => {
     fc.assert(
-      fc.property(scenarioArb, ({ setup, ops, hashSeed }) => {
+      fc.property(scenarioArb, ({ setup, ops: drawn, hashSeed }) => {
+        const ops = withRetries(drawn);
         const driver = new Driver({ ...setup, hashSeed }, setup.limits, MAX_TTL_MS);
         const model = new Model(setup);
         let stamp = 1000;
         for (const [n, op] of ops.entries()) {
           stamp = Math.max(0, stamp + op.stepMs);
+          const maxTtlMs = maxTtlAt(setup, n);
+          driver.setMaxTtl(maxTtlMs);
           const actual = driver.send(frameOf(op), stamp).reply.toString("hex");
-          const expected = model.apply(op, stamp);
+          const expected = model.apply(op, stamp, maxTtlMs);
           if (actual !== expected) throw new Error(`op ${n} ${JSON.stringify(op)} at ${stamp}: state machine ${actual}, model ${expected}`);
         }
       }),
@@ -182,7 +214,8 @@ describe("random command sequences: the state machine answers exactly as the ref
 describe("replay: executing the logged commands on a fresh state machine reproduces every answer", () => {
   it("commands answered other than 3 and 6, replayed with their stamps and no limits, answer identically", () => {
     fc.assert(
-      fc.property(scenarioArb, ({ setup, ops, hashSeed }) => {
+      fc.property(scenarioArb, ({ setup, ops: drawn, hashSeed }) => {
+        const ops = withRetries(drawn);
         const leader = new Driver({ ...setup, hashSeed }, setup.limits, MAX_TTL_MS);
         const log: { entry: Buffer; stamp: number; reply: string }[] = [];
         let stamp = 1000;
@@ -190,8 +223,9 @@ describe("replay: executing the logged commands on a fresh state machine reprodu
         // the time each command was decided at (as the pipeline stamps records: never behind the
         // clock), and the clock it must reproduce is the one after the last logged command.
         let loggedNowMs = leader.sm.logicalNowMs;
-        for (const op of ops) {
+        for (const [n, op] of ops.entries()) {
           stamp = Math.max(0, stamp + op.stepMs);
+          leader.setMaxTtl(maxTtlAt(setup, n));
           const { reply, status, entry } = leader.send(frameOf(op), stamp);
           if (status !== 3 && status !== 6) {
             loggedNowMs = leader.sm.logicalNowMs;

@@ -13,8 +13,8 @@ const B = 0xb2n;
 /** A state machine with a readable call per step: `s.at(1000, frame)` answers the decoded response. */
 class Script {
   readonly driver: Driver;
-  constructor(config: Partial<StateMachineConfig> = {}, limits: AdmissionLimits | null = null) {
-    this.driver = new Driver(config, limits);
+  constructor(config: Partial<StateMachineConfig> = {}, capacity: Omit<AdmissionLimits, "maxTtlMs"> | null = null) {
+    this.driver = new Driver(config, capacity);
   }
   at(stampMs: number, frame: Buffer): Response {
     return decodeResponse(this.driver.send(frame, stampMs).reply);
@@ -296,6 +296,27 @@ describe("idempotency: a request id processed within the dedupe window gets the 
     expect(s.raw(1006, original)).toBe(answer);
     expect(s.sm.lockRecordCount).toBe(1);
     expect(s.sm.nextFencingToken).toBe(2);
+  });
+
+  it("replays a remembered answer whose ttl is above a maximum lowered since; a new request above it gets 3 and changes nothing", () => {
+    const s = new Script();
+    const acquired = acquire({ lock: L1, owner: A, request: 21n }, 5000n);
+    const renewed = renew({ lock: L1, owner: A, request: 22n }, 6000n);
+    const answers = [s.raw(1000, acquired), s.raw(1100, renewed)];
+    expect(answers.map((hex) => decodeResponse(Buffer.from(hex, "hex")))).toEqual([ok(1, 6000), ok(1, 7100)]);
+    s.driver.setMaxTtl(1000); // as a restart with a smaller --max-ttl would
+    expect([s.raw(1200, acquired), s.raw(1200, renewed)]).toEqual(answers);
+    expect(s.sm.logicalNowMs).toBe(1200);
+    // Not remembered: 3 before any lock is looked at, and not even the clock moves.
+    expect(s.at(1300, renew({ lock: L1, owner: A, request: 23n }, 1001n))).toEqual(INVALID);
+    expect(s.at(1300, acquire({ lock: L2, owner: A, request: 24n }, 1001n))).toEqual(INVALID);
+    expect(s.sm.logicalNowMs).toBe(1200);
+    expect(s.sm.lockRecordCount).toBe(1);
+    expect(s.sm.nextFencingToken).toBe(2);
+    expect(s.sm.dedupeEntryCount).toBe(2);
+    // A retry with other parameters is still 3, and the bound itself is accepted.
+    expect(s.at(1400, renew({ lock: L1, owner: A, request: 22n }, 1000n))).toEqual(INVALID);
+    expect(s.at(1400, renew({ lock: L1, owner: A, request: 25n }, 1000n))).toEqual(ok(1, 2400));
   });
 
   it("the 49- and 57-byte forms of one RELEASE are the same request", () => {

@@ -72,7 +72,7 @@ describe("a sync that holds the event loop does not count against the clients' f
     const pipeline = new CommitPipeline({
       stateMachine: new StateMachine({ dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 5 }),
       log,
-      limits: { maxLocks: 1_000, maxDedupeEntries: 1_000 },
+      limits: { maxLocks: 1_000, maxDedupeEntries: 1_000, maxTtlMs: 3_600_000 },
       clock: { nowMs: () => 1_000_000 },
       logger: silentLogger,
       term: 1,
