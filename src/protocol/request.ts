@@ -88,12 +88,3 @@ export function isWellFormedRequestBody(bytes: Uint8Array, at: number, length: n
   if (isAllZero(bytes, at + BODY_REQUEST_ID, ID_BYTES)) return false;
   return !commandTakesTtl(cmd) || readU64Clamped(bytes, at + BODY_TTL) !== 0;
 }
-
-/**
- * Would this frame body be executed afresh (no request id remembered for it)? Well-formed, and
- * (ACQUIRE/RENEW) ttl_ms <= maxTtlMs. This is the validity the protocol's test vectors state.
- */
-export function isValidRequestBody(bytes: Uint8Array, at: number, length: number, maxTtlMs: number): boolean {
-  if (!isWellFormedRequestBody(bytes, at, length)) return false;
-  return !commandTakesTtl(bytes[at + BODY_CMD]!) || readU64Clamped(bytes, at + BODY_TTL) <= maxTtlMs;
-}

@@ -42,8 +42,8 @@ export interface Executed {
 export class Driver {
   readonly sm: StateMachine;
 
-  /** The admission limits every command is executed with; `maxTtlMs` may change (a restart with another --max-ttl). */
-  limits: AdmissionLimits;
+  /** The admission limits every command is executed with; `maxTtlMs` may change (setMaxTtl). */
+  private limits: AdmissionLimits;
 
   constructor(
     config: Partial<StateMachineConfig> = {},

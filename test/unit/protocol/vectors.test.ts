@@ -15,13 +15,12 @@ import {
   encodeRequest,
   encodeResponse,
   hexToBytes,
-  isValidRequestBody,
   lockIdFromName,
   type Command,
   type Status,
 } from "../../../src/protocol/index.js";
 import { FrameEvent, FrameReader } from "../../../src/protocol/frame-reader.js";
-import { loadVectors, type FrameCase } from "../../support/vectors.js";
+import { isValidRequestBody, loadVectors, type FrameCase } from "../../support/vectors.js";
 
 const vectors = loadVectors();
 const maxTtlMs = Number(vectors.config.max_ttl_ms);
