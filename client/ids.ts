@@ -7,6 +7,9 @@
 import { ID_BYTES, bytesToHex, bytesToU128, hexToBytes, lockIdFromName, randomId, u128ToBytes } from "../src/protocol/index.js";
 import { InvalidArgumentError } from "./errors.js";
 
+/** In a `u` regular expression a surrogate pair is one code point: only a lone surrogate matches. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
 /** A lock id as 16 bytes, with the name it came from when there was one. Immutable. */
 export class LockId {
   private constructor(
@@ -17,6 +20,13 @@ export class LockId {
 
   static fromName(name: string): LockId {
     if (name.length === 0) throw new InvalidArgumentError("a lock name must not be empty");
+    // UTF-8 cannot encode a lone surrogate, and Node's encoder would write U+FFFD in its place: two
+    // different names would then silently name the same lock.
+    const lone = LONE_SURROGATE.exec(name);
+    if (lone !== null) {
+      const unit = name.charCodeAt(lone.index).toString(16);
+      throw new InvalidArgumentError(`a lock name must be well-formed Unicode: ${JSON.stringify(name)} has a lone surrogate (U+${unit}) at index ${lone.index}`);
+    }
     return new LockId(lockIdFromName(name), name);
   }
 

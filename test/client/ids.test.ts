@@ -9,6 +9,17 @@ describe("a lock is named by a string or given as a raw u128", () => {
     expect(toLockId("räksmörgås").hex).toBe(lockIdFromName("räksmörgås").toString("hex"));
   });
 
+  it("refuses a name with a lone surrogate, which UTF-8 cannot encode, and takes surrogate pairs", () => {
+    // Node's UTF-8 encoder writes U+FFFD for each of these: all three would name the same lock.
+    for (const name of ["a\uD800", "a\uDBFF", "\uDC00a"]) {
+      expect(() => toLockId(name)).toThrow(/lone surrogate/);
+    }
+    expect(lockIdFromName("a\uD800")).toEqual(lockIdFromName("a\uDBFF"));
+    // A pair is one code point, U+1F512, encoded as its four UTF-8 bytes.
+    expect(toLockId("lock-\uD83D\uDD12").bytes).toEqual(lockIdFromName("lock-🔒"));
+    expect(toLockId("lock-🔒").hex).not.toBe(lockIdFromName("lock-\uFFFD").toString("hex"));
+  });
+
   it("takes the same raw id as a bigint, hex text or 16 bytes", () => {
     const value = 0x0123456789abcdef_fedcba9876543210n;
     const bytes = Buffer.from("0123456789abcdeffedcba9876543210", "hex");
