@@ -311,7 +311,8 @@ program
       .argParser(flagParser(parseMix))
       .default(parseMix(DEFAULT_MIX), DEFAULT_MIX),
   )
-  .option("--duration <time>", "how long: 10s, 500ms, 2m", flagParser(parseDurationMs), 10_000)
+  // The default is shown as the text that means it: a bare number is seconds.
+  .addOption(new Option("--duration <time>", "how long: 10s, 500ms, 2m (a bare number is seconds)").argParser(flagParser(parseDurationMs)).default(10_000, "10s"))
   .option("--ttl <ms>", "ttl of acquired and renewed leases", wholeNumber(1), 10_000)
   .option("--json", "print the summary as JSON", false)
   .addHelpText(
@@ -366,8 +367,12 @@ async function main(): Promise<void> {
   try {
     await program.parseAsync();
   } catch (error) {
-    // Commander already printed its own parse errors and help.
-    if (!(error instanceof CommanderError)) process.stderr.write(`lockctl: ${(error as Error).message}\n`);
+    // Commander already printed its own parse errors and help. An invalid argument found after
+    // parsing (a missing --owner, a malformed id) is as much a usage error, and says so the same way.
+    if (!(error instanceof CommanderError)) {
+      const usage = error instanceof BatonError && error.code === "BATON_INVALID_ARGUMENT";
+      process.stderr.write(`lockctl: ${(error as Error).message}${usage ? " (see --help)" : ""}\n`);
+    }
     process.exitCode = exitCodeOf(error);
   }
 }

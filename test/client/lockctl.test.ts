@@ -216,7 +216,8 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
   });
 
   it("reports a usage error as one line on stderr, like every other error, and nothing on stdout", async () => {
-    for (const args of [["acquire", "cli", "--ttl", "0"], ["acquire"], ["no-such-command"], ["run", "cli", "--json", "--", "true"]]) {
+    const misuse = [["acquire", "cli", "--ttl", "0"], ["acquire"], ["no-such-command"], ["run", "cli", "--json", "--", "true"], ["renew", "cli"], ["release", "cli", "--owner", "not-hex"]];
+    for (const args of misuse) {
       const finished = await lockctl(args);
       expect(finished.code).toBe(64);
       expect(finished.stdout).toBe("");
@@ -267,6 +268,12 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     }
     const top = await lockctl(["--help"]);
     expect(top.stdout).toContain("Exit codes");
+  });
+
+  it("shows bench's default duration in a form that means the same when typed (a bare number is seconds)", async () => {
+    const help = await lockctl(["bench", "--help"]);
+    expect(help.stdout).toMatch(/\(default: 10s\)/);
+    expect(help.stdout).not.toMatch(/--duration[^\n]*\n?[^\n]*default: 10000/);
   });
 
   it("--version prints package.json's version and exits 0", async () => {
