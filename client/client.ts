@@ -46,6 +46,11 @@ export interface BatonClientOptions {
   readonly timeoutMs?: number;
   /** Attempts per request (the first one included) before RetriesExhaustedError. Default 8. */
   readonly attempts?: number;
+  /**
+   * The server's --dedupe-window (lockd's default, 60000). A retry is never sent so late that the
+   * server could see it after that long from the first attempt: it would take it for a new request.
+   */
+  readonly dedupeWindowMs?: number;
   /** How long dialing an endpoint may take. Default 3000. */
   readonly connectTimeoutMs?: number;
   /** Pacing of retries and reconnects. Default 25 ms doubling up to 1000 ms, with jitter. */
@@ -120,6 +125,7 @@ export type BatonClientEvents = {
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_ATTEMPTS = 8;
 const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
+const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
 const DEFAULT_MAX_IN_FLIGHT = 1024;
 /** Waiting in withLock: a held lock is retried after 20 ms, doubling to 500 ms, with jitter. */
 const WAIT_BACKOFF: BackoffOptions = { baseMs: 20, maxMs: 500 };
@@ -156,6 +162,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   private readonly connections: Connection[];
   private readonly timeoutMs: number;
   private readonly attempts: number;
+  private readonly dedupeWindowMs: number;
   private readonly backoff: BackoffOptions;
   private readonly clock: MonotonicClock;
   private readonly leases = new Set<Lease>();
@@ -179,6 +186,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.owner = bytesToHex(this.ownerBytes);
     this.timeoutMs = positiveNumber(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeoutMs");
     this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, "attempts");
+    this.dedupeWindowMs = positiveNumber(options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS, "dedupeWindowMs");
     this.backoff = backoffOptions(options.backoff);
     this.clock = options.clock ?? monotonicClock;
     const connectionOptions = {
@@ -390,7 +398,14 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         await connection.open(signal, timeoutMs);
         const stopped = request.stopReason?.();
         if (stopped !== undefined) throw new LeaseLostError(stopped);
-        firstSentAtMs ??= this.clock();
+        const sendAtMs = this.clock();
+        // INSPECT changes nothing and is never remembered: it is safe to resend at any time.
+        const remembered = request.command !== Command.Inspect;
+        if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(sendAtMs - firstSentAtMs, timeoutMs)) {
+          const why = `a retry now could reach the server after its ${this.dedupeWindowMs} ms dedupe window, and run as a new request`;
+          throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);
+        }
+        firstSentAtMs ??= sendAtMs;
         const response = await connection.request(frame, timeoutMs, signal);
         if (response.status === Status.NotLeader) {
           lastError = new NotLeaderError(connection.label, response.fencingToken);
@@ -422,6 +437,17 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       }
     }
     throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempts, bytesToHex(requestId), lastError);
+  }
+
+  /**
+   * Whether an attempt sent `elapsedMs` after the first one is still seen by the server within the
+   * dedupe window of the first, wherever that was executed. The attempt is executed within its
+   * `timeoutMs` or never (an attempt that times out on a silent connection resets it), at most
+   * `elapsedMs + timeoutMs` after the first was sent, so never sooner than the first was executed;
+   * the server's clock runs at most 1% fast, plus 1 ms, and 1 ms more for a restart (protocol.md §4).
+   */
+  private retryStaysInWindow(elapsedMs: number, timeoutMs: number): boolean {
+    return (elapsedMs + timeoutMs) * 1.01 + 2 < this.dedupeWindowMs;
   }
 
   /**

@@ -105,9 +105,12 @@ export class RetriesExhaustedError extends BatonError {
     readonly attempts: number,
     readonly requestId: string,
     cause: unknown,
+    /** Why the retries stopped before `attempts` ran out, when they did. */
+    stoppedEarly?: string,
   ) {
     const last = cause instanceof Error ? `: ${cause.message}` : "";
-    super("BATON_RETRIES_EXHAUSTED", `${command} failed after ${attempts} attempt(s)${last}`, { cause });
+    const early = stoppedEarly === undefined ? "" : ` (${stoppedEarly})`;
+    super("BATON_RETRIES_EXHAUSTED", `${command} failed after ${attempts} attempt(s)${early}${last}`, { cause });
   }
 }
 

@@ -20,6 +20,7 @@ interface ConnectionFlags {
   readonly endpoints: Endpoint[] | string;
   readonly timeout?: number;
   readonly attempts?: number;
+  readonly dedupeWindow?: number;
   readonly hexId: boolean;
   readonly owner?: string;
 }
@@ -76,7 +77,8 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .addOption(endpointsOption())
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
     .option("--timeout <ms>", "per-attempt reply timeout", wholeNumber(1))
-    .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1));
+    .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1))
+    .option("--dedupe-window <ms>", "the server's --dedupe-window: no retry is sent that could reach it later (default: 60000)", wholeNumber(1));
   const envOwner = process.env.BATON_OWNER;
   if (envOwner !== undefined && envOwner !== "") {
     command.hook("preAction", () => {
@@ -116,6 +118,7 @@ function clientFor(flags: ConnectionFlags, extra: Partial<BatonClientOptions> = 
     // that never answers the request.
     ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout, connectTimeoutMs: flags.timeout }),
     ...(flags.attempts === undefined ? {} : { attempts: flags.attempts }),
+    ...(flags.dedupeWindow === undefined ? {} : { dedupeWindowMs: flags.dedupeWindow }),
     ...extra,
   });
 }

@@ -58,6 +58,43 @@ describe("a logical request keeps one request id across every retry", () => {
   });
 });
 
+describe("retries stay within the server's dedupe window", () => {
+  // The scripted server moves the client's clock 25 s per request it answers 6.
+  async function sendsUntilStopped(dedupeWindowMs?: number, call: (c: BatonClient) => Promise<unknown> = (c) => c.acquire("jobs", { ttlMs: 1000 })): Promise<{ sent: number; error: BatonError }> {
+    let nowMs = 0;
+    const server = await serve(() => {
+      nowMs += 25_000;
+      return reply(6);
+    });
+    const c = client({ endpoints: [server.endpoint], attempts: 8, timeoutMs: 100, clock: () => nowMs, ...(dedupeWindowMs === undefined ? {} : { dedupeWindowMs }) });
+    const error = await rejection(call(c));
+    expect(new Set(server.seen.map((request) => request.requestId)).size).toBe(1);
+    return { sent: server.seen.length, error };
+  }
+
+  it("sends no retry that could reach the server after the window of the first attempt (lockd's default, 60 s)", async () => {
+    const { sent, error } = await sendsUntilStopped();
+    // Sent at 0, 25 s and 50 s. One at 75 s could be executed as a new request: a second grant.
+    expect(sent).toBe(3);
+    expect(error.code).toBe("BATON_RETRIES_EXHAUSTED");
+    expect(error.message).toContain("after 3 attempt(s) (a retry now could reach the server after its 60000 ms dedupe window");
+    expect((error.cause as BatonError).code).toBe("BATON_UNAVAILABLE");
+  });
+
+  it("takes the server's window from dedupeWindowMs", async () => {
+    expect((await sendsUntilStopped(30_000)).sent).toBe(2);
+    expect((await sendsUntilStopped(500_000)).sent).toBe(8);
+  });
+
+  it("keeps resending INSPECT, which changes nothing and is never remembered", async () => {
+    expect((await sendsUntilStopped(undefined, (c) => c.inspect("jobs"))).sent).toBe(8);
+  });
+
+  it("refuses a dedupeWindowMs that is not a positive number", () => {
+    expect(() => new BatonClient({ dedupeWindowMs: 0 })).toThrow(InvalidArgumentError);
+  });
+});
+
 describe("status 4: the client finds the leader by itself", () => {
   it("goes to the endpoint carrying the hinted node id", async () => {
     const leader = await serve(() => ok(5n, 1000n));
