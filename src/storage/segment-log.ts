@@ -60,13 +60,17 @@ export const INLINE_SYNC_MAX_ENTRIES = Infinity;
 /** How many batches the average batch size that also gates inline syncs looks back over. */
 const RECENT_BATCHES = 8;
 
-interface InFlight {
+interface Waiting {
+  readonly records: Buffer;
   readonly lastIndex: number;
   readonly done: (result: AppendResult) => void;
 }
 
-interface Waiting extends InFlight {
-  readonly records: Buffer;
+interface InFlight {
+  readonly lastIndex: number;
+  readonly done: (result: AppendResult) => void;
+  /** Its own fdatasync returned success (it completes once every earlier append's has too). */
+  synced: boolean;
 }
 
 export class SegmentLog implements CommitLog {
@@ -132,7 +136,7 @@ export class SegmentLog implements CommitLog {
     }
     const lastWritten = this.lastIndexWritten();
     const entries = lastIndex - lastWritten;
-    const append: InFlight = { lastIndex, done };
+    const append: InFlight = { lastIndex, done, synced: false };
     this.inFlight.push(append);
     const firstIndex = records.length >= RECORD_HEADER_BYTES ? recordFirstIndex(records, 0) : NaN;
     if (firstIndex !== lastWritten + 1 || entries < 1) {
@@ -200,11 +204,20 @@ export class SegmentLog implements CommitLog {
     return this.inFlight.length > 0 ? this.inFlight[this.inFlight.length - 1]!.lastIndex : this.lastIndex;
   }
 
+  /**
+   * An append completes only on its own sync's success, and only after every earlier one has: never
+   * through a later sync. With syncs overlapping on one descriptor, Linux reports a writeback error to
+   * one fdatasync only, and possibly not the one whose pages failed; a later sync returning first
+   * with success says nothing about them. Any error fails everything not yet acknowledged.
+   */
   private synced(error: NodeJS.ErrnoException | null, append: InFlight): void {
-    const upTo = this.inFlight.indexOf(append);
-    if (upTo < 0) return; // completed already by a later sync, or abandoned
+    if (!this.inFlight.includes(append)) return; // failed already, or abandoned
     if (error !== null) return this.fail(error, "fdatasync");
-    const completed = this.inFlight.splice(0, upTo + 1);
+    append.synced = true;
+    let upTo = 0;
+    while (upTo < this.inFlight.length && this.inFlight[upTo]!.synced) upTo++;
+    if (upTo === 0) return;
+    const completed = this.inFlight.splice(0, upTo);
     this.lastIndex = completed[completed.length - 1]!.lastIndex;
     for (const each of completed) each.done(OK);
     if (this.inFlight.length === 0 && this.waiting.length > 0) this.resumeWaiting();

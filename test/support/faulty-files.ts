@@ -1,7 +1,8 @@
 /**
  * A fault-injecting LogFileOpener over real files: each fault is armed by the test and fires once on
  * the next matching call. Faults: a short write (only part of the bytes), a torn write (part of the
- * bytes reach the file, then the write fails), a failing fsync, and ENOSPC.
+ * bytes reach the file, then the write fails), a failing fsync (at once, or after later syncs have
+ * returned), and ENOSPC.
  */
 import { nodeLogFiles, type LogFile, type LogFileOpener } from "../../src/storage/log-file.js";
 
@@ -9,6 +10,8 @@ export type Fault =
   | { readonly kind: "short-write"; readonly bytes: number }
   | { readonly kind: "torn-write"; readonly bytes: number }
   | { readonly kind: "fsync-fails" }
+  /** The next thread-pool sync reports EIO only after `afterMs`, so later syncs return before it. */
+  | { readonly kind: "fsync-fails-late"; readonly afterMs: number }
   | { readonly kind: "enospc" };
 
 function errno(code: string, message: string): NodeJS.ErrnoException {
@@ -40,14 +43,16 @@ export class FaultyFiles implements LogFileOpener {
         const fault = take(["short-write", "torn-write", "enospc"]);
         if (fault === undefined) return real.write(bytes, position);
         if (fault.kind === "enospc") throw errno("ENOSPC", "no space left on device");
-        if (fault.kind === "fsync-fails") throw new Error("unreachable: fsync faults are taken by sync()");
+        if (fault.kind === "fsync-fails" || fault.kind === "fsync-fails-late") throw new Error("unreachable: fsync faults are taken by sync()");
         const written = real.write(bytes.subarray(0, Math.min(fault.bytes, bytes.length)), position);
         if (fault.kind === "torn-write") throw errno("EIO", "i/o error");
         return written;
       },
       sync: (done) => {
         this.syncs++;
-        if (take(["fsync-fails"]) !== undefined) return setImmediate(done, errno("EIO", "fsync failed"));
+        const fault = take(["fsync-fails", "fsync-fails-late"]);
+        if (fault?.kind === "fsync-fails-late") return setTimeout(done, fault.afterMs, errno("EIO", "fsync failed"));
+        if (fault !== undefined) return setImmediate(done, errno("EIO", "fsync failed"));
         real.sync(done);
       },
       syncNow: () => {

@@ -143,6 +143,31 @@ describe("which batches sync inline, on the event loop", () => {
   });
 });
 
+describe("with syncs overlapping on the thread pool, an append is acknowledged by its own sync only", () => {
+  it("completes appends in order once each one's sync has returned", async () => {
+    const node = openNode(tempDir(), { inlineSyncMaxEntries: 0 });
+    const completions: number[] = [];
+    const appends = [1, 2, 3].map((index) => appendRecord(node.log, index, 1).then((ok) => completions.push(index) && ok));
+    expect(await Promise.all(appends)).toEqual([true, true, true]);
+    expect(completions).toEqual([1, 2, 3]);
+    expect(node.files.syncs).toBe(3);
+    await node.log.close();
+  });
+
+  it("a later sync returning success first does not acknowledge an earlier append whose sync then fails", async () => {
+    // Linux reports a writeback error to one of the overlapping fdatasyncs on a descriptor only: the
+    // later one's success says nothing about the earlier one's pages.
+    const node = openNode(tempDir(), { inlineSyncMaxEntries: 0 });
+    node.files.arm({ kind: "fsync-fails-late", afterMs: 50 });
+    const first = appendRecord(node.log, 1, 1);
+    const second = appendRecord(node.log, 2, 1);
+    expect(await second).toBe(false);
+    expect(await first).toBe(false);
+    expect(await appendRecord(node.log, 3, 1)).toBe(false); // the log refuses everything after
+    await node.log.close();
+  });
+});
+
 describe("the log only grows by the next index: records that would leave a gap or repeat one are refused", () => {
   for (const [name, firstIndex] of [
     ["a gap", 4],
