@@ -440,11 +440,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   }
 
   /**
-   * Whether an attempt sent `elapsedMs` after the first one is still seen by the server within the
-   * dedupe window of the first, wherever that was executed. The attempt is executed within its
-   * `timeoutMs` or never (an attempt that times out on a silent connection resets it), at most
-   * `elapsedMs + timeoutMs` after the first was sent, so never sooner than the first was executed;
-   * the server's clock runs at most 1% fast, plus 1 ms, and 1 ms more for a restart (protocol.md §4).
+   * Whether an attempt sent `elapsedMs` after the first one reaches the server, if at all, within the
+   * dedupe window of whichever attempt it executed first. The first attempt ran no sooner than it
+   * was sent; this one runs within its `timeoutMs` of being sent or never (an attempt that times out
+   * on a silent connection resets it). So the two are at most `elapsedMs + timeoutMs` apart in real
+   * time, and the server's clock runs at most 1% fast, plus 1 ms, and 1 ms more for a restart
+   * (protocol.md §4).
    */
   private retryStaysInWindow(elapsedMs: number, timeoutMs: number): boolean {
     return (elapsedMs + timeoutMs) * 1.01 + 2 < this.dedupeWindowMs;
