@@ -381,6 +381,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     // followed (the next endpoint, after a pause, instead): two nodes naming each other cannot use up
     // the attempts at once, nor keep the request from the others.
     let notLeaders: Set<number> | undefined;
+    // INSPECT changes nothing and is never remembered: it is safe to resend at any time. Every other
+    // retry must reach the server within the dedupe window of the first attempt (retryStaysInWindow).
+    const remembered = request.command !== Command.Inspect;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.closed) throw new ClientClosedError();
       throwIfAborted(signal);
@@ -399,8 +402,6 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         const stopped = request.stopReason?.();
         if (stopped !== undefined) throw new LeaseLostError(stopped);
         const sendAtMs = this.clock();
-        // INSPECT changes nothing and is never remembered: it is safe to resend at any time.
-        const remembered = request.command !== Command.Inspect;
         if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(sendAtMs - firstSentAtMs, timeoutMs)) {
           const why = `a retry now could reach the server after its ${this.dedupeWindowMs} ms dedupe window, and run as a new request`;
           throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);

@@ -151,12 +151,17 @@ const EXIT_BY_STATUS: Readonly<Record<string, number>> = {
   expired: ExitCode.Expired,
 };
 
+/** A usage error's line: the one-line form of every error, pointing at --help (client/README.md, "lockctl"). */
+function usageErrorLine(message: string): string {
+  return `lockctl: ${message} (see --help)\n`;
+}
+
 const program = new Command("lockctl")
   .description("baton command line: take, inspect and release leases with fencing tokens; hold a lock around a command; load a server")
   .version(packageVersion())
   .exitOverride()
   // Usage errors in the same one-line form as every other error (client/README.md, "lockctl").
-  .configureOutput({ outputError: (message, write) => write(`lockctl: ${message.replace(/^error: /, "").trimEnd()} (see --help)\n`) })
+  .configureOutput({ outputError: (message, write) => write(usageErrorLine(message.replace(/^error: /, "").trimEnd())) })
   .addHelpText(
     "after",
     `
@@ -373,8 +378,9 @@ async function main(): Promise<void> {
     // Commander already printed its own parse errors and help. An invalid argument found after
     // parsing (a missing --owner, a malformed id) is as much a usage error, and says so the same way.
     if (!(error instanceof CommanderError)) {
+      const { message } = error as Error;
       const usage = error instanceof BatonError && error.code === "BATON_INVALID_ARGUMENT";
-      process.stderr.write(`lockctl: ${(error as Error).message}${usage ? " (see --help)" : ""}\n`);
+      process.stderr.write(usage ? usageErrorLine(message) : `lockctl: ${message}\n`);
     }
     process.exitCode = exitCodeOf(error);
   }

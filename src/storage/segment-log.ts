@@ -60,15 +60,19 @@ export const INLINE_SYNC_MAX_ENTRIES = Infinity;
 /** How many batches the average batch size that also gates inline syncs looks back over. */
 const RECENT_BATCHES = 8;
 
-interface Waiting {
-  readonly records: Buffer;
+/** An append not yet acknowledged: through which index, and whom to tell. */
+interface Pending {
   readonly lastIndex: number;
   readonly done: (result: AppendResult) => void;
 }
 
-interface InFlight {
-  readonly lastIndex: number;
-  readonly done: (result: AppendResult) => void;
+/** Held back until the full segment's syncs drain. */
+interface Waiting extends Pending {
+  readonly records: Buffer;
+}
+
+/** Written, its sync under way. */
+interface InFlight extends Pending {
   /** Its own fdatasync returned success (it completes once every earlier append's has too). */
   synced: boolean;
 }
