@@ -175,7 +175,7 @@ function executeBurst(lookAhead: boolean): void {
 function recordOf(count: number): Buffer {
   const bytes = Buffer.alloc(recordBytes(count));
   for (let i = 0; i < count; i++) acquireFrame.copy(bytes, RECORD_HEADER_BYTES + i * ENTRY_BYTES, 4);
-  sealRecord(bytes, 0, { term: 1, firstIndex: 1, stampMs: STAMP_BASE_MS, count });
+  sealRecord(bytes, 0, { term: 1, firstIndex: 1, stampMs: STAMP_BASE_MS, count, place: "first-after-durable" });
   return bytes;
 }
 const record1 = recordOf(1);
@@ -214,7 +214,7 @@ function openLog(root: string, fsync: "always" | "never", inlineSyncMaxEntries?:
  * and the pipeline seals every batch's record the same way.
  */
 function append(target: LogUnderTest, records: Buffer, entries: number): Promise<void> {
-  sealRecord(records, 0, { term: 1, firstIndex: target.lastIndex + 1, stampMs: STAMP_BASE_MS, count: entries });
+  sealRecord(records, 0, { term: 1, firstIndex: target.lastIndex + 1, stampMs: STAMP_BASE_MS, count: entries, place: "first-after-durable" });
   target.lastIndex += entries;
   return new Promise((resolve, reject) => {
     target.log.append(records, target.lastIndex, (result: AppendResult) => (result.ok ? resolve() : reject(result.error)));
@@ -238,8 +238,8 @@ async function main(): Promise<void> {
     [`state machine: ${BURST} ACQUIREs (+ RELEASEs), executed one by one`, () => executeBurst(false), BURST],
     [`state machine: ${BURST} ACQUIREs (+ RELEASEs), looked ahead first`, () => executeBurst(true), BURST],
     ["state machine: retry answered from the dedupe table", retryAnswer, 1, retrySetup],
-    ["log record: sealRecord, 1 entry", () => void sealRecord(record1, 0, { term: 1, firstIndex: index++, stampMs: STAMP_BASE_MS, count: 1 }), 1],
-    ["log record: sealRecord, 64 entries", () => void sealRecord(record64, 0, { term: 1, firstIndex: index++, stampMs: STAMP_BASE_MS, count: 64 }), 64],
+    ["log record: sealRecord, 1 entry", () => void sealRecord(record1, 0, { term: 1, firstIndex: index++, stampMs: STAMP_BASE_MS, count: 1, place: "first-after-durable" }), 1],
+    ["log record: sealRecord, 64 entries", () => void sealRecord(record64, 0, { term: 1, firstIndex: index++, stampMs: STAMP_BASE_MS, count: 64, place: "first-after-durable" }), 64],
     ["log record: readRecord, 1 entry", () => void readRecord(record1, 0), 1],
     ["log record: readRecord, 64 entries", () => void readRecord(record64, 0), 64],
   ];

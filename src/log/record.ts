@@ -8,7 +8,8 @@
  *   u64 term          leader epoch that appended the record (1 for a single node)
  *   u64 first_index   log index of the first entry; entry i has index first_index + i
  *   u64 stamp_ms      the leader's logical time for every entry in the record
- *   u32 count         number of entries (>= 1)
+ *   u32 count         bits 0-28: number of entries (>= 1); bits 29-31: the record's place among
+ *                     the log's writes (WritePlace, below)
  *   count x 57 bytes  entries: the request body (cmd, request_id, lock_id, owner_id, ttl_ms),
  *                     RELEASE/INSPECT with ttl_ms = 0
  */
@@ -27,11 +28,58 @@ export const RECORD_COUNT_AT = 32;
 /** A sanity bound for decoding: no record the server writes comes near it. */
 export const MAX_RECORD_ENTRIES = 1 << 20;
 
+/**
+ * Where a record sits among the log's writes (one write: the records of one append, made durable by
+ * one fdatasync), so that recovery can tell a write that never finished from damage to acknowledged
+ * records (see recovery.ts):
+ *   "first"               the first record of a write;
+ *   "first-after-durable" the first record of a write issued when every earlier record was durable;
+ *   "later"               any other record of a write;
+ *   "unmarked"            written by a version that did not mark writes (all three bits clear).
+ */
+export type WritePlace = "unmarked" | "later" | "first" | "first-after-durable";
+
 export interface RecordHeader {
   readonly term: number;
   readonly firstIndex: number;
   readonly stampMs: number;
   readonly count: number;
+  readonly place: WritePlace;
+}
+
+/**
+ * The place bits of the count field. Bit 31 is set on every record this version writes (so its other
+ * two bits mean something), bit 30 on a write's first record, bit 29 when that write came after every
+ * earlier record was durable.
+ */
+const PLACE_BITS = 0xe000_0000;
+const COUNT_BITS = 0x1fff_ffff;
+const PLACE_CODES: Readonly<Record<WritePlace, number>> = {
+  unmarked: 0,
+  later: 0x8000_0000,
+  first: 0xc000_0000,
+  "first-after-durable": 0xe000_0000,
+};
+
+/** The place a count field's top bits name, or null for a combination no writer sets. */
+function placeOf(countField: number): WritePlace | null {
+  switch ((countField & PLACE_BITS) >>> 0) {
+    case 0:
+      return "unmarked";
+    case 0x8000_0000:
+      return "later";
+    case 0xc000_0000:
+      return "first";
+    case 0xe000_0000:
+      return "first-after-durable";
+    default:
+      return null;
+  }
+}
+
+/** The entry count a header's count field holds, without its place bits. */
+export function entryCount(countField: number): number {
+  return countField & COUNT_BITS;
 }
 
 export function recordBytes(count: number): number {
@@ -54,7 +102,7 @@ export function sealRecord(target: Buffer, at: number, header: RecordHeader): nu
   writeU64(target, at + TERM_AT, header.term);
   writeU64(target, at + FIRST_INDEX_AT, header.firstIndex);
   writeU64(target, at + STAMP_AT, header.stampMs);
-  writeU32(target, at + RECORD_COUNT_AT, header.count);
+  writeU32(target, at + RECORD_COUNT_AT, (header.count | PLACE_CODES[header.place]) >>> 0);
   writeU32(target, at + CRC_AT, crc32(target.subarray(at + TERM_AT, end)));
   return end;
 }
@@ -95,15 +143,19 @@ export function readRecord(bytes: Buffer, at: number): RecordScan {
   const stored = readU32(bytes, at + CRC_AT);
   const actual = crc32(bytes.subarray(at + TERM_AT, end));
   if (stored !== actual) return { kind: "corrupt", reason: `checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})` };
-  const count = readU32(bytes, at + RECORD_COUNT_AT);
+  const countField = readU32(bytes, at + RECORD_COUNT_AT);
+  const count = entryCount(countField);
   if (!countFitsLength(count, length)) {
     return { kind: "corrupt", reason: `entry count ${count} does not match length ${length}` };
   }
+  const place = placeOf(countField);
+  if (place === null) return { kind: "corrupt", reason: `impossible write marks ${hex((countField & PLACE_BITS) >>> 0)}` };
   const header: RecordHeader = {
     term: readU64(bytes, at + TERM_AT),
     firstIndex: readU64(bytes, at + FIRST_INDEX_AT),
     stampMs: readU64(bytes, at + STAMP_AT),
     count,
+    place,
   };
   return { kind: "record", header, entriesAt: at + RECORD_HEADER_BYTES, end };
 }

@@ -18,8 +18,8 @@ import { wholeFrameStarts } from "../protocol/frame-reader.js";
 import { writeResponse } from "../protocol/response.js";
 import { COMMAND_WORDS, copyCommand, readCommandWords } from "../core/command-words.js";
 import { MAX_FENCING_TOKEN, PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
-import type { AppendResult, CommitLog } from "../log/commit-log.js";
-import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord } from "../log/record.js";
+import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
+import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord, type WritePlace } from "../log/record.js";
 import type { Clock } from "./clock.js";
 import type { Logger } from "./logger.js";
 import { CommitCounters } from "./stats.js";
@@ -39,7 +39,7 @@ export interface ReplySink {
 
 const INITIAL_BATCH_BYTES = 64 * 1024;
 /** Batches being made durable at once: the disk overlaps their syncs (see SegmentLog.append). */
-export const MAX_BATCHES_IN_FLIGHT = 4;
+export const MAX_BATCHES_IN_FLIGHT = MAX_APPENDS_IN_FLIGHT;
 /**
  * Settled batches kept for reuse (their buffer, view and sink list), so a batch costs no allocation
  * in the steady state: at one command per batch (a lone client) the allocations were a measurable
@@ -272,9 +272,21 @@ export class CommitPipeline {
       firstIndex: this.nextIndex,
       stampMs: batch.recordStampMs,
       count: batch.recordEntries,
+      place: this.placeOfRecordAt(batch.recordAt),
     });
     this.nextIndex += batch.recordEntries;
     batch.recordEntries = 0;
+  }
+
+  /**
+   * The open batch is one write; its first record says whether every batch before it was durable
+   * already. Decided when that record is sealed, which may be before the batch is flushed: no batch is
+   * sealed in between (the open one is flushed next), and one settling meanwhile only makes this
+   * answer conservative.
+   */
+  private placeOfRecordAt(recordAt: number): WritePlace {
+    if (recordAt > 0) return "later";
+    return this.sealed.length === 0 ? "first-after-durable" : "first";
   }
 
   private readonly flush = (): void => {

@@ -1,15 +1,17 @@
 /**
  * Start-up recovery: the newest snapshot, then every log record after it, replayed through the same
- * state machine code that decided them. A torn tail (a partial or bad record at the very end of the
- * newest segment, with nothing valid after it) is an append that never completed, so it was never
- * acknowledged: it is truncated and reported. Damage anywhere else refuses the start, naming the file
- * and offset, because skipping a record would silently forget acknowledged state. Files a snapshot
- * covers (older snapshots, segments wholly inside it) are leftovers of an interrupted clean-up and go.
+ * state machine code that decided them. Damage in the newest segment that can only be writes that
+ * never finished (see judgeDamage) was never acknowledged: it is truncated there, with whatever
+ * intact records of those writes follow it, and reported. Damage anywhere else refuses the start,
+ * naming the file and offset, because skipping a record would silently forget acknowledged state.
+ * Files a snapshot covers (older snapshots, segments wholly inside it) are leftovers of an
+ * interrupted clean-up and go.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
-import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, readRecord } from "../log/record.js";
+import { MAX_APPENDS_IN_FLIGHT } from "../log/commit-log.js";
+import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firstNonZero, readRecord } from "../log/record.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
 import { SegmentReader } from "./segment-reader.js";
@@ -88,17 +90,23 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     const at = stop.end;
     if (!stop.clean) {
       const bytes = stop.file;
-      if (isNewest && !stop.outOfSequence && !hasValidRecordAfter(bytes, at)) {
+      const verdict: DamageVerdict = !isNewest
+        ? { torn: false, reason: "It is not the newest segment" }
+        : stop.outOfSequence
+          ? { torn: false, reason: "An intact record out of sequence is never a torn write" }
+          : judgeDamage(bytes, at);
+      if (verdict.torn) {
         truncate(segment.path, at);
         const written = lastNonZero(bytes) + 1 - at;
+        const n = verdict.recordsAfter;
+        const after = n > 0 ? `; ${n} intact record${n === 1 ? "" : "s"} of unfinished writes after it` : "";
         logger.warn(
           `${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, a torn final write ` +
-            `(${written} bytes of data, the rest preallocated zeros; ${stop.damage}); it was never acknowledged`,
+            `(${written} bytes of data, the rest preallocated zeros; ${stop.damage}${after}); it was never acknowledged`,
         );
       } else {
         throw new RecoveryError(
-          `${segment.path} is corrupt at offset ${at}: ${stop.damage}. ` +
-            (isNewest ? "Records follow it, so it is not a torn final write; " : "It is not the newest segment; ") +
+          `${segment.path} is corrupt at offset ${at}: ${stop.damage}. ${verdict.reason}; ` +
             "refusing to start rather than skip acknowledged state. Restore the data directory from a backup or replica.",
         );
       }
@@ -145,7 +153,7 @@ function scanHeaders(path: string, firstIndex: number): { readonly lastIndex: nu
         if (at + RECORD_HEADER_BYTES > windowEnd) break;
       }
       const length = window.readUInt32BE(at - windowStart);
-      const count = window.readUInt32BE(at - windowStart + RECORD_COUNT_AT);
+      const count = entryCount(window.readUInt32BE(at - windowStart + RECORD_COUNT_AT));
       if (length === 0 || !countFitsLength(count, length) || at + 4 + length > size) break;
       last += count;
       at += 4 + length;
@@ -158,13 +166,57 @@ function scanHeaders(path: string, firstIndex: number): { readonly lastIndex: nu
 
 const HEADER_WINDOW_BYTES = 1 << 20;
 
-/** Is there any well-formed record starting somewhere after `from`? (Then `from` is not a torn tail.) */
-function hasValidRecordAfter(bytes: Buffer, from: number): boolean {
-  for (let at = from + 1; at + 4 <= bytes.length; at++) {
-    if (bytes[at] === 0 && bytes[at + 1] === 0 && bytes[at + 2] === 0 && bytes[at + 3] === 0) continue; // preallocated zeros
-    if (readRecord(bytes, at).kind === "record") return true;
+type DamageVerdict =
+  | { readonly torn: true; readonly recordsAfter: number }
+  | { readonly torn: false; readonly reason: string };
+
+/**
+ * Whether the damage at `from`, in the newest segment, can be writes that never finished: their
+ * fdatasync had not returned, so none of them was acknowledged. A power loss can keep any part of
+ * such writes: a prefix, or, where the disk persists sectors out of order, later sectors without
+ * earlier ones, so intact records may follow the damage. Any of these after it proves the damage hit
+ * acknowledged records instead:
+ *   - a record written by a version that did not mark its writes (nothing tells its writes apart);
+ *   - the first record of a write issued when every earlier record was durable (the damaged bytes were);
+ *   - MAX_APPENDS_IN_FLIGHT writes' first records: the damaged write and that many later ones would
+ *     all have been in flight at once, more than the log ever has.
+ */
+function judgeDamage(bytes: Buffer, from: number): DamageVerdict {
+  let recordsAfter = 0;
+  let writesAfter = 0;
+  let at = from + 1;
+  while (at + 4 <= bytes.length) {
+    if (bytes[at] === 0 && bytes[at + 1] === 0 && bytes[at + 2] === 0 && bytes[at + 3] === 0) {
+      // Preallocated zeros: skip to the next data, to the first byte a record there could start at
+      // (a length field's high bytes are zeros).
+      const dataAt = firstNonZero(bytes, at);
+      if (dataAt < 0) break;
+      at = Math.max(at + 1, dataAt - 3);
+      continue;
+    }
+    const scan = readRecord(bytes, at);
+    if (scan.kind !== "record") {
+      at++;
+      continue;
+    }
+    switch (scan.header.place) {
+      case "unmarked":
+        return { torn: false, reason: `The intact record at offset ${at} after it does not mark its writes` };
+      case "first-after-durable":
+        return { torn: false, reason: `The write at offset ${at} after it was issued when every earlier record was durable` };
+      case "first":
+        writesAfter++;
+        if (writesAfter >= MAX_APPENDS_IN_FLIGHT) {
+          return { torn: false, reason: `${writesAfter} intact writes follow it: with it, more than are ever in flight at once` };
+        }
+        break;
+      case "later":
+        break;
+    }
+    recordsAfter++;
+    at = scan.end;
   }
-  return false;
+  return { torn: true, recordsAfter };
 }
 
 function lastNonZero(bytes: Buffer): number {

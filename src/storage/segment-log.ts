@@ -14,7 +14,7 @@
 import { close as closeAsync, fdatasync, open as openAsync, renameSync, statSync, unlinkSync, write as writeAsync } from "node:fs";
 import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { AppendResult, CommitLog } from "../log/commit-log.js";
+import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
 import { RECORD_HEADER_BYTES, recordFirstIndex } from "../log/record.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
@@ -119,10 +119,10 @@ export class SegmentLog implements CommitLog {
   }
 
   /**
-   * Several appends may be in flight: each is written at once and gets its own fdatasync on the
-   * thread pool, and the device works on them concurrently (about 2x the syncs per second here at a
-   * depth of 4). An fdatasync makes every earlier write to the file durable too, so whichever sync
-   * finishes completes its append and every append before it, always in order.
+   * Several appends may be in flight (at most MAX_APPENDS_IN_FLIGHT): each is written at once and
+   * gets its own fdatasync on the thread pool, and the device works on them concurrently (about 2x the
+   * syncs per second here at a depth of 4). They complete in order, each on its own sync (see
+   * `synced`).
    */
   append(records: Buffer, lastIndex: number, done: (result: AppendResult) => void): void {
     if (this.failure !== null || this.closed) {
@@ -143,6 +143,12 @@ export class SegmentLog implements CommitLog {
     const append: InFlight = { lastIndex, done, synced: false };
     this.inFlight.push(append);
     const firstIndex = records.length >= RECORD_HEADER_BYTES ? recordFirstIndex(records, 0) : NaN;
+    if (this.inFlight.length > MAX_APPENDS_IN_FLIGHT) {
+      // Recovery tells a write that never finished from damage by this bound: writing past it would
+      // let a later start drop acknowledged records as a torn write.
+      this.failSoon(new Error(`more than ${MAX_APPENDS_IN_FLIGHT} appends in flight`), "append");
+      return;
+    }
     if (firstIndex !== lastWritten + 1 || entries < 1) {
       // The log only ever grows by the next index. Bytes that do not continue it come from a bug
       // upstream, and written they would stop the next start (recovery refuses a gap or a repeated

@@ -1,8 +1,8 @@
 /**
  * Simulated storage with power-loss semantics over real files: writes reach the file at once (like
  * the page cache), but only a completed sync makes them durable. The simulator decides when queued
- * syncs complete; `powerLoss()` then reverts every write that no completed sync covered, keeping a
- * random prefix of the first one (a torn write): what a machine losing power may leave behind.
+ * syncs complete; `powerLoss()` then reverts every write that no completed sync covered, keeping of
+ * each nothing, a random prefix or random sectors: what a machine losing power may leave behind.
  * Segments are preallocated with zeros and written once, so "reverting" a write means zeroing it.
  */
 import { closeSync, openSync, writeSync } from "node:fs";
@@ -60,25 +60,43 @@ export class PowerLossFiles implements LogFileOpener {
     for (const sync of queued) sync.done(null);
   }
 
-  /** The machine loses power: queued syncs never complete and unsynced writes are undone (the first one torn). */
+  /**
+   * The machine loses power: queued syncs never complete, and of every unsynced write the disk kept
+   * nothing, a prefix, or (persisting sectors out of order) any of its 512-byte sectors.
+   */
   powerLoss(random: SeededRandom): { tornBytes: number; lostBytes: number } {
     this.generation++;
     this.queuedSyncs = [];
     let tornBytes = 0;
     let lostBytes = 0;
-    for (const [n, range] of this.unsynced.entries()) {
-      const kept = n === 0 && random.next() < 0.5 ? random.int(0, range.length) : 0;
-      const zeros = Buffer.alloc(range.length - kept);
+    for (const range of this.unsynced) {
+      const roll = random.next();
+      const end = range.position + range.length;
+      const lost: [number, number][] = [];
+      if (roll < 0.4) {
+        lost.push([range.position, end]);
+      } else if (roll < 0.7) {
+        lost.push([range.position + random.int(0, range.length), end]);
+      } else {
+        for (let sector = range.position - (range.position % SECTOR_BYTES); sector < end; sector += SECTOR_BYTES) {
+          if (random.next() < 0.5) lost.push([Math.max(sector, range.position), Math.min(sector + SECTOR_BYTES, end)]);
+        }
+      }
       const fd = openSync(range.path, "r+");
       try {
-        writeSync(fd, zeros, 0, zeros.length, range.position + kept);
+        for (const [from, to] of lost) {
+          writeSync(fd, Buffer.alloc(to - from), 0, to - from, from);
+          lostBytes += to - from;
+        }
       } finally {
         closeSync(fd);
       }
-      tornBytes += kept;
-      lostBytes += zeros.length;
+      tornBytes += range.length - lost.reduce((sum, [from, to]) => sum + to - from, 0);
     }
     this.unsynced = [];
     return { tornBytes, lostBytes };
   }
 }
+
+/** The unit a disk writes atomically: a power loss keeps or loses each whole. */
+const SECTOR_BYTES = 512;

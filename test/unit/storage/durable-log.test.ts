@@ -5,6 +5,7 @@ import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { openDurableStorage } from "../../../src/storage/durable-storage.js";
 import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
+import { MAX_APPENDS_IN_FLIGHT } from "../../../src/log/commit-log.js";
 import { recordBytes, sealRecord } from "../../../src/log/record.js";
 import { recover } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
@@ -54,7 +55,7 @@ function appendRecord(log: SegmentLog, firstIndex: number, count: number): Promi
   // Not zeros: a torn write of a record whose tail is zeros would leave the whole record on the
   // preallocated (zero-filled) segment.
   const records = Buffer.alloc(recordBytes(count), 0x5a);
-  sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count });
+  sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count, place: "first" });
   return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
 }
 
@@ -164,6 +165,20 @@ describe("with syncs overlapping on the thread pool, an append is acknowledged b
     expect(await second).toBe(false);
     expect(await first).toBe(false);
     expect(await appendRecord(node.log, 3, 1)).toBe(false); // the log refuses everything after
+    await node.log.close();
+  });
+});
+
+describe("at most MAX_APPENDS_IN_FLIGHT appends are written and unsynced at once (recovery relies on it)", () => {
+  it("refuses one more, writing nothing of it, and stops", async () => {
+    const node = openNode(tempDir(), { inlineSyncMaxEntries: 0 });
+    const appends = Array.from({ length: MAX_APPENDS_IN_FLIGHT }, (_, n) => appendRecord(node.log, n + 1, 1));
+    const writesBefore = node.files.writes;
+    const oneMore = appendRecord(node.log, MAX_APPENDS_IN_FLIGHT + 1, 1);
+    expect(node.files.writes).toBe(writesBefore);
+    expect(await oneMore).toBe(false);
+    await Promise.all(appends);
+    expect(await appendRecord(node.log, MAX_APPENDS_IN_FLIGHT + 1, 1)).toBe(false);
     await node.log.close();
   });
 });

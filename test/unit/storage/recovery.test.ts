@@ -10,7 +10,10 @@ import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError, type Recovered } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import { Status } from "../../../src/protocol/index.js";
-import { readRecord, recordBytes } from "../../../src/log/record.js";
+import { MAX_APPENDS_IN_FLIGHT } from "../../../src/log/commit-log.js";
+import { RECORD_HEADER_BYTES, readRecord, recordBytes, sealRecord } from "../../../src/log/record.js";
+import { LENGTH_PREFIX_BYTES } from "../../../src/protocol/index.js";
+import { entryOf } from "../../support/state-machine-driver.js";
 import { acquire, inspect } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { capturingLogger } from "../../support/capturing-logger.js";
@@ -98,6 +101,134 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     bytes[writtenEnd(bytes) - 3]! ^= 0x40;
     writeFileSync(segment!, bytes);
     expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(9);
+  });
+});
+
+/** One write of a hand-made segment: `records` records of one grant each, the first marked `place`. */
+interface WriteSpec {
+  readonly place: "first" | "first-after-durable" | "unmarked";
+  readonly records: number;
+}
+
+/**
+ * Writes the newest (only) segment by hand, preallocated with zeros, and returns each record's offset
+ * and how many entries come before it. Entry n grants lock n.
+ */
+function writeSegment(root: string, writes: readonly WriteSpec[]): { path: string; records: { at: number; indexBefore: number }[] } {
+  const dir = openDataDir(root);
+  const path = segmentPath(dir, 1);
+  const file = Buffer.alloc(64 * 1024);
+  const records: { at: number; indexBefore: number }[] = [];
+  let at = 0;
+  let index = 0;
+  for (const write of writes) {
+    for (let r = 0; r < write.records; r++) {
+      records.push({ at, indexBefore: index });
+      const frame = acquire({ lock: BigInt(index), owner: 1n, request: BigInt(index + 1) }, 600_000n);
+      entryOf(frame.subarray(LENGTH_PREFIX_BYTES)).copy(file, at + RECORD_HEADER_BYTES);
+      const place = write.place === "unmarked" ? "unmarked" : r === 0 ? write.place : "later";
+      at = sealRecord(file, at, { term: 1, firstIndex: index + 1, stampMs: 1000 + index, count: 1, place });
+      index++;
+    }
+  }
+  writeFileSync(path, file);
+  return { path, records };
+}
+
+/** Damages a record's entries (its checksum then fails), as a sector the disk never wrote would. */
+function damage(path: string, at: number): void {
+  const bytes = readFileSync(path);
+  bytes.fill(0, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + 20);
+  writeFileSync(path, bytes);
+}
+
+describe("writes a power loss tore out of order: damage followed by intact records of unfinished writes", () => {
+  it("truncates at the damage inside the last write, with the intact records after it", () => {
+    const root = tempDir();
+    const { path, records } = writeSegment(root, [
+      { place: "first-after-durable", records: 2 },
+      { place: "first-after-durable", records: 4 },
+    ]);
+    damage(path, records[3]!.at); // the last write's second record: its third and fourth survived
+    const logger = capturingLogger();
+
+    const recovered = recover(openDataDir(root), CONFIG, logger);
+
+    expect(recovered.lastIndex).toBe(3);
+    expect(recovered.stateMachine.lockRecordCount).toBe(3);
+    expect(statSync(path).size).toBe(records[3]!.at);
+    expect(logger.lines.join("\n")).toMatch(/checksum mismatch \(stored \w+, computed \w+\); 2 intact records of unfinished writes after it\); it was never acknowledged/);
+  });
+
+  it("truncates a write lost whole while later writes in flight with it survived", () => {
+    const root = tempDir();
+    const { path, records } = writeSegment(root, [
+      { place: "first-after-durable", records: 1 },
+      { place: "first", records: 2 },
+      { place: "first", records: 1 },
+      { place: "first", records: 2 },
+    ]);
+    const bytes = readFileSync(path);
+    bytes.fill(0, records[1]!.at, records[3]!.at); // the second write never reached the disk
+    writeFileSync(path, bytes);
+
+    const recovered = recover(openDataDir(root), CONFIG, capturingLogger());
+
+    expect(recovered.lastIndex).toBe(1);
+    expect(statSync(path).size).toBe(records[1]!.at);
+  });
+
+  it(`truncates when fewer than ${MAX_APPENDS_IN_FLIGHT} writes follow the damaged one, and refuses when that many do`, () => {
+    for (const later of [MAX_APPENDS_IN_FLIGHT - 1, MAX_APPENDS_IN_FLIGHT]) {
+      const root = tempDir();
+      const writes: WriteSpec[] = [{ place: "first-after-durable", records: 1 }, { place: "first", records: 1 }];
+      for (let n = 0; n < later; n++) writes.push({ place: "first", records: 1 });
+      const { path, records } = writeSegment(root, writes);
+      damage(path, records[1]!.at);
+      if (later < MAX_APPENDS_IN_FLIGHT) {
+        expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(1);
+      } else {
+        expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+          `is corrupt at offset ${records[1]!.at}: checksum mismatch (stored`,
+        );
+        expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+          `${MAX_APPENDS_IN_FLIGHT} intact writes follow it: with it, more than are ever in flight at once`,
+        );
+      }
+    }
+  });
+
+  it("refuses when a write after the damage was issued once everything before it was durable", () => {
+    const root = tempDir();
+    const { path, records } = writeSegment(root, [
+      { place: "first-after-durable", records: 3 },
+      { place: "first-after-durable", records: 1 },
+    ]);
+    damage(path, records[1]!.at);
+
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+      `The write at offset ${records[3]!.at} after it was issued when every earlier record was durable; refusing to start`,
+    );
+    expect(readFileSync(path).length).toBe(64 * 1024); // nothing truncated
+  });
+
+  it("refuses damage followed by records that do not mark their writes (a log written before the marks)", () => {
+    const root = tempDir();
+    const { path, records } = writeSegment(root, [{ place: "unmarked", records: 4 }]);
+    damage(path, records[2]!.at);
+
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+      `The intact record at offset ${records[3]!.at} after it does not mark its writes`,
+    );
+  });
+
+  it("still truncates a damaged last record of a log written before the marks", () => {
+    const root = tempDir();
+    const { path, records } = writeSegment(root, [{ place: "unmarked", records: 4 }]);
+    damage(path, records[3]!.at);
+
+    expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(3);
+    expect(statSync(path).size).toBe(records[3]!.at);
   });
 });
 
@@ -204,7 +335,8 @@ describe("the newest segment's preallocated zeros are checked, not loaded", () =
     // The copy's first non-zero byte is the low byte of its big-endian length.
     const dataAt = bytes.length - 4096 + 3;
     expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
-      `is corrupt at offset ${goodBytes}: zero length field followed by data at offset ${dataAt}. Records follow it`,
+      `is corrupt at offset ${goodBytes}: zero length field followed by data at offset ${dataAt}. ` +
+        `The write at offset ${bytes.length - 4096} after it was issued when every earlier record was durable`,
     );
   });
 

@@ -62,7 +62,7 @@ function segmentBytes({ records, zeros, damage }: Segment): { readonly file: Buf
       entryOf(frame.subarray(LENGTH_PREFIX_BYTES)).copy(file, at + RECORD_HEADER_BYTES + i * ENTRY_BYTES);
     }
     const firstIndex = damage.kind === "out of sequence" && damage.record === r ? index + 3 : index;
-    at = sealRecord(file, at, { term: 1, firstIndex, stampMs: 1000 + r * 7, count: entries.length });
+    at = sealRecord(file, at, { term: 1, firstIndex, stampMs: 1000 + r * 7, count: entries.length, place: "first-after-durable" });
     index += entries.length;
   }
   switch (damage.kind) {

@@ -1,0 +1,69 @@
+/**
+ * The pipeline marks each batch's records with their place among the log's writes: recovery trusts
+ * "first-after-durable" to mean that every record before that write was durable when it was issued,
+ * so the mark must never be set while an earlier batch is still in flight.
+ */
+import { describe, expect, it } from "vitest";
+import { StateMachine } from "../../../src/core/state-machine.js";
+import { readRecord, type WritePlace } from "../../../src/log/record.js";
+import { acquire } from "../../support/frames.js";
+import { DeferredLog } from "../../support/fake-commit-io.js";
+import { PipelineHarness } from "../../support/pipeline-harness.js";
+
+const SM_CONFIG = { hashSeed: 5, dedupeWindowMs: 60_000, expiredRetentionMs: 60_000 };
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The places of the records in the log's n-th pending append. */
+function places(log: DeferredLog, n: number): WritePlace[] {
+  const bytes = log.pending[n]!.copy;
+  const found: WritePlace[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const scan = readRecord(bytes, at);
+    if (scan.kind !== "record") throw new Error(`no record at ${at}: ${scan.kind}`);
+    found.push(scan.header.place);
+    at = scan.end;
+  }
+  return found;
+}
+
+describe("write places the pipeline seals into its records", () => {
+  it("marks a batch's first record, and says 'after durable' only when no earlier batch is in flight", async () => {
+    const log = new DeferredLog();
+    const harness = new PipelineHarness(new StateMachine(SM_CONFIG), log);
+    let lock = 0n;
+    const grant = () => acquire({ lock: lock++, owner: 1n }, 60_000n);
+
+    // One batch, three stamps: three records, one write.
+    harness.submit(grant());
+    harness.nowMs += 1;
+    harness.submit(grant(), grant());
+    harness.nowMs += 1;
+    harness.submit(grant());
+    await turn();
+    expect(log.pending.length).toBe(1);
+    expect(places(log, 0)).toEqual(["first-after-durable", "later", "later"]);
+
+    // A second batch while the first is in flight, then a third flushed as the first settles, with
+    // the second still in flight: neither may claim that everything before it was durable.
+    harness.submit(grant());
+    await turn();
+    harness.submit(grant());
+    log.completeOldest();
+    await turn();
+    expect(log.pending.length).toBe(2);
+    expect(places(log, 0)).toEqual(["first"]);
+    expect(places(log, 1)).toEqual(["first"]);
+
+    // Everything settled: the next write comes after durable records only.
+    log.completeOldest();
+    log.completeOldest();
+    await turn();
+    harness.submit(grant());
+    await turn();
+    expect(log.pending.length).toBe(1);
+    expect(places(log, 0)).toEqual(["first-after-durable"]);
+    log.completeOldest();
+    await harness.pipeline.whenIdle();
+    expect(harness.sink.answers.map((a) => a.fencingToken)).toEqual(Array.from({ length: Number(lock) }, (_, i) => BigInt(i + 1)));
+  });
+});
