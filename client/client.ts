@@ -4,7 +4,7 @@
  * timeout, a broken connection, status 4 or status 6) resends the byte-identical frame, so the server
  * either applies it once or replays its original answer: a retry can never acquire twice.
  */
-import { EventEmitter } from "node:events";
+import { EventEmitter, setMaxListeners } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
 import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
@@ -177,6 +177,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
   constructor(options: BatonClientOptions = {}) {
     super();
+    // Every request sleeping out a backoff listens here until it wakes, and a client may have any
+    // number in flight: more than Node's default of 10 is use, not a leak.
+    setMaxListeners(0, this.closing.signal);
     const listed: unknown = options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`];
     if (!Array.isArray(listed)) throw new InvalidArgumentError(`endpoints must be an array of "host:port" strings or endpoints, got ${String(listed)}`);
     const endpoints = (listed as EndpointInput[]).map(toEndpoint);

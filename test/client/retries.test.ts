@@ -58,6 +58,26 @@ describe("a logical request keeps one request id across every retry", () => {
   });
 });
 
+describe("many requests backing off at once", () => {
+  it("are not reported as a listener leak: each waits on the client's close signal only while it sleeps", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => void warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      // Every request is answered 6 once, so all 40 sleep out a backoff at the same time.
+      const server = await serve((_request, index) => (index < 40 ? reply(6) : ok(BigInt(index), 1000n)));
+      const c = client({ endpoints: [server.endpoint] });
+      const results = await Promise.all(Array.from({ length: 40 }, (_, n) => c.acquire(`jobs-${n}`, { ttlMs: 1000 })));
+      expect(results.every((result) => result.status === "acquired")).toBe(true);
+      expect(server.seen).toHaveLength(80);
+      await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+      expect(warnings.map((warning) => warning.name)).not.toContain("MaxListenersExceededWarning");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
 describe("retries stay within the server's dedupe window", () => {
   // The scripted server moves the client's clock 25 s per request it answers 6.
   async function sendsUntilStopped(dedupeWindowMs?: number, call: (c: BatonClient) => Promise<unknown> = (c) => c.acquire("jobs", { ttlMs: 1000 })): Promise<{ sent: number; error: BatonError }> {
