@@ -21,6 +21,10 @@ export class PowerLossFiles implements LogFileOpener {
   private queuedSyncs: { covers: Set<WriteRange>; done: (error: NodeJS.ErrnoException | null) => void }[] = [];
   /** Handles of an earlier boot stop working after a power loss. */
   private generation = 0;
+  /** Set by the test: power fails during the next blocking sync. */
+  failPowerInNextSyncNow = false;
+  /** A blocking sync was cut short by a power failure: the test must call powerLoss() now. */
+  powerFailedInSync = false;
 
   open(path: string, create: boolean): LogFile {
     const real = nodeLogFiles.open(path, create);
@@ -40,8 +44,15 @@ export class PowerLossFiles implements LogFileOpener {
         this.queuedSyncs.push({ covers: new Set(this.unsynced.filter((range) => range.path === path)), done });
       },
       syncNow: () => {
-        // A blocking sync completes before the caller goes on: durable at once.
+        // A blocking sync completes before the caller goes on: durable at once. Unless power fails
+        // while it runs: the process would see nothing more, and the test loses power next (the
+        // error only stops this process's log; its answers are never collected).
         alive();
+        if (this.failPowerInNextSyncNow) {
+          this.failPowerInNextSyncNow = false;
+          this.powerFailedInSync = true;
+          throw Object.assign(new Error("power failed during fdatasync"), { code: "EIO" });
+        }
         this.unsynced = this.unsynced.filter((range) => range.path !== path);
       },
       close: () => real.close(),
@@ -66,6 +77,8 @@ export class PowerLossFiles implements LogFileOpener {
    */
   powerLoss(random: SeededRandom): { tornBytes: number; lostBytes: number } {
     this.generation++;
+    this.failPowerInNextSyncNow = false;
+    this.powerFailedInSync = false;
     this.queuedSyncs = [];
     let tornBytes = 0;
     let lostBytes = 0;

@@ -113,23 +113,16 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
         await turn(); // the pipeline seals and writes its batch
       } else if (action < 0.97) {
         files.completeSyncs(); // the disk finishes: replies go out
+      } else if (random.next() < 0.5) {
+        await losePower();
       } else {
-        // Power fails. Unanswered requests stay unacknowledged; unsynced bytes are (mostly) lost.
-        files.powerLoss(random);
-        await node.log.abandon();
-        // Nothing of the old incarnation may run beside the next one (lockd's data-directory lock
-        // guarantees that): let its snapshot clean-up, which unlinks on the thread pool, finish first.
-        node.compactor.stop();
-        await node.compactor.idle();
-        inFlightAtLoss.push(...pending.values());
-        pending.clear();
-        powerFailures++;
-        node = boot(root, files, clockMs, inlineSync(), compactionsFinish());
-        submitted = 0;
-        await checkPromises();
+        // Power fails while the next batch's fdatasync runs on the event loop (with inline syncs).
+        files.failPowerInNextSyncNow = true;
       }
+      if (files.powerFailedInSync) await losePower();
       collectAnswers();
     }
+    files.failPowerInNextSyncNow = false; // the power stays on for the last check
     files.completeSyncs();
     await turn();
     files.completeSyncs();
@@ -140,6 +133,22 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     await node.log.close();
 
     // ---- helpers over the simulation's state ----
+    async function losePower(): Promise<void> {
+      // Unanswered requests stay unacknowledged; unsynced bytes are (mostly) lost.
+      files.powerLoss(random);
+      await node.log.abandon();
+      // Nothing of the old incarnation may run beside the next one (lockd's data-directory lock
+      // guarantees that): let its snapshot clean-up, which unlinks on the thread pool, finish first.
+      node.compactor.stop();
+      await node.compactor.idle();
+      inFlightAtLoss.push(...pending.values());
+      pending.clear();
+      powerFailures++;
+      node = boot(root, files, clockMs, inlineSync(), compactionsFinish());
+      submitted = 0;
+      await checkPromises();
+    }
+
     function collectAnswers(): void {
       const answers = node.harness.sink.answers;
       for (const [slot, sent] of pending) {
