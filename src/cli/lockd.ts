@@ -63,6 +63,7 @@ const program = new Command("lockd")
   .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read (at least 17, one answer)", integer(17), d.maxQueuedReplyBytes)
   .option("--frame-timeout <ms>", "close a connection holding half a frame this long (0 = never)", integer(0), d.frameTimeoutMs)
   .option("--idle-timeout <ms>", "close a connection silent with nothing in flight this long (0 = never)", integer(0), d.idleTimeoutMs)
+  .option("--reply-timeout <ms>", "close a connection whose client has taken none of its queued answers this long (0 = never)", integer(0), d.replyTimeoutMs)
   .option("--snapshot-every <bytes>", "write a snapshot after this many log bytes", integer(1 << 16), d.snapshotEveryBytes)
   // Each segment is written with zeros in full before use: a mistyped size must not fill the disk.
   .option("--segment-bytes <bytes>", "log segment file size (at most 1 GiB)", integer(1 << 16, 1 << 30), d.segmentBytes)
@@ -105,6 +106,7 @@ const config: ServerConfig = {
   maxQueuedReplyBytes: flags.maxQueuedReplyBytes,
   frameTimeoutMs: flags.frameTimeout,
   idleTimeoutMs: flags.idleTimeout,
+  replyTimeoutMs: flags.replyTimeout,
   snapshotEveryBytes: flags.snapshotEvery,
   segmentBytes: flags.segmentBytes,
   inlineSyncMaxEntries: flags.inlineSyncMax,

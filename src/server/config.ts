@@ -34,6 +34,8 @@ export interface ServerConfig {
   readonly frameTimeoutMs: number;
   /** A connection with nothing in flight and silent for this long is closed (0 = never). */
   readonly idleTimeoutMs: number;
+  /** A connection whose client has taken none of its queued answers for this long is closed (0 = never). */
+  readonly replyTimeoutMs: number;
   /** always: fdatasync before every reply (default). never: no durability, benchmarks only. */
   readonly fsync: FsyncMode;
   /** Snapshot after this many log bytes since the last one. */
@@ -108,6 +110,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxQueuedReplyBytes: 64 << 10,
   frameTimeoutMs: 10_000,
   idleTimeoutMs: 0,
+  replyTimeoutMs: 30_000,
   fsync: "always",
   snapshotEveryBytes: 256 << 20,
   segmentBytes: 32 << 20,

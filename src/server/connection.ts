@@ -9,6 +9,12 @@
  * or `maxQueuedReplyBytes` of replies the client has not read, or when the requests in flight on all
  * connections together have spent the server's budget (inflight-budget.ts); the unread part of the
  * current chunk is copied into the frame reader and waits there until answers drain.
+ *
+ * A client that does not read gets its answers queued as bytes, not as writes: while a write waits
+ * in the socket, later answers are copied into one backlog buffer, written whole when the socket has
+ * taken everything before it. Each queued write would keep its whole reply buffer (up to
+ * maxInflightPerConnection answers) and Node's bookkeeping alive for 17 bytes of answer, so a client
+ * reading one answer at a time could make the server hold far more than maxQueuedReplyBytes.
  */
 import type { Socket } from "node:net";
 import { FrameEvent, FrameReader } from "../protocol/frame-reader.js";
@@ -31,6 +37,9 @@ export class Connection implements ReplySink, BudgetWaiter {
   private readonly sealed: { readonly replies: Buffer; readonly length: number; readonly count: number }[] = [];
   /** A reply buffer the socket is done with, for the next batch. */
   private spareReplies: Buffer | null = null;
+  /** Answers waiting for the socket to take what it holds: `backlogLength` bytes of `backlog`. */
+  private backlog: Buffer | null = null;
+  private backlogLength = 0;
   /** Answers reserved and not yet handed to the socket. */
   private inflight = 0;
   private readonly reader = new FrameReader();
@@ -54,6 +63,11 @@ export class Connection implements ReplySink, BudgetWaiter {
    * what it still sends meanwhile is read and dropped.
    */
   endedAtMs = 0;
+  /**
+   * Since when answers have been queued in the server with none of them taken by the socket (0 =
+   * none queued, or the last write completed): the unread-reply timeout's clock, coarse like it.
+   */
+  unreadSinceMs = 0;
 
   private readonly socket: Socket;
   /**
@@ -62,7 +76,15 @@ export class Connection implements ReplySink, BudgetWaiter {
    * (One function per connection, not one per write.)
    */
   private readonly onRepliesWritten = (error?: Error | null): void => {
-    if (error == null) this.maybeResume();
+    if (error != null) return;
+    this.lastActivityMs = this.coarseNow();
+    if (this.socket.writableLength === 0) {
+      this.unreadSinceMs = 0;
+      this.flushBacklog();
+    } else {
+      this.unreadSinceMs = this.lastActivityMs;
+    }
+    this.maybeResume();
   };
 
   /**
@@ -84,6 +106,7 @@ export class Connection implements ReplySink, BudgetWaiter {
     socket.on("end", () => this.onPeerEnd());
     socket.on("drain", () => {
       this.lastActivityMs = this.coarseNow();
+      if (this.socket.writableLength === 0) this.flushBacklog();
       this.maybeResume();
     });
     socket.on("error", () => socket.destroy());
@@ -97,7 +120,7 @@ export class Connection implements ReplySink, BudgetWaiter {
    * idle.
    */
   get idle(): boolean {
-    return this.inflight === 0 && !this.waitingForBudget && this.socket.writableLength === 0 && !this.closing;
+    return this.inflight === 0 && !this.waitingForBudget && this.queuedReplyBytes === 0 && !this.closing;
   }
 
   /** Stops reading for good (shutdown): what was read is still answered. */
@@ -150,12 +173,48 @@ export class Connection implements ReplySink, BudgetWaiter {
     this.budget.give(count);
     this.lastActivityMs = this.coarseNow();
     if (!this.socket.destroyed) {
-      this.socket.write(replies.subarray(0, length), this.onRepliesWritten);
-      // Nothing queued means the kernel took every byte during the call: the buffer is free again.
-      // (A write that waits in the socket keeps its buffer until it is sent.)
-      if (this.socket.writableLength === 0) this.spareReplies = replies;
+      if (this.socket.writableLength === 0 && this.backlogLength === 0) {
+        this.socket.write(replies.subarray(0, length), this.onRepliesWritten);
+        // Nothing queued means the kernel took every byte during the call: the buffer is free again.
+        // (A write that waits in the socket keeps its buffer until it is sent.)
+        if (this.socket.writableLength === 0) this.spareReplies = replies;
+        else if (this.unreadSinceMs === 0) this.unreadSinceMs = this.coarseNow();
+      } else {
+        this.appendToBacklog(replies, length);
+        this.spareReplies = replies;
+      }
     }
     this.finishIfDone();
+  }
+
+  /** Answers queued in the server that the client has not read: in the socket, and in the backlog. */
+  get queuedReplyBytes(): number {
+    return this.socket.writableLength + this.backlogLength;
+  }
+
+  private appendToBacklog(replies: Buffer, length: number): void {
+    const needed = this.backlogLength + length;
+    if (this.backlog === null || needed > this.backlog.length) {
+      // Reading stops past maxQueuedReplyBytes, so the backlog stays within that and one batch's
+      // answers more; doubling beyond what is needed would only hold memory.
+      const ceiling = this.config.maxQueuedReplyBytes + this.config.maxInflightPerConnection * RESPONSE_BYTES;
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(2 * (this.backlog?.length ?? INITIAL_REPLY_BYTES), ceiling)));
+      if (this.backlog !== null) this.backlog.copy(grown, 0, 0, this.backlogLength);
+      this.backlog = grown;
+    }
+    replies.copy(this.backlog, this.backlogLength, 0, length);
+    this.backlogLength = needed;
+  }
+
+  /** Hands the backlog to the socket as one write: after everything before it, or when closing. */
+  private flushBacklog(): void {
+    if (this.backlogLength === 0 || this.socket.destroyed) return;
+    const bytes = this.backlog!.subarray(0, this.backlogLength);
+    // The socket owns these bytes until it has sent them: the next backlog gets a buffer of its own.
+    this.backlog = null;
+    this.backlogLength = 0;
+    this.socket.write(bytes, this.onRepliesWritten);
+    if (this.socket.writableLength > 0 && this.unreadSinceMs === 0) this.unreadSinceMs = this.coarseNow();
   }
 
   private onData(chunk: Buffer): void {
@@ -178,7 +237,7 @@ export class Connection implements ReplySink, BudgetWaiter {
     this.framesDrained = false;
     let completed = false;
     for (;;) {
-      if (this.inflight >= maxInflight || this.socket.writableLength > this.config.maxQueuedReplyBytes) {
+      if (this.inflight >= maxInflight || this.queuedReplyBytes > this.config.maxQueuedReplyBytes) {
         this.pauseReading();
         return;
       }
@@ -229,7 +288,7 @@ export class Connection implements ReplySink, BudgetWaiter {
     // dropped, not run. Its client gave them up and may have sent others since, elsewhere.
     if (!this.readingPaused || this.closing || this.socket.destroyed) return;
     if (this.inflight >= this.config.maxInflightPerConnection) return;
-    if (this.socket.writableLength > this.config.maxQueuedReplyBytes) return;
+    if (this.queuedReplyBytes > this.config.maxQueuedReplyBytes) return;
     if (this.budget.spent) {
       this.queueForBudget();
       return;
@@ -258,6 +317,8 @@ export class Connection implements ReplySink, BudgetWaiter {
 
   private finishIfDone(): void {
     if (this.inflight !== 0 || this.socket.destroyed) return;
+    // Closing from either side: every answer must be written before the FIN.
+    if (this.closing || (this.peerEnded && this.framesDrained)) this.flushBacklog();
     if (this.closing) this.endAndDiscard();
     else if (this.peerEnded && this.framesDrained) {
       // Every answer is with the kernel, which sends it before the FIN of a close: closing at once

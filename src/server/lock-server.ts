@@ -93,7 +93,7 @@ export class LockServer {
       // sweep, after a round of reads, judges them.
       return;
     }
-    const { frameTimeoutMs, idleTimeoutMs } = this.config;
+    const { frameTimeoutMs, idleTimeoutMs, replyTimeoutMs } = this.config;
     for (const connection of this.connections) {
       if (connection.endedAtMs > 0) {
         // Our side is closed and the peer has not closed its own: it gets a grace period, not forever.
@@ -102,6 +102,11 @@ export class LockServer {
         connection.destroy();
       } else if (idleTimeoutMs > 0 && connection.idle && this.coarseNowMs - connection.lastActivityMs > idleTimeoutMs + SWEEP_EVERY_MS) {
         // lastActivityMs is coarse (up to one sweep old): waiting one sweep longer never closes early.
+        connection.destroy();
+      } else if (replyTimeoutMs > 0 && connection.unreadSinceMs > 0 && this.coarseNowMs - connection.unreadSinceMs > replyTimeoutMs + SWEEP_EVERY_MS) {
+        // A client that stopped reading would otherwise hold its connection, and the answers queued
+        // for it, for as long as it stays connected. Its answers are remembered by request id: a
+        // retry on a new connection gets them.
         connection.destroy();
       }
     }

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
@@ -392,6 +393,34 @@ describe("--idle-timeout: a connection silent with nothing in flight is closed",
     await expectServed(client, 2n);
     client.write(acquire({ lock: 3n, owner: 1n }, 60_000n).subarray(0, 5));
     expect(await client.closedWithin(5000)).toBe(true);
+  });
+});
+
+describe("--reply-timeout: a client that stops reading its answers is let go, and its connection freed", () => {
+  it("closes a connection whose answers wait unread, so that another client gets the only slot", async () => {
+    const lockd = await lockdWith(["--max-connections", "1", "--reply-timeout", "300"]);
+    const stalled = await RawClient.open(lockd.port);
+    stalled.socket.pause(); // reads nothing from here on
+    // INSPECTs until both machines' socket buffers are full of answers and lockd queues the rest,
+    // then stops reading: the client's writes stop completing (bounded at 64 MB sent).
+    const burst = Buffer.concat(Array.from({ length: 10_000 }, () => inspect({ lock: 5n, owner: 5n })));
+    for (let sent = 0; sent < 64 << 20 && !stalled.socket.destroyed; sent += burst.length) {
+      if (stalled.socket.write(burst)) continue;
+      // (A reset from lockd, once it lets the connection go, ends the writing as well.)
+      const drained = await Promise.race([once(stalled.socket, "drain").then(() => true, () => false), sleep(1000).then(() => false)]);
+      if (!drained) break;
+    }
+
+    let accepted: RawClient | null = null;
+    for (const giveUpAtMs = performance.now() + 15_000; accepted === null && performance.now() < giveUpAtMs; ) {
+      const candidate = await RawClient.open(lockd.port);
+      if (await candidate.closedWithin(100)) continue; // refused: the stalled client still holds the slot
+      accepted = candidate;
+    }
+    expect(accepted).not.toBeNull();
+    await expectServed(accepted!, 1n);
+    accepted!.close();
+    stalled.socket.destroy();
   });
 });
 

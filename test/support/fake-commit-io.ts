@@ -34,8 +34,8 @@ export class DeferredLog implements CommitLog {
 /**
  * Enough of a net.Socket for a Connection: requests go in with `emit("data", bytes)`. `copy` is what
  * a write hands over: the kernel copies the bytes during the call, unless `backlog` makes every write
- * wait in user space, holding the buffer. A write's callback runs on the next tick, as Node's does
- * for a write the kernel took at once.
+ * wait in user space, holding the buffer, until `drain()`. A write's callback runs on the next tick,
+ * as Node's does for a write the kernel took at once.
  */
 export class FakeSocket extends EventEmitter {
   destroyed = false;
@@ -63,8 +63,20 @@ export class FakeSocket extends EventEmitter {
 
   write(bytes: Buffer, callback?: (error?: Error | null) => void): boolean {
     this.written.push({ lent: bytes, copy: Buffer.from(bytes) });
-    if (this.backlog) this.writableLength += bytes.length;
-    else if (callback !== undefined) process.nextTick(callback);
+    if (this.backlog) {
+      this.writableLength += bytes.length;
+      if (callback !== undefined) this.waitingWrites.push(callback);
+    } else if (callback !== undefined) {
+      process.nextTick(callback);
+    }
     return true;
   }
+
+  /** With `backlog`: the client reads everything queued so far, and those writes complete in order. */
+  drain(): void {
+    this.writableLength = 0;
+    for (const callback of this.waitingWrites.splice(0)) callback();
+  }
+
+  private readonly waitingWrites: ((error?: Error | null) => void)[] = [];
 }

@@ -59,13 +59,16 @@ describe("reply buffers", () => {
         socket.emit("data", Buffer.concat(Array.from({ length: 1 + (round % 5) }, () => acquire({ lock: lock++, owner: 1n }, 60_000n))));
         await turn();
         if (log.pending.length >= 2) log.completeOldest();
+        if (backlog && round % 10 === 9) socket.drain(); // the client reads now and then
       }
       while (log.pending.length > 0) {
         log.completeOldest();
         await turn();
       }
       await pipeline.whenIdle();
-      expect(socket.written.length).toBeGreaterThan(50);
+      if (backlog) socket.drain();
+      // Answers queued behind a waiting write go out together when it completes: fewer writes.
+      expect(socket.written.length).toBeGreaterThan(backlog ? 10 : 50);
       const changed = socket.written.filter((w) => !w.lent.equals(w.copy)).length;
       // A write still queued in the socket must keep its bytes; one the kernel took has been copied
       // there, and its buffer is answered into again (so the reuse path really ran here).
