@@ -40,7 +40,13 @@ import {
 export interface BatonClientOptions {
   /** Servers to talk to, "host:port" or Endpoint; default ["127.0.0.1:5625"]. */
   readonly endpoints?: readonly EndpointInput[];
-  /** The owner id of every lease this client takes, unless a call names another; random otherwise. */
+  /**
+   * The owner id of every lease this client takes, unless a call names another. When omitted, each
+   * lease gets its own random owner id, and `client.owner` (random) is the id the low-level renew,
+   * release and inspect use. Set it only where leases must share an id (processes that hand a lease
+   * on): the server renews and releases an owner's CURRENT lease of a lock, so a late request meant
+   * for an earlier lease of the same lock can then end or shorten a newer one.
+   */
   readonly owner?: OwnerRef;
   /** How long one attempt waits for its reply before it is retried. Default 5000. */
   readonly timeoutMs?: number;
@@ -69,7 +75,10 @@ export interface CallOptions {
   readonly timeoutMs?: number;
   /** Overrides the client's attempts per request. */
   readonly attempts?: number;
-  /** Act as this owner instead of the client's. */
+  /**
+   * Act as this owner instead of the client's. In acquire and withLock, the lease's owner id; by
+   * default the client's `owner` option if it was given, else a new random one for each lease.
+   */
   readonly owner?: OwnerRef;
 }
 
@@ -154,11 +163,16 @@ interface Answered {
 }
 
 export class BatonClient extends EventEmitter<BatonClientEvents> {
-  /** This client's owner id (hex). */
+  /**
+   * This client's owner id (hex): the one renew, release and inspect use when a call names none, and
+   * the owner of every lease when the client was created with `owner` (otherwise each lease has its own).
+   */
   readonly owner: string;
   readonly endpoints: readonly Endpoint[];
 
   private readonly ownerBytes: Buffer;
+  /** Whether `owner` was given: then every lease shares it, as the caller asked. */
+  private readonly ownerShared: boolean;
   private readonly connections: Connection[];
   private readonly timeoutMs: number;
   private readonly attempts: number;
@@ -186,6 +200,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     if (endpoints.length === 0) throw new InvalidArgumentError("endpoints must not be empty");
     this.endpoints = endpoints;
     this.ownerBytes = options.owner === undefined ? randomOwner() : toOwnerBytes(options.owner);
+    this.ownerShared = options.owner !== undefined;
     this.owner = bytesToHex(this.ownerBytes);
     this.timeoutMs = positiveNumber(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, "timeoutMs");
     this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, "attempts");
@@ -252,13 +267,17 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
   /**
    * Acquires the lock: granted, a Lease; held by anyone (this owner included), the holder's expiry,
-   * after trying for up to `waitMs`.
+   * after trying for up to `waitMs`. The lease's owner is `options.owner`, else the client's `owner`
+   * option, else a new random id drawn for this call (every retry and every try of the wait uses it).
    */
   async acquire(lock: LockRef, options: AcquireOptions): Promise<AcquireResult> {
     requiredOptions(options, "acquire", "ttlMs");
     const ttlMs = validTtlMs(options.ttlMs);
     const lockId = toLockId(lock);
-    const owner = this.ownerOf(options);
+    // A lease of its own owner id: the server renews and releases an owner's current lease of a lock,
+    // whatever its token, so a request of an earlier lease delivered late (a relay that held it, a
+    // hung server) cannot then end or shorten this one.
+    const owner = options.owner === undefined && !this.ownerShared ? randomOwner() : this.ownerOf(options);
     const waitMs = nonNegativeNumber(options.waitMs ?? 0, "waitMs");
     if (options.safetyMarginMs !== undefined) validSafetyMarginMs(options.safetyMarginMs, ttlMs);
     // Checked here, before anything is sent: misuse must not show only once a lock was granted.

@@ -112,7 +112,8 @@ export async function bench(options: BenchOptions): Promise<number> {
 async function issue(client: BatonClient, command: BenchCommand, lock: LockId, ttlMs: number): Promise<string> {
   switch (command) {
     case "acquire":
-      return (await client.acquire(lock, { ttlMs })).status;
+      // The client's own owner id, so that the renewals and releases the mix sends act on its leases.
+      return (await client.acquire(lock, { ttlMs, owner: client.owner })).status;
     case "renew":
       return (await client.renew(lock, { ttlMs })).status;
     case "release":

@@ -201,7 +201,8 @@ Examples:
   .action(async (name: string, flags: ConnectionFlags & JsonFlag & { ttl: number; wait: number }) => {
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
-      const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait });
+      // The owner it prints is the one the lease has: the client's (--owner, or the random one).
+      const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait, owner: client.owner });
       const granted = result.status === "acquired" ? { fencingToken: result.fencingToken } : {};
       printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
       return EXIT_BY_STATUS[result.status]!;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BatonClient, LeaseLostError, type Lease } from "../../client/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 
@@ -7,6 +7,11 @@ let endpoint: string;
 beforeAll(async () => {
   lockd = await spawnLockd({ args: ["--fsync", "never"] });
   endpoint = `127.0.0.1:${lockd.port}`;
+});
+/** Clients a test opened besides its own, closed after it. */
+const clients: BatonClient[] = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.close();
 });
 afterAll(async () => {
   lockd.child.kill("SIGCONT");
@@ -35,7 +40,7 @@ describe("a lease renews itself while auto-renewal is on", () => {
       expect(lease.held).toBe(true);
       expect(lease.signal.aborted).toBe(false);
       expect(lease.expiresAt).toBeGreaterThan(firstExpiry);
-      expect(await client.inspect("auto")).toMatchObject({ status: "heldByYou", fencingToken: lease.fencingToken });
+      expect(await client.inspect("auto", { owner: lease.owner })).toMatchObject({ status: "heldByYou", fencingToken: lease.fencingToken });
       expect((await observer.acquire("auto", { ttlMs: 300 })).status).toBe("held");
       await lease.release();
       expect(await observer.inspect("auto")).toEqual({ status: "free" });
@@ -49,9 +54,10 @@ describe("a lease renews itself while auto-renewal is on", () => {
 describe("lease.signal aborts the moment the lease may no longer be held", () => {
   it("aborts when a renewal is refused", async () => {
     const client = new BatonClient({ endpoints: [endpoint] });
-    const sameOwner = new BatonClient({ endpoints: [endpoint], owner: client.owner });
     try {
       const lease = await acquireLease(client, "refused", { ttlMs: 2000, autoRenew: { intervalMs: 50 } });
+      const sameOwner = new BatonClient({ endpoints: [endpoint], owner: lease.owner });
+      clients.push(sameOwner);
       const lost = aborted(lease.signal);
       expect((await sameOwner.release("refused")).status).toBe("released");
       const reason = await lost;
@@ -61,7 +67,6 @@ describe("lease.signal aborts the moment the lease may no longer be held", () =>
       expect(await lease.renew()).toEqual({ status: "lost" });
     } finally {
       client.close();
-      sameOwner.close();
     }
   });
 
@@ -99,9 +104,10 @@ describe("lease.signal aborts the moment the lease may no longer be held", () =>
 describe("manual renewal", () => {
   it("extends the lease with the same token; a refusal ends it", async () => {
     const client = new BatonClient({ endpoints: [endpoint] });
-    const sameOwner = new BatonClient({ endpoints: [endpoint], owner: client.owner });
     try {
       const lease = await acquireLease(client, "manual", { ttlMs: 60_000 });
+      const sameOwner = new BatonClient({ endpoints: [endpoint], owner: lease.owner });
+      clients.push(sameOwner);
       const renewed = await lease.renew({ ttlMs: 120_000 });
       expect(renewed).toMatchObject({ status: "renewed", fencingToken: lease.fencingToken });
       expect(lease.ttlMs).toBe(120_000);
@@ -110,14 +116,14 @@ describe("manual renewal", () => {
       expect((lease.signal.reason as LeaseLostError).reason).toBe("refused");
     } finally {
       client.close();
-      sameOwner.close();
     }
   });
 });
 
 describe("a lease that ended cannot end a newer lease of the same owner", () => {
   it("sends no release once its local deadline passed, nor a second one after it was released", async () => {
-    const client = new BatonClient({ endpoints: [endpoint] });
+    // A client given an owner id: every lease of it shares that id.
+    const client = new BatonClient({ endpoints: [endpoint], owner: "5eed0001" });
     try {
       // The server releases the owner's current lease of a lock, whatever its token.
       const stale = await acquireLease(client, "stale", { ttlMs: 150 });

@@ -19,7 +19,7 @@ describe("many requests in flight on one connection, replies matched in order", 
     let connects = 0;
     client.on("connect", () => connects++);
     const names = Array.from({ length: 300 }, (_, i) => `pipelined-${i}`);
-    const results = await Promise.all(names.map((name) => client.acquire(name, { ttlMs: 60_000 })));
+    const results = await Promise.all(names.map((name) => client.acquire(name, { ttlMs: 60_000, owner: client.owner })));
     const tokens = results.map((result) => (result.status === "acquired" ? result.fencingToken : -1n));
     expect(new Set(tokens).size).toBe(names.length);
     expect(tokens.every((token) => token > 0n)).toBe(true);
@@ -32,7 +32,8 @@ describe("many requests in flight on one connection, replies matched in order", 
     const other = new BatonClient({ endpoints: [`127.0.0.1:${lockd.port}`] });
     try {
       const [acquired, seen, refused, released, after] = await Promise.all([
-        client.acquire("ordered", { ttlMs: 60_000 }),
+        // The client's owner id, which its inspect and release use too.
+        client.acquire("ordered", { ttlMs: 60_000, owner: client.owner }),
         client.inspect("ordered"),
         other.acquire("ordered", { ttlMs: 60_000 }),
         client.release("ordered"),
