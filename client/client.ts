@@ -160,6 +160,11 @@ interface Answered {
   readonly response: Response;
   /** Monotonic time the first attempt was written: the server decided no earlier than this. */
   readonly sentAtMs: number;
+  /**
+   * Whether an attempt before the answered one timed out or lost its connection after it was written:
+   * that attempt may still reach the server and run later (beyond the dedupe window, as a new request).
+   */
+  readonly uncertain: boolean;
 }
 
 export class BatonClient extends EventEmitter<BatonClientEvents> {
@@ -220,7 +225,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       renew: async (lease, ttlMs, stopReason, callOptions) => {
         const maxPauseMs = () => Math.max(1, lease.remainingMs * RENEWAL_PAUSE_SHARE);
         const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, stopReason, maxPauseMs }, callOptions);
-        return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs };
+        return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs, uncertain: answered.uncertain };
       },
       release: async (lease, stopReason, callOptions) =>
         releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, stopReason }, callOptions)).response),
@@ -394,6 +399,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const timeoutMs = positiveNumber(options.timeoutMs ?? this.timeoutMs, "timeoutMs");
     const { signal } = options;
     let firstSentAtMs: number | undefined;
+    let uncertain = false;
     let lastError: BatonError | undefined;
     let delayNext = false;
     // Where this request's next attempt goes. Only an answer moves where later requests start: one
@@ -418,6 +424,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         }
       }
       delayNext = true;
+      let written = false;
       try {
         // A dial counts against the attempt's time like the reply does.
         await connection.open(signal, timeoutMs);
@@ -429,6 +436,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
           throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);
         }
         firstSentAtMs ??= sendAtMs;
+        written = true;
         const response = await connection.request(frame, timeoutMs, signal);
         if (response.status === Status.NotLeader) {
           lastError = new NotLeaderError(connection.label, response.fencingToken);
@@ -444,11 +452,13 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
           continue;
         }
         this.current = index;
-        return { response, sentAtMs: firstSentAtMs };
+        return { response, sentAtMs: firstSentAtMs, uncertain };
       } catch (error) {
         if (!(error instanceof BatonError) || error.code === "BATON_ABORTED" || error.code === "BATON_CLIENT_CLOSED") throw error;
         if (error.code === "BATON_CONNECTION" || error.code === "BATON_TIMEOUT") {
           lastError = error;
+          // Written and unanswered: the request may be held on the way and run later.
+          if (written) uncertain = true;
           // A dial that failed, a connection lost under the request, or a server that did not answer
           // (hung, or cut off from the rest of the cluster): the next attempt tries the next endpoint.
           // Every failure alike: a server that accepts and then drops connections (one at its

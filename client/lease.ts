@@ -25,6 +25,13 @@ export interface LeaseRenewOptions extends LeaseCallOptions {
   readonly ttlMs?: number;
 }
 
+/** A renewal's answer, when its first attempt was sent, and whether an earlier attempt of it may still run later. */
+export interface RenewOutcome {
+  readonly result: RenewResult;
+  readonly sentAtMs: number;
+  readonly uncertain: boolean;
+}
+
 /** What a Lease needs from its client: sending requests on its behalf, and bookkeeping. */
 export interface LeaseDriver {
   readonly clock: MonotonicClock;
@@ -35,7 +42,7 @@ export interface LeaseDriver {
    * owner's current lease of the lock, whatever its token, and by then that may be a newer lease of
    * the same owner.
    */
-  renew(lease: Lease, ttlMs: number, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<{ result: RenewResult; sentAtMs: number }>;
+  renew(lease: Lease, ttlMs: number, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<RenewOutcome>;
   release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
@@ -104,6 +111,13 @@ export class Lease {
 
   private expiresAtValue: bigint;
   private ttlValueMs: number;
+  /**
+   * The shortest ttl among this lease's renewals whose outcome was uncertain (an attempt timed out or
+   * lost its connection, so the request may run on the server later, whenever a relay or a hung
+   * server lets it). Every deadline after it is computed with at most this ttl: such a request, run
+   * after a later renewal was sent, ends the server's lease at its own ttl from then.
+   */
+  private uncertainTtlMs = Infinity;
   private deadlineMs: number;
   private state: LeaseState = { kind: "held" };
   private controller: AbortController | undefined;
@@ -178,7 +192,9 @@ export class Lease {
    * Extends the lease by its ttl (or `ttlMs`) from now. A refusal (`notHeld`, `expired`) ends the
    * lease; `lost` means it had already ended locally and nothing was sent. Throws only what requests
    * throw (retries exhausted, aborted, client closed); the lease then stays held, but a shorter ttl
-   * asked for shortens its local deadline anyway, since the server may have applied it.
+   * asked for shortens its local deadline anyway, since the server may have applied it. A renewal
+   * that failed, or had an attempt time out or lose its connection, may still run on the server
+   * later: every later deadline of the lease is computed with at most its ttl.
    */
   renew(options: LeaseRenewOptions = {}): Promise<LeaseRenewResult> {
     const next = this.renewals.then(() => this.renewNow(options));
@@ -219,7 +235,7 @@ export class Lease {
     if (!this.held) return { status: "lost" };
     const ttlMs = options.ttlMs ?? this.ttlValueMs;
     const askedAtMs = this.driver.clock();
-    let outcome: Awaited<ReturnType<LeaseDriver["renew"]>>;
+    let outcome: RenewOutcome;
     try {
       outcome = await this.driver.renew(this, ttlMs, () => this.lossReason, options);
     } catch (error) {
@@ -228,12 +244,16 @@ export class Lease {
         this.checkDeadline();
         return { status: "lost" };
       }
-      // Not known whether the server applied it. If it did and the ttl was shorter, the server's lease
-      // now ends sooner, no earlier than this deadline (the request was first sent at or after askedAtMs).
+      // Not known whether the server applied it, nor whether it will later. If it did and the ttl was
+      // shorter, the server's lease now ends sooner, no earlier than this deadline (the request was
+      // first sent at or after askedAtMs); if it runs later, every deadline after it is bounded too.
+      this.uncertainTtlMs = Math.min(this.uncertainTtlMs, ttlMs);
       this.shortenDeadline(askedAtMs + ttlMs - this.marginFor(ttlMs));
       throw error;
     }
-    const { result, sentAtMs } = outcome;
+    const { result, sentAtMs, uncertain } = outcome;
+    // An attempt that timed out may still run, after this answer and after later renewals.
+    if (uncertain) this.uncertainTtlMs = Math.min(this.uncertainTtlMs, ttlMs);
     // An answer after the local deadline finds the lease ended, even if the server renewed it: the
     // holder was told to stop at the deadline, and a lease that ended stays ended. The server's
     // lease then runs out at its renewed expiry.
@@ -241,7 +261,10 @@ export class Lease {
     if (result.status === "renewed") {
       this.ttlValueMs = ttlMs;
       this.expiresAtValue = result.expiresAt;
-      this.deadlineMs = sentAtMs + ttlMs - this.marginFor(ttlMs);
+      // A renewal of uncertain outcome run late, after this one was sent, ends the server's lease no
+      // sooner than this one's send plus the shorter of the two ttls.
+      const boundMs = Math.min(ttlMs, this.uncertainTtlMs);
+      this.deadlineMs = sentAtMs + boundMs - this.marginFor(boundMs);
       if (this.deadlineTimer !== undefined) this.armDeadline();
       // The next automatic renewal is due an interval after this one, at the interval of the new ttl.
       if (this.renewTimer !== undefined) {
@@ -266,9 +289,13 @@ export class Lease {
     return this.init.safetyMarginMs ?? defaultSafetyMarginMs(ttlMs);
   }
 
-  /** The auto-renewal interval now: the one chosen, or a third of the current ttl. */
+  /**
+   * The auto-renewal interval now: the one chosen, or a third of the current ttl; at most a third of
+   * the ttl the deadlines are bounded by after a renewal of uncertain outcome.
+   */
   private renewIntervalMs(): number {
-    return this.init.autoRenew?.intervalMs ?? this.ttlValueMs / 3;
+    const intervalMs = this.init.autoRenew?.intervalMs ?? this.ttlValueMs / 3;
+    return this.uncertainTtlMs < this.ttlValueMs ? Math.min(intervalMs, this.uncertainTtlMs / 3) : intervalMs;
   }
 
   private scheduleRenewal(delayMs: number): void {

@@ -89,3 +89,60 @@ describe("the local deadline is the first send time plus the ttl minus the safet
     expect(result.lease.held).toBe(false);
   });
 });
+
+describe("a renewal whose outcome was uncertain bounds every later deadline of the lease by its ttl", () => {
+  /** A lease of ttl 10 s granted at 0 by a server that answers as `script` says from the second request on. */
+  async function leaseWith(script: (index: number) => "silence" | "close" | "ok"): Promise<{ lease: Lease; clock: { nowMs: number } }> {
+    server = await ScriptedServer.start((_request, index) => {
+      if (index === 0) return ok(17n, 99_999n);
+      const action = script(index);
+      return action === "ok" ? ok(17n, 99_999n) : action;
+    });
+    const clock = { nowMs: 0 };
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs, timeoutMs: 20, backoff: { baseMs: 1, maxMs: 1 } });
+    const result = await client.acquire("uncertain", { ttlMs: 10_000 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    return { lease: result.lease, clock };
+  }
+
+  it("a short renewal that failed keeps a later, longer renewal's deadline to the short ttl", async () => {
+    const { lease, clock } = await leaseWith((index) => (index === 1 ? "silence" : "ok"));
+    clock.nowMs = 100;
+    await expect(lease.renew({ ttlMs: 2000, attempts: 1 })).rejects.toMatchObject({ code: "BATON_RETRIES_EXHAUSTED" });
+    clock.nowMs = 500;
+    expect(await lease.renew({ ttlMs: 10_000 })).toMatchObject({ status: "renewed" });
+    // The RENEW(2000) may still run after this renewal: the server's lease then ends 2 s after it.
+    expectHeldUntil(lease, clock, 500 + 2000 - 200);
+  });
+
+  it("so does a short renewal that succeeded through a retry after an attempt timed out", async () => {
+    const { lease, clock } = await leaseWith((index) => (index === 1 ? "silence" : "ok"));
+    clock.nowMs = 100;
+    expect(await lease.renew({ ttlMs: 2000 })).toMatchObject({ status: "renewed" });
+    clock.nowMs = 500;
+    expect(await lease.renew({ ttlMs: 10_000 })).toMatchObject({ status: "renewed" });
+    expect(lease.remainingMs).toBe(2000 - 200);
+    // Never lifted: every renewal after it is bounded the same way.
+    clock.nowMs = 1000;
+    expect(await lease.renew({ ttlMs: 10_000 })).toMatchObject({ status: "renewed" });
+    expectHeldUntil(lease, clock, 1000 + 2000 - 200);
+  });
+
+  it("and one whose connection was lost under it", async () => {
+    const { lease, clock } = await leaseWith((index) => (index === 1 ? "close" : "ok"));
+    clock.nowMs = 100;
+    expect(await lease.renew({ ttlMs: 3000 })).toMatchObject({ status: "renewed" });
+    clock.nowMs = 500;
+    expect(await lease.renew({ ttlMs: 10_000 })).toMatchObject({ status: "renewed" });
+    expectHeldUntil(lease, clock, 500 + 3000 - 300);
+  });
+
+  it("renewals answered at the first attempt leave later deadlines to their own ttl", async () => {
+    const { lease, clock } = await leaseWith(() => "ok");
+    clock.nowMs = 100;
+    expect(await lease.renew({ ttlMs: 2000 })).toMatchObject({ status: "renewed" });
+    clock.nowMs = 500;
+    expect(await lease.renew({ ttlMs: 10_000 })).toMatchObject({ status: "renewed" });
+    expectHeldUntil(lease, clock, 500 + 10_000 - 1000);
+  });
+});
