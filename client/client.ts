@@ -8,7 +8,7 @@ import { EventEmitter, setMaxListeners } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
 import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
-import { monotonicClock, type MonotonicClock } from "./clock.js";
+import { defaultClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
 import { DEFAULT_HOST, DEFAULT_PORT, toEndpoint, type Endpoint, type EndpointInput } from "./endpoints.js";
 import {
@@ -63,7 +63,7 @@ export interface BatonClientOptions {
   readonly backoff?: Partial<BackoffOptions>;
   /** Requests in flight per connection at most; more wait locally. Default 1024. */
   readonly maxInFlightPerConnection?: number;
-  /** The monotonic clock lease deadlines are measured on (tests inject one). */
+  /** The clock lease deadlines are measured on (tests inject one); by default one that counts suspended time. */
   readonly clock?: MonotonicClock;
 }
 
@@ -211,7 +211,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.attempts = positiveInteger(options.attempts ?? DEFAULT_ATTEMPTS, "attempts");
     this.dedupeWindowMs = positiveNumber(options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS, "dedupeWindowMs");
     this.backoff = backoffOptions(options.backoff);
-    this.clock = options.clock ?? monotonicClock;
+    this.clock = options.clock ?? defaultClock;
     const connectionOptions = {
       connectTimeoutMs: positiveNumber(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
       maxInFlight: positiveInteger(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT, "maxInFlightPerConnection"),

@@ -99,6 +99,13 @@ export function validRenewInterval(intervalMs: number, ttlMs: number, safetyMarg
   }
 }
 
+/**
+ * The longest the deadline timer waits before looking at the clock again. Timers run on the monotonic
+ * clock, which stands still while the machine is suspended, but the lease's clock counts that time
+ * (clock.ts): after a resume, `held` is right at once, and the signal aborts within this long.
+ */
+const DEADLINE_RECHECK_MS = 1000;
+
 type LeaseState = { readonly kind: "held" } | { readonly kind: "ended"; readonly reason: LeaseLossReason };
 
 export class Lease {
@@ -332,11 +339,14 @@ export class Lease {
     clearTimeout(this.deadlineTimer);
     if (this.state.kind !== "held") return;
     const delayMs = Math.max(0, this.deadlineMs - this.driver.clock());
-    this.deadlineTimer = setTimeout(() => {
-      this.deadlineTimer = undefined;
-      // A timer may fire a little early, and a deadline past MAX_TIMER_MS takes several: re-arm.
-      if (this.checkDeadline()) this.armDeadline();
-    }, timerDelay(Math.ceil(delayMs)));
+    this.deadlineTimer = setTimeout(
+      () => {
+        this.deadlineTimer = undefined;
+        // A timer may fire a little early, and a deadline past MAX_TIMER_MS takes several: re-arm.
+        if (this.checkDeadline()) this.armDeadline();
+      },
+      timerDelay(Math.min(Math.ceil(delayMs), DEADLINE_RECHECK_MS)),
+    );
   }
 
   /** Ends the lease if its deadline passed or its client was closed, whichever came first; true while it is still held. */
