@@ -344,7 +344,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * Acquires the lock (waiting up to `waitMs` with backoff and jitter while someone else holds it),
    * runs `fn` with the lease, and always releases it, whether `fn` returns or throws. `fn` should
    * pass `lease.fencingToken` to every write it makes and stop when `lease.signal` aborts.
-   * Throws LockWaitTimeoutError when the lock stayed held for the whole wait.
+   * Throws LockWaitTimeoutError when the lock stayed held for the whole wait, and LeaseLostError when
+   * the lease was lost (its deadline passed, or a renewal was refused) before `fn` returned: the work
+   * may have overlapped another holder's. That error's `result` is what `fn` returned. An error `fn`
+   * throws is rethrown as it is, lease lost or not.
    */
   async withLock<T>(lock: LockRef, options: WithLockOptions, fn: (lease: Lease) => Promise<T> | T): Promise<T> {
     requiredOptions(options, "withLock", "ttlMs");
@@ -357,8 +360,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     // whole): the lock may pass to another holder at any moment, so the callback must not start.
     const lostAlready = lease.lossReason;
     if (lostAlready !== undefined) throw new LeaseLostError(lostAlready);
+    let value: T;
+    let lostWhileRunning: LeaseLossReason | undefined;
     try {
-      return await fn(lease);
+      value = await fn(lease);
+      const reason = lease.lossReason;
+      if (reason === "deadline" || reason === "refused") lostWhileRunning = reason;
     } finally {
       // The lease ends at its ttl anyway; what the release found must not mask fn's own outcome, so
       // it is a warning when it shows the lease was not held to the end.
@@ -375,6 +382,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         this.emit("warning", error as Error);
       }
     }
+    // A callback that returned after its lease was lost must not look like work done under the lock.
+    if (lostWhileRunning !== undefined) {
+      throw new LeaseLostError(lostWhileRunning, "the lease was lost before withLock's callback returned", { result: value });
+    }
+    return value;
   }
 
   private ownerOf(options: CallOptions): Buffer {

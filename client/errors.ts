@@ -134,11 +134,19 @@ export type LeaseLossReason =
 
 /** The reason `lease.signal` aborts with. */
 export class LeaseLostError extends BatonError {
+  /**
+   * What withLock's callback returned, when withLock throws this because the lease was lost while the
+   * callback ran; undefined otherwise.
+   */
+  readonly result: unknown;
+
   constructor(
     readonly reason: LeaseLossReason,
     detail?: string,
+    options: { readonly result?: unknown } = {},
   ) {
     super("BATON_LEASE_LOST", `the lease may no longer be held (${reason})${detail === undefined ? "" : `: ${detail}`}`);
+    this.result = options.result;
   }
 }
 

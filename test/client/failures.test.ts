@@ -200,17 +200,19 @@ describe("withLock tells, as a warning, when the lease was not held to the end",
     expect(warnings[0]!.message).toContain("answered expired after the lease's local deadline");
   });
 
-  it("warns when the lease ended while the callback ran, and sends no release", async () => {
+  it("warns when the lease ended while the callback ran, and sends no release (withLock then rejects)", async () => {
     const clock = { nowMs: 0 };
     const server = await serve(() => ok(6n, 1n));
     const c = client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
     const warnings: Error[] = [];
     c.on("warning", (error) => warnings.push(error));
-    const value = await c.withLock("jobs", { ttlMs: 1000, autoRenew: false }, () => {
-      clock.nowMs = 5000; // the callback outlived the lease
-      return "late";
-    });
-    expect(value).toBe("late");
+    const lost = await rejection(
+      c.withLock("jobs", { ttlMs: 1000, autoRenew: false }, () => {
+        clock.nowMs = 5000; // the callback outlived the lease
+        return "late";
+      }),
+    );
+    expect(lost).toMatchObject({ code: "BATON_LEASE_LOST", reason: "deadline", result: "late" });
     expect(warnings.map((error) => (error as LeaseLostError).reason)).toEqual(["deadline"]);
     expect(commands(server)).toEqual([Command.Acquire]);
   });
