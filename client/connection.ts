@@ -65,6 +65,9 @@ export class Connection {
   open(signal?: AbortSignal, waitMs?: number): Promise<void> {
     if (this.closed) return Promise.reject(new ClientClosedError());
     if (this.socket !== undefined) return Promise.resolve();
+    // Checked before a dial starts: one started for a caller already gone would have nobody to hear
+    // its failure (an unhandled rejection, when close() cancels it).
+    if (signal?.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
     this.dialing ??= this.dial().finally(() => (this.dialing = undefined));
     if (signal === undefined && (waitMs === undefined || waitMs >= this.options.connectTimeoutMs)) return this.dialing;
     return waitFor(this.dialing, signal, waitMs === undefined ? undefined : { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) });
