@@ -127,7 +127,7 @@ export type BatonClientEvents = {
   connect: [endpoint: string];
   disconnect: [endpoint: string, error: Error | undefined];
   retry: [event: RetryEvent];
-  /** A background task (auto-renewal, withLock's release) failed; nothing was lost yet. */
+  /** A background task (an attempt of an auto-renewal, or the renewal; withLock's release) failed; nothing was lost yet. */
   warning: [error: Error];
 };
 
@@ -148,6 +148,10 @@ interface Request {
   readonly stopReason?: () => LeaseLossReason | undefined;
   /** The longest pause before a retry, asked before each one; the backoff's alone when absent. */
   readonly maxPauseMs?: () => number;
+  /** The longest an attempt may wait for its reply, asked before each one; the call's timeoutMs alone when absent. */
+  readonly maxAttemptMs?: (() => number) | undefined;
+  /** Told of each failed attempt, when the next one is about to be made (with the `retry` event). */
+  readonly attemptFailed?: ((error: BatonError) => void) | undefined;
 }
 
 /**
@@ -222,9 +226,19 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     this.connections = endpoints.map((endpoint) => new Connection(endpoint, connectionOptions));
     this.leaseDriver = {
       clock: this.clock,
-      renew: async (lease, ttlMs, stopReason, callOptions) => {
+      renew: async (lease, ttlMs, stopReason, callOptions, automatic) => {
         const maxPauseMs = () => Math.max(1, lease.remainingMs * RENEWAL_PAUSE_SHARE);
-        const answered = await this.send({ command: Command.Renew, lock: lease.lock, owner: lease.ownerBytes, ttlMs, stopReason, maxPauseMs }, callOptions);
+        const request: Request = {
+          command: Command.Renew,
+          lock: lease.lock,
+          owner: lease.ownerBytes,
+          ttlMs,
+          stopReason,
+          maxPauseMs,
+          maxAttemptMs: automatic && (() => automatic.attemptTimeoutMs()),
+          attemptFailed: automatic && ((error) => automatic.attemptFailed(error)),
+        };
+        const answered = await this.send(request, callOptions);
         return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs, uncertain: answered.uncertain };
       },
       release: async (lease, stopReason, callOptions) =>
@@ -430,6 +444,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       const connection = this.connections[index]!;
       if (lastError !== undefined) {
         this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
+        request.attemptFailed?.(lastError);
         if (delayNext) {
           const pauseMs = Math.min(backoffDelayMs(attempt - 1, this.backoff), request.maxPauseMs?.() ?? Infinity);
           await sleep(pauseMs, signal, this.closing.signal);
@@ -439,17 +454,18 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       let written = false;
       try {
         // A dial counts against the attempt's time like the reply does.
-        await connection.open(signal, timeoutMs);
+        const attemptTimeoutMs = Math.min(timeoutMs, request.maxAttemptMs?.() ?? Infinity);
+        await connection.open(signal, attemptTimeoutMs);
         const stopped = request.stopReason?.();
         if (stopped !== undefined) throw new LeaseLostError(stopped);
         const sendAtMs = this.clock();
-        if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(sendAtMs - firstSentAtMs, timeoutMs)) {
+        if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(sendAtMs - firstSentAtMs, attemptTimeoutMs)) {
           const why = `a retry now could reach the server after its ${this.dedupeWindowMs} ms dedupe window, and run as a new request`;
           throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);
         }
         firstSentAtMs ??= sendAtMs;
         written = true;
-        const response = await connection.request(frame, timeoutMs, signal);
+        const response = await connection.request(frame, attemptTimeoutMs, signal);
         if (response.status === Status.NotLeader) {
           lastError = new NotLeaderError(connection.label, response.fencingToken);
           const hinted = this.leaderHinted(index, response.fencingToken);

@@ -32,6 +32,14 @@ export interface RenewOutcome {
   readonly uncertain: boolean;
 }
 
+/** How an automatic renewal's attempts differ from a renewal asked for by hand. */
+export interface AutomaticRenewal {
+  /** Asked before each attempt: the longest it may wait for its reply (also at most the call's timeoutMs). */
+  attemptTimeoutMs(): number;
+  /** Told of each attempt that failed, when the next one is about to be made. */
+  attemptFailed(error: BatonError): void;
+}
+
 /** What a Lease needs from its client: sending requests on its behalf, and bookkeeping. */
 export interface LeaseDriver {
   readonly clock: MonotonicClock;
@@ -42,7 +50,13 @@ export interface LeaseDriver {
    * owner's current lease of the lock, whatever its token, and by then that may be a newer lease of
    * the same owner.
    */
-  renew(lease: Lease, ttlMs: number, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<RenewOutcome>;
+  renew(
+    lease: Lease,
+    ttlMs: number,
+    stopReason: () => LeaseLossReason | undefined,
+    options: LeaseCallOptions,
+    automatic?: AutomaticRenewal,
+  ): Promise<RenewOutcome>;
   release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
@@ -69,7 +83,7 @@ export interface LeaseInit {
    * the lease's current ttl when that is undefined.
    */
   readonly autoRenew: { readonly intervalMs: number | undefined } | undefined;
-  /** Per-attempt timeout of automatic renewals (each is also at most half the interval). */
+  /** Per-attempt timeout of automatic renewals (each is also at most half the time left before the deadline). */
   readonly autoRenewTimeoutMs: number;
   /** Attempts of each automatic renewal; undefined: the client's. */
   readonly autoRenewAttempts: number | undefined;
@@ -126,6 +140,8 @@ export class Lease {
    */
   private uncertainTtlMs = Infinity;
   private deadlineMs: number;
+  /** When the request that set the current deadline (the grant, or the latest renewal) was first sent. */
+  private deadlineSentAtMs: number;
   private state: LeaseState = { kind: "held" };
   private controller: AbortController | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -144,11 +160,12 @@ export class Lease {
     this.expiresAtValue = init.expiresAt;
     this.ttlValueMs = init.ttlMs;
     this.deadlineMs = init.sentAtMs + init.ttlMs - this.marginFor(init.ttlMs);
+    this.deadlineSentAtMs = init.sentAtMs;
     if (init.autoRenew !== undefined) {
       this.driver.track(this);
       if (this.state.kind === "held") {
         this.armDeadline();
-        this.scheduleRenewal(this.renewIntervalMs());
+        this.scheduleNextRenewal();
       }
     }
   }
@@ -204,7 +221,12 @@ export class Lease {
    * later: every later deadline of the lease is computed with at most its ttl.
    */
   renew(options: LeaseRenewOptions = {}): Promise<LeaseRenewResult> {
-    const next = this.renewals.then(() => this.renewNow(options));
+    return this.queueRenewal(options, undefined);
+  }
+
+  /** Runs a renewal after those before it. */
+  private queueRenewal(options: LeaseRenewOptions, automatic: AutomaticRenewal | undefined): Promise<LeaseRenewResult> {
+    const next = this.renewals.then(() => this.renewNow(options, automatic));
     this.renewals = next.catch(() => undefined);
     return next;
   }
@@ -232,7 +254,7 @@ export class Lease {
     if (this.checkDeadline()) this.end("client-closed");
   }
 
-  private async renewNow(options: LeaseRenewOptions): Promise<LeaseRenewResult> {
+  private async renewNow(options: LeaseRenewOptions, automatic: AutomaticRenewal | undefined): Promise<LeaseRenewResult> {
     if (options.ttlMs !== undefined) {
       validTtlMs(options.ttlMs);
       if (this.init.safetyMarginMs !== undefined) validSafetyMarginMs(this.init.safetyMarginMs, options.ttlMs);
@@ -244,7 +266,7 @@ export class Lease {
     const askedAtMs = this.driver.clock();
     let outcome: RenewOutcome;
     try {
-      outcome = await this.driver.renew(this, ttlMs, () => this.lossReason, options);
+      outcome = await this.driver.renew(this, ttlMs, () => this.lossReason, options, automatic);
     } catch (error) {
       if (error instanceof LeaseLostError) {
         // The lease ended (its deadline, or a release) before the renewal could be sent (again).
@@ -272,11 +294,12 @@ export class Lease {
       // sooner than this one's send plus the shorter of the two ttls.
       const boundMs = Math.min(ttlMs, this.uncertainTtlMs);
       this.deadlineMs = sentAtMs + boundMs - this.marginFor(boundMs);
+      this.deadlineSentAtMs = sentAtMs;
       if (this.deadlineTimer !== undefined) this.armDeadline();
       // The next automatic renewal is due an interval after this one, at the interval of the new ttl.
       if (this.renewTimer !== undefined) {
         clearTimeout(this.renewTimer);
-        this.scheduleRenewal(this.renewIntervalMs());
+        this.scheduleNextRenewal();
       }
       this.checkDeadline();
     } else {
@@ -305,6 +328,15 @@ export class Lease {
     return this.uncertainTtlMs < this.ttlValueMs ? Math.min(intervalMs, this.uncertainTtlMs / 3) : intervalMs;
   }
 
+  /**
+   * Schedules the next automatic renewal an interval after the request that set the deadline was
+   * first sent, not after its answer came: the deadline counts from that send, so a slow round trip
+   * must not eat into the time left for the renewal and its retries.
+   */
+  private scheduleNextRenewal(): void {
+    this.scheduleRenewal(Math.max(0, this.deadlineSentAtMs + this.renewIntervalMs() - this.driver.clock()));
+  }
+
   private scheduleRenewal(delayMs: number): void {
     // Capped like every timer (a renewal sooner than asked is harmless); see MAX_TIMER_MS.
     // Not unref'd: like the client's connections, a lease that renews itself keeps the process alive
@@ -317,16 +349,29 @@ export class Lease {
     if (!this.held) return;
     const interval = this.renewIntervalMs();
     try {
-      const result = await this.renew({
-        signal: this.signal,
-        // Half the interval at most: a renewal starts with the lease's last two thirds ahead of it
-        // (by default), and a first attempt that times out, and one on another endpoint that does
-        // too, must still leave time for a third before the deadline.
-        timeoutMs: Math.min(this.init.autoRenewTimeoutMs, Math.max(1, interval / 2)),
-        ...(this.init.autoRenewAttempts === undefined ? {} : { attempts: this.init.autoRenewAttempts }),
-      });
+      const automatic: AutomaticRenewal = {
+        // Half the time left before the deadline at most, asked anew for each attempt: one that times
+        // out leaves the other half for the next (on another endpoint, after a pause of at most a
+        // quarter of what is left), and that one half of the rest, and so on. Not a share of the
+        // interval: a round trip longer than that would time out every attempt, and lose a lease the
+        // server renewed each time.
+        attemptTimeoutMs: () => Math.max(1, this.remainingMs / 2),
+        // Every failed attempt is a warning: with many attempts the renewal as a whole may fail only
+        // at the deadline, too late to tell anyone while the lease is still held.
+        attemptFailed: (error) => {
+          if (this.held) this.driver.warn(error);
+        },
+      };
+      const result = await this.queueRenewal(
+        {
+          signal: this.signal,
+          timeoutMs: this.init.autoRenewTimeoutMs,
+          ...(this.init.autoRenewAttempts === undefined ? {} : { attempts: this.init.autoRenewAttempts }),
+        },
+        automatic,
+      );
       // A renewal made meanwhile (renew() by hand) may have scheduled the next one already.
-      if (result.status === "renewed" && this.renewTimer === undefined) this.scheduleRenewal(this.renewIntervalMs());
+      if (result.status === "renewed" && this.renewTimer === undefined) this.scheduleNextRenewal();
     } catch (error) {
       if (!this.held) return;
       this.driver.warn(error as BatonError);
