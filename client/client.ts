@@ -361,7 +361,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * Throws LockWaitTimeoutError when the lock stayed held for the whole wait, and LeaseLostError when
    * the lease was lost (its deadline passed, or a renewal was refused) before `fn` returned: the work
    * may have overlapped another holder's. That error's `result` is what `fn` returned. An error `fn`
-   * throws is rethrown as it is, lease lost or not.
+   * throws is rethrown as it is, lease lost or not. `signal` stops the acquire (its wait included)
+   * only: the release at the end is sent even once it aborted.
    */
   async withLock<T>(lock: LockRef, options: WithLockOptions, fn: (lease: Lease) => Promise<T> | T): Promise<T> {
     requiredOptions(options, "withLock", "ttlMs");
@@ -503,10 +504,14 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   /**
    * Whether an attempt sent `elapsedMs` after the first one reaches the server, if at all, within the
    * dedupe window of whichever attempt it executed first. The first attempt ran no sooner than it
-   * was sent; this one runs within its `timeoutMs` of being sent or never (an attempt that times out
-   * on a silent connection resets it). So the two are at most `elapsedMs + timeoutMs` apart in real
-   * time, and the server's clock runs at most 1% fast, plus 1 ms, and 1 ms more for a restart
-   * (protocol.md §4).
+   * was sent; this one runs within its `timeoutMs` of being sent or never, PROVIDED the reset of a
+   * connection given up for silence reaches the server: so on a direct connection, where the kernel
+   * drops what it had not delivered. Through a TCP-terminating relay (stunnel, HAProxy, a tunnel)
+   * the reset ends only the client's side, and the relay may deliver the attempt much later; such a
+   * relay must pass resets through or time out its upstream connections promptly, or no window
+   * holds (a late RENEW or RELEASE then runs as a new request). Given that, the two are at most
+   * `elapsedMs + timeoutMs` apart in real time, and the server's clock runs at most 1% fast, plus
+   * 1 ms, and 1 ms more for a restart (protocol.md §4).
    */
   private retryStaysInWindow(elapsedMs: number, timeoutMs: number): boolean {
     return (elapsedMs + timeoutMs) * 1.01 + 2 < this.dedupeWindowMs;
