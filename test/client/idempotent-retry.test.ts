@@ -1,16 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BatonClient } from "../../client/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { ReplyDroppingProxy } from "./support/reply-dropping-proxy.js";
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd({ args: ["--fsync", "never"] });
-});
-afterAll(async () => {
-  await lockd.stop();
-  lockd.cleanup();
-});
+const lockd = useLockd({ args: ["--fsync", "never"] });
 
 describe("a retry reuses the request id, so the server replays its original answer", () => {
   it("gets the grant whose reply was lost, instead of 'held' by its own lease", async () => {

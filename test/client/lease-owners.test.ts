@@ -3,23 +3,16 @@
  * owner's current lease of a lock, so a late request of an earlier lease must not carry the newer
  * lease's owner id.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { BatonClient, type Lease } from "../../client/index.js";
 import { Command } from "../../src/protocol/index.js";
-import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { useLockd } from "../support/lockd-process.js";
 import { ok, reply } from "./support/scripted-server.js";
 import { useScriptedSession } from "./support/scripted-session.js";
 
 const session = useScriptedSession();
 
-let lockd: LockdProcess;
-beforeAll(async () => {
-  lockd = await spawnLockd({ args: ["--fsync", "never"] });
-});
-afterAll(async () => {
-  await lockd.stop();
-  lockd.cleanup();
-});
+const lockd = useLockd({ args: ["--fsync", "never"] });
 
 function leaseOf(result: Awaited<ReturnType<BatonClient["acquire"]>>): Lease {
   if (result.status !== "acquired") throw new Error(`expected a grant, got ${result.status}`);
