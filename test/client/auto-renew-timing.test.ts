@@ -22,7 +22,7 @@ async function seen(server: ScriptedServer, count: number): Promise<void> {
   while (server.seen.length < count) await new Promise((resolve) => setImmediate(resolve));
 }
 
-async function grant(server: ScriptedServer, ttlMs: number, options: { timeoutMs?: number } = {}): Promise<{ lease: Lease; warnings: BatonError[]; retries: number[] }> {
+async function grant(server: ScriptedServer, ttlMs: number, options: { timeoutMs?: number; attempts?: number } = {}): Promise<{ lease: Lease; warnings: BatonError[]; retries: number[] }> {
   const client = session.client({ endpoints: [server.endpoint], clock: () => Date.now(), ...options });
   const warnings: BatonError[] = [];
   const retries: number[] = [];
@@ -77,16 +77,12 @@ describe("an automatic renewal's attempt waits up to half the time left before t
 
   it("warns when an automatic renewal fails, and tries again before the deadline", async () => {
     const server = await session.serve((request) => (request.command === Command.Acquire ? ok(43n, 99_999n) : "silence"));
-    const client = session.client({ endpoints: [server.endpoint], clock: () => Date.now(), attempts: 1 });
-    const warnings: BatonError[] = [];
-    client.on("warning", (error) => warnings.push(error as BatonError));
-    const result = await client.acquire("warned", { ttlMs: 9000, autoRenew: true });
-    if (result.status !== "acquired") throw new Error("expected a grant");
+    const { lease, warnings } = await grant(server, 9000, { attempts: 1 });
     await vi.advanceTimersByTimeAsync(3000);
     await seen(server, 2);
     await vi.advanceTimersByTimeAsync(2550);
     expect(warnings.map((error) => error.code)).toEqual(["BATON_RETRIES_EXHAUSTED"]);
-    expect(result.lease.held).toBe(true);
+    expect(lease.held).toBe(true);
     // The next try goes out at half of what is left (2550 ms left: 1275 ms later).
     await vi.advanceTimersByTimeAsync(1275);
     await seen(server, 3);
