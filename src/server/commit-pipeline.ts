@@ -5,7 +5,7 @@
  *          -> entry appended to the open batch -> batch appended to the log -> durable -> replies sent
  *
  * Every command processed in one event-loop turn joins one batch, so one write and one fsync cover all
- * of them, across all connections. Up to MAX_BATCHES_IN_FLIGHT batches are being made durable at
+ * of them, across all connections. Up to MAX_APPENDS_IN_FLIGHT batches are being made durable at
  * once (the disk overlaps their syncs); commands arriving while that many are in flight wait in the
  * open batch. No reply leaves before the batch that holds it, and every batch before it, is durable:
  * batches settle in order, which is also what keeps replies in request order.
@@ -38,15 +38,13 @@ export interface ReplySink {
 }
 
 const INITIAL_BATCH_BYTES = 64 * 1024;
-/** Batches being made durable at once: the disk overlaps their syncs (see SegmentLog.append). */
-export const MAX_BATCHES_IN_FLIGHT = MAX_APPENDS_IN_FLIGHT;
 /**
  * Settled batches kept for reuse (their buffer, view and sink list), so a batch costs no allocation
  * in the steady state: at one command per batch (a lone client) the allocations were a measurable
  * part of its latency. A batch whose buffer grew past the cap is dropped instead, so a burst does not
  * pin its memory.
  */
-const SPARE_BATCHES = MAX_BATCHES_IN_FLIGHT + 1;
+const SPARE_BATCHES = MAX_APPENDS_IN_FLIGHT + 1;
 const SPARE_BATCH_MAX_BYTES = 1024 * 1024;
 const CAPACITY_WARNING_EVERY_MS = 10_000;
 
@@ -260,7 +258,7 @@ export class CommitPipeline {
 
   /** Flushes on the next turn of the event loop, unless one is due already or the log is full. */
   private scheduleFlush(): void {
-    if (this.flushScheduled || this.sealed.length >= MAX_BATCHES_IN_FLIGHT) return; // a batch settling flushes again
+    if (this.flushScheduled || this.sealed.length >= MAX_APPENDS_IN_FLIGHT) return; // a batch settling flushes again
     this.flushScheduled = true;
     setImmediate(this.flush);
   }
@@ -291,7 +289,7 @@ export class CommitPipeline {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.sealed.length >= MAX_BATCHES_IN_FLIGHT) return; // a batch settling flushes again
+    if (this.sealed.length >= MAX_APPENDS_IN_FLIGHT) return; // a batch settling flushes again
     const batch = this.open;
     if (batch.sinks.length === 0) {
       if (this.sealed.length === 0) this.notifyIdle();

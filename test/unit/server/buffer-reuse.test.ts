@@ -7,7 +7,7 @@
 import type { Socket } from "node:net";
 import { describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import { MAX_BATCHES_IN_FLIGHT } from "../../../src/server/commit-pipeline.js";
+import { MAX_APPENDS_IN_FLIGHT } from "../../../src/log/commit-log.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { Connection } from "../../../src/server/connection.js";
 import { InflightBudget } from "../../../src/server/inflight-budget.js";
@@ -30,8 +30,8 @@ describe("record buffers", () => {
     for (let round = 0; round < 200; round++) {
       harness.submit(...Array.from({ length: 1 + (round % 7) }, () => acquire({ lock: lock++, owner: 1n }, 60_000n)));
       await turn();
-      expect(log.pending.length).toBeLessThanOrEqual(MAX_BATCHES_IN_FLIGHT);
-      if (log.pending.length === MAX_BATCHES_IN_FLIGHT || round % 3 === 0) log.completeOldest();
+      expect(log.pending.length).toBeLessThanOrEqual(MAX_APPENDS_IN_FLIGHT);
+      if (log.pending.length === MAX_APPENDS_IN_FLIGHT || round % 3 === 0) log.completeOldest();
     }
     while (log.pending.length > 0) {
       log.completeOldest();
