@@ -61,20 +61,13 @@ const PLACE_CODES: Readonly<Record<WritePlace, number>> = {
   "first-after-durable": 0xe000_0000,
 };
 
+const PLACES_BY_CODE: ReadonlyMap<number, WritePlace> = new Map(
+  (Object.entries(PLACE_CODES) as [WritePlace, number][]).map(([place, code]) => [code, place]),
+);
+
 /** The place a count field's top bits name, or null for a combination no writer sets. */
 function placeOf(countField: number): WritePlace | null {
-  switch ((countField & PLACE_BITS) >>> 0) {
-    case 0:
-      return "unmarked";
-    case 0x8000_0000:
-      return "later";
-    case 0xc000_0000:
-      return "first";
-    case 0xe000_0000:
-      return "first-after-durable";
-    default:
-      return null;
-  }
+  return PLACES_BY_CODE.get((countField & PLACE_BITS) >>> 0) ?? null;
 }
 
 /** The entry count a header's count field holds, without its place bits. */
