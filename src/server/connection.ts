@@ -106,7 +106,6 @@ export class Connection implements ReplySink, BudgetWaiter {
     socket.on("end", () => this.onPeerEnd());
     socket.on("drain", () => {
       this.lastActivityMs = this.coarseNow();
-      if (this.socket.writableLength === 0) this.flushBacklog();
       this.maybeResume();
     });
     socket.on("error", () => socket.destroy());
@@ -174,11 +173,9 @@ export class Connection implements ReplySink, BudgetWaiter {
     this.lastActivityMs = this.coarseNow();
     if (!this.socket.destroyed) {
       if (this.socket.writableLength === 0 && this.backlogLength === 0) {
-        this.socket.write(replies.subarray(0, length), this.onRepliesWritten);
-        // Nothing queued means the kernel took every byte during the call: the buffer is free again.
-        // (A write that waits in the socket keeps its buffer until it is sent.)
-        if (this.socket.writableLength === 0) this.spareReplies = replies;
-        else if (this.unreadSinceMs === 0) this.unreadSinceMs = this.coarseNow();
+        // Taken whole by the kernel during the call: the buffer is free again. (A write that waits in
+        // the socket keeps its buffer until it is sent.)
+        if (this.writeReplies(replies.subarray(0, length))) this.spareReplies = replies;
       } else {
         this.appendToBacklog(replies, length);
         this.spareReplies = replies;
@@ -213,8 +210,19 @@ export class Connection implements ReplySink, BudgetWaiter {
     // The socket owns these bytes until it has sent them: the next backlog gets a buffer of its own.
     this.backlog = null;
     this.backlogLength = 0;
+    this.writeReplies(bytes);
+  }
+
+  /**
+   * Writes answers to the socket; true when the kernel took every byte during the call. Otherwise the
+   * unread-reply clock starts, unless it runs already. The backlog is flushed from the write's
+   * callback (onRepliesWritten), the only place that sees the socket empty again after it.
+   */
+  private writeReplies(bytes: Buffer): boolean {
     this.socket.write(bytes, this.onRepliesWritten);
-    if (this.socket.writableLength > 0 && this.unreadSinceMs === 0) this.unreadSinceMs = this.coarseNow();
+    if (this.socket.writableLength === 0) return true;
+    if (this.unreadSinceMs === 0) this.unreadSinceMs = this.coarseNow();
+    return false;
   }
 
   private onData(chunk: Buffer): void {
