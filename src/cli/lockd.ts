@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { stderrLogger } from "../server/logger.js";
+import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -61,6 +62,7 @@ const program = new Command("lockd")
   .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
   .option("--max-inflight-total <n>", "unanswered requests on all connections together before none is read", integer(1), d.maxInflightTotal)
   .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read (at least 17, one answer)", integer(17), d.maxQueuedReplyBytes)
+  .option("--max-frame-length <bytes>", "largest length field of a request frame; a larger one is answered 3 and the connection closed", integer(LONG_BODY_BYTES, MAX_FRAME_LENGTH), d.maxFrameLength)
   .option("--frame-timeout <ms>", "close a connection holding half a frame this long (0 = never)", integer(0), d.frameTimeoutMs)
   .option("--idle-timeout <ms>", "close a connection silent with nothing in flight this long (0 = never)", integer(0), d.idleTimeoutMs)
   .option("--reply-timeout <ms>", "close a connection whose client has taken none of its queued answers this long (0 = never)", integer(0), d.replyTimeoutMs)
@@ -104,6 +106,7 @@ const config: ServerConfig = {
   maxInflightPerConnection: flags.maxInflight,
   maxInflightTotal: flags.maxInflightTotal,
   maxQueuedReplyBytes: flags.maxQueuedReplyBytes,
+  maxFrameLength: flags.maxFrameLength,
   frameTimeoutMs: flags.frameTimeout,
   idleTimeoutMs: flags.idleTimeout,
   replyTimeoutMs: flags.replyTimeout,

@@ -5,14 +5,14 @@
  * memory is about to be reused while frames are still unread in it calls `keepUnread`. Pure: no I/O.
  */
 import { readU32 } from "./u64.js";
-import { LENGTH_PREFIX_BYTES, MAX_FRAME_LENGTH, SHORT_BODY_BYTES } from "./wire.js";
+import { LENGTH_PREFIX_BYTES, LONG_BODY_BYTES, MAX_FRAME_LENGTH, SHORT_BODY_BYTES } from "./wire.js";
 
 export const FrameEvent = {
   /** Feed another chunk: the rest of this one (if any) is a partial frame kept in the carry buffer. */
   NeedMore: 0,
   /** A frame is ready in `frame` at `frameStart`, `frameLength` bytes of body (prefix excluded). */
   Frame: 1,
-  /** The length field exceeds MAX_FRAME_LENGTH: the stream cannot be resynchronised. */
+  /** The length field exceeds the reader's limit: the stream cannot be resynchronised. */
   Oversized: 2,
 } as const;
 export type FrameEvent = (typeof FrameEvent)[keyof typeof FrameEvent];
@@ -23,10 +23,21 @@ export class FrameReader {
   frameStart = 0;
   frameLength = 0;
 
-  private readonly carry = new Uint8Array(LENGTH_PREFIX_BYTES + MAX_FRAME_LENGTH);
+  private readonly carry: Uint8Array;
   private carried = 0;
   private chunk: Uint8Array = new Uint8Array(0);
   private offset = 0;
+
+  /**
+   * `maxLength` is the largest length field served: from the longest request body (57) to the
+   * protocol's limit (1024). A larger length is Oversized.
+   */
+  constructor(private readonly maxLength: number = MAX_FRAME_LENGTH) {
+    if (!Number.isInteger(maxLength) || maxLength < LONG_BODY_BYTES || maxLength > MAX_FRAME_LENGTH) {
+      throw new RangeError(`frame length limit must be ${LONG_BODY_BYTES}..${MAX_FRAME_LENGTH}, got ${maxLength}`);
+    }
+    this.carry = new Uint8Array(LENGTH_PREFIX_BYTES + maxLength);
+  }
 
   /** Bytes of an incomplete frame held back, waiting for the rest. */
   get pendingBytes(): number {
@@ -57,7 +68,7 @@ export class FrameReader {
     if (available < LENGTH_PREFIX_BYTES) return this.keepRemainder();
     const start = this.offset;
     const length = readU32(chunk, start);
-    if (length > MAX_FRAME_LENGTH) return FrameEvent.Oversized;
+    if (length > this.maxLength) return FrameEvent.Oversized;
     if (available < LENGTH_PREFIX_BYTES + length) return this.keepRemainder();
     this.frame = chunk;
     this.frameStart = start + LENGTH_PREFIX_BYTES;
@@ -81,7 +92,7 @@ export class FrameReader {
     const carry = this.carry;
     if (this.carried < LENGTH_PREFIX_BYTES && !this.fill(LENGTH_PREFIX_BYTES)) return FrameEvent.NeedMore;
     const length = readU32(carry, 0);
-    if (length > MAX_FRAME_LENGTH) return FrameEvent.Oversized;
+    if (length > this.maxLength) return FrameEvent.Oversized;
     if (!this.fill(LENGTH_PREFIX_BYTES + length)) return FrameEvent.NeedMore;
     this.frame = carry;
     this.frameStart = LENGTH_PREFIX_BYTES;

@@ -4,6 +4,7 @@
  */
 
 import { totalmem } from "node:os";
+import { MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { INLINE_SYNC_MAX_ENTRIES } from "../storage/segment-log.js";
 
 export type FsyncMode = "always" | "never";
@@ -28,6 +29,11 @@ export interface ServerConfig {
   readonly maxInflightPerConnection: number;
   /** Requests read but not yet answered on all connections together; beyond it no connection is read. */
   readonly maxInflightTotal: number;
+  /**
+   * Largest request length field served (57 to the protocol's 1024); a larger one is answered 3 and
+   * the connection closed, since the stream cannot be resynchronised.
+   */
+  readonly maxFrameLength: number;
   /** Bytes of replies queued to a slow reader before the server stops reading its requests. */
   readonly maxQueuedReplyBytes: number;
   /** A connection holding part of a frame for this long is closed (0 = never). */
@@ -108,6 +114,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxInflightPerConnection: 1024,
   maxInflightTotal: 65_536,
   maxQueuedReplyBytes: 64 << 10,
+  maxFrameLength: MAX_FRAME_LENGTH,
   frameTimeoutMs: 10_000,
   idleTimeoutMs: 0,
   replyTimeoutMs: 30_000,

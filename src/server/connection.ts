@@ -42,7 +42,7 @@ export class Connection implements ReplySink, BudgetWaiter {
   private backlogLength = 0;
   /** Answers reserved and not yet handed to the socket. */
   private inflight = 0;
-  private readonly reader = new FrameReader();
+  private readonly reader: FrameReader;
   private readingPaused = false;
   /** Reading stopped because the server's budget of requests in flight is spent: queued for it. */
   private waitingForBudget = false;
@@ -100,6 +100,7 @@ export class Connection implements ReplySink, BudgetWaiter {
     private readonly coarseNow: () => number,
   ) {
     this.lastActivityMs = coarseNow();
+    this.reader = new FrameReader(config.maxFrameLength);
     const socket = readIntoSharedBuffer(accepted, readBuffer, (chunk) => this.onData(chunk));
     this.socket = socket;
     socket.setNoDelay(true);

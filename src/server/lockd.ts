@@ -104,7 +104,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     logger.info(
       `limits: ${maxConnections} connections, ${config.maxInflightPerConnection} requests in flight per connection ` +
         `and ${config.maxInflightTotal} in all, ` +
-        `${config.maxLocks} lock records, ${config.maxDedupeEntries} remembered answers, ttl up to ${config.maxTtlMs} ms`,
+        `${config.maxLocks} lock records, ${config.maxDedupeEntries} remembered answers, ttl up to ${config.maxTtlMs} ms, ` +
+        `frame lengths up to ${config.maxFrameLength}`,
     );
     const limits: StatsLimits = { maxConnections, maxInflightTotal: config.maxInflightTotal, maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries };
     const counters = pipeline.counters;

@@ -37,6 +37,9 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     // Segments are preallocated in full: a mistyped size would fill the disk with zeros.
     [["--segment-bytes", "32000000000"], /segment-bytes.*expected 65536\.\.1073741824/s],
     [["--max-connections", "0"], /max-connections.*expected 1\.\./s],
+    // The longest request body is 57 bytes, and the protocol promises a close only past 1024.
+    [["--max-frame-length", "56"], /max-frame-length.*expected 57\.\.1024/s],
+    [["--max-frame-length", "1025"], /max-frame-length.*expected 57\.\.1024/s],
     [["--inline-sync-max", "all"], /inline-sync-max.*whole number/s],
     [["--listen", "nowhere"], /HOST:PORT/],
     [["--listen", "127.0.0.1:70000"], /port out of range/],
@@ -69,7 +72,7 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
   it("--help lists every flag and exits 0", () => {
     const result = runLockd(["--help"]);
     expect(result.status).toBe(0);
-    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-queued-reply-bytes", "--frame-timeout", "--idle-timeout", "--fsync", "--snapshot-every", "--segment-bytes", "--inline-sync-max", "--bump-fencing-token", "--metrics-listen", "--stats-every", "--version", "--help"];
+    const flags = ["--listen", "--data", "--max-ttl", "--dedupe-window", "--max-dedupe-entries", "--expired-retention", "--max-locks", "--max-connections", "--max-inflight", "--max-inflight-total", "--max-queued-reply-bytes", "--max-frame-length", "--frame-timeout", "--idle-timeout", "--reply-timeout", "--fsync", "--snapshot-every", "--segment-bytes", "--inline-sync-max", "--bump-fencing-token", "--metrics-listen", "--stats-every", "--version", "--help"];
     for (const flag of flags) expect(result.stdout).toContain(flag);
   });
 

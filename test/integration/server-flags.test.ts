@@ -100,6 +100,29 @@ describe("the largest --max-ttl (100 years): a lease that long is granted, and t
   });
 });
 
+describe("--max-frame-length: a length field over it is answered 3 and the connection closed", () => {
+  it("serves frames up to the limit, answers 3 to a longer length, runs nothing after it and closes", async () => {
+    const lockd = await spawnLockd({ args: ["--max-frame-length", "57"] });
+    spawned.push(lockd);
+    const client = await RawClient.open(lockd.port);
+    const header = (length: number) => Buffer.from([0, 0, length >> 8, length & 0xff]);
+    // A 57-byte body that fits no cmd is skipped as usual: the connection stays usable.
+    const garbage = Buffer.concat([header(57), Buffer.alloc(57, 0xee)]);
+    client.write(Buffer.concat([acquire({ lock: 1n, owner: 1n }, 60_000n), garbage, release({ lock: 1n, owner: 1n }), header(58), acquire({ lock: 2n, owner: 1n }, 60_000n)]));
+    const [granted, skipped, released, refused] = splitAnswers(await client.read(4 * 17));
+    expect(granted!.status).toBe(Status.Ok);
+    expect(skipped).toEqual(INVALID);
+    expect(released).toEqual({ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: released!.expiresAt });
+    expect(refused).toEqual(INVALID);
+    expect(await client.closedWithin(3000)).toBe(true);
+    expect(client.buffered).toBe(0);
+    // The ACQUIRE after the long length was never run: lock 2 is free.
+    const other = await RawClient.open(lockd.port);
+    expect(await ask(other, inspect({ lock: 2n, owner: 1n }))).toEqual({ status: Status.NotHeld, fencingToken: 0n, expiresAt: 0n });
+    other.close();
+  });
+});
+
 describe("an expired lease is remembered for --expired-retention after its expiry: its owner gets 5, then 2", () => {
   it("answers 5 within the retention and 2 after it", async () => {
     const client = await clientOf(["--expired-retention", "200"]);

@@ -73,6 +73,29 @@ describe("a length over 1024 cannot be resynchronised", () => {
   });
 });
 
+describe("a lower limit (--max-frame-length): from the longest request body, 57, to 1024", () => {
+  function framed(length: number): Buffer {
+    const frame = Buffer.alloc(4 + length);
+    frame.writeUInt32BE(length, 0);
+    return frame;
+  }
+
+  it("serves a length at the limit and reports one past it, whole or split anywhere", () => {
+    const stream = Buffer.concat([acquire({ lock: 1n, owner: 2n }, 1000n), framed(57), framed(58)]);
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const { frames, oversized } = readAll(new FrameReader(57), [stream.subarray(0, cut), stream.subarray(cut)]);
+      expect(frames).toHaveLength(2);
+      expect(oversized).toBe(true);
+    }
+  });
+
+  it("keeps the protocol's limit by default, and refuses limits outside 57..1024", () => {
+    expect(readAll(new FrameReader(), [framed(1024)]).frames).toHaveLength(1);
+    expect(readAll(new FrameReader(1024), [framed(1025)]).oversized).toBe(true);
+    for (const limit of [56, 1025, 57.5, Number.NaN]) expect(() => new FrameReader(limit)).toThrow(RangeError);
+  });
+});
+
 describe("keepUnread: frames left in a chunk survive the chunk's memory being reused", () => {
   const stream = Buffer.concat([acquire({ lock: 1n, owner: 2n }, 1000n), release({ lock: 1n, owner: 2n }), inspect({ lock: 3n, owner: 4n }, true)]);
   const expected = readAll(new FrameReader(), [stream]).frames;
