@@ -246,7 +246,7 @@ describe("--max-connections: a connection over the limit is closed immediately",
   });
 
   it("says at start which limits it serves with", () => {
-    expect(lockd.stderr()).toMatch(/lockd: limits: 2 connections, 1024 requests in flight per connection and 65536 in all, \d+ lock records, \d+ remembered answers, ttl up to 3600000 ms, frame lengths up to 1024\n/);
+    expect(lockd.stderr()).toMatch(/lockd: limits: 2 connections, 1024 requests in flight per connection and 16384 in all, \d+ lock records, \d+ remembered answers, ttl up to 3600000 ms, frame lengths up to 1024\n/);
   });
 
   it("closes the third connection unanswered, and accepts again once one closes", async () => {

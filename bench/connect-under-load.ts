@@ -1,0 +1,145 @@
+/**
+ * connect-under-load: how long a new client waits to be served while lockd is saturated by clients
+ * that pipeline deeply. Node's event loop accepts one connection per turn, and a saturated turn runs
+ * up to --max-inflight-total commands, so that budget sets how fast newcomers get in.
+ *
+ * For each budget given, a fresh lockd (fsync always) gets `--flooders` connections that each keep
+ * 1024 ACQUIREs of their own locks in flight for the whole run; after a second, `--newcomers` new
+ * connections open one after another, `--spacing` ms apart (20), and each sends one INSPECT as soon as it connects.
+ * Reported: from each newcomer's connect call to its answer (p50, max), and the flooders' answers per
+ * second over the run.
+ *
+ *   node bench/out/build/bench/connect-under-load.js [--budgets 65536,16384] [--flooders 200] [--newcomers 100] [--spacing 20]
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const ROOT = resolve(fileURLToPath(new URL("../../../..", import.meta.url)));
+const LOCKD = join(ROOT, "dist/src/cli/lockd.js");
+const IN_FLIGHT_PER_FLOODER = 1024;
+const ANSWER_BYTES = 17;
+
+const { values } = parseArgs({
+  options: {
+    budgets: { type: "string", default: "65536,16384" },
+    flooders: { type: "string", default: "200" },
+    newcomers: { type: "string", default: "100" },
+    spacing: { type: "string", default: "20" },
+  },
+});
+const budgets = values.budgets.split(",").map(Number);
+const flooderCount = Number(values.flooders);
+const newcomerCount = Number(values.newcomers);
+const spacingMs = Number(values.spacing);
+
+/** A request frame: cmd, a request id unique to (connection, n), lock id `lock`, owner 0xaa, ttl 30 s. */
+function frame(cmd: number, connection: number, n: number, lock: number): Buffer {
+  const bytes = Buffer.alloc(4 + 57);
+  bytes.writeUInt32BE(57, 0);
+  bytes[4] = cmd;
+  bytes.writeUInt32BE(connection + 1, 5 + 8);
+  bytes.writeUInt32BE(n + 1, 5 + 12);
+  bytes.writeUInt32BE(lock, 5 + 16 + 12);
+  bytes[5 + 47] = 0xaa;
+  bytes.writeUInt32BE(30_000, 5 + 52);
+  return bytes;
+}
+
+function startLockd(budget: number, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [LOCKD, "--listen", "127.0.0.1:0", "--data", dataDir, "--max-inflight-total", String(budget), ...(process.env.LOCKD_ARGS ?? "").split(" ").filter(Boolean)], {
+    stdio: ["ignore", "pipe", process.env.LOCKD_ARGS ? "inherit" : "ignore"],
+  });
+  return new Promise((done, fail) => {
+    let out = "";
+    child.stdout!.setEncoding("utf8").on("data", (text: string) => {
+      out += text;
+      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (match !== null) done({ child, port: Number(match[1]) });
+    });
+    child.once("exit", (code) => fail(new Error(`lockd exited (${code}) before listening`)));
+  });
+}
+
+/** A connection that keeps IN_FLIGHT_PER_FLOODER requests in flight until stopped; counts answers. */
+function flood(port: number, index: number, counter: { answers: number }): Socket {
+  const socket = connect({ port, host: "127.0.0.1", noDelay: true });
+  let sent = 0;
+  let pending = 0;
+  const template = frame(1, index, 0, 0);
+  const sendMore = (count: number) => {
+    // One buffer per write, from a template with only the request id's and lock id's counters patched:
+    // the client shares the machine's two cores with lockd and must stay cheap.
+    const frames = Buffer.allocUnsafe(count * template.length);
+    for (let k = 0, at = 0; k < count; k++, sent++, at += template.length) {
+      template.copy(frames, at);
+      frames.writeUInt32BE(sent + 1, at + 5 + 12);
+      frames.writeUInt32BE(index * 1_000_000 + (sent % 1_000_000), at + 5 + 16 + 12);
+    }
+    socket.write(frames);
+  };
+  socket.on("connect", () => sendMore(IN_FLIGHT_PER_FLOODER));
+  socket.on("data", (chunk: Buffer) => {
+    pending += chunk.length;
+    const answered = Math.floor(pending / ANSWER_BYTES);
+    pending -= answered * ANSWER_BYTES;
+    counter.answers += answered;
+    if (answered > 0 && !socket.destroyed) sendMore(answered);
+  });
+  socket.on("error", () => undefined);
+  return socket;
+}
+
+/** Milliseconds from the connect call to the answer of one INSPECT sent on connect. */
+function newcomer(port: number, index: number): Promise<number> {
+  const started = performance.now();
+  return new Promise((done, fail) => {
+    const socket = connect({ port, host: "127.0.0.1", noDelay: true }, () => socket.write(frame(4, 1_000_000 + index, 0, 0xfffffff)));
+    let received = 0;
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      if (received >= ANSWER_BYTES) {
+        done(performance.now() - started);
+        socket.destroy();
+      }
+    });
+    socket.on("error", fail);
+  });
+}
+
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+async function measure(budget: number): Promise<void> {
+  const dataRoot = join(ROOT, "bench/out/data");
+  mkdirSync(dataRoot, { recursive: true });
+  const dataDir = mkdtempSync(join(dataRoot, "connect-"));
+  const { child, port } = await startLockd(budget, dataDir);
+  const counter = { answers: 0 };
+  const flooders = Array.from({ length: flooderCount }, (_, i) => flood(port, i, counter));
+  await sleep(1000);
+  const answersBefore = counter.answers;
+  const started = performance.now();
+  const waits: Promise<number>[] = [];
+  for (let i = 0; i < newcomerCount; i++) {
+    waits.push(newcomer(port, i));
+    await sleep(spacingMs);
+  }
+  const times = (await Promise.all(waits)).sort((a, b) => a - b);
+  const seconds = (performance.now() - started) / 1000;
+  const throughput = Math.round((counter.answers - answersBefore) / seconds);
+  for (const socket of flooders) socket.destroy();
+  child.kill("SIGTERM");
+  await new Promise((done) => child.once("exit", done));
+  rmSync(dataDir, { recursive: true, force: true });
+  const p50 = times[Math.floor(times.length / 2)]!;
+  const max = times[times.length - 1]!;
+  console.log(
+    JSON.stringify({ suite: "connect-under-load", budget, flooders: flooderCount, newcomers: newcomerCount, spacingMs, p50Ms: +p50.toFixed(1), maxMs: +max.toFixed(1), floodOpsPerS: throughput }),
+  );
+}
+
+for (const budget of budgets) await measure(budget);
