@@ -10,6 +10,8 @@
  * second over the run.
  *
  *   node bench/out/build/bench/connect-under-load.js [--budgets 65536,16384] [--flooders 200] [--newcomers 100] [--spacing 20]
+ *
+ * LOCKD_ARGS="--stats-every 1000" adds flags to every lockd started, and shows its stderr.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
