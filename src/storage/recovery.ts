@@ -7,13 +7,14 @@
  * Files a snapshot covers (older snapshots, segments wholly inside it) are leftovers of an
  * interrupted clean-up and go.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, unlinkSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import { MAX_APPENDS_IN_FLIGHT } from "../log/commit-log.js";
 import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firstNonZero, readRecord } from "../log/record.js";
 import type { Logger } from "../server/logger.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
+import { RecoveryProgress } from "./recovery-progress.js";
 import { SegmentReader } from "./segment-reader.js";
 import { replaySegment, type ReplayProgress } from "./segment-replay.js";
 import { readSnapshotFile } from "./snapshot-file.js";
@@ -50,6 +51,13 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   let snapshotPath: string | null = null;
 
   const [newest, ...older] = listSnapshots(dir);
+  const firstLogIndex = segments[0]?.firstIndex ?? 1;
+  const report = RecoveryProgress.start(
+    logger,
+    dir.root,
+    newest === undefined ? 0 : statSync(newest.path).size,
+    Math.max(0, replayThrough - Math.max(newest?.lastIndex ?? 0, firstLogIndex - 1)),
+  );
   if (newest !== undefined) {
     const decoded = readSnapshotFile(newest.path, config, replayThrough);
     if (!decoded.ok) throw new RecoveryError(`snapshot ${newest.path} is unreadable: ${decoded.reason}`);
@@ -64,11 +72,14 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     // newest (it refuses to start if the newest is unreadable), so each would stay until the next
     // compaction's clean-up, and repeated crashes would pile them up.
     for (const old of older) unlinkSync(old.path);
+    report?.snapshotLoaded(lastIndex, Math.max(0, replayThrough - lastIndex));
   }
   stateMachine ??= emptyStateFor(config, replayThrough);
 
   const segmentReader = new SegmentReader();
   const progress: ReplayProgress = { snapshotIndex: lastIndex, lastIndex, lastTerm, entries: 0 };
+  const entriesToReplay = Math.max(0, replayThrough - lastIndex);
+  const afterWindow = report === null ? undefined : (replayed: ReplayProgress) => report.replayed(replayed.entries, entriesToReplay);
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
   let active: SegmentFile | null = null;
 
@@ -86,7 +97,10 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     }
     // The newest segment is preallocated with zeros, most of them unwritten in a young log: it is
     // read only as far as its records' headers reach, and the rest is checked for zeros.
-    const stop = replaySegment(segmentReader, segment.path, stateMachine, progress, isNewest ? { recordsEnd: newestHeaders!.end } : {});
+    const stop = replaySegment(segmentReader, segment.path, stateMachine, progress, {
+      ...(isNewest ? { recordsEnd: newestHeaders!.end } : {}),
+      ...(afterWindow === undefined ? {} : { afterWindow }),
+    });
     const at = stop.end;
     if (!stop.clean) {
       const bytes = stop.file;

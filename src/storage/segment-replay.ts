@@ -48,6 +48,8 @@ export interface SegmentReplayOptions {
    */
   readonly recordsEnd?: number;
   readonly windowBytes?: number;
+  /** Called after each window is replayed (progress reports of a long recovery). */
+  readonly afterWindow?: (progress: ReplayProgress) => void;
 }
 
 /** Applies every record of the segment at `path` in order, through a window (see above). */
@@ -65,6 +67,7 @@ export function replaySegment(
   for (;;) {
     const bytes = reader.read(path, wanted, from);
     const stop = replayRecords(bytes, stateMachine, progress);
+    options.afterWindow?.(progress);
     const end = from + stop.end;
     // The window was cut by its size, not by the file's end or `recordsEnd`: records may go on.
     const cut = bytes.length === wanted && from + wanted < recordsEnd;
