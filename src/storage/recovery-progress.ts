@@ -28,8 +28,14 @@ export class RecoveryProgress {
    * Announces the recovery of `root` if it is large (a `snapshotBytes` snapshot, then up to
    * `entriesToReplay` log entries), and returns the reporter to tell of its steps; null when small.
    */
-  static start(logger: Logger, root: string, snapshotBytes: number, entriesToReplay: number, now: () => number = () => performance.now()): RecoveryProgress | null {
-    if (snapshotBytes + entriesToReplay * ENTRY_BYTES < ANNOUNCED_RECOVERY_BYTES) return null;
+  static start(
+    logger: Logger,
+    root: string,
+    snapshotBytes: number,
+    entriesToReplay: number,
+    { announcedBytes = ANNOUNCED_RECOVERY_BYTES, now = () => performance.now() }: { readonly announcedBytes?: number; readonly now?: () => number } = {},
+  ): RecoveryProgress | null {
+    if (snapshotBytes + entriesToReplay * ENTRY_BYTES < announcedBytes) return null;
     const snapshot = snapshotBytes > 0 ? `a snapshot of ${mebibytes(snapshotBytes)} MiB, then ` : "";
     logger.info(`recovering ${root}: ${snapshot}up to ${entriesToReplay} log entries to replay`);
     return new RecoveryProgress(logger, now, now());

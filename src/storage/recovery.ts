@@ -38,7 +38,13 @@ export interface Recovered {
   readonly logBytesRead: number;
 }
 
-export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger): Recovered {
+/** How recovery reports a long run (recovery-progress.ts); tests shrink the size and drive the clock. */
+export interface RecoveryReporting {
+  readonly announcedBytes?: number;
+  readonly now?: () => number;
+}
+
+export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger, reporting: RecoveryReporting = {}): Recovered {
   const segments = listSegments(dir);
   // Size the tables for the whole log up front (see decodeSnapshot): where the newest segment's
   // records end, from their headers.
@@ -57,6 +63,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     dir.root,
     newest === undefined ? 0 : statSync(newest.path).size,
     Math.max(0, replayThrough - Math.max(newest?.lastIndex ?? 0, firstLogIndex - 1)),
+    reporting,
   );
   if (newest !== undefined) {
     const decoded = readSnapshotFile(newest.path, config, replayThrough);

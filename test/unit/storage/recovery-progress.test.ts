@@ -7,15 +7,15 @@ describe("a long recovery says what it reads and how far it got; a short one say
   it("stays silent below the announced size, whatever it holds", () => {
     const logger = capturingLogger();
     const justBelow = Math.floor((ANNOUNCED_RECOVERY_BYTES - 1 - 1000) / ENTRY_BYTES);
-    expect(RecoveryProgress.start(logger, "/data", 1000, justBelow, () => 0)).toBeNull();
-    expect(RecoveryProgress.start(logger, "/data", 0, 0, () => 0)).toBeNull();
+    expect(RecoveryProgress.start(logger, "/data", 1000, justBelow, { now: () => 0 })).toBeNull();
+    expect(RecoveryProgress.start(logger, "/data", 0, 0, { now: () => 0 })).toBeNull();
     expect(logger.lines).toEqual([]);
   });
 
   it("announces a large snapshot, its load, and the replay every few seconds, not more often", () => {
     const logger = capturingLogger();
     let nowMs = 1000;
-    const report = RecoveryProgress.start(logger, "/data", ANNOUNCED_RECOVERY_BYTES, 5_000_000, () => nowMs)!;
+    const report = RecoveryProgress.start(logger, "/data", ANNOUNCED_RECOVERY_BYTES, 5_000_000, { now: () => nowMs })!;
     expect(report).not.toBeNull();
     nowMs += 3500;
     report.snapshotLoaded(40_000_000, 4_000_000);
@@ -35,7 +35,7 @@ describe("a long recovery says what it reads and how far it got; a short one say
   it("announces a long log with no snapshot by its entries alone", () => {
     const logger = capturingLogger();
     const entries = Math.ceil(ANNOUNCED_RECOVERY_BYTES / ENTRY_BYTES);
-    expect(RecoveryProgress.start(logger, "/data", 0, entries, () => 0)).not.toBeNull();
+    expect(RecoveryProgress.start(logger, "/data", 0, entries, { now: () => 0 })).not.toBeNull();
     expect(logger.lines).toEqual([`recovering /data: up to ${entries} log entries to replay`]);
   });
 });

@@ -8,6 +8,7 @@ import { compact } from "../../../src/storage/compaction.js";
 import { listSegments, listSnapshots, openDataDir, segmentPath, type DataDir } from "../../../src/storage/data-dir.js";
 import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError, type Recovered } from "../../../src/storage/recovery.js";
+import { REPLAY_PROGRESS_EVERY_MS } from "../../../src/storage/recovery-progress.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import { Status } from "../../../src/protocol/index.js";
 import { MAX_APPENDS_IN_FLIGHT } from "../../../src/log/commit-log.js";
@@ -492,5 +493,28 @@ describe("after recovery the logical clock and the fencing counter are at least 
     const recovered = recover(openDataDir(root), CONFIG, silentLogger);
     expect(recovered.lastIndex).toBe(18);
     expect(listSegments(openDataDir(root))[0]!.path).toBe(segmentPath(openDataDir(root), 1));
+  });
+});
+
+describe("a long recovery reports its progress; a short one says nothing", () => {
+  it("stays silent at the real threshold, and with a tiny one announces the replay and reports each window", async () => {
+    const root = tempDir();
+    const batches = 400;
+    const segments = await writeLog(root, batches, 65_536);
+    expect(segments.length).toBeGreaterThan(1);
+
+    const quiet = capturingLogger();
+    recover(openDataDir(root), CONFIG, quiet);
+    expect(quiet.lines).toEqual([]);
+
+    const logger = capturingLogger();
+    let nowMs = 0;
+    const recovered = recover(openDataDir(root), CONFIG, logger, { announcedBytes: 1, now: () => (nowMs += REPLAY_PROGRESS_EVERY_MS) });
+    expect(recovered.entriesReplayed).toBe(batches * 3);
+    expect(logger.lines[0]).toBe(`recovering ${root}: up to ${batches * 3} log entries to replay`);
+    // One window per segment here; the fake clock moves a reporting interval at every reading.
+    const progress = logger.lines.slice(1);
+    expect(progress).toHaveLength(segments.length);
+    expect(progress.at(-1)).toMatch(new RegExp(`^recovery: ${batches * 3} of ${batches * 3} log entries replayed \\(100%\\) after \\d+\\.\\d s$`));
   });
 });
