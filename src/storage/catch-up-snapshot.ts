@@ -25,6 +25,8 @@ export function writeCatchUpSnapshot(dir: DataDir, recovered: Recovered, logger:
   const sm = recovered.stateMachine;
   let bytes = 0;
   let snapshotPath: string | null;
+  // Said first: a snapshot of a large state takes seconds, and the start is silent meanwhile.
+  logger.info(`writing a snapshot at index ${position.lastIndex} before serving (${sm.dedupeEntryCount} remembered answers, ${sm.lockRecordCount} lock records)`);
   try {
     snapshotPath = writeSnapshotFile(dir, position.lastIndex, (sink) => (bytes = writeSnapshot(sm, position, sink)));
   } catch (error) {
