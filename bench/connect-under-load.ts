@@ -20,11 +20,11 @@ import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { BODY_LOCK_ID, BODY_REQUEST_ID, Command, LENGTH_PREFIX_BYTES, RESPONSE_BYTES, encodeRequest, u128ToBytes } from "../src/protocol/index.js";
 
 const ROOT = resolve(fileURLToPath(new URL("../../../..", import.meta.url)));
 const LOCKD = join(ROOT, "dist/src/cli/lockd.js");
 const IN_FLIGHT_PER_FLOODER = 1024;
-const ANSWER_BYTES = 17;
 
 const { values } = parseArgs({
   options: {
@@ -39,17 +39,19 @@ const flooderCount = Number(values.flooders);
 const newcomerCount = Number(values.newcomers);
 const spacingMs = Number(values.spacing);
 
-/** A request frame: cmd, a request id unique to (connection, n), lock id `lock`, owner 0xaa, ttl 30 s. */
-function frame(cmd: number, connection: number, n: number, lock: number): Buffer {
-  const bytes = Buffer.alloc(4 + 57);
-  bytes.writeUInt32BE(57, 0);
-  bytes[4] = cmd;
-  bytes.writeUInt32BE(connection + 1, 5 + 8);
-  bytes.writeUInt32BE(n + 1, 5 + 12);
-  bytes.writeUInt32BE(lock, 5 + 16 + 12);
-  bytes[5 + 47] = 0xaa;
-  bytes.writeUInt32BE(30_000, 5 + 52);
-  return bytes;
+/** The last words of the request id and the lock id in a frame: the counters `flood` patches. */
+const REQUEST_COUNTER_AT = LENGTH_PREFIX_BYTES + BODY_REQUEST_ID + 12;
+const LOCK_COUNTER_AT = LENGTH_PREFIX_BYTES + BODY_LOCK_ID + 12;
+
+/** A request frame: a request id unique to (connection, n), lock id `lock`, owner 0xaa, ttl 30 s. */
+function frame(command: Command, connection: number, n: number, lock: number): Buffer {
+  return encodeRequest({
+    command,
+    requestId: u128ToBytes((BigInt(connection + 1) << 32n) | BigInt(n + 1)),
+    lockId: u128ToBytes(BigInt(lock)),
+    ownerId: u128ToBytes(0xaan),
+    ttlMs: 30_000n,
+  });
 }
 
 function startLockd(budget: number, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
@@ -72,23 +74,23 @@ function flood(port: number, index: number, counter: { answers: number }): Socke
   const socket = connect({ port, host: "127.0.0.1", noDelay: true });
   let sent = 0;
   let pending = 0;
-  const template = frame(1, index, 0, 0);
+  const template = frame(Command.Acquire, index, 0, 0);
   const sendMore = (count: number) => {
     // One buffer per write, from a template with only the request id's and lock id's counters patched:
     // the client shares the machine's two cores with lockd and must stay cheap.
     const frames = Buffer.allocUnsafe(count * template.length);
     for (let k = 0, at = 0; k < count; k++, sent++, at += template.length) {
       template.copy(frames, at);
-      frames.writeUInt32BE(sent + 1, at + 5 + 12);
-      frames.writeUInt32BE(index * 1_000_000 + (sent % 1_000_000), at + 5 + 16 + 12);
+      frames.writeUInt32BE(sent + 1, at + REQUEST_COUNTER_AT);
+      frames.writeUInt32BE(index * 1_000_000 + (sent % 1_000_000), at + LOCK_COUNTER_AT);
     }
     socket.write(frames);
   };
   socket.on("connect", () => sendMore(IN_FLIGHT_PER_FLOODER));
   socket.on("data", (chunk: Buffer) => {
     pending += chunk.length;
-    const answered = Math.floor(pending / ANSWER_BYTES);
-    pending -= answered * ANSWER_BYTES;
+    const answered = Math.floor(pending / RESPONSE_BYTES);
+    pending -= answered * RESPONSE_BYTES;
     counter.answers += answered;
     if (answered > 0 && !socket.destroyed) sendMore(answered);
   });
@@ -100,11 +102,11 @@ function flood(port: number, index: number, counter: { answers: number }): Socke
 function newcomer(port: number, index: number): Promise<number> {
   const started = performance.now();
   return new Promise((done, fail) => {
-    const socket = connect({ port, host: "127.0.0.1", noDelay: true }, () => socket.write(frame(4, 1_000_000 + index, 0, 0xfffffff)));
+    const socket = connect({ port, host: "127.0.0.1", noDelay: true }, () => socket.write(frame(Command.Inspect, 1_000_000 + index, 0, 0xfffffff)));
     let received = 0;
     socket.on("data", (chunk: Buffer) => {
       received += chunk.length;
-      if (received >= ANSWER_BYTES) {
+      if (received >= RESPONSE_BYTES) {
         done(performance.now() - started);
         socket.destroy();
       }
