@@ -79,13 +79,13 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     // newest (it refuses to start if the newest is unreadable), so each would stay until the next
     // compaction's clean-up, and repeated crashes would pile them up.
     for (const old of older) unlinkSync(old.path);
-    report?.snapshotLoaded(lastIndex, Math.max(0, replayThrough - lastIndex));
   }
   stateMachine ??= emptyStateFor(config, replayThrough);
+  const entriesToReplay = Math.max(0, replayThrough - lastIndex);
+  if (snapshotPath !== null) report?.snapshotLoaded(lastIndex, entriesToReplay);
 
   const segmentReader = new SegmentReader();
   const progress: ReplayProgress = { snapshotIndex: lastIndex, lastIndex, lastTerm, entries: 0 };
-  const entriesToReplay = Math.max(0, replayThrough - lastIndex);
   const afterWindow = report === null ? undefined : (replayed: ReplayProgress) => report.replayed(replayed.entries, entriesToReplay);
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
   let active: SegmentFile | null = null;
