@@ -173,7 +173,7 @@ export class Connection implements ReplySink, BudgetWaiter {
     this.budget.give(count);
     this.lastActivityMs = this.coarseNow();
     if (!this.socket.destroyed) {
-      if (this.socket.writableLength === 0 && this.backlogLength === 0) {
+      if (this.queuedReplyBytes === 0) {
         // Taken whole by the kernel during the call: the buffer is free again. (A write that waits in
         // the socket keeps its buffer until it is sent.)
         if (this.writeReplies(replies.subarray(0, length))) this.spareReplies = replies;
