@@ -80,6 +80,12 @@ export function writeBumpEntry(entry: Uint8Array, at: number, amount: number): v
  */
 export const MAX_FENCING_TOKEN = Number.MAX_SAFE_INTEGER - 1;
 
+/**
+ * The latest time the state machine hands out, 2^53 - 1 ms: times are JavaScript numbers, exact up
+ * to there. Stamps are capped at it (CommitPipeline.stamp) and no lease may end after it.
+ */
+export const LATEST_TIME_MS = Number.MAX_SAFE_INTEGER;
+
 /** Most commands `prefetch` looks ahead at, at once. */
 export const PREFETCH_MAX = 256;
 
@@ -196,8 +202,12 @@ export class StateMachine {
     }
 
     // RELEASE and INSPECT entries carry a zero ttl, so only ACQUIRE and RENEW can fail this. Like
-    // every 3, it changes nothing, the clock included.
-    if (limits !== null && ttlOf(words) > limits.maxTtlMs) {
+    // every 3, it changes nothing, the clock included. The second bound keeps every expires_at below
+    // 2^53, where a u64 read into a number stays exact: it binds only when the logical clock is within
+    // 100 years (the largest --max-ttl) of 2^53 ms, the year 287,396, where only a wall clock set
+    // absurdly far ahead can put it.
+    const ttlMs = ttlOf(words);
+    if (limits !== null && (ttlMs > limits.maxTtlMs || ttlMs > LATEST_TIME_MS - now)) {
       writeResponse(out, outAt, Status.Invalid, 0, 0);
       return Status.Invalid;
     }

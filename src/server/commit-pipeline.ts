@@ -17,7 +17,7 @@ import { LONG_BODY_BYTES, SHORT_BODY_BYTES, Status, commandTakesTtl } from "../p
 import { wholeFrameStarts } from "../protocol/frame-reader.js";
 import { writeResponse } from "../protocol/response.js";
 import { COMMAND_WORDS, copyCommand, readCommandWords } from "../core/command-words.js";
-import { MAX_FENCING_TOKEN, PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
+import { LATEST_TIME_MS, MAX_FENCING_TOKEN, PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
 import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord, type WritePlace } from "../log/record.js";
 import type { Clock } from "./clock.js";
@@ -135,11 +135,16 @@ export class CommitPipeline {
     return this.lastDurableIndex;
   }
 
-  /** The leader's time stamp for commands read now: one clock sample per read, never behind the state. */
+  /**
+   * The leader's time stamp for commands read now: one clock sample per read, never behind the state,
+   * and never past LATEST_TIME_MS (a wall clock set past the year 287,396 stops time there, where
+   * every ACQUIRE and RENEW answers 3, rather than stamping a time the log cannot hold exactly).
+   */
   stamp(): number {
     const wall = this.clock.nowMs();
     const logical = this.sm.logicalNowMs;
-    return wall > logical ? wall : logical;
+    const stamp = wall > logical ? wall : logical;
+    return stamp < LATEST_TIME_MS ? stamp : LATEST_TIME_MS;
   }
 
   /**

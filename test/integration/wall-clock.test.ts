@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { Status, type Response } from "../../src/protocol/index.js";
-import { acquire, inspect } from "../support/frames.js";
+import { acquire, inspect, release } from "../support/frames.js";
 import { splitAnswers } from "../support/answers.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
@@ -133,5 +133,43 @@ describe("a wall-clock step lockd cannot record", () => {
     expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Unavailable);
     expect(lockd.stderr()).toMatch(/recording the wall-clock step in .* failed \(.*\); refusing every request with status 6 from now on/);
     client.close();
+  });
+});
+
+describe("a wall clock near 2^53 ms (the year 287,396), past which times are no longer exact numbers", () => {
+  it("answers 3 to a lease that would end past 2^53 - 1 and, with the clock past it, stops time there instead of crashing", async () => {
+    const latest = 2n ** 53n - 1n;
+    const shiftFile = join(tempDir(), "shift");
+    const wallAt = (target: number): void => writeFileSync(shiftFile, String(target - Date.now()));
+    wallAt(Number.MAX_SAFE_INTEGER - 5_000);
+    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+    const args = ["--max-ttl", "3155760000000"];
+    lockd = await spawnLockd({ env, args });
+    let client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 1n }, 1_000n));
+    client.write(acquire({ lock: 2n, owner: 1n }, 3_600_000n));
+    client.write(inspect({ lock: 1n, owner: 1n }));
+    const [granted, tooLong, held] = splitAnswers(await client.read(3 * 17));
+    expect(granted!.status).toBe(Status.Ok);
+    expect(granted!.expiresAt).toBeLessThanOrEqual(latest);
+    expect(tooLong).toEqual({ status: Status.Invalid, fencingToken: 0n, expiresAt: 0n });
+    expect(held).toEqual(granted);
+    client.close();
+    const dataDir = lockd.dataDir;
+    expect(await lockd.stop()).toBe(0);
+
+    // Restarted with the wall clock a minute past 2^53: a step made while lockd was down takes effect
+    // at once (protocol.md §4), so logical time stands at 2^53 - 1, where no lease can be granted.
+    wallAt(Number.MAX_SAFE_INTEGER + 60_000);
+    lockd = await spawnLockd({ env, args, dataDir });
+    client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 3n, owner: 1n }, 1n));
+    client.write(release({ lock: 1n, owner: 1n }));
+    const [refused, released] = splitAnswers(await client.read(2 * 17));
+    expect(refused).toEqual({ status: Status.Invalid, fencingToken: 0n, expiresAt: 0n });
+    expect(released).toEqual({ status: Status.Expired, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt });
+    client.close();
+    expect(await lockd.stop()).toBe(0);
+    rmSync(dataDir, { recursive: true, force: true });
   });
 });

@@ -319,6 +319,23 @@ describe("idempotency: a request id processed within the dedupe window gets the 
     expect(s.at(1400, renew({ lock: L1, owner: A, request: 25n }, 1000n))).toEqual(ok(1, 2400));
   });
 
+  it("answers 3 to an ACQUIRE or RENEW whose lease would end past 2^53 - 1 ms, and changes nothing", () => {
+    const s = new Script({}, null);
+    s.driver.setMaxTtl(3_155_760_000_000);
+    const latest = Number.MAX_SAFE_INTEGER;
+    const at = latest - 5000;
+    expect(s.at(at, acquire({ lock: L1, owner: A, request: 31n }, 5000n))).toEqual(ok(1, latest));
+    expect(s.at(at + 1, acquire({ lock: L2, owner: A, request: 32n }, 5000n))).toEqual(INVALID);
+    expect(s.at(at + 1, renew({ lock: L1, owner: A, request: 33n }, 5000n))).toEqual(INVALID);
+    expect(s.sm.logicalNowMs).toBe(at);
+    expect(s.sm.lockRecordCount).toBe(1);
+    expect(s.sm.nextFencingToken).toBe(2);
+    expect(s.at(at + 1, renew({ lock: L1, owner: A, request: 34n }, 4999n))).toEqual(ok(1, latest));
+    // At the latest time itself a lease can only be released, which answers that time.
+    expect(s.at(latest, acquire({ lock: L2, owner: B, request: 35n }, 1n))).toEqual(INVALID);
+    expect(s.at(latest - 1, release({ lock: L1, owner: A, request: 36n }))).toEqual(ok(1, latest - 1));
+  });
+
   it("the 49- and 57-byte forms of one RELEASE are the same request", () => {
     const s = new Script();
     s.at(1000, acquire({ lock: L1, owner: A }, 100n));
