@@ -42,7 +42,12 @@ export function copyCommand(from: DataView, fromAt: number, length: number, to: 
 
 /** The ttl in ms (exact: the server admits ttls far below 2^53). */
 export function ttlOf(words: Int32Array): number {
-  return (words[WORD_TTL]! >>> 0) * 0x1_0000_0000 + (words[WORD_TTL + 1]! >>> 0);
+  return u64Of(words, WORD_TTL);
+}
+
+/** The u64 in `words[at..at+2)` (high word first), exact below 2^53. */
+export function u64Of(words: Int32Array, at: number): number {
+  return (words[at]! >>> 0) * 0x1_0000_0000 + (words[at + 1]! >>> 0);
 }
 
 /** The 16-byte id at `bytes[at..]` as four words into `words[wordsAt..]` (snapshots, tests). */

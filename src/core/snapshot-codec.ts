@@ -3,8 +3,10 @@
  * dedupe table, plus the log position the state includes. Pure: the storage layer writes and reads
  * the bytes.
  *
- *   8  magic "BATONSNP"        4  version (1)             8  last_index   8  last_term
+ *   8  magic "BATONSNP"        4  version (2)             8  last_index   8  last_term
  *   8  now_ms                  8  next_token              8  lock_count   8  dedupe_count
+ *   8  dedupe_window_ms        8  expired_retention_ms    (version 2 on; version 1 has neither, and
+ *                                                           its state has the settings it is read with)
  *   lock_count   x 48: lock_id[16] owner_id[16] token u64 expires_at u64
  *   dedupe_count x 49: request_id[16] fingerprint[8] answer[17] first_seen_ms u64
  *   4  crc32 of everything before it
@@ -16,8 +18,9 @@ import { readIdWords } from "./command-words.js";
 import { StateMachine, fixedStarts, type StateMachineConfig } from "./state-machine.js";
 
 const MAGIC = Buffer.from("BATONSNP", "latin1");
-const VERSION = 1;
-const HEADER_BYTES = 8 + 4 + 8 * 6;
+const VERSION = 2;
+const V1_HEADER_BYTES = 8 + 4 + 8 * 6;
+const HEADER_BYTES = V1_HEADER_BYTES + 8 * 2;
 const LOCK_BYTES = 48;
 const DEDUPE_BYTES = 16 + 8 + RESPONSE_BYTES + 8;
 const TRAILER_BYTES = 4;
@@ -77,6 +80,9 @@ export function writeSnapshot(sm: StateMachine, position: SnapshotPosition, sink
   // Superseded answers (rare) are left out, and the header comes first: count them before writing.
   const dedupeCount = dedupe.liveEntryCount();
   writeU64(piece, 52, dedupeCount);
+  const retention = sm.retention;
+  writeU64(piece, 60, retention.dedupeWindowMs);
+  writeU64(piece, 68, retention.expiredRetentionMs);
   at = HEADER_BYTES;
 
   locks.forEachSlot((slot) => {
@@ -156,27 +162,31 @@ export function decodeSnapshot(bytes: Buffer, config: StateMachineConfig, replay
  * pieces arrive and thrown away if the checksum does not match.
  */
 export function readSnapshot(source: SnapshotSource, config: StateMachineConfig, replayThrough = 0, pieceBytes = SNAPSHOT_PIECE_BYTES): DecodedSnapshot {
-  if (source.size < HEADER_BYTES + TRAILER_BYTES) return { ok: false, reason: `too short (${source.size} bytes)` };
+  if (source.size < V1_HEADER_BYTES + TRAILER_BYTES) return { ok: false, reason: `too short (${source.size} bytes)` };
   const piece = Buffer.allocUnsafe(Math.max(pieceBytes, HEADER_BYTES, LOCK_BYTES, DEDUPE_BYTES));
-  source.read(piece, HEADER_BYTES);
+  source.read(piece, V1_HEADER_BYTES);
   if (!piece.subarray(0, 8).equals(MAGIC)) return { ok: false, reason: "not a baton snapshot (bad magic)" };
   const version = readU32(piece, 8);
-  if (version !== VERSION) return { ok: false, reason: `unsupported snapshot version ${version}` };
+  if (version !== VERSION && version !== 1) return { ok: false, reason: `unsupported snapshot version ${version}` };
+  const headerBytes = version === 1 ? V1_HEADER_BYTES : HEADER_BYTES;
   const lockCount = readU64(piece, 44);
   const dedupeCount = readU64(piece, 52);
-  const expected = HEADER_BYTES + lockCount * LOCK_BYTES + dedupeCount * DEDUPE_BYTES + TRAILER_BYTES;
+  const expected = headerBytes + lockCount * LOCK_BYTES + dedupeCount * DEDUPE_BYTES + TRAILER_BYTES;
   if (expected !== source.size) return { ok: false, reason: `size ${source.size} does not match its counts (expected ${expected})` };
+  if (headerBytes > V1_HEADER_BYTES) source.read(piece.subarray(V1_HEADER_BYTES), headerBytes - V1_HEADER_BYTES);
   const lastIndex = readU64(piece, 12);
   const lastTerm = readU64(piece, 20);
   const logEntries = Math.max(0, replayThrough - lastIndex);
+  const retention = version === 1 ? {} : { dedupeWindowMs: readU64(piece, 60), expiredRetentionMs: readU64(piece, 68) };
   const sm = new StateMachine({
     ...config,
+    ...retention,
     initialCapacity: { locks: lockCount, lockRecords: lockCount + logEntries, dedupeEntries: dedupeCount + logEntries },
   });
   sm.restoreScalars(readU64(piece, 28), readU64(piece, 36));
   let crc: number;
   try {
-    crc = loadRecords(source, piece, sm, lockCount, dedupeCount, crc32(piece.subarray(0, HEADER_BYTES)));
+    crc = loadRecords(source, piece, sm, lockCount, dedupeCount, crc32(piece.subarray(0, headerBytes)));
   } catch (error) {
     // Memory or the disk failing is not the snapshot's fault: say so as it is, never "unreadable".
     if (error instanceof RangeError || (error as NodeJS.ErrnoException).code !== undefined) throw error;

@@ -6,22 +6,34 @@
  *
  * Commands are 57-byte entries in the wire body layout (RELEASE/INSPECT with a zero ttl field), or
  * the same fields already read into words (command-words.ts), which is how the server passes them.
- * One more command exists only in the log, never on the wire: BUMP_FENCING_TOKEN (below).
+ * Two more commands exist only in the log, never on the wire: BUMP_FENCING_TOKEN and SET_RETENTION
+ * (below).
  */
 import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, BODY_TTL, Command, LONG_BODY_BYTES, Status } from "../protocol/wire.js";
 import { writeU64 } from "../protocol/u64.js";
 import { writeResponse } from "../protocol/response.js";
-import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, readIdWords, ttlOf } from "./command-words.js";
+import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, readIdWords, ttlOf, u64Of } from "./command-words.js";
 import { DedupeTable } from "./dedupe-table.js";
 import { hashWordsTwice } from "./hash.js";
 import { LockTable } from "./lock-table.js";
 import { FRESH_MEMORY, type TableMemory } from "./table-memory.js";
 
-export interface StateMachineConfig {
+/**
+ * How long the state machine remembers what it decided. Both settings decide answers, so they are
+ * part of the state: a SET_RETENTION entry changes them at its place in the log, and a snapshot
+ * carries them, so every replay decides each command with the settings it was first decided with.
+ */
+export interface RetentionSettings {
   /** How long (logical ms) a decided answer is remembered for retries with the same request id. */
   readonly dedupeWindowMs: number;
   /** How long after expiry a lease is remembered, so its owner gets "expired" (5) rather than "not held" (2). */
   readonly expiredRetentionMs: number;
+}
+
+/** The settings of a state machine that no entry or snapshot has set: the servers' defaults. */
+export const DEFAULT_RETENTION: RetentionSettings = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000 };
+
+export interface StateMachineConfig extends RetentionSettings {
   /** Seeds the id index hashes (layout only, never answers). */
   readonly hashSeed: number;
   /**
@@ -74,6 +86,20 @@ export function writeBumpEntry(entry: Uint8Array, at: number, amount: number): v
   writeU64(entry, at + BODY_TTL, amount);
 }
 
+/** The log-only command that changes the retention settings from its place in the log on. */
+export const SET_RETENTION = 0x81;
+
+/**
+ * Writes a SET_RETENTION entry into `entry[at..at+57)`: the dedupe window in the ttl field, the expired
+ * retention in the first 8 bytes of the lock id field (both u64).
+ */
+export function writeRetentionEntry(entry: Uint8Array, at: number, settings: RetentionSettings): void {
+  entry.fill(0, at, at + LONG_BODY_BYTES);
+  entry[at + BODY_CMD] = SET_RETENTION;
+  writeU64(entry, at + BODY_TTL, settings.dedupeWindowMs);
+  writeU64(entry, at + BODY_LOCK_ID, settings.expiredRetentionMs);
+}
+
 /**
  * The largest fencing token, 2^53 - 2: the counter is a JavaScript number, exact up to 2^53 - 1,
  * and after the last grant it holds one more than the last token, which snapshots must still write.
@@ -101,10 +127,14 @@ export function fixedStarts(starts: Int32Array, first: number, recordBytes: numb
 export class StateMachine {
   private nowMs = 0;
   private nextToken = 1;
+  private dedupeWindowMs: number;
+  private expiredRetentionMs: number;
   private readonly locks: LockTable;
   private readonly dedupe: DedupeTable;
 
   constructor(readonly config: StateMachineConfig) {
+    this.dedupeWindowMs = config.dedupeWindowMs;
+    this.expiredRetentionMs = config.expiredRetentionMs;
     const memory = config.memory ?? FRESH_MEMORY;
     this.locks = new LockTable(config.hashSeed, config.initialCapacity?.locks, memory, config.initialCapacity?.lockRecords);
     this.dedupe = new DedupeTable(config.hashSeed ^ 0x5bd1e995, config.initialCapacity?.dedupeEntries, memory);
@@ -113,6 +143,11 @@ export class StateMachine {
   /** The logical clock: the largest time stamp applied so far. */
   get logicalNowMs(): number {
     return this.nowMs;
+  }
+
+  /** The retention settings in force: the config's until a SET_RETENTION entry or a snapshot changed them. */
+  get retention(): RetentionSettings {
+    return { dedupeWindowMs: this.dedupeWindowMs, expiredRetentionMs: this.expiredRetentionMs };
   }
 
   /** The token the next successful ACQUIRE will get. */
@@ -148,7 +183,7 @@ export class StateMachine {
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, stampMs: number): void {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
-    this.dedupe.prefetch(bytes, starts, count, BODY_REQUEST_ID, now, this.config.dedupeWindowMs, count * PRUNE_BUDGET_PER_COMMAND);
+    this.dedupe.prefetch(bytes, starts, count, BODY_REQUEST_ID, now, this.dedupeWindowMs, count * PRUNE_BUDGET_PER_COMMAND);
     this.locks.prefetch(bytes, starts, count, BODY_LOCK_ID);
   }
 
@@ -182,6 +217,7 @@ export class StateMachine {
   ): number {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
     if (cmd === BUMP_FENCING_TOKEN) return this.bumpFencingToken(ttlOf(words), now, out, outAt);
+    if (cmd === SET_RETENTION) return this.setRetention(ttlOf(words), u64Of(words, WORD_LOCK_ID), now, out, outAt);
     const fingerprint = this.fingerprint;
     hashWordsTwice(words, WORD_LOCK_ID, PARAMETER_WORDS, FINGERPRINT_SEED_0 ^ cmd, FINGERPRINT_SEED_1 ^ cmd, fingerprint);
     const fingerprint0 = fingerprint[0]!;
@@ -190,7 +226,7 @@ export class StateMachine {
     const dedupe = this.dedupe;
     const requestHash = dedupe.hashOf(words, WORD_REQUEST_ID);
     const recorded = dedupe.lookupWords(words, WORD_REQUEST_ID, requestHash);
-    const seen = recorded >= 0 && dedupe.isLive(recorded, now, this.config.dedupeWindowMs) ? recorded : -1;
+    const seen = recorded >= 0 && dedupe.isLive(recorded, now, this.dedupeWindowMs) ? recorded : -1;
     if (seen >= 0) {
       if (cmd === Command.Inspect || !dedupe.matches(seen, fingerprint0, fingerprint1)) {
         writeResponse(out, outAt, Status.Invalid, 0, 0);
@@ -215,7 +251,7 @@ export class StateMachine {
     const lockHash = this.locks.hashOf(words, WORD_LOCK_ID);
     const stored = this.locks.findWords(words, WORD_LOCK_ID, lockHash);
     // A record past its retention is semantically gone, whether or not pruning has reached it yet.
-    const slot = stored >= 0 && this.locks.expiresAtOf(stored) + this.config.expiredRetentionMs > now ? stored : -1;
+    const slot = stored >= 0 && this.locks.expiresAtOf(stored) + this.expiredRetentionMs > now ? stored : -1;
 
     if (cmd === Command.Inspect) {
       this.inspect(slot, words, now, out, outAt);
@@ -225,7 +261,7 @@ export class StateMachine {
 
     if (limits !== null && dedupe.size >= limits.maxDedupeEntries) {
       this.advanceForCapacity(now);
-      dedupe.prune(now, this.config.dedupeWindowMs, Infinity);
+      dedupe.prune(now, this.dedupeWindowMs, Infinity);
       if (dedupe.size >= limits.maxDedupeEntries) {
         writeResponse(out, outAt, Status.Unavailable, 0, 0);
         return Status.Unavailable;
@@ -254,6 +290,15 @@ export class StateMachine {
     }
     this.nextToken += amount;
     writeResponse(out, outAt, Status.Ok, this.nextToken, 0);
+    this.advance(now);
+    return Status.Ok;
+  }
+
+  /** Remembered by no request id, like a bump. The settings apply from this entry's `now` on. */
+  private setRetention(dedupeWindowMs: number, expiredRetentionMs: number, now: number, out: Uint8Array, outAt: number): number {
+    this.dedupeWindowMs = dedupeWindowMs;
+    this.expiredRetentionMs = expiredRetentionMs;
+    writeResponse(out, outAt, Status.Ok, 0, 0);
     this.advance(now);
     return Status.Ok;
   }
@@ -352,12 +397,12 @@ export class StateMachine {
   private advance(now: number): void {
     this.nowMs = now;
     this.pruneLocks(now, PRUNE_BUDGET_PER_COMMAND);
-    this.dedupe.prune(now, this.config.dedupeWindowMs, PRUNE_BUDGET_PER_COMMAND);
+    this.dedupe.prune(now, this.dedupeWindowMs, PRUNE_BUDGET_PER_COMMAND);
   }
 
   private pruneLocks(now: number, budget: number): void {
     const locks = this.locks;
-    const retention = this.config.expiredRetentionMs;
+    const retention = this.expiredRetentionMs;
     for (let n = 0; n < budget; n++) {
       const oldest = locks.earliest();
       if (oldest < 0 || locks.expiresAtOf(oldest) + retention > now) return;

@@ -8,8 +8,9 @@
 import { MAX_FENCING_TOKEN, writeBumpEntry } from "../core/state-machine.js";
 import { ENTRY_BYTES } from "../log/record.js";
 import { readU64 } from "../protocol/u64.js";
-import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
-import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
+import { Status } from "../protocol/wire.js";
+import type { CommitPipeline } from "./commit-pipeline.js";
+import { commitOwnEntry } from "./own-entry.js";
 
 export type BumpResult = { readonly ok: true; readonly nextToken: number } | { readonly ok: false; readonly reason: string };
 
@@ -17,11 +18,9 @@ export type BumpResult = { readonly ok: true; readonly nextToken: number } | { r
 export async function bumpFencingToken(pipeline: CommitPipeline, amount: number): Promise<BumpResult> {
   const entry = new Uint8Array(ENTRY_BYTES);
   writeBumpEntry(entry, 0, amount);
-  const sink = new SingleAnswer();
-  pipeline.submitEntry(sink, entry, pipeline.stamp());
-  await pipeline.whenIdle();
-  const status = sink.answer[0];
-  if (status === Status.Ok) return { ok: true, nextToken: readU64(sink.answer, 1) };
+  const answer = await commitOwnEntry(pipeline, entry);
+  const status = answer[0];
+  if (status === Status.Ok) return { ok: true, nextToken: readU64(answer, 1) };
   if (status === Status.Invalid) {
     return { ok: false, reason: `raising it by ${amount} would leave no fencing token to grant (the largest is 2^53 - 2, ${MAX_FENCING_TOKEN})` };
   }
@@ -30,23 +29,3 @@ export async function bumpFencingToken(pipeline: CommitPipeline, amount: number)
     reason: "the log could not be written, so the bump may or may not be on disk: the next start's \"next fencing token\" tells which",
   };
 }
-
-/** The reply sink of one command the server issues itself. */
-class SingleAnswer implements ReplySink {
-  openReplies = new Uint8Array(RESPONSE_BYTES);
-  inOpenBatch = false;
-  /** The answer once released; status 6 if its batch failed. */
-  readonly answer = new Uint8Array(RESPONSE_BYTES);
-
-  reserveReply(): number {
-    return 0;
-  }
-
-  sealReplies(): void {}
-
-  releaseReplies(failed: boolean): void {
-    this.answer.set(this.openReplies);
-    if (failed) this.answer[0] = Status.Unavailable;
-  }
-}
-

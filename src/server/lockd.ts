@@ -3,7 +3,7 @@
  * listening. Storage (data directory, recovery) plugs in here.
  */
 import { randomInt } from "node:crypto";
-import { MAX_FENCING_TOKEN, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
+import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { openDataDir, type DataDir } from "../storage/data-dir.js";
@@ -19,6 +19,7 @@ import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
 import { bumpFencingToken } from "./fencing-bump.js";
+import { changeRetention, sameRetention } from "./retention-change.js";
 import { startMetricsServer, type MetricsServer } from "./metrics.js";
 import { packageVersion } from "../version.js";
 import { WarmMemory } from "./warm-memory.js";
@@ -49,8 +50,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   const launcher = startCompactionLauncher({ idlePriority: true });
   const memory = new WarmMemory(logger);
   const smConfig: StateMachineConfig = {
-    dedupeWindowMs: config.dedupeWindowMs,
-    expiredRetentionMs: config.expiredRetentionMs,
+    // Not the flags: the log and the snapshots say which settings applied where (retention-change.ts).
+    ...DEFAULT_RETENTION,
     hashSeed: randomInt(0x7fffffff),
     memory,
     // The tables start small and double incrementally as entries arrive. A large initial index is
@@ -126,6 +127,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters);
     if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     try {
+      const retention = { dedupeWindowMs: config.dedupeWindowMs, expiredRetentionMs: config.expiredRetentionMs };
+      if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
       server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
     } catch (error) {
@@ -189,6 +192,18 @@ async function bumpBeforeServing(pipeline: CommitPipeline, sm: StateMachine, amo
   const bump = await bumpFencingToken(pipeline, amount);
   if (!bump.ok) throw new Error(`--bump-fencing-token ${amount}: ${bump.reason}`);
   logger.info(`--bump-fencing-token: the fencing counter went from ${before} to ${bump.nextToken}, logged: the next ACQUIRE gets ${bump.nextToken}`);
+}
+
+/** Flags that change the retention settings: logs the change and says so; a failure stops the start. */
+async function changeRetentionBeforeServing(pipeline: CommitPipeline, sm: StateMachine, settings: RetentionSettings, logger: Logger): Promise<void> {
+  const before = sm.retention;
+  if (!(await changeRetention(pipeline, settings))) {
+    throw new Error("the new --dedupe-window / --expired-retention could not be logged (see the log write error above); nothing is served");
+  }
+  logger.info(
+    `--dedupe-window ${settings.dedupeWindowMs} ms and --expired-retention ${settings.expiredRetentionMs} ms apply from log index ` +
+      `${pipeline.durableIndex} on (before: ${before.dedupeWindowMs} ms and ${before.expiredRetentionMs} ms, which earlier commands keep in every replay)`,
+  );
 }
 
 /**
