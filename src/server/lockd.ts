@@ -214,11 +214,23 @@ async function changeRetentionBeforeServing(pipeline: CommitPipeline, sm: StateM
  * the pipeline refuse every request: leases granted after it could end early at a restart.
  */
 function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline: () => Pick<CommitPipeline, "failed" | "refuse">): Clock {
-  const previous = readClockStep(dir);
+  let record = readClockStep(dir);
   // Rounded up: carrying over more than is left only makes leases last longer.
-  const unabsorbedMs = previous === null ? 0 : Math.ceil(unabsorbedStepMs(previous, recoveredMs));
+  const unabsorbedMs = record === null ? 0 : Math.ceil(unabsorbedStepMs(record, recoveredMs));
   if (unabsorbedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
+    // The clock starts exactly that far behind the wall clock: recorded as such (1 ms more for the
+    // wall clock's whole milliseconds), so the next restart carries it less what this run absorbs.
+    // The old record would not do: it was estimated at the recovered time, and its estimate goes on
+    // falling through the downtime, which the carried amount did not; the clock's first reading
+    // would then find more left than the record says and record again, with a second of slack: a
+    // second more to absorb after every restart.
+    record = { aheadMs: unabsorbedMs + 1, atMs: Date.now() - unabsorbedMs };
+    try {
+      writeClockStep(dir, record);
+    } catch (error) {
+      throw new Error(`cannot record the wall-clock step left to absorb in ${dir.root}: ${(error as Error).message}`);
+    }
   }
   return systemClock(
     (aheadMs) => logger.warn(describeClockStep(aheadMs)),
@@ -233,7 +245,7 @@ function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline
       }
     },
     unabsorbedMs,
-    previous,
+    record,
   );
 }
 
