@@ -56,6 +56,13 @@ export class Connection implements ReplySink, BudgetWaiter {
    * no partial frame, or reading is held back by the server itself).
    */
   partialSinceMs = 0;
+  /**
+   * How long the server had already waited for the incomplete frame when it held reading back: the
+   * frame clock stops while the server holds the bytes, and goes on from here when it reads again,
+   * rather than starting over (which would let a client trickling a byte at a time into a busy
+   * server, held back at every byte, keep a partial frame forever).
+   */
+  private partialWaitedMs = 0;
   /** Coarse time of the last bytes read or answers written: the idle timeout's clock. */
   lastActivityMs = 0;
   /**
@@ -129,7 +136,7 @@ export class Connection implements ReplySink, BudgetWaiter {
     // leave the peer's FIN unread, and the connection open until the shutdown's grace period ends.
     if (this.endedAtMs > 0) return;
     this.closing = true;
-    this.pauseReading();
+    this.pauseReading(false);
     this.finishIfDone();
   }
 
@@ -247,11 +254,11 @@ export class Connection implements ReplySink, BudgetWaiter {
     let completed = false;
     for (;;) {
       if (this.inflight >= maxInflight || this.queuedReplyBytes > this.config.maxQueuedReplyBytes) {
-        this.pauseReading();
+        this.pauseReading(completed);
         return;
       }
       if (this.budget.spent) {
-        this.pauseReading();
+        this.pauseReading(completed);
         this.queueForBudget();
         return;
       }
@@ -270,22 +277,27 @@ export class Connection implements ReplySink, BudgetWaiter {
         // A length over the limit: the stream cannot be resynchronised. Answer 3, then close.
         pipeline.answerWithoutState(this, Status.Invalid);
         this.closing = true;
-        this.pauseReading();
+        this.pauseReading(completed);
         return;
       }
     }
     this.framesDrained = true;
-    // The frame clock runs from the read that brought the incomplete frame's first byte (or from when
-    // the server resumed reading): if a frame completed here, the one left incomplete began here.
-    // A fresh reading, not the coarse clock: that one can be a whole sweep behind, which would make a
-    // partial frame look older than it is and drop it before --frame-timeout.
+    // The frame clock runs from the read that brought the incomplete frame's first byte, less the time
+    // the server held it back (partialWaitedMs): if a frame completed here, the one left incomplete
+    // began here. A fresh reading, not the coarse clock: that one can be a whole sweep behind, which
+    // would make a partial frame look older than it is and drop it before --frame-timeout.
     if (reader.pendingBytes === 0) this.partialSinceMs = 0;
-    else if (completed || this.partialSinceMs === 0) this.partialSinceMs = performance.now();
+    else if (completed) this.partialSinceMs = performance.now();
+    else if (this.partialSinceMs === 0) this.partialSinceMs = performance.now() - this.partialWaitedMs;
+    this.partialWaitedMs = 0;
     this.finishIfDone();
   }
 
-  private pauseReading(): void {
-    // The server holds the rest back, so it is not waiting for the client: no frame clock runs.
+  /** `completedFrame`: a frame completed since the frame clock was last set, so its wait is over. */
+  private pauseReading(completedFrame: boolean): void {
+    // The server holds the rest back, so it is not waiting for the client: the frame clock stops.
+    if (completedFrame) this.partialWaitedMs = 0;
+    else if (this.partialSinceMs > 0) this.partialWaitedMs = performance.now() - this.partialSinceMs;
     this.partialSinceMs = 0;
     if (this.readingPaused) return;
     this.readingPaused = true;

@@ -144,6 +144,31 @@ describe("the frame timeout runs only while the server waits for the client's by
   });
 });
 
+describe("a half frame trickled into a server held back by its in-flight budget", () => {
+  it("is still dropped after --frame-timeout: the clock stops while the server holds the bytes, and does not start over", async () => {
+    const FRAME_TIMEOUT_MS = 300;
+    // A total budget of 4 that pipelining clients keep spent, with more of them waiting for it than
+    // it holds: every byte the trickler sends finds the budget spent, so it is held back at each.
+    // (Synced batches of at most 4 keep the flood going for longer than the trickle lasts.)
+    const lockd = await lockdWith(["--frame-timeout", String(FRAME_TIMEOUT_MS), "--max-inflight-total", "4"]);
+    const flood = Buffer.concat(Array.from({ length: 20_000 }, (_, n) => inspect({ lock: BigInt(n % 1000), owner: 1n })));
+    const flooders = await Promise.all(Array.from({ length: 16 }, () => RawClient.open(lockd.port)));
+    for (const flooder of flooders) flooder.write(flood);
+    await Promise.all(flooders.map((flooder) => flooder.read(17))); // the flood is being served
+    const trickler = await RawClient.open(lockd.port);
+    const frame = acquire({ lock: 1n, owner: 2n }, 60_000n);
+    let sent = 0;
+    // One byte every 60 ms: the whole frame would take 3.6 s, twelve times the timeout.
+    for (; sent < frame.length - 1 && !trickler.socket.destroyed; sent++) {
+      trickler.write(frame.subarray(sent, sent + 1));
+      await sleep(60);
+    }
+    expect(trickler.socket.destroyed, `the half frame was kept through ${sent} of ${frame.length} bytes`).toBe(true);
+    expect(trickler.buffered).toBe(0);
+    for (const flooder of flooders) flooder.close();
+  });
+});
+
 describe("a client held back by --max-inflight does not hold up the others", () => {
   it("answers another client within a few of the held-back client's requests, not after a whole read of them", async () => {
     const lockd = await lockdWith(["--max-inflight", "1"]);
