@@ -22,7 +22,7 @@ import { isWellFormedRequestBody } from "../protocol/request.js";
 import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
 import { writeResponse } from "../protocol/response.js";
 import { readIntoSharedBuffer } from "./shared-read-buffer.js";
-import type { BudgetWaiter, InflightBudget } from "./inflight-budget.js";
+import { BUDGET_TURN_REQUESTS, type BudgetWaiter, type InflightBudget } from "./inflight-budget.js";
 import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 
@@ -63,6 +63,8 @@ export class Connection implements ReplySink, BudgetWaiter {
    * server, held back at every byte, keep a partial frame forever).
    */
   private partialWaitedMs = 0;
+  /** Requests read since this connection last queued for the budget (see BUDGET_TURN_REQUESTS). */
+  private readThisTurn = 0;
   /** Coarse time of the last bytes read or answers written: the idle timeout's clock. */
   lastActivityMs = 0;
   /**
@@ -257,7 +259,7 @@ export class Connection implements ReplySink, BudgetWaiter {
         this.pauseReading(completed);
         return;
       }
-      if (this.budget.spent) {
+      if (this.budget.spent || (this.readThisTurn >= BUDGET_TURN_REQUESTS && this.budget.contended)) {
         this.pauseReading(completed);
         this.queueForBudget();
         return;
@@ -265,6 +267,7 @@ export class Connection implements ReplySink, BudgetWaiter {
       const event = reader.next();
       if (event === FrameEvent.Frame) {
         completed = true;
+        this.readThisTurn++;
         const { frame, frameStart, frameLength } = reader;
         if (isWellFormedRequestBody(frame, frameStart, frameLength)) {
           pipeline.submit(this, frame, frameStart, frameLength, stampMs);
@@ -327,6 +330,7 @@ export class Connection implements ReplySink, BudgetWaiter {
   private queueForBudget(): void {
     if (this.waitingForBudget) return;
     this.waitingForBudget = true;
+    this.readThisTurn = 0;
     this.budget.wait(this);
   }
 

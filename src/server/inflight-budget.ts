@@ -6,8 +6,13 @@
  * request a connection reads takes one unit of this budget until its answer is handed to the socket.
  * A connection that finds the budget spent stops reading and queues; answers handed out give units
  * back, and the queued connections resume in the order they queued, each reading on until it meets
- * a limit again (and queues again, at the back).
+ * a limit again, or has read BUDGET_TURN_REQUESTS while others are queued (and queues again, at the
+ * back). The turn is what keeps a light client's wait short behind many deep pipeliners: it waits
+ * about (connections ahead) x BUDGET_TURN_REQUESTS requests, not (connections ahead) x --max-inflight.
  */
+
+/** The most requests a connection reads while others are queued for the budget, before it queues too. */
+export const BUDGET_TURN_REQUESTS = 64;
 
 /** What the budget resumes: a connection that stopped reading because the budget was spent. */
 export interface BudgetWaiter {
@@ -28,6 +33,11 @@ export class InflightBudget {
 
   get spent(): boolean {
     return this.used >= this.limit;
+  }
+
+  /** Connections are queued for units: one that has had its turn's worth should queue behind them. */
+  get contended(): boolean {
+    return this.waiting.length > 0;
   }
 
   take(): void {
