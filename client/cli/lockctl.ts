@@ -76,7 +76,7 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .argument("<name>", "lock name (hashed to the lock id as protocol.md says), or with --hex-id a raw id")
     .addOption(endpointsOption())
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
-    .option("--timeout <ms>", "per-attempt reply timeout", wholeNumber(1))
+    .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply (default: 3000 connect, 5000 reply)", wholeNumber(1))
     .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1))
     .option("--dedupe-window <ms>", "the server's --dedupe-window: no retry is sent that could reach it later (default: 60000)", wholeNumber(1));
   const envOwner = process.env.BATON_OWNER;
@@ -173,7 +173,7 @@ Exit codes (acquire, renew, release, inspect: the protocol status of the answer)
   64 usage error or request rejected as invalid              69 no server reachable / retries exhausted
   70 protocol or internal error
   run: the command's own code; 75 lock still held after --wait; 76 lease lost (command got SIGTERM);
-  127 command not found
+  127 the command could not be started
 
 Examples:
   lockctl acquire reports --ttl 60000            # prints the owner id to renew/release with
@@ -287,7 +287,7 @@ lockCommand(program, "run", "hold a lock while a command runs, renewing it; rele
   .option("--ttl <ms>", "lease length; renewed every ttl/3", wholeNumber(1), DEFAULT_TTL_MS)
   .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
   // At most what one Node timer holds (MAX_TIMER_MS): a longer one would fire at once.
-  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command if it has not exited this long after SIGTERM", wholeNumber(0, MAX_TIMER_MS), 10_000)
+  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command's process group if the command has not exited this long after SIGTERM", wholeNumber(0, MAX_TIMER_MS), 10_000)
   .addOption(ownerOption("default: a new random owner"))
   .addHelpText(
     "after",
@@ -295,7 +295,9 @@ lockCommand(program, "run", "hold a lock while a command runs, renewing it; rele
 The command sees BATON_LOCK (the lock name), BATON_FENCING_TOKEN (pass it to every write the lock
 guards, so a writer that lost its lease is refused) and BATON_OWNER. lockctl exits with the command's
 code; 75 if the lock stayed held for all of --wait; 76 if the lease was lost (the command was sent
-SIGTERM, then SIGKILL after --kill-after). SIGTERM and SIGHUP are passed on to the command.
+SIGTERM, then SIGKILL after --kill-after). The command runs in a process group of its own: SIGTERM,
+SIGHUP and SIGINT are passed on to the whole group, and after a lost lease whatever of it still runs
+once the command has exited is killed.
 
 Examples:
   lockctl run nightly-report -- ./make-report.sh --since yesterday

@@ -5,6 +5,11 @@
  * lockctl exits with ExitCode.LeaseLost, whatever the command's own code, as soon as the command has
  * exited, without a release (the lease has ended: see below). A grant that arrives with its lease
  * already ended never starts the command, and exits with ExitCode.LeaseLost too.
+ *
+ * The command runs in a process group of its own, and every signal goes to the whole group: a shell
+ * script, `npm run` or a pipeline works through child processes, and after a lost lease none of them
+ * may go on writing with the old token. (A separate group also means a terminal's Ctrl-C reaches only
+ * lockctl, which passes it on like SIGTERM and SIGHUP.)
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
@@ -21,8 +26,18 @@ export interface RunOptions {
   readonly args: readonly string[];
 }
 
-/** Signals lockctl passes on to the command. SIGINT is not among them: a terminal's Ctrl-C already reaches the whole process group. */
-const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP"] as const;
+/** Signals lockctl passes on to the command's process group. */
+const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP", "SIGINT"] as const;
+
+/** Sends `signal` to every process of the group the command leads; one already gone is no error. */
+function signalGroup(leaderPid: number | undefined, signal: NodeJS.Signals): void {
+  if (leaderPid === undefined) return; // never started
+  try {
+    process.kill(-leaderPid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
+}
 
 export async function runLocked(client: BatonClient, options: RunOptions): Promise<number> {
   const acquired = await client.acquire(options.lock, { ttlMs: options.ttlMs, waitMs: options.waitMs, autoRenew: true });
@@ -41,6 +56,7 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   }
   const child = spawn(options.command, options.args, {
     stdio: "inherit",
+    detached: true, // its own process group (and session), so that signals reach all it started
     env: { ...process.env, BATON_FENCING_TOKEN: lease.fencingToken.toString(), BATON_LOCK: options.lock.label, BATON_OWNER: lease.owner },
   });
 
@@ -51,17 +67,16 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
     if (exited) return;
     leaseLost = true;
     process.stderr.write(`lockctl: lease on ${options.lock.label} lost (${lease.lossReason ?? "unknown"}); sending SIGTERM to the command\n`);
-    child.kill("SIGTERM");
-    killTimer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs);
+    signalGroup(child.pid, "SIGTERM");
+    killTimer = setTimeout(() => signalGroup(child.pid, "SIGKILL"), options.killAfterMs);
   };
   lease.signal.addEventListener("abort", onLeaseLost, { once: true });
   const forwarders = FORWARDED_SIGNALS.map((signal) => {
-    const forward = () => child.kill(signal);
+    // Passed on, then lockctl waits for the command to exit, and releases.
+    const forward = () => signalGroup(child.pid, signal);
     process.on(signal, forward);
     return () => process.off(signal, forward);
   });
-  const ignoreInterrupt = () => {}; // the child got it too; wait for it to exit, then release
-  process.on("SIGINT", ignoreInterrupt);
 
   const status = await new Promise<number>((resolve) => {
     child.once("error", (error: NodeJS.ErrnoException) => {
@@ -74,9 +89,12 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   });
   exited = true;
   clearTimeout(killTimer);
+  // After a lost lease nothing the command started may outlive it: whatever of its group is still
+  // running once the command itself has exited (a background job, a child that ignored SIGTERM) is
+  // killed now, rather than left writing with the old token after lockctl has reported the loss.
+  if (leaseLost) signalGroup(child.pid, "SIGKILL");
   lease.signal.removeEventListener("abort", onLeaseLost);
   for (const stop of forwarders) stop();
-  process.off("SIGINT", ignoreInterrupt);
 
   // A lost lease is not released: the lock ends at its ttl, and a RELEASE could end a newer lease of
   // the same owner (Lease.release answers `lost` and sends nothing). Whoever waits on lockctl (a

@@ -114,6 +114,54 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     }
   });
 
+  it.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("passes %s on to the command, then releases and exits with the command's code", async (signal) => {
+    // The command answers the signal with an exit code of its own, so the code shows it arrived.
+    const command = `process.on("${signal}", () => process.exit(42)); console.log("started"); setInterval(() => {}, 1000)`;
+    const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
+    delete env.BATON_OWNER;
+    const run = spawn(process.execPath, [LOCKCTL, "run", `forward-${signal}`, "--ttl", "5000", "--", process.execPath, "-e", command], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    await new Promise<void>((resolveReady) =>
+      run.stdout.setEncoding("utf8").on("data", (text: string) => {
+        stdout += text;
+        if (stdout.includes("started")) resolveReady();
+      }),
+    );
+    const exited = new Promise<number | null>((resolveExit) => run.once("exit", (code) => resolveExit(code)));
+    run.kill(signal);
+    expect(await exited).toBe(42);
+    expect((await lockctl(["inspect", `forward-${signal}`])).code).toBe(2); // released
+  });
+
+  it("after a lost lease, stops every process the command started, not only the command itself", async () => {
+    const owner = "5eed0000000000000000000000000002";
+    const thief = new BatonClient({ endpoints: [endpoint], owner });
+    const ticks = join(workDir, "grandchild-ticks");
+    writeFileSync(ticks, "");
+    // A shell that starts a background writer ignoring SIGTERM, then waits: the writer is the
+    // command's child, not lockctl's.
+    const writer = `process.on("SIGTERM", () => {}); setInterval(() => require("node:fs").appendFileSync(process.argv[1], "x"), 20)`;
+    const script = `"$0" -e '${writer}' "$1" & echo started; wait`;
+    try {
+      let started!: () => void;
+      const ready = new Promise<void>((resolveReady) => (started = resolveReady));
+      const run = lockctl(["run", "lost-group", "--ttl", "900", "--owner", owner, "--", "/bin/sh", "-c", script, process.execPath, ticks], (out) => {
+        if (out.includes("started")) started();
+      });
+      await ready;
+      await new Promise((resolveWait) => setTimeout(resolveWait, 200)); // the writer is writing
+      expect((await thief.release("lost-group")).status).toBe("released"); // the next renewal is refused
+      const finished = await run;
+      expect(finished.code).toBe(76);
+      const atExit = readFileSync(ticks, "utf8").length;
+      expect(atExit).toBeGreaterThan(0);
+      await new Promise((resolveWait) => setTimeout(resolveWait, 300));
+      expect(readFileSync(ticks, "utf8").length).toBe(atExit);
+    } finally {
+      thief.close();
+    }
+  });
+
   it("after a lost lease, exits 76 without sending a release, which could end a newer lease of the same owner", async () => {
     // Grants, then never answers again: renewals time out until the local deadline passes.
     const unresponsive = await ScriptedServer.start((request) => (request.command === Command.Acquire ? ok(1n, 1n << 50n) : "silence"));
