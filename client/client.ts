@@ -128,7 +128,7 @@ export type BatonClientEvents = {
   disconnect: [endpoint: string, error: Error | undefined];
   retry: [event: RetryEvent];
   /** A background task (an attempt of an auto-renewal, or the renewal; withLock's release) failed; nothing was lost yet. */
-  warning: [error: Error];
+  warning: [error: BatonError];
 };
 
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -359,8 +359,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * runs `fn` with the lease, and always releases it, whether `fn` returns or throws. `fn` should
    * pass `lease.fencingToken` to every write it makes and stop when `lease.signal` aborts.
    * Throws LockWaitTimeoutError when the lock stayed held for the whole wait, and LeaseLostError when
-   * the lease was lost (its deadline passed, or a renewal was refused) before `fn` returned: the work
-   * may have overlapped another holder's. That error's `result` is what `fn` returned. An error `fn`
+   * the lease was lost (its deadline passed, also after the client was closed, or a renewal was
+   * refused) before `fn` returned: the work may have overlapped another holder's. That error's `result` is what `fn` returned. An error `fn`
    * throws is rethrown as it is, lease lost or not. `signal` stops the acquire (its wait included)
    * only: the release at the end is sent even once it aborted.
    */
@@ -381,6 +381,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       value = await fn(lease);
       const reason = lease.lossReason;
       if (reason === "deadline" || reason === "refused") lostWhileRunning = reason;
+      // Closing the client ends the lease without losing it: the lock stays ours until the deadline,
+      // which nothing renews any more. A callback that ran past it ran when another could hold it.
+      else if (reason === "client-closed" && lease.deadlinePassed) lostWhileRunning = "deadline";
     } finally {
       // The lease ends at its ttl anyway; what the release found must not mask fn's own outcome, so
       // it is a warning when it shows the lease was not held to the end.
@@ -394,7 +397,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         const warning = releaseWarning(released, endedBefore, this.clock() >= deadlineAtMs);
         if (warning !== undefined) this.emit("warning", warning);
       } catch (error) {
-        this.emit("warning", error as Error);
+        this.emit("warning", error as BatonError);
       }
     }
     // A callback that returned after its lease was lost must not look like work done under the lock.

@@ -65,7 +65,7 @@ export interface LeaseDriver {
   /** The lease ended (released, lost): the client stops tracking it. */
   ended(lease: Lease): void;
   /** A background renewal failed without ending the lease. */
-  warn(error: Error): void;
+  warn(error: BatonError): void;
 }
 
 export interface LeaseInit {
@@ -189,6 +189,15 @@ export class Lease {
   get lossReason(): LeaseLossReason | undefined {
     this.checkDeadline();
     return this.state.kind === "ended" ? this.state.reason : undefined;
+  }
+
+  /**
+   * Whether the local deadline of the latest grant or renewal has passed, however the lease ended.
+   * After `client.close()` ended it (`client-closed`) the lock stays this owner's until then, and
+   * may pass to another holder after: this tells which.
+   */
+  get deadlinePassed(): boolean {
+    return this.driver.clock() >= this.deadlineMs;
   }
 
   /** Milliseconds left before the local deadline (0 once it ended). */
@@ -355,7 +364,8 @@ export class Lease {
         // quarter of what is left), and that one half of the rest, and so on. Not a share of the
         // interval: a round trip longer than that would time out every attempt, and lose a lease the
         // server renewed each time.
-        attemptTimeoutMs: () => Math.max(1, this.remainingMs / 2),
+        // Whole milliseconds: the figure shows in timeout messages.
+        attemptTimeoutMs: () => Math.max(1, Math.floor(this.remainingMs / 2)),
         // Every failed attempt is a warning: with many attempts the renewal as a whole may fail only
         // at the deadline, too late to tell anyone while the lease is still held.
         attemptFailed: (error) => {

@@ -28,6 +28,37 @@ describe("withLock rejects with LeaseLostError when the lease was lost while the
     expect(server.seen.map((request) => request.command)).toEqual([Command.Acquire]);
   });
 
+  it("the client was closed while the callback ran, and the callback returned after the lease's deadline", async () => {
+    const server = await session.serve(() => ok(35n, 99_999n));
+    const clock = { nowMs: 0 };
+    const client = session.client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const error = await rejection(
+      client.withLock("closed-late", { ttlMs: 10_000 }, (lease) => {
+        client.close(); // a shutdown handler, while the work goes on
+        expect(lease.lossReason).toBe("client-closed");
+        expect(lease.deadlinePassed).toBe(false);
+        clock.nowMs = 20_000;
+        expect(lease.deadlinePassed).toBe(true);
+        return "written after the deadline";
+      }),
+    );
+    expect(error).toBeInstanceOf(LeaseLostError);
+    expect((error as LeaseLostError).reason).toBe("deadline");
+    expect((error as LeaseLostError).result).toBe("written after the deadline");
+  });
+
+  it("the client was closed while the callback ran, which returned before the lease's deadline: its value stands", async () => {
+    const server = await session.serve(() => ok(36n, 99_999n));
+    const clock = { nowMs: 0 };
+    const client = session.client({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const value = await client.withLock("closed-early", { ttlMs: 10_000 }, () => {
+      client.close();
+      clock.nowMs = 5_000;
+      return "written under the lock";
+    });
+    expect(value).toBe("written under the lock");
+  });
+
   it("a renewal was refused", async () => {
     const server = await session.serve((request) => (request.command === Command.Renew ? reply(2) : ok(32n, 99_999n)));
     const client = session.client({ endpoints: [server.endpoint] });
