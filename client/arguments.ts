@@ -63,7 +63,11 @@ export function backoffOptions(value: unknown): BackoffOptions {
   if (value === undefined) return DEFAULT_BACKOFF;
   if (typeof value !== "object" || value === null) throw new InvalidArgumentError(`backoff must be an object, got ${shown(value)}`);
   const { baseMs = DEFAULT_BACKOFF.baseMs, maxMs = DEFAULT_BACKOFF.maxMs } = value as Partial<BackoffOptions>;
-  return { baseMs: positiveNumber(baseMs, "backoff.baseMs"), maxMs: positiveNumber(maxMs, "backoff.maxMs") };
+  const options = { baseMs: positiveNumber(baseMs, "backoff.baseMs"), maxMs: positiveNumber(maxMs, "backoff.maxMs") };
+  if (options.maxMs < options.baseMs) {
+    throw new InvalidArgumentError(`backoff.maxMs (${options.maxMs}) must be at least backoff.baseMs (${options.baseMs}): it caps the pauses that start at baseMs`);
+  }
+  return options;
 }
 
 /** `options` of a call that has required fields (acquire, renew, withLock). */

@@ -232,6 +232,7 @@ describe("errors users can branch on", () => {
     await invalid(misconfigured({ endpoints: "127.0.0.1:5625" }), "endpoints must be an array");
     await invalid(misconfigured({ attempts: 2.5 }), "attempts must be a whole number");
     await invalid(misconfigured({ backoff: { baseMs: -1 } }), "backoff.baseMs");
+    await invalid(misconfigured({ backoff: { baseMs: 2000, maxMs: 10 } }), "backoff.maxMs (10) must be at least backoff.baseMs (2000)");
     await invalid(misconfigured({ maxInFlightPerConnection: 0.5 }), "maxInFlightPerConnection");
     expect(server.seen).toHaveLength(0);
 
