@@ -195,9 +195,10 @@ describe("a wall-clock step still being absorbed at restarts", () => {
       await new Promise((resolve) => setTimeout(resolve, 400)); // down for a while, as a restart is
     }
     // From the second start with the record on, logical time trails the wall clock by the carried
-    // second, less the little absorbed meanwhile: not a second more every restart or two.
+    // second, less the little absorbed meanwhile: not a second more every restart or two. (Each lag
+    // also holds its answer's trip back to the test, hence the half-second allowance.)
     expect(lags[2], `lags ${lags.join(", ")} ms`).toBeGreaterThanOrEqual(900);
-    for (let start = 3; start < lags.length; start++) expect(lags[start]! - lags[2]!, `lags ${lags.join(", ")} ms`).toBeLessThan(100);
+    for (let start = 3; start < lags.length; start++) expect(lags[start]! - lags[2]!, `lags ${lags.join(", ")} ms`).toBeLessThan(500);
     rmSync(dataDir, { recursive: true, force: true });
   });
 });
