@@ -294,8 +294,16 @@ export class StateMachine {
     return Status.Ok;
   }
 
-  /** Remembered by no request id, like a bump. The settings apply from this entry's `now` on. */
+  /**
+   * Remembered by no request id, like a bump. The settings apply from this entry's `now` on, after
+   * everything the old ones had already given up is forgotten: a longer window or retention must not
+   * bring back what was past its end, or a decision would depend on how far pruning had got, which a
+   * restart from a snapshot (which leaves out superseded answers) does not reproduce.
+   */
   private setRetention(dedupeWindowMs: number, expiredRetentionMs: number, now: number, out: Uint8Array, outAt: number): number {
+    this.nowMs = now;
+    this.pruneLocks(now, Infinity);
+    this.dedupe.prune(now, this.dedupeWindowMs, Infinity);
     this.dedupeWindowMs = dedupeWindowMs;
     this.expiredRetentionMs = expiredRetentionMs;
     writeResponse(out, outAt, Status.Ok, 0, 0);

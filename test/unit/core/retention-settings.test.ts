@@ -43,6 +43,28 @@ describe("SET_RETENTION", () => {
     expect(answer(driver, renew({ lock: 2n, owner: 0xan, request: 9n }, 100n), 1700).status).toBe(Status.NotHeld);
   });
 
+  it("forgets, before raising them, what the old settings had given up, however far pruning had got", () => {
+    const driver = new Driver();
+    setRetention(driver.sm, SHORT, 900);
+    const first = acquire({ lock: 1n, owner: 0xan, request: 7n }, 100n);
+    expect(answer(driver, first, 1000)).toMatchObject({ status: Status.Ok, fencingToken: 1n });
+    // Nothing ran since: the answer (past its 500 ms window) and the lease (expired, retention 0)
+    // are still in the tables, unpruned.
+    expect(driver.sm.dedupeEntryCount).toBe(1);
+    expect(driver.sm.lockRecordCount).toBe(1);
+    setRetention(driver.sm, DEFAULT_RETENTION, 1600);
+    expect(driver.sm.dedupeEntryCount).toBe(0);
+    expect(driver.sm.lockRecordCount).toBe(0);
+    // The same request id is a new request, as it was under the old window: not its old answer.
+    expect(answer(driver, first, 1700)).toEqual({ status: Status.Ok, fencingToken: 2n, expiresAt: 1800n });
+    // And the old lease's owner is told 2 (forgotten), not 5, on another lock's record left behind.
+    const other = new Driver();
+    setRetention(other.sm, SHORT, 900);
+    answer(other, acquire({ lock: 2n, owner: 0xan }, 100n), 1000);
+    setRetention(other.sm, DEFAULT_RETENTION, 1200);
+    expect(answer(other, renew({ lock: 2n, owner: 0xan }, 100n), 1300).status).toBe(Status.NotHeld);
+  });
+
   it("gives the same answers and state when a log holding it is replayed", () => {
     const frames = [acquire({ lock: 1n, owner: 1n, request: 1n }, 100n), acquire({ lock: 1n, owner: 1n, request: 1n }, 100n)];
     const run = (): { answers: Response[]; state: string } => {
