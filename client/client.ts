@@ -389,12 +389,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       // it is a warning when it shows the lease was not held to the end.
       try {
         const endedBefore = lease.lossReason;
-        const deadlineAtMs = this.clock() + lease.remainingMs;
         const released = await lease.release({
           ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
           ...(options.attempts === undefined ? {} : { attempts: options.attempts }),
         });
-        const warning = releaseWarning(released, endedBefore, this.clock() >= deadlineAtMs);
+        const warning = releaseWarning(released, endedBefore, lease.deadlinePassed);
         if (warning !== undefined) this.emit("warning", warning);
       } catch (error) {
         this.emit("warning", error as BatonError);
