@@ -301,7 +301,6 @@ export class StateMachine {
    * restart from a snapshot (which leaves out superseded answers) does not reproduce.
    */
   private setRetention(dedupeWindowMs: number, expiredRetentionMs: number, now: number, out: Uint8Array, outAt: number): number {
-    this.nowMs = now;
     this.pruneLocks(now, Infinity);
     this.dedupe.prune(now, this.dedupeWindowMs, Infinity);
     this.dedupeWindowMs = dedupeWindowMs;
