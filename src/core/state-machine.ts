@@ -101,6 +101,15 @@ export function writeRetentionEntry(entry: Uint8Array, at: number, settings: Ret
 }
 
 /**
+ * Whether `cmd` is a command this version writes to the log: the four a client sends and the two
+ * log-only ones. Replay refuses any other, since an intact entry it cannot decide the way the writer
+ * did (a newer version's, read after a downgrade) would give different answers than were acknowledged.
+ */
+export function isLogCommand(cmd: number): boolean {
+  return (cmd >= Command.Acquire && cmd <= Command.Inspect) || cmd === BUMP_FENCING_TOKEN || cmd === SET_RETENTION;
+}
+
+/**
  * The largest fencing token, 2^53 - 2: the counter is a JavaScript number, exact up to 2^53 - 1,
  * and after the last grant it holds one more than the last token, which snapshots must still write.
  */

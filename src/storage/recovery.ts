@@ -113,8 +113,8 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
       const bytes = stop.file;
       const verdict: DamageVerdict = !isNewest
         ? { torn: false, reason: "It is not the newest segment" }
-        : stop.outOfSequence
-          ? { torn: false, reason: "An intact record out of sequence is never a torn write" }
+        : stop.intact
+          ? { torn: false, reason: "An intact record is never a torn write" }
           : judgeDamage(bytes, at);
       if (verdict.torn) {
         truncate(segment.path, at);

@@ -8,9 +8,9 @@
  * decided on the whole file, read into memory then, with the replay going on from where the window
  * stopped. So every stop, its offset and its message are exactly those of a replay of the whole file.
  */
-import { PREFETCH_MAX, fixedStarts, type StateMachine } from "../core/state-machine.js";
+import { PREFETCH_MAX, fixedStarts, isLogCommand, type StateMachine } from "../core/state-machine.js";
 import { ENTRY_BYTES, readRecord } from "../log/record.js";
-import { RESPONSE_BYTES } from "../protocol/wire.js";
+import { BODY_CMD, RESPONSE_BYTES } from "../protocol/wire.js";
 import type { SegmentReader } from "./segment-reader.js";
 
 /** Bytes of a segment replayed at once; a record longer than this gets a window of its own length. */
@@ -25,21 +25,24 @@ export interface ReplayProgress {
 }
 
 /**
- * Where a replay of one segment's bytes stopped and, if it stopped before the end, why (a damaged or
- * out-of-sequence record at `end`).
+ * Where a replay of one segment's bytes stopped and, if it stopped before the end, why (a damaged
+ * record at `end`, or an intact one that cannot be applied).
  */
 export interface ReplayStop {
   readonly end: number;
   readonly damage: string | null;
-  /** The record at `end` is intact but does not continue the log: never a torn write. */
-  readonly outOfSequence: boolean;
+  /**
+   * The record at `end` is intact but cannot be applied: it does not continue the log, or it holds an
+   * entry this version does not know. Never a torn write.
+   */
+  readonly intact: boolean;
 }
 
 /** How the replay of a whole segment file stopped; `end` is an offset in the file. */
 export type SegmentStop =
   | { readonly clean: true; readonly end: number }
   /** Stopped at damage, decided on the whole file, which `file` holds (valid until the reader's next read). */
-  | { readonly clean: false; readonly end: number; readonly damage: string; readonly outOfSequence: boolean; readonly file: Buffer };
+  | { readonly clean: false; readonly end: number; readonly damage: string; readonly intact: boolean; readonly file: Buffer };
 
 export interface SegmentReplayOptions {
   /**
@@ -71,7 +74,7 @@ export function replaySegment(
     const end = from + stop.end;
     // The window was cut by its size, not by the file's end or `recordsEnd`: records may go on.
     const cut = bytes.length === wanted && from + wanted < recordsEnd;
-    if (cut && !stop.outOfSequence && (stop.damage !== null || stop.end === bytes.length)) {
+    if (cut && !stop.intact && (stop.damage !== null || stop.end === bytes.length)) {
       // Stopped at the window's edge, or at a record that may run past it: go on from there, in a
       // window long enough for that record, unless this window already started there and held it.
       const next = Math.max(windowBytes, declaredRecordBytes(bytes, stop.end));
@@ -86,7 +89,7 @@ export function replaySegment(
     const file = reader.read(path);
     const rest = replayRecords(file, stateMachine, progress, end);
     if (rest.damage === null) return { clean: true, end: rest.end };
-    return { clean: false, end: rest.end, damage: rest.damage, outOfSequence: rest.outOfSequence, file };
+    return { clean: false, end: rest.end, damage: rest.damage, intact: rest.intact, file };
   }
 }
 
@@ -102,8 +105,8 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
   let at = from;
   for (;;) {
     const scan = readRecord(bytes, at);
-    if (scan.kind === "end") return { end: at, damage: null, outOfSequence: false };
-    if (scan.kind !== "record") return { end: at, damage: scan.reason, outOfSequence: false };
+    if (scan.kind === "end") return { end: at, damage: null, intact: false };
+    if (scan.kind !== "record") return { end: at, damage: scan.reason, intact: false };
     const { header } = scan;
     const recordLast = header.firstIndex + header.count - 1;
     if (recordLast > progress.snapshotIndex) {
@@ -111,7 +114,13 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
       const expected = progress.lastIndex + 1;
       const straddles = header.firstIndex <= progress.snapshotIndex && progress.lastIndex === progress.snapshotIndex;
       if (header.firstIndex !== expected && !straddles) {
-        return { end: at, damage: `record starts at index ${header.firstIndex}, expected ${expected}`, outOfSequence: true };
+        return { end: at, damage: `record starts at index ${header.firstIndex}, expected ${expected}`, intact: true };
+      }
+      const unknown = firstUnknownEntry(bytes, scan.entriesAt, header.count);
+      if (unknown >= 0) {
+        const cmd = bytes[scan.entriesAt + unknown * ENTRY_BYTES + BODY_CMD]!;
+        const damage = `entry ${header.firstIndex + unknown} has command 0x${cmd.toString(16).padStart(2, "0")}, which this version of lockd does not know (written by a newer version?)`;
+        return { end: at, damage, intact: true };
       }
       for (let from = 0; from < header.count; from += PREFETCH_MAX) {
         const to = Math.min(header.count, from + PREFETCH_MAX);
@@ -130,4 +139,12 @@ export function replayRecords(bytes: Buffer, stateMachine: StateMachine, progres
     }
     at = scan.end;
   }
+}
+
+/** The position in its record of the first of `count` entries whose command isLogCommand refuses, or -1. */
+function firstUnknownEntry(bytes: Buffer, entriesAt: number, count: number): number {
+  for (let i = 0; i < count; i++) {
+    if (!isLogCommand(bytes[entriesAt + i * ENTRY_BYTES + BODY_CMD]!)) return i;
+  }
+  return -1;
 }

@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
-import { Status } from "../../../src/protocol/index.js";
+import { BODY_CMD, Command, Status } from "../../../src/protocol/index.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { openDurableStorage } from "../../../src/storage/durable-storage.js";
 import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";
 import { MAX_APPENDS_IN_FLIGHT } from "../../../src/log/commit-log.js";
-import { recordBytes, sealRecord } from "../../../src/log/record.js";
+import { ENTRY_BYTES, RECORD_HEADER_BYTES, recordBytes, sealRecord } from "../../../src/log/record.js";
 import { recover } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import type { Compactor } from "../../../src/storage/compactor.js";
@@ -55,6 +55,8 @@ function appendRecord(log: SegmentLog, firstIndex: number, count: number): Promi
   // Not zeros: a torn write of a record whose tail is zeros would leave the whole record on the
   // preallocated (zero-filled) segment.
   const records = Buffer.alloc(recordBytes(count), 0x5a);
+  // Each entry an INSPECT: replay refuses a command it does not know.
+  for (let i = 0; i < count; i++) records[RECORD_HEADER_BYTES + i * ENTRY_BYTES + BODY_CMD] = Command.Inspect;
   sealRecord(records, 0, { term: 1, firstIndex, stampMs: 1, count, place: "first" });
   return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
 }

@@ -353,6 +353,45 @@ describe("the newest segment's preallocated zeros are checked, not loaded", () =
   });
 });
 
+describe("an intact entry this version does not know refuses the start, wherever it is", () => {
+  /** Rewrites the first entry of the `n`th record to command `cmd` and reseals it (a valid checksum). */
+  function rewriteCommand(bytes: Buffer, n: number, cmd: number): number {
+    let at = 0;
+    for (let i = 0; i < n; i++) at = (readRecord(bytes, at) as { end: number }).end;
+    const scan = readRecord(bytes, at);
+    if (scan.kind !== "record") throw new Error("no record there");
+    bytes[scan.entriesAt]! = cmd;
+    sealRecord(bytes, at, scan.header);
+    return at;
+  }
+
+  for (const [where, n] of [["the newest segment's last record", 4], ["a record in the middle", 1]] as const) {
+    it(`refuses command 0x82 in ${where}, which a torn write can never leave`, async () => {
+      const root = tempDir();
+      const [segment] = await writeLog(root, 5);
+      const bytes = readFileSync(segment!);
+      const at = rewriteCommand(bytes, n, 0x82);
+      writeFileSync(segment!, bytes);
+      expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+        `is corrupt at offset ${at}: entry ${n * 3 + 1} has command 0x82, which this version of lockd does not know ` +
+          "(written by a newer version?). An intact record is never a torn write; refusing to start",
+      );
+      expect(readFileSync(segment!).equals(bytes)).toBe(true);
+    });
+  }
+
+  it("still replays every command it writes, the log-only ones included", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 2);
+    const bytes = readFileSync(segment!);
+    rewriteCommand(bytes, 1, 0x04); // the grant becomes an INSPECT, which the log carries too
+    writeFileSync(segment!, bytes);
+    const recovered = recover(openDataDir(root), CONFIG, silentLogger);
+    expect(recovered.lastIndex).toBe(6);
+    expect(recovered.stateMachine.nextFencingToken).toBe(6);
+  });
+});
+
 describe("corruption before the tail refuses to start, naming the file and offset", () => {
   it("refuses a bit flip in an old record of the newest segment", async () => {
     const root = tempDir();

@@ -148,7 +148,7 @@ describe("a segment replayed through a window stops where the whole file's repla
         expect(stop.clean).toBe(whole.damage === null);
         if (!stop.clean) {
           expect(stop.damage).toBe(whole.damage);
-          expect(stop.outOfSequence).toBe(whole.outOfSequence);
+          expect(stop.intact).toBe(whole.intact);
           expect(stop.file.equals(file)).toBe(true);
         }
         expect(progress).toEqual(wholeProgress);
