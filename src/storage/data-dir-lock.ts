@@ -8,6 +8,10 @@
  * descriptor (passed to it as fd 3), which is the shell idiom `exec 9>LOCK; flock -n 9`: the child locks the
  * shared open file description and exits, and the lock stays with the descriptor we keep open.
  *
+ * The directory itself is flocked the same way, before LOCK: a LOCK deleted by hand (it looks like a
+ * stale pid file) would otherwise let the next lockd lock a new inode while the running one holds the
+ * old, and both would write the same log. A directory cannot be replaced while it is open and in use.
+ *
  * A pid in the file is only for messages. Where `flock` is missing, the directory falls back to the
  * pid check (a LOCK whose pid runs in this pid namespace is in use), which cannot see a lockd in
  * another container; lockd warns when it starts that way. Such a holder takes no flock, so it marks
@@ -17,6 +21,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
 
 export class DataDirInUseError extends Error {
   readonly code = "DATA_DIR_IN_USE";
@@ -45,39 +50,70 @@ const FLOCK_ARGS = ["-n", "-x", "3"];
 const PID_FILE_MARK = "pid-file";
 
 export function lockDataDir(lockFile: string, dirForMessages: string, options: DataDirLockOptions = {}): DataDirLock {
-  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
-  const result = spawnSync(options.flockProgram ?? "flock", FLOCK_ARGS, {
-    stdio: ["ignore", "ignore", "pipe", fd],
-    encoding: "utf8",
-    timeout: 10_000,
-  });
-  if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
-    closeSync(fd);
+  const program = options.flockProgram ?? "flock";
+  const dirFd = openSync(dirname(lockFile), constants.O_RDONLY | constants.O_DIRECTORY);
+  const dirLocked = flockDescriptor(program, dirFd, dirname(lockFile));
+  if (dirLocked === "no-flock") {
+    closeSync(dirFd);
     return lockWithPidFile(lockFile, dirForMessages);
   }
-  if (result.status === 1 && result.stderr.trim() === "") {
-    closeSync(fd);
-    const holder = readHolder(lockFile);
-    throw new DataDirInUseError(
-      `data directory ${dirForMessages} is in use by another lockd (${holder === null ? "pid unknown" : `pid ${holder}`}` +
-        `, as its own pid namespace numbers it); stop it, or use another --data`,
-    );
+  if (dirLocked === "held") {
+    closeSync(dirFd);
+    throw heldElsewhere(lockFile, dirForMessages);
   }
-  if (result.status !== 0) {
+  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
+  const fileLocked = flockDescriptor(program, fd, lockFile);
+  if (fileLocked !== "locked") {
     closeSync(fd);
-    const why = result.error?.message ?? (result.stderr.trim() || `exit status ${result.status ?? result.signal}`);
-    throw new Error(`cannot lock ${lockFile} with flock: ${why}`);
+    closeSync(dirFd);
+    // "no-flock" cannot happen here: the program just ran for the directory.
+    throw heldElsewhere(lockFile, dirForMessages);
   }
   const unlocked = runningHolder(lockFile, PID_FILE_MARK);
   if (unlocked !== null) {
     closeSync(fd);
+    closeSync(dirFd);
     throw inUseByPid(dirForMessages, `pid ${unlocked}, started without flock`, lockFile);
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${process.pid}\n`, 0);
   // The file is never removed: a process that opened it before the unlink would lock the old inode
-  // while the next lockd locks a new one, and both would run.
-  return { kind: "flock", release: () => closeSync(fd) };
+  // while the next lockd locks a new one (the directory's lock would still keep them apart).
+  return {
+    kind: "flock",
+    release: () => {
+      closeSync(fd);
+      closeSync(dirFd);
+    },
+  };
+}
+
+/**
+ * Takes an exclusive flock on `fd` through the flock program, without waiting: "held" when another
+ * open file holds it, "no-flock" when the program is missing. Any other failure throws.
+ */
+function flockDescriptor(program: string, fd: number, pathForMessages: string): "locked" | "held" | "no-flock" {
+  const result = spawnSync(program, FLOCK_ARGS, {
+    stdio: ["ignore", "ignore", "pipe", fd],
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") return "no-flock";
+  if (result.status === 1 && result.stderr.trim() === "") return "held";
+  if (result.status !== 0) {
+    const why = result.error?.message ?? (result.stderr.trim() || `exit status ${result.status ?? result.signal}`);
+    throw new Error(`cannot lock ${pathForMessages} with flock: ${why}`);
+  }
+  return "locked";
+}
+
+/** The refusal for a directory another lockd holds, naming its pid if LOCK still does. */
+function heldElsewhere(lockFile: string, dirForMessages: string): DataDirInUseError {
+  const holder = readHolder(lockFile);
+  return new DataDirInUseError(
+    `data directory ${dirForMessages} is in use by another lockd (${holder === null ? "pid unknown" : `pid ${holder}`}` +
+      `, as its own pid namespace numbers it); stop it, or use another --data`,
+  );
 }
 
 function lockWithPidFile(lockFile: string, dirForMessages: string): DataDirLock {

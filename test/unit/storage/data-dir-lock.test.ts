@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DataDirInUseError, lockDataDir } from "../../../src/storage/data-dir-lock.js";
@@ -62,6 +62,25 @@ describe("one lockd per data directory (flock)", () => {
     taken.release();
   });
 
+  it("still refuses a second holder after LOCK was deleted: the directory itself is locked too", () => {
+    const root = tempDir();
+    const lockFile = join(root, "LOCK");
+    const first = lockDataDir(lockFile, "d");
+    unlinkSync(lockFile); // as a clean-up script that took it for a stale pid file would
+    expect(() => lockDataDir(lockFile, "d")).toThrow("data directory d is in use by another lockd (pid unknown");
+    first.release();
+    lockDataDir(lockFile, "d").release();
+  });
+
+  it("refuses while another process holds the directory's flock, and takes it once that process is killed", async () => {
+    const root = tempDir();
+    const holder = await holdElsewhere(root);
+    expect(() => lockDataDir(join(root, "LOCK"), "d")).toThrow(DataDirInUseError);
+    killGroup(holder, "SIGKILL");
+    await exited(holder);
+    lockDataDir(join(root, "LOCK"), "d").release();
+  });
+
   it("takes over a LOCK that names a running process but is not locked", () => {
     const lockFile = join(tempDir(), "LOCK");
     writeFileSync(lockFile, "1\n"); // pid 1 always runs, but holds no flock here
@@ -87,7 +106,7 @@ describe("one lockd per data directory (flock)", () => {
     const dir = tempDir();
     const script = join(dir, "broken-flock");
     writeFileSync(script, "#!/bin/sh\necho 'flock: bad descriptor' >&2\nexit 1\n", { mode: 0o755 });
-    expect(() => lockDataDir(join(dir, "LOCK"), "d", { flockProgram: script })).toThrow(/cannot lock .*LOCK with flock: flock: bad descriptor/);
+    expect(() => lockDataDir(join(dir, "LOCK"), "d", { flockProgram: script })).toThrow(`cannot lock ${dir} with flock: flock: bad descriptor`);
   });
 });
 
