@@ -324,15 +324,13 @@ export class CommitPipeline {
 
   /**
    * Refuses every request with status 6 from now on, as after a failed log append: a write the
-   * server's guarantees depend on (`what`) failed with `error`.
+   * server's guarantees depend on (`what`) failed with `error`. `advice` tells the operator what to
+   * do; by default, that a restart recovers.
    */
-  refuse(what: string, error: Error): void {
+  refuse(what: string, error: Error, advice = RESTART_RECOVERS): void {
     if (this.failure !== null) return;
     this.failure = error;
-    this.logger.error(
-      `${what} failed (${error.message}); refusing every request with status 6 from now on. ` +
-        "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.",
-    );
+    this.logger.error(`${what} failed (${error.message}); refusing every request with status 6 from now on. ${advice}`);
   }
 
   private readonly settle = (batch: Batch, result: AppendResult): void => {
@@ -386,6 +384,7 @@ export class CommitPipeline {
 }
 
 const OK: AppendResult = { ok: true };
+const RESTART_RECOVERS = "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.";
 
 function newBatch(capacity: number): Batch {
   const bytes = Buffer.allocUnsafe(capacity);

@@ -8,6 +8,7 @@ import { startCompactionLauncher } from "../storage/compactor.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
+import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
@@ -59,6 +60,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     // so for the first ~20 s at low load nearly every command paid one or two page faults (measured:
     // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
   };
+  let watch: DataDirWatch | null = null;
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();
@@ -91,6 +93,14 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
+    watch = watchDataDir(dir, (what) =>
+      pipeline.refuse(
+        "the data directory check",
+        new Error(what),
+        "A restart there would begin from an empty state and grant every lock and fencing token again: restore the directory " +
+          'from a backup and start it once with --bump-fencing-token (README, "Backups and restores").',
+      ),
+    );
     if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
@@ -156,12 +166,14 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         await compactor.idle();
         launcher.close();
         await memory.close();
+        watch?.stop();
         dirLock.release();
       },
     };
   } catch (error) {
     launcher.close();
     void memory.close();
+    watch?.stop();
     dirLock.release();
     throw error;
   }

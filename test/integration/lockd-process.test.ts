@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
@@ -135,5 +135,33 @@ describe("SIGTERM: stop accepting, answer what is in flight, flush, exit 0", () 
     expect(await lockd.stop()).toBe(0);
     await expect(RawClient.open(port)).rejects.toThrow();
     lockd.cleanup();
+  });
+});
+
+describe("a data directory deleted under a running lockd", () => {
+  it("is noticed: every request answers 6 from then on, and the log says what happened and what to do", async () => {
+    const lockd = await spawnLockd();
+    const client = await RawClient.open(lockd.port);
+    const ask = async (lock: bigint) => {
+      client.write(acquire({ lock, owner: 1n, request: lock }, 60_000n));
+      return splitAnswers(await client.read(17))[0]!.status;
+    };
+    try {
+      expect(await ask(1n)).toBe(Status.Ok);
+      rmSync(lockd.dataDir, { recursive: true });
+      let lock = 2n;
+      // Checked once a second: a few answers may still be 0 before it is noticed.
+      while ((await ask(lock)) !== Status.Unavailable) {
+        expect(lock).toBeLessThan(60n);
+        lock++;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(await ask(1000n)).toBe(Status.Unavailable);
+      expect(lockd.stderr()).toContain(`the data directory check failed (${lockd.dataDir} was deleted); refusing every request with status 6`);
+      expect(lockd.stderr()).toContain("restore the directory from a backup and start it once with --bump-fencing-token");
+    } finally {
+      client.close();
+      await lockd.kill();
+    }
   });
 });
