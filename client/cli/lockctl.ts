@@ -38,8 +38,8 @@ function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
     if (!/^\d+$/.test(raw)) throw new FlagError(`expected a whole number, got "${raw}"`);
     const value = Number(raw);
-    if (value < min || !Number.isSafeInteger(value)) throw new FlagError(`expected a whole number >= ${min}, got ${raw}`);
-    if (value > max) throw new FlagError(`expected a whole number <= ${max}, got ${raw}`);
+    // A number past 2^53 - 1 is too large, not too small: the range says both ends.
+    if (value < min || value > max || !Number.isSafeInteger(value)) throw new FlagError(`expected ${min}..${max}, got ${raw}`);
     return value;
   };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * lockd: the baton lock server. Parses flags, starts the server, prints one "listening" line on
- * stdout, and shuts down cleanly on SIGTERM/SIGINT.
+ * stdout, and shuts down cleanly on SIGTERM, SIGINT or SIGHUP.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
@@ -9,6 +9,7 @@ import { startLockd } from "../server/lockd.js";
 import { stderrLogger } from "../server/logger.js";
 import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
+import { describeStartFailure } from "./start-failure.js";
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
@@ -27,9 +28,9 @@ function integerOrUnlimited(min: number) {
 
 /** 0 (off), or a whole number from min to max. */
 function zeroOrBetween(min: number, max: number) {
-  const parse = integer(0);
   return (raw: string): number => {
-    const value = parse(raw);
+    if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
+    const value = Number(raw);
     if (value !== 0 && (value < min || value > max)) throw new InvalidArgumentError(`expected 0 (off) or ${min}..${max}, got ${raw}`);
     return value;
   };
@@ -119,6 +120,10 @@ const config: ServerConfig = {
 };
 
 async function main(): Promise<void> {
+  // A log line must never stop the lock service: a closed stdout or stderr (a pipe whose reader
+  // exited, a restarted journald) makes writes fail with EPIPE, which would otherwise be thrown.
+  process.stdout.on("error", () => {});
+  process.stderr.on("error", () => {});
   // With --inline-sync-max below the batch sizes, up to 4 log syncs run at once on libuv's thread
   // pool, beside the segment preallocation; give the pool room for them (it is sized on first use,
   // which is after this line).
@@ -127,10 +132,7 @@ async function main(): Promise<void> {
   try {
     lockd = await startLockd(config, { logger: stderrLogger });
   } catch (error) {
-    const err = error as NodeJS.ErrnoException;
-    if (err.code === "EADDRINUSE") stderrLogger.error(`cannot listen on ${config.host}:${config.port}: address already in use`);
-    else if (err.code === "EACCES") stderrLogger.error(`cannot listen on ${config.host}:${config.port}: permission denied`);
-    else stderrLogger.error(err.message);
+    stderrLogger.error(describeStartFailure(error as NodeJS.ErrnoException, config));
     process.exit(1);
   }
   let stopping = false;
@@ -139,15 +141,18 @@ async function main(): Promise<void> {
     stopping = true;
     stderrLogger.info(`${signal}: finishing requests in flight`);
     lockd.close().then(
-      () => process.exit(0),
+      () => {
+        stderrLogger.info("stopped: every answer sent, the log closed");
+        process.exit(0);
+      },
       (error: Error) => {
         stderrLogger.error(`shutdown: ${error.message}`);
         process.exit(1);
       },
     );
   };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  // SIGHUP too: a closed terminal or a supervisor's hang-up stops lockd the same careful way.
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => stop(signal));
 
   // Announce readiness only once the signal handlers are in place: a supervisor may signal at once.
   const shown = lockd.host.includes(":") ? `[${lockd.host}]` : lockd.host;

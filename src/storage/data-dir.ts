@@ -9,7 +9,7 @@
  * A segment's name is the index of its first entry, so sorting names sorts the log.
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { syncDirectory } from "./log-file.js";
 
 const INDEX_DIGITS = 20;
@@ -42,14 +42,31 @@ export function openDataDir(root: string): DataDir {
     lockFile: join(root, "LOCK"),
   };
   const created = !existsSync(dir.logDir) || !existsSync(dir.snapshotDir);
-  mkdirSync(dir.logDir, { recursive: true });
-  mkdirSync(dir.snapshotDir, { recursive: true });
+  makeDirectory(dir.logDir);
+  makeDirectory(dir.snapshotDir);
   if (created) {
     syncDirectory(dir.root);
     syncDirectory(dir.logDir);
     syncDirectory(dir.snapshotDir);
   }
   return dir;
+}
+
+/**
+ * mkdir -p, failing with the real reason. Node's recursive mkdir reports ENOENT for the deepest path
+ * when a missing parent cannot be made (a read-only file system, EROFS): then the first missing
+ * ancestor is made alone, which fails with what actually stopped it.
+ */
+function makeDirectory(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    let missing = path;
+    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+    mkdirSync(missing);
+    mkdirSync(path, { recursive: true }); // it could be made after all: go on
+  }
 }
 
 export function segmentPath(dir: DataDir, firstIndex: number): string {

@@ -100,7 +100,9 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
       continue;
     }
     if (segment.firstIndex > progress.lastIndex + 1) {
-      throw new RecoveryError(`log gap: ${segment.path} starts at index ${segment.firstIndex} but the log so far ends at ${progress.lastIndex}`);
+      // Compaction deletes segments only once a snapshot holds them: with none, one is missing.
+      const hint = snapshotPath === null && progress.lastIndex === 0 ? ` (there is no snapshot, and one must hold entries 1..${segment.firstIndex - 1}: was it deleted?)` : "";
+      throw new RecoveryError(`log gap: ${segment.path} starts at index ${segment.firstIndex} but the log so far ends at ${progress.lastIndex}${hint}`);
     }
     // The newest segment is preallocated with zeros, most of them unwritten in a young log: it is
     // read only as far as its records' headers reach, and the rest is checked for zeros.

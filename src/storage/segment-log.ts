@@ -314,7 +314,11 @@ export class SegmentLog implements CommitLog {
         const done = () => {
           this.spareInProgress = null;
           if (error === null) this.spareReady = true;
-          else this.options.logger.warn(`could not preallocate the next log segment (${error.message}); it will grow as written`);
+          else {
+            // The part written would only hold on to space that may have run out.
+            removeQuietly(this.sparePath);
+            this.options.logger.warn(`could not preallocate the next log segment (${error.message}); it will grow as written`);
+          }
           resolve();
         };
         if (fd === null) done();
@@ -336,15 +340,29 @@ export class SegmentLog implements CommitLog {
   }
 }
 
+/** Writes `size` zeros to `path`; on failure removes what it wrote and says which file and size. */
 function preallocateSync(path: string, size: number): void {
-  const fd = openSync(path, "w");
   try {
-    for (let offset = 0; offset < size; offset += ZERO_CHUNK.length) {
-      writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - offset), offset);
+    const fd = openSync(path, "w");
+    try {
+      for (let offset = 0; offset < size; offset += ZERO_CHUNK.length) {
+        writeSync(fd, ZERO_CHUNK, 0, Math.min(ZERO_CHUNK.length, size - offset), offset);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  } catch (error) {
+    removeQuietly(path); // a part-written spare would only hold on to the space that ran out
+    throw new Error(`cannot preallocate a log segment of ${size} bytes (--segment-bytes) at ${path}: ${(error as Error).message}`);
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // never made, or already gone
   }
 }
 

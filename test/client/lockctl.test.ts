@@ -260,7 +260,11 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     // Longer than one Node timer holds: it would fire at once, with no grace period at all.
     const tooLong = await lockctl(["run", "cli", "--kill-after", "3000000000", "--", "true"]);
     expect(tooLong.code).toBe(64);
-    expect(tooLong.stderr).toContain("<= 2147483647");
+    expect(tooLong.stderr).toContain("expected 0..2147483647, got 3000000000");
+    // Past 2^53 - 1 the number is too large, and the message gives both ends.
+    const huge = await lockctl(["inspect", "cli", "--timeout", "99999999999999999999"]);
+    expect(huge.code).toBe(64);
+    expect(huge.stderr).toContain("expected 1..9007199254740991, got 99999999999999999999");
   });
 
   it("reports a usage error as one line on stderr, like every other error, and nothing on stdout", async () => {

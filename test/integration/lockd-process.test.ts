@@ -15,7 +15,7 @@ function runLockd(args: string[]) {
 }
 
 describe("on ready lockd prints one line: lockd listening on HOST:PORT", () => {
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     it(`prints exactly that line on stdout, and a ${signal} right after it exits 0`, async () => {
       const child = spawn(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", "/tmp/baton-unused"], { stdio: ["ignore", "pipe", "pipe"] });
       const exited = new Promise<string>((resolve) => child.once("exit", (code, killedBy) => resolve(`exit ${code}, signal ${killedBy}`)));
@@ -47,6 +47,7 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     // A Node timer longer than 2^31 - 1 ms fires after 1 ms; one under 100 ms would flood stderr.
     [["--stats-every", "2147483648"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
     [["--stats-every", "50"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
+    [["--stats-every", "99999999999999999999"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
     [["--no-such-flag"], /unknown option/],
   ];
   for (const [args, message] of cases) {
@@ -109,6 +110,7 @@ describe("SIGTERM: stop accepting, answer what is in flight, flush, exit 0", () 
       }
     }
     expect(answered).toBeGreaterThan(0);
+    expect(lockd.stderr()).toMatch(/lockd: SIGTERM: finishing requests in flight\n(.*\n)*lockd: stopped: every answer sent, the log closed\n$/);
     lockd.cleanup();
   });
 
@@ -163,5 +165,23 @@ describe("a data directory deleted under a running lockd", () => {
       client.close();
       await lockd.kill();
     }
+  });
+});
+
+describe("a closed stdout or stderr", () => {
+  it("does not stop lockd: it goes on logging into the void and answering", async () => {
+    const lockd = await spawnLockd({ args: ["--stats-every", "100"] });
+    // Our ends of both pipes close, as when the reader of `lockd | tee` or a journald exits.
+    lockd.child.stdout!.destroy();
+    lockd.child.stderr!.destroy();
+    // Several stats lines are written into the closed pipe meanwhile; each was an EPIPE thrown.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(lockd.child.exitCode).toBe(null);
+    const client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
+    client.close();
+    await lockd.kill();
+    lockd.cleanup();
   });
 });

@@ -432,6 +432,18 @@ describe("corruption before the tail refuses to start, naming the file and offse
     expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(/log gap/);
   });
 
+  it("says a snapshot is missing when the log starts past index 1 with none", async () => {
+    const root = tempDir();
+    const segments = await writeLog(root, 12, 600);
+    const second = listSegments(openDataDir(root))[1]!;
+    const { rmSync } = await import("node:fs");
+    rmSync(segments[0]!);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
+      `log gap: ${second.path} starts at index ${second.firstIndex} but the log so far ends at 0 ` +
+        `(there is no snapshot, and one must hold entries 1..${second.firstIndex - 1}: was it deleted?)`,
+    );
+  });
+
   it("refuses an unreadable snapshot", async () => {
     const root = tempDir();
     const segments = await writeLog(root, 12, 600);

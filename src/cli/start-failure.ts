@@ -1,0 +1,14 @@
+import type { ServerConfig } from "../server/config.js";
+
+/**
+ * Why lockd could not start, in one line. Only the lock port's own listen errors are about the
+ * address: a data directory lockd may not write fails with EACCES too, and that message names the
+ * path instead.
+ */
+export function describeStartFailure(error: NodeJS.ErrnoException, config: Pick<ServerConfig, "host" | "port" | "dataDir">): string {
+  const address = `${config.host}:${config.port}`;
+  if (error.syscall === "listen" && error.code === "EADDRINUSE") return `cannot listen on ${address}: address already in use`;
+  if (error.syscall === "listen" && error.code === "EACCES") return `cannot listen on ${address}: permission denied`;
+  if (error.path !== undefined) return `data directory ${config.dataDir}: ${error.message}`;
+  return error.message;
+}
