@@ -10,7 +10,7 @@ import { openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
-import { openDurableStorage } from "../storage/durable-storage.js";
+import { openDurableStorage, recordCleanStop } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
@@ -164,6 +164,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         compactor.stop();
         await log.close();
         await compactor.idle();
+        // Not when the directory is gone: the record would be written into a directory nobody finds.
+        if (pipeline.failed === null) recordCleanStop(dir, log);
         launcher.close();
         await memory.close();
         watch?.stop();

@@ -8,6 +8,7 @@ import type { StateMachineConfig } from "../core/state-machine.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
 import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
+import { readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
 import type { DataDir } from "./data-dir.js";
 import type { LogFileOpener } from "./log-file.js";
@@ -32,7 +33,8 @@ export interface DurableStorage {
 }
 
 export function openDurableStorage(dir: DataDir, options: DurableStorageOptions): DurableStorage {
-  const recovered = recover(dir, options.config, options.logger);
+  const recovered = recover(dir, options.config, options.logger, { cleanStopIndex: readCleanStop(dir) });
+  removeCleanStop(dir);
   const compactor = new Compactor(dir, options.config, options.snapshotEveryBytes, options.runCompaction, options.logger, {
     snapshotPath: recovered.snapshotPath,
     sealed: recovered.sealed,
@@ -55,4 +57,12 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
   // Segments left sealed by an earlier run may already be due for a snapshot.
   compactor.maybeStart();
   return { recovered, log, compactor };
+}
+
+/**
+ * Records a clean stop (clean-stop-file.ts) once the log is closed: the next start then refuses a
+ * log that ends before this point. Not after a failed write, where what is on disk is unknown.
+ */
+export function recordCleanStop(dir: DataDir, log: SegmentLog): void {
+  if (!log.hasFailed) writeCleanStop(dir, log.durableIndex);
 }

@@ -4,7 +4,8 @@
  * never finished (see judgeDamage) was never acknowledged: it is truncated there, with whatever
  * intact records of those writes follow it, and reported. Damage anywhere else refuses the start,
  * naming the file and offset, because skipping a record would silently forget acknowledged state.
- * Files a snapshot covers (older snapshots, segments wholly inside it) are leftovers of an
+ * After a clean stop (clean-stop-file.ts) no write was unfinished: any damage, and a log that ends
+ * before the index the stop recorded, refuses the start. Files a snapshot covers (older snapshots, segments wholly inside it) are leftovers of an
  * interrupted clean-up and go.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
@@ -13,6 +14,7 @@ import type { StateMachine, StateMachineConfig } from "../core/state-machine.js"
 import { MAX_APPENDS_IN_FLIGHT } from "../log/commit-log.js";
 import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firstNonZero, readRecord } from "../log/record.js";
 import type { Logger } from "../server/logger.js";
+import { cleanStopPath } from "./clean-stop-file.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
 import { RecoveryProgress } from "./recovery-progress.js";
 import { SegmentReader } from "./segment-reader.js";
@@ -44,13 +46,23 @@ export interface RecoveryReporting {
   readonly now?: () => number;
 }
 
-export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger, reporting: RecoveryReporting = {}): Recovered {
+export interface RecoveryOptions extends RecoveryReporting {
+  /** The last index a clean stop recorded (clean-stop-file.ts), if the last stop was clean. */
+  readonly cleanStopIndex?: number | null;
+}
+
+export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger, options: RecoveryOptions = {}): Recovered {
+  const reporting: RecoveryReporting = options;
   const segments = listSegments(dir);
   // Size the tables for the whole log up front (see decodeSnapshot): where the newest segment's
   // records end, from their headers.
   const newestSegment = segments.at(-1);
   const newestHeaders = newestSegment === undefined ? null : scanHeaders(newestSegment.path, newestSegment.firstIndex);
   const replayThrough = newestHeaders?.lastIndex ?? 0;
+  // A record of a clean stop that the log's headers go past is stale (a version that does not know
+  // the record ran after it): it proves nothing then.
+  const cleanStop = options.cleanStopIndex ?? null;
+  const stoppedCleanlyAt = cleanStop !== null && cleanStop >= replayThrough ? cleanStop : null;
   let stateMachine: StateMachine | null = null;
   let lastIndex = 0;
   let lastTerm = 0;
@@ -115,7 +127,9 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
       const bytes = stop.file;
       const verdict: DamageVerdict = !isNewest
         ? { torn: false, reason: "It is not the newest segment" }
-        : stop.intact
+        : stoppedCleanlyAt !== null
+          ? { torn: false, reason: `lockd stopped cleanly at index ${stoppedCleanlyAt}, so no write was left unfinished` }
+          : stop.intact
           ? { torn: false, reason: "An intact record is never a torn write" }
           : judgeDamage(bytes, at);
       if (verdict.torn) {
@@ -139,6 +153,13 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
   }
 
+  if (stoppedCleanlyAt !== null && progress.lastIndex !== stoppedCleanlyAt) {
+    throw new RecoveryError(
+      `the log ends at index ${progress.lastIndex}, but lockd stopped cleanly at index ${stoppedCleanlyAt} (${cleanStopPath(dir)}): ` +
+        "acknowledged entries are missing (the newest segment cut short or deleted?); refusing to start rather than " +
+        "grant what they granted again. Restore the data directory from a backup or replica.",
+    );
+  }
   return {
     stateMachine,
     lastIndex: progress.lastIndex,

@@ -210,6 +210,16 @@ export class SegmentLog implements CommitLog {
     this.file.close();
   }
 
+  /** Index of the last entry made durable; after `close`, the log's last entry unless it failed. */
+  get durableIndex(): number {
+    return this.lastIndex;
+  }
+
+  /** Whether a write or sync failed: what is on disk past `durableIndex` is then unknown. */
+  get hasFailed(): boolean {
+    return this.failure !== null;
+  }
+
   private lastIndexWritten(): number {
     return this.inFlight.length > 0 ? this.inFlight[this.inFlight.length - 1]!.lastIndex : this.lastIndex;
   }

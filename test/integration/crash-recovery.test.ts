@@ -2,7 +2,7 @@
  * Real crashes: drive lockd with concurrent clients, `kill -9` it at a random moment, restart it on the
  * same data directory, and check every acknowledged fact survived. Seeded: BATON_SEED=<n> replays.
  */
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import seedrandom from "seedrandom";
@@ -178,7 +178,8 @@ describe.each([
 });
 
 describe("damage found on restart", () => {
-  async function prepare(): Promise<{ dataDir: string; segment: string }> {
+  /** 20 grants, then a clean stop (SIGTERM) or a crash (kill -9). */
+  async function prepare(stop: "clean" | "crash" = "clean"): Promise<{ dataDir: string; segment: string }> {
     const dataDir = tempDir();
     const lockd = await start(dataDir);
     const client = await RawClient.open(lockd.port);
@@ -187,14 +188,61 @@ describe("damage found on restart", () => {
       expect((await client.read(17))[0]).toBe(Status.Ok);
     }
     client.close();
-    expect(await lockd.stop()).toBe(0);
+    if (stop === "clean") expect(await lockd.stop()).toBe(0);
+    else await lockd.kill();
     running.splice(running.indexOf(lockd), 1);
     const [segment] = listSegments(openDataDir(dataDir));
     return { dataDir, segment: segment!.path };
   }
 
-  it("garbage appended to the newest segment is truncated and the server starts with every lock", async () => {
-    const { dataDir, segment } = await prepare();
+  function startFails(dataDir: string) {
+    return spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", dataDir], { encoding: "utf8", timeout: 10_000 });
+  }
+
+  /** The newest segment cut inside its last record, as a truncation (or a torn write after a crash) leaves it. */
+  function cutLastRecord(segment: string): void {
+    const bytes = readFileSync(segment);
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    truncateSync(segment, end - 30);
+  }
+
+  it("a clean stop records the log's last index, and the next start removes the record", async () => {
+    const { dataDir } = await prepare("clean");
+    expect(readFileSync(join(dataDir, "clean-stop"), "utf8")).toBe("20\n");
+    const lockd = await start(dataDir);
+    expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
+    await lockd.kill();
+    expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
+  });
+
+  it("after a clean stop, a newest segment cut short refuses to start: the entries were acknowledged", async () => {
+    const { dataDir, segment } = await prepare("clean");
+    cutLastRecord(segment);
+    const result = startFails(dataDir);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`${segment} is corrupt at offset`);
+    expect(result.stderr).toContain("lockd stopped cleanly at index 20, so no write was left unfinished; refusing to start");
+  });
+
+  it("after a clean stop, a deleted newest segment refuses to start", async () => {
+    const { dataDir, segment } = await prepare("clean");
+    rmSync(segment);
+    const result = startFails(dataDir);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("the log ends at index 0, but lockd stopped cleanly at index 20");
+  });
+
+  it("after a crash, the same cut is a torn final write: dropped, and the server starts", async () => {
+    const { dataDir, segment } = await prepare("crash");
+    cutLastRecord(segment);
+    const lockd = await start(dataDir);
+    expect(lockd.stderr()).toMatch(/a torn final write/);
+    expect(lockd.stderr()).toMatch(/log index 19,/);
+  });
+
+  it("garbage appended to the newest segment after a crash is truncated and the server starts with every lock", async () => {
+    const { dataDir, segment } = await prepare("crash");
     appendFileSync(segment, Buffer.alloc(100, 0xab)); // after the preallocated zeros
     const lockd = await start(dataDir);
     expect(lockd.stderr()).toMatch(/dropped \d+ bytes at offset \d+, a torn final write \(\d+ bytes of data/);
@@ -209,7 +257,7 @@ describe("damage found on restart", () => {
     const bytes = readFileSync(segment);
     bytes.fill(0xab, 200, 210);
     writeFileSync(segment, bytes);
-    const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", dataDir], { encoding: "utf8", timeout: 10_000 });
+    const result = startFails(dataDir);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain(`${join(dataDir, "log")}`);
     expect(result.stderr).toMatch(/is corrupt at offset \d+/);

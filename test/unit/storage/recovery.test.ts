@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { FRESH_MEMORY, type TableMemory } from "../../../src/core/table-memory.js";
@@ -389,6 +390,54 @@ describe("an intact entry this version does not know refuses the start, wherever
     const recovered = recover(openDataDir(root), CONFIG, silentLogger);
     expect(recovered.lastIndex).toBe(6);
     expect(recovered.stateMachine.nextFencingToken).toBe(6);
+  });
+});
+
+describe("after a clean stop, a log that ends early is damage, never a torn write", () => {
+  it("refuses a newest segment cut short, which without the record would be truncated as a torn write", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    const recordLength = writtenEnd(bytes) / 5;
+    const cut = recordLength * 4 + 20; // inside the last record
+    truncateSync(segment!, cut);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger, { cleanStopIndex: 15 })).toThrow(
+      `is corrupt at offset ${recordLength * 4}: 20 bytes, shorter than a record header. lockd stopped cleanly at index 15, so no write was left unfinished`,
+    );
+    expect(statSync(segment!).size).toBe(cut); // nothing truncated
+    // The same file after a crash (no record): a torn final write, dropped.
+    expect(recover(openDataDir(root), CONFIG, silentLogger).lastIndex).toBe(12);
+  });
+
+  it("refuses a log whose newest segment is gone", async () => {
+    const root = tempDir();
+    const segments = await writeLog(root, 12, 600);
+    expect(segments.length).toBeGreaterThan(1);
+    const { rmSync } = await import("node:fs");
+    rmSync(segments.at(-1)!);
+    const end = recover(openDataDir(root), CONFIG, silentLogger).lastIndex;
+    expect(end).toBeLessThan(36);
+    expect(() => recover(openDataDir(root), CONFIG, silentLogger, { cleanStopIndex: 36 })).toThrow(
+      `the log ends at index ${end}, but lockd stopped cleanly at index 36 (${join(root, "clean-stop")}): acknowledged entries are missing`,
+    );
+  });
+
+  it("recovers as usual when the log ends where the clean stop said", async () => {
+    const root = tempDir();
+    await writeLog(root, 5);
+    expect(recover(openDataDir(root), CONFIG, silentLogger, { cleanStopIndex: 15 }).lastIndex).toBe(15);
+  });
+
+  it("ignores a record the log's headers go past: a start that did not know the record ran after it", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    const recordLength = writtenEnd(bytes) / 5;
+    truncateSync(segment!, recordLength * 4 + 20);
+    const logger = capturingLogger();
+    // The intact records' headers reach index 12, past the stale record's 9.
+    expect(recover(openDataDir(root), CONFIG, logger, { cleanStopIndex: 9 }).lastIndex).toBe(12);
+    expect(logger.lines.join("\n")).toMatch(/a torn final write/);
   });
 });
 
