@@ -15,13 +15,27 @@ const CLOSE_GRACE_MS = 2_000;
 /** The most one read takes from a socket (libuv's own suggestion for a read buffer). */
 const READ_BUFFER_BYTES = 64 * 1024;
 
+/** Connections lockd closed itself since it started, by why; each a counter. */
+export interface ClosedConnections {
+  /** Refused on arrival: --max-connections were open. */
+  overLimit: number;
+  /** Held half a frame for --frame-timeout. */
+  frameTimeout: number;
+  /** Silent with nothing in flight for --idle-timeout. */
+  idleTimeout: number;
+  /** Took none of their queued answers for --reply-timeout. */
+  replyTimeout: number;
+}
+
 export class LockServer {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly sweepTimer: NodeJS.Timeout;
   /** Coarse monotonic time for timeouts, refreshed by the sweep instead of read per packet. */
   private coarseNowMs = performance.now();
-  private rejectedConnections = 0;
+  readonly closed: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };
+  /** `closed` as of the last log line about it: each sweep logs what grew since. */
+  private readonly logged: ClosedConnections = { ...this.closed };
   /** Every connection reads into this: a chunk is consumed (or copied) before the next read. */
   private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   /** Requests in flight on all connections together, and the connections waiting for room. */
@@ -36,7 +50,7 @@ export class LockServer {
     // pauseOnConnect: a Connection starts the reading, into the shared buffer.
     this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
       if (this.connections.size >= this.config.maxConnections) {
-        this.rejectedConnections++;
+        this.closed.overLimit++;
         socket.destroy();
         return;
       }
@@ -99,20 +113,38 @@ export class LockServer {
         // Our side is closed and the peer has not closed its own: it gets a grace period, not forever.
         if (this.coarseNowMs - connection.endedAtMs > CLOSE_GRACE_MS + SWEEP_EVERY_MS) connection.destroy();
       } else if (frameTimeoutMs > 0 && connection.partialSinceMs > 0 && this.coarseNowMs - connection.partialSinceMs > frameTimeoutMs) {
+        this.closed.frameTimeout++;
         connection.destroy();
       } else if (idleTimeoutMs > 0 && connection.idle && this.coarseNowMs - connection.lastActivityMs > idleTimeoutMs + SWEEP_EVERY_MS) {
         // lastActivityMs is coarse (up to one sweep old): waiting one sweep longer never closes early.
+        this.closed.idleTimeout++;
         connection.destroy();
       } else if (replyTimeoutMs > 0 && connection.unreadSinceMs > 0 && this.coarseNowMs - connection.unreadSinceMs > replyTimeoutMs + SWEEP_EVERY_MS) {
         // A client that stopped reading would otherwise hold its connection, and the answers queued
         // for it, for as long as it stays connected. Its answers are remembered by request id: a
         // retry on a new connection gets them.
+        this.closed.replyTimeout++;
         connection.destroy();
       }
     }
-    if (this.rejectedConnections > 0) {
-      this.logger.warn(`refused ${this.rejectedConnections} connections: --max-connections ${this.config.maxConnections} reached`);
-      this.rejectedConnections = 0;
+    this.logClosed();
+  }
+
+  /**
+   * One line per reason that grew since the last sweep. Idle connections closing is routine and only
+   * counted; the others point at a client that is broken, hostile or overwhelmed.
+   */
+  private logClosed(): void {
+    const { closed, logged, config } = this;
+    if (closed.overLimit > logged.overLimit) {
+      this.logger.warn(`refused ${closed.overLimit - logged.overLimit} connections: --max-connections ${config.maxConnections} reached`);
     }
+    if (closed.frameTimeout > logged.frameTimeout) {
+      this.logger.warn(`closed ${closed.frameTimeout - logged.frameTimeout} connections holding half a frame for --frame-timeout ${config.frameTimeoutMs} ms`);
+    }
+    if (closed.replyTimeout > logged.replyTimeout) {
+      this.logger.warn(`closed ${closed.replyTimeout - logged.replyTimeout} connections that took none of their answers for --reply-timeout ${config.replyTimeoutMs} ms`);
+    }
+    Object.assign(logged, closed);
   }
 }

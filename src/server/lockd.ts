@@ -15,7 +15,7 @@ import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
-import { LockServer } from "./lock-server.js";
+import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
@@ -134,7 +134,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     });
     // Before the bump changes anything and before the lock port opens: a metrics address that cannot
     // be served stops the start with nothing done.
-    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters);
+    const closedConnections = () => server?.closed ?? NONE_CLOSED;
+    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters, closedConnections);
     if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     try {
       const retention = { dedupeWindowMs: config.dedupeWindowMs, expiredRetentionMs: config.expiredRetentionMs };
@@ -181,6 +182,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   }
 }
 
+const NONE_CLOSED: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };
+
 function hostForUrl(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
@@ -191,10 +194,17 @@ async function serveMetrics(
   read: () => ServerReading,
   limits: StatsLimits,
   counters: CommitCounters,
+  connectionsClosed: () => ClosedConnections,
 ): Promise<MetricsServer> {
   const version = packageVersion();
   try {
-    return await startMetricsServer(listen.host, listen.port, () => ({ ...read(), ...limits, version, commitBuckets: counters.cumulativeBuckets() }));
+    return await startMetricsServer(listen.host, listen.port, () => ({
+      ...read(),
+      ...limits,
+      version,
+      commitBuckets: counters.cumulativeBuckets(),
+      connectionsClosed: connectionsClosed(),
+    }));
   } catch (error) {
     throw new Error(`cannot serve metrics on ${listen.host}:${listen.port}: ${(error as Error).message}`);
   }

@@ -7,11 +7,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { ClosedConnections } from "./lock-server.js";
 import { COMMIT_BUCKET_BOUNDS_MS, type ServerReading, type StatsLimits } from "./stats.js";
 
 /** Everything one scrape reports: the stats line's reading, the limits, and more. */
 export interface MetricsReading extends ServerReading, StatsLimits {
   readonly version: string;
+  /** Connections lockd closed itself, by why (lock-server.ts). */
+  readonly connectionsClosed: Readonly<ClosedConnections>;
   /** Cumulative commit counts per bound of COMMIT_BUCKET_BOUNDS_MS, then the total. */
   readonly commitBuckets: readonly number[];
 }
@@ -40,6 +43,12 @@ export function metricsText(reading: MetricsReading): string {
     ]),
     family("baton_connections", "gauge", "Open client connections.", [`baton_connections ${reading.connections}`]),
     family("baton_connections_limit", "gauge", "Client connections served at most.", [`baton_connections_limit ${reading.maxConnections}`]),
+    family("baton_connections_closed_total", "counter", "Connections lockd closed itself, by reason: refused over --max-connections, or a timeout.", [
+      `baton_connections_closed_total{reason="max_connections"} ${reading.connectionsClosed.overLimit}`,
+      `baton_connections_closed_total{reason="frame_timeout"} ${reading.connectionsClosed.frameTimeout}`,
+      `baton_connections_closed_total{reason="idle_timeout"} ${reading.connectionsClosed.idleTimeout}`,
+      `baton_connections_closed_total{reason="reply_timeout"} ${reading.connectionsClosed.replyTimeout}`,
+    ]),
     family("baton_requests_in_flight", "gauge", "Requests read and not yet answered, on all connections together.", [
       `baton_requests_in_flight ${reading.requestsInFlight}`,
     ]),

@@ -21,6 +21,18 @@ afterAll(async () => {
   }
 });
 
+/** Waits (up to 5 s) until lockd's stderr matches `pattern`; fails the test if it never does. */
+async function expectLogged(lockd: LockdProcess, pattern: RegExp): Promise<void> {
+  for (const giveUpAtMs = performance.now() + 5_000; !pattern.test(lockd.stderr()) && performance.now() < giveUpAtMs; ) await sleep(20);
+  expect(lockd.stderr()).toMatch(pattern);
+}
+
+/** The metrics a lockd started with `--metrics-listen 127.0.0.1:0` serves, as text. */
+async function scrape(lockd: LockdProcess): Promise<string> {
+  const url = /metrics on (http:\/\/\S+)/.exec(lockd.stderr())![1]!;
+  return (await fetch(url)).text();
+}
+
 /** ACQUIREs of `count` consecutive fresh locks from `firstLock`, in one stream. */
 function acquireRun(count: number, firstLock: bigint, owner: bigint): Buffer {
   return Buffer.concat(Array.from({ length: count }, (_, n) => acquire({ lock: firstLock + BigInt(n), owner }, 60_000n)));
@@ -70,6 +82,7 @@ describe("a client sending half a frame and going silent is dropped after --fram
       expect(other.socket.destroyed).toBe(false); // connections without a partial frame stay
       other.close();
     }
+    await expectLogged(lockd, /lockd: warning: closed 1 connections holding half a frame for --frame-timeout 300 ms\n/);
   });
 
   it("never drops a half frame before --frame-timeout has passed", async () => {
@@ -403,13 +416,15 @@ describe("--max-inflight-total: connections take turns at the server's budget, a
 describe("--idle-timeout: a connection silent with nothing in flight is closed", () => {
   let lockd: LockdProcess;
   beforeAll(async () => {
-    lockd = await lockdWith(["--idle-timeout", "300"]);
+    lockd = await lockdWith(["--idle-timeout", "300", "--metrics-listen", "127.0.0.1:0"]);
   });
 
-  it("closes a silent connection after the idle timeout", async () => {
+  it("closes a silent connection after the idle timeout, and counts it without a log line (it is routine)", async () => {
     const client = await RawClient.open(lockd.port);
     await expectServed(client, 1n);
     expect(await client.closedWithin(5000)).toBe(true);
+    expect(await scrape(lockd)).toContain('baton_connections_closed_total{reason="idle_timeout"} 1\n');
+    expect(lockd.stderr()).not.toMatch(/closed \d+ connections/);
   });
 
   it("also when it holds half a frame and --frame-timeout is off: a partial frame is not in flight", async () => {
@@ -446,6 +461,7 @@ describe("--reply-timeout: a client that stops reading its answers is let go, an
     await expectServed(accepted!, 1n);
     accepted!.close();
     stalled.socket.destroy();
+    await expectLogged(lockd, /lockd: warning: closed 1 connections that took none of their answers for --reply-timeout 300 ms\n/);
   });
 });
 

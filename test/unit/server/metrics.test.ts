@@ -23,6 +23,7 @@ const READING: MetricsReading = {
   rememberedAnswers: 7,
   maxDedupeEntries: 5000,
   nextFencingToken: 42,
+  connectionsClosed: { overLimit: 1, frameTimeout: 2, idleTimeout: 3, replyTimeout: 4 },
 };
 
 describe("metricsText", () => {
@@ -50,6 +51,10 @@ describe("metricsText", () => {
       "baton_commit_seconds_count 3",
       "baton_connections 4",
       "baton_connections_limit 100",
+      'baton_connections_closed_total{reason="max_connections"} 1',
+      'baton_connections_closed_total{reason="frame_timeout"} 2',
+      'baton_connections_closed_total{reason="idle_timeout"} 3',
+      'baton_connections_closed_total{reason="reply_timeout"} 4',
       "baton_requests_in_flight 6",
       "baton_requests_in_flight_limit 4096",
       "baton_lock_records 5",
@@ -61,7 +66,7 @@ describe("metricsText", () => {
     const families = lines.filter((line) => line.startsWith("# TYPE ")).map((line) => line.split(" ")[2]);
     const helped = lines.filter((line) => line.startsWith("# HELP ")).map((line) => line.split(" ")[2]);
     expect(helped).toEqual(families);
-    expect(families).toHaveLength(13);
+    expect(families).toHaveLength(14);
     expect(metricsText(READING).endsWith("\n")).toBe(true);
   });
 });
