@@ -5,10 +5,11 @@
  * (the newest segment cut short or deleted), for lost acknowledged entries instead of a torn write.
  * After a crash there is no file, and a torn final write is truncated as before.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { DataDir } from "./data-dir.js";
 import { syncDirectory } from "./log-file.js";
+import { readFileIfThere, replaceFileDurably } from "./small-file.js";
 
 const FILE_NAME = "clean-stop";
 
@@ -17,29 +18,14 @@ export function cleanStopPath(dir: DataDir): string {
 }
 
 export function writeCleanStop(dir: DataDir, lastIndex: number): void {
-  const path = cleanStopPath(dir);
-  const tempPath = `${path}.tmp`;
-  const fd = openSync(tempPath, "w");
-  try {
-    writeSync(fd, `${lastIndex}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tempPath, path);
-  syncDirectory(dir.root);
+  replaceFileDurably(cleanStopPath(dir), `${lastIndex}\n`);
 }
 
 /** The index the last clean stop recorded, or null after a crash (or a first start). */
 export function readCleanStop(dir: DataDir): number | null {
   const path = cleanStopPath(dir);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
-  }
+  const text = readFileIfThere(path);
+  if (text === null) return null;
   const index = /^\d+\n$/.test(text) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(index)) {
     throw new Error(`${path} does not hold a log index. It lets a start tell a damaged log from a torn write; delete it to start without that check`);

@@ -3,26 +3,15 @@
  * so that a restart can go on absorbing what is left of a forward step instead of letting it take
  * effect at once (see SteadyWallClock). Written rarely (once per step), atomically and synced.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockStep } from "../server/clock.js";
 import type { DataDir } from "./data-dir.js";
-import { syncDirectory } from "./log-file.js";
+import { readFileIfThere, replaceFileDurably } from "./small-file.js";
 
 const FILE_NAME = "clock-step";
 
 export function writeClockStep(dir: DataDir, step: ClockStep): void {
-  const path = join(dir.root, FILE_NAME);
-  const tempPath = `${path}.tmp`;
-  const fd = openSync(tempPath, "w");
-  try {
-    writeSync(fd, `${JSON.stringify(step)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tempPath, path);
-  syncDirectory(dir.root);
+  replaceFileDurably(join(dir.root, FILE_NAME), `${JSON.stringify(step)}\n`);
 }
 
 /**
@@ -31,13 +20,8 @@ export function writeClockStep(dir: DataDir, step: ClockStep): void {
  */
 export function readClockStep(dir: DataDir): ClockStep | null {
   const path = join(dir.root, FILE_NAME);
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new Error(`cannot read ${path}: ${(error as Error).message}`);
-  }
+  const text = readFileIfThere(path);
+  if (text === null) return null;
   let parsed: Partial<ClockStep> | null = null;
   try {
     parsed = JSON.parse(text) as Partial<ClockStep>;
