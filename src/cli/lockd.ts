@@ -76,6 +76,7 @@ const program = new Command("lockd")
       .default(d.inlineSyncMaxEntries, "unlimited"),
   )
   .option("--bump-fencing-token <n>", "before serving, raise the next fencing token by n, through the log (after restoring a backup)", integer(0, Number.MAX_SAFE_INTEGER), d.bumpFencingToken)
+  .option("--require-state", "refuse to start on a data directory holding no log or snapshot (instead of starting empty)", d.requireState)
   .addOption(new Option("--metrics-listen <host:port>", "serve Prometheus metrics over HTTP at /metrics on this address (default: nowhere)").argParser(hostPort))
   .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often: 0 (never) or 100 and up", zeroOrBetween(100, MAX_TIMER_MS), d.statsEveryMs)
   .showHelpAfterError("(lockd --help lists every option)")
@@ -116,6 +117,7 @@ const config: ServerConfig = {
   inlineSyncMaxEntries: flags.inlineSyncMax,
   statsEveryMs: flags.statsEvery,
   bumpFencingToken: flags.bumpFencingToken,
+  requireState: flags.requireState === true,
   metricsListen: (flags.metricsListen as { host: string; port: number } | undefined) ?? null,
 };
 

@@ -57,6 +57,11 @@ export interface ServerConfig {
   readonly statsEveryMs: number;
   /** Raise the fencing counter by this much before serving (0 = not): after restoring a copy. */
   readonly bumpFencingToken: number;
+  /**
+   * Refuse to start on a data directory holding no log or snapshot: a mistyped path or an unmounted
+   * volume would otherwise start from an empty state and grant every lock and token again.
+   */
+  readonly requireState: boolean;
   /** Where to serve Prometheus metrics over HTTP (null = nowhere). */
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
 }
@@ -127,5 +132,6 @@ export const DEFAULT_CONFIG: ServerConfig = {
   inlineSyncMaxEntries: INLINE_SYNC_MAX_ENTRIES,
   statsEveryMs: 0,
   bumpFencingToken: 0,
+  requireState: false,
   metricsListen: null,
 };

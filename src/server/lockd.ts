@@ -6,7 +6,7 @@ import { randomInt } from "node:crypto";
 import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
-import { openDataDir, type DataDir } from "../storage/data-dir.js";
+import { holdsState, openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
@@ -39,6 +39,12 @@ export interface LockdDependencies {
 
 export async function startLockd(config: ServerConfig, deps: LockdDependencies): Promise<Lockd> {
   const { logger } = deps;
+  if (config.requireState && !holdsState(config.dataDir)) {
+    throw new Error(
+      `--require-state: ${config.dataDir} holds no log or snapshot (a wrong --data, or a volume not mounted?); nothing was created. ` +
+        "Start without the flag once to begin a new, empty state there.",
+    );
+  }
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
   if (dirLock.kind === "pid-file") {

@@ -34,13 +34,22 @@ export interface SnapshotFile {
   readonly lastIndex: number;
 }
 
+function layoutOf(root: string): DataDir {
+  return { root, logDir: join(root, "log"), snapshotDir: join(root, "snapshots"), lockFile: join(root, "LOCK") };
+}
+
+/**
+ * Whether `root` holds a state lockd wrote: a log segment or a snapshot (every start that served
+ * leaves a segment, even an empty one). Creates nothing.
+ */
+export function holdsState(root: string): boolean {
+  const dir = layoutOf(root);
+  const has = (folder: string, suffix: string) => existsSync(folder) && numberedFiles(folder, suffix).length > 0;
+  return has(dir.logDir, SEGMENT_SUFFIX) || has(dir.snapshotDir, SNAPSHOT_SUFFIX);
+}
+
 export function openDataDir(root: string): DataDir {
-  const dir: DataDir = {
-    root,
-    logDir: join(root, "log"),
-    snapshotDir: join(root, "snapshots"),
-    lockFile: join(root, "LOCK"),
-  };
+  const dir = layoutOf(root);
   const created = !existsSync(dir.logDir) || !existsSync(dir.snapshotDir);
   makeDirectory(dir.logDir);
   makeDirectory(dir.snapshotDir);

@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
@@ -183,5 +185,31 @@ describe("a closed stdout or stderr", () => {
     client.close();
     await lockd.kill();
     lockd.cleanup();
+  });
+});
+
+describe("--require-state: a data directory without a log or snapshot is refused, not started empty", () => {
+  it("refuses a missing and an empty directory without creating anything, and starts on one a lockd has used", async () => {
+    const root = mkdtempSync(join(tmpdir(), "baton-require-"));
+    try {
+      const missing = join(root, "typo");
+      const refusedMissing = runLockd(["--listen", "127.0.0.1:0", "--data", missing, "--require-state"]);
+      expect(refusedMissing.status).toBe(1);
+      expect(refusedMissing.stderr).toContain(`lockd: error: --require-state: ${missing} holds no log or snapshot`);
+      expect(existsSync(missing)).toBe(false);
+
+      const empty = join(root, "mount-point");
+      mkdirSync(empty);
+      expect(runLockd(["--listen", "127.0.0.1:0", "--data", empty, "--require-state"]).status).toBe(1);
+      expect(readdirSync(empty)).toEqual([]);
+
+      const first = await spawnLockd({ dataDir: empty });
+      expect(await first.stop()).toBe(0);
+      const second = await spawnLockd({ dataDir: empty, args: ["--require-state"] });
+      expect(second.stderr()).toContain("log index 0");
+      expect(await second.stop()).toBe(0);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
