@@ -319,9 +319,9 @@ export function buildVectors(): VectorFile {
       "Request frame: u32 length (big-endian, bytes after the field) + body; body = u8 cmd, request_id[16], lock_id[16], owner_id[16], ttl_ms u64 (ACQUIRE/RENEW; RELEASE/INSPECT may send it as an ignored trailer).",
       "Response: exactly 17 bytes, u8 status | u64 fencing_token | u64 expires_at, big-endian, no length prefix.",
       "Ids are 32 hex digits (16 raw bytes). ttl_ms, fencing_token, expires_at and at_ms are decimal strings (u64).",
-      "frames: every frame with valid=false is answered 3 (token 0, expires_at 0); closes_connection marks a length over 1024 (3, then the server closes).",
+      "frames: every frame with valid=false is answered 3 (token 0, expires_at 0); closes_connection marks a length over 1024 (3, then the server closes). A frame's hex is authoritative; an invalid frame's fields give only what makes it invalid.",
       "lock_names: lock_id = first 16 bytes of SHA-256 of the UTF-8 name, exactly as given (no Unicode normalization: the last two are NFC and NFD forms of one word, and two different locks).",
-      "sequences: each starts from an empty state (no locks, no dedupe entries, logical now 0, next fencing token 1) with the config below; send the steps in order, each with its at_ms as the server's clock sample, and expect each response byte for byte.",
+      "sequences: each starts from an empty state (no locks, no dedupe entries, logical now 0, next fencing token 1) with the config below; send the steps in order, each with its at_ms as the server's clock sample, and expect each response byte for byte. A running server samples its own clock instead: against one, compare each step's status and fencing token, and its expires_at as the server's time of processing plus the ttl.",
     ],
     config: {
       max_frame_length: 1024,
