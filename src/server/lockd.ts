@@ -171,7 +171,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         compactor.stop();
         await log.close();
         await compactor.idle();
-        // Not when the directory is gone: the record would be written into a directory nobody finds.
+        // Not after lockd refused requests (a failed write, the directory gone): the disk's state is
+        // then unknown, or the record would go into a directory no start will find.
         if (pipeline.failed === null) recordCleanStop(dir, log);
         launcher.close();
         await memory.close();
