@@ -102,6 +102,13 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
   let active: SegmentFile | null = null;
 
+  /** The segment just replayed, up to `end`: the one to go on appending to if newest, else sealed. */
+  const sealOrKeep = (segment: SegmentFile, end: number): void => {
+    const recovered: SegmentFile = { path: segment.path, firstIndex: segment.firstIndex, bytes: end };
+    if (segment === segments.at(-1)) active = recovered;
+    else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
+  };
+
   for (let s = 0; s < segments.length; s++) {
     const segment = segments[s]!;
     const next = segments[s + 1];
@@ -125,6 +132,17 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     const at = stop.end;
     if (!stop.clean) {
       const bytes = stop.file;
+      if (isNewest && stoppedCleanlyAt !== null && progress.lastIndex === stoppedCleanlyAt) {
+        // Every entry the clean stop recorded is there: the bytes after it were written after the
+        // stop, by something other than lockd, and were never part of the log.
+        truncate(segment.path, at);
+        logger.warn(
+          `${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, after the last entry (index ${stoppedCleanlyAt}) ` +
+            `of the clean stop before this start (${stop.damage}): something other than lockd wrote them after it stopped`,
+        );
+        sealOrKeep(segment, at);
+        continue;
+      }
       const verdict: DamageVerdict = !isNewest
         ? { torn: false, reason: "It is not the newest segment" }
         : stoppedCleanlyAt !== null
@@ -148,9 +166,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
         );
       }
     }
-    const recovered: SegmentFile = { path: segment.path, firstIndex: segment.firstIndex, bytes: at };
-    if (isNewest) active = recovered;
-    else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
+    sealOrKeep(segment, at);
   }
 
   if (stoppedCleanlyAt !== null && progress.lastIndex !== stoppedCleanlyAt) {

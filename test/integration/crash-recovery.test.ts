@@ -241,16 +241,22 @@ describe("damage found on restart", () => {
     expect(lockd.stderr()).toMatch(/log index 19,/);
   });
 
-  it("garbage appended to the newest segment after a crash is truncated and the server starts with every lock", async () => {
-    const { dataDir, segment } = await prepare("crash");
-    appendFileSync(segment, Buffer.alloc(100, 0xab)); // after the preallocated zeros
-    const lockd = await start(dataDir);
-    expect(lockd.stderr()).toMatch(/dropped \d+ bytes at offset \d+, a torn final write \(\d+ bytes of data/);
-    const client = await RawClient.open(lockd.port);
-    client.write(inspect({ lock: 19n, owner: 1n }));
-    expect((await client.read(17))[0]).toBe(Status.Ok);
-    client.close();
-  });
+  const garbageDropped = {
+    crash: /dropped \d+ bytes at offset \d+, a torn final write \(\d+ bytes of data/,
+    clean: /dropped \d+ bytes at offset \d+, after the last entry \(index 20\) of the clean stop before this start/,
+  };
+  for (const stop of ["crash", "clean"] as const) {
+    it(`garbage appended to the newest segment after a ${stop} stop is truncated and the server starts with every lock`, async () => {
+      const { dataDir, segment } = await prepare(stop);
+      appendFileSync(segment, Buffer.alloc(100, 0xab)); // after the preallocated zeros
+      const lockd = await start(dataDir);
+      expect(lockd.stderr()).toMatch(garbageDropped[stop]);
+      const client = await RawClient.open(lockd.port);
+      client.write(inspect({ lock: 19n, owner: 1n }));
+      expect((await client.read(17))[0]).toBe(Status.Ok);
+      client.close();
+    });
+  }
 
   it("garbage in the middle of the newest segment refuses to start, naming the file and offset", async () => {
     const { dataDir, segment } = await prepare();

@@ -422,6 +422,21 @@ describe("after a clean stop, a log that ends early is damage, never a torn writ
     );
   });
 
+  it("drops bytes written after every entry of the clean stop, which lose nothing", async () => {
+    const root = tempDir();
+    const [segment] = await writeLog(root, 5);
+    const bytes = readFileSync(segment!);
+    const goodBytes = writtenEnd(bytes);
+    bytes.fill(0xab, goodBytes, goodBytes + 96);
+    writeFileSync(segment!, bytes);
+    const logger = capturingLogger();
+    expect(recover(openDataDir(root), CONFIG, logger, { cleanStopIndex: 15 }).lastIndex).toBe(15);
+    expect(statSync(segment!).size).toBe(goodBytes);
+    expect(logger.lines.join("\n")).toMatch(
+      new RegExp(`dropped \\d+ bytes at offset ${goodBytes}, after the last entry \\(index 15\\) of the clean stop before this start`),
+    );
+  });
+
   it("recovers as usual when the log ends where the clean stop said", async () => {
     const root = tempDir();
     await writeLog(root, 5);
