@@ -78,6 +78,31 @@ export interface ClockStep {
 }
 
 /**
+ * The monotonic clock and the clock's sample read at one moment, with the boot of the machine they
+ * were read on: the monotonic clock is the machine's (CLOCK_MONOTONIC), so two readings of one boot
+ * measure the real time between them whichever processes took them.
+ */
+export interface ClockAnchor {
+  readonly bootId: string;
+  readonly monotonicMs: number;
+  /** What the clock handed out then (the wall clock less any step not yet absorbed). */
+  readonly sampleMs: number;
+}
+
+/**
+ * How much of the wall clock's lead a restart must still absorb so that its logical time runs no
+ * more than SLEW_RATE faster than real time since `anchor`, the last reading before the restart:
+ * whatever the wall clock did while lockd was down (a forward step), and what was left to absorb
+ * when the anchor was taken, less 1% of the time since. Zero if the machine restarted in between
+ * (the monotonic clock starts over with it, so the time between is unknown). Time the machine spent
+ * suspended counts as a step (the monotonic clock does not count it): that only lengthens leases.
+ */
+export function leadSinceAnchorMs(anchor: ClockAnchor, bootId: string, monotonicMs: number, wallMs: number): number {
+  if (anchor.bootId !== bootId) return 0;
+  return Math.max(0, wallMs - (anchor.sampleMs + Math.max(0, monotonicMs - anchor.monotonicMs) * (1 + SLEW_RATE)));
+}
+
+/**
  * A record says this much more than is left, so that a new one is written only once the lag has
  * grown by as much: at most one synced write per second of growth, even for a wall clock that runs
  * fast for hours. A restart then carries up to a second more than is left (leases last longer).

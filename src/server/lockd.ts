@@ -5,6 +5,7 @@
 import { randomInt } from "node:crypto";
 import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
+import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor } from "../storage/clock-anchor-file.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { holdsState, openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
@@ -13,7 +14,7 @@ import { nodeLogFiles } from "../storage/log-file.js";
 import { openDurableStorage, recordCleanStop } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
+import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
 import type { ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -67,6 +68,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
   };
   let watch: DataDirWatch | null = null;
+  let anchors: { stop(): void } | null = null;
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();
@@ -89,16 +91,19 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     if (config.fsync === "never") {
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }
+    // The clock is first read by the pipeline, so `pipeline` is set by the time the clock asks for it.
+    const clock = deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline);
     const pipeline: CommitPipeline = new CommitPipeline({
       stateMachine: sm,
       log,
       limits: { maxLocks: config.maxLocks, maxDedupeEntries: config.maxDedupeEntries, maxTtlMs: config.maxTtlMs },
-      // The clock is first read by the pipeline, so `pipeline` is set by the time it is asked for.
-      clock: deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline),
+      clock,
       logger,
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
+    // resumeClock, above, has read the last run's anchor. An injected clock has no wall clock to anchor.
+    anchors = deps.clock === undefined ? keepClockAnchor(dir, () => clock.nowMs(), logger) : null;
     watch = watchDataDir(dir, (what) =>
       pipeline.refuse(
         "the data directory check",
@@ -176,6 +181,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         if (pipeline.failed === null) recordCleanStop(dir, log);
         launcher.close();
         await memory.close();
+        anchors?.stop();
         watch?.stop();
         dirLock.release();
       },
@@ -183,6 +189,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   } catch (error) {
     launcher.close();
     void memory.close();
+    anchors?.stop();
     watch?.stop();
     dirLock.release();
     throw error;
@@ -247,9 +254,25 @@ async function changeRetentionBeforeServing(pipeline: CommitPipeline, sm: StateM
 function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline: () => Pick<CommitPipeline, "failed" | "refuse">): Clock {
   let record = readClockStep(dir);
   // Rounded up: carrying over more than is left only makes leases last longer.
-  const unabsorbedMs = record === null ? 0 : Math.ceil(unabsorbedStepMs(record, recoveredMs));
+  const carriedMs = record === null ? 0 : Math.ceil(unabsorbedStepMs(record, recoveredMs));
+  if (carriedMs > 0) {
+    logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${carriedMs} ms of it is absorbed from here on`);
+  }
+  // What the last run's anchor allows (same boot only): its sample, plus the real time since at
+  // 1% fast. A wall clock further ahead was stepped while lockd was down; that is absorbed too. The
+  // larger of the two estimates wins (both bound the same lead; neither is added to the other).
+  const lastAnchor = readClockAnchor(dir);
+  const bootId = currentBootId();
+  const monotonicMs = machineMonotonicMs(); // before the wall clock: a pause between only asks for more
+  const anchorLeadMs = lastAnchor === null || bootId === null ? 0 : Math.ceil(leadSinceAnchorMs(lastAnchor, bootId, monotonicMs, Date.now()));
+  if (anchorLeadMs - carriedMs >= REPORTED_DOWNTIME_STEP_MS) {
+    logger.warn(
+      `the wall clock moved ${anchorLeadMs - carriedMs} ms further than real time while lockd was down: leases keep their length, ` +
+        `and logical time catches up running ${SLEW_RATE * 100}% fast`,
+    );
+  }
+  const unabsorbedMs = Math.max(carriedMs, anchorLeadMs);
   if (unabsorbedMs > 0) {
-    logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${unabsorbedMs} ms of it is absorbed from here on`);
     // The clock starts exactly that far behind the wall clock: recorded as such (1 ms more for the
     // wall clock's whole milliseconds), so the next restart carries it less what this run absorbs.
     // The old record would not do: it was estimated at the recovered time, and its estimate goes on
@@ -279,6 +302,9 @@ function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline
     record,
   );
 }
+
+/** A step made while lockd was down is logged from this size on (smaller ones are reading noise). */
+const REPORTED_DOWNTIME_STEP_MS = 1_000;
 
 function describeClockStep(aheadMs: number): string {
   const hours = Math.abs(aheadMs) / SLEW_RATE / 3_600_000;

@@ -158,8 +158,10 @@ describe("a wall clock near 2^53 ms (the year 287,396), past which times are no 
     const dataDir = lockd.dataDir;
     expect(await lockd.stop()).toBe(0);
 
-    // Restarted with the wall clock a minute past 2^53: a step made while lockd was down takes effect
-    // at once (protocol.md §4), so logical time stands at 2^53 - 1, where no lease can be granted.
+    // Restarted with the wall clock a minute past 2^53, as after a reboot (no anchor of this boot): a
+    // step made while lockd was down then takes effect at once (protocol.md §4), so logical time
+    // stands at 2^53 - 1, where no lease can be granted.
+    rmSync(join(dataDir, "clock-anchor"));
     wallAt(Number.MAX_SAFE_INTEGER + 60_000);
     lockd = await spawnLockd({ env, args, dataDir });
     client = await RawClient.open(lockd.port);
@@ -199,6 +201,34 @@ describe("a wall-clock step still being absorbed at restarts", () => {
     // also holds its answer's trip back to the test, hence the half-second allowance.)
     expect(lags[2], `lags ${lags.join(", ")} ms`).toBeGreaterThanOrEqual(900);
     for (let start = 3; start < lags.length; start++) expect(lags[start]! - lags[2]!, `lags ${lags.join(", ")} ms`).toBeLessThan(500);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});
+
+describe("a wall clock stepped forward while lockd was down (a restart on the same boot)", () => {
+  it("does not end the recovered leases early: another owner is refused, and the step is absorbed like one seen running", async () => {
+    const shiftFile = join(tempDir(), "shift");
+    writeFileSync(shiftFile, "0");
+    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+    lockd = await spawnLockd({ env });
+    const dataDir = lockd.dataDir;
+    let client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 1n }, 20_000n));
+    const [granted] = splitAnswers(await client.read(17));
+    expect(granted!.status).toBe(Status.Ok);
+    client.close();
+    await lockd.kill();
+
+    writeFileSync(shiftFile, "30000"); // while lockd is down, its wall clock steps 30 s ahead
+    lockd = await spawnLockd({ env, dataDir });
+    expect(lockd.stderr()).toMatch(/the wall clock moved (29\d{3}|30000) ms further than real time while lockd was down/);
+    client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
+    const [refused] = splitAnswers(await client.read(17));
+    // Without the anchor, logical time jumps 30 s at the start and the 20 s lease is over: a second holder.
+    expect(refused).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
+    client.close();
+    await lockd.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });
 });

@@ -1,0 +1,54 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { leadSinceAnchorMs, type ClockAnchor } from "../../../src/server/clock.js";
+import { silentLogger } from "../../../src/server/logger.js";
+import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor } from "../../../src/storage/clock-anchor-file.js";
+import { openDataDir } from "../../../src/storage/data-dir.js";
+import { useTempDirs } from "../../support/temp-dir.js";
+
+const tempDir = useTempDirs();
+const anchor: ClockAnchor = { bootId: "boot-a", monotonicMs: 5_000, sampleMs: 1_800_000_000_000 };
+
+describe("the lead a restart must absorb, from the last anchor", () => {
+  it("is a forward step made since, less 1% of the real time since", () => {
+    // 2 s of real time, the wall clock 32 s further: 30 s stepped, 20 ms of it absorbable meanwhile.
+    expect(leadSinceAnchorMs(anchor, "boot-a", 7_000, anchor.sampleMs + 32_000)).toBe(30_000 - 20);
+  });
+
+  it("is nothing for a wall clock that kept time, or fell behind (leases then only last longer)", () => {
+    expect(leadSinceAnchorMs(anchor, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBe(0);
+    expect(leadSinceAnchorMs(anchor, "boot-a", 7_000, anchor.sampleMs - 60_000)).toBe(0);
+  });
+
+  it("includes what the clock had left to absorb when the anchor was taken (its sample trailed the wall clock)", () => {
+    const trailing: ClockAnchor = { ...anchor, sampleMs: anchor.sampleMs - 10_000 };
+    expect(leadSinceAnchorMs(trailing, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBe(10_000 - 20);
+  });
+
+  it("is nothing across a reboot, where the monotonic clock starts over", () => {
+    expect(leadSinceAnchorMs(anchor, "boot-b", 10, anchor.sampleMs + 32_000)).toBe(0);
+  });
+});
+
+describe("the clock-anchor file", () => {
+  it("is written at once with this boot's monotonic clock and the sample given", () => {
+    const dir = openDataDir(tempDir());
+    const kept = keepClockAnchor(dir, () => 1_234_567, silentLogger);
+    kept.stop();
+    const read = readClockAnchor(dir)!;
+    expect(read.bootId).toBe(currentBootId());
+    expect(read.sampleMs).toBe(1_234_567);
+    expect(machineMonotonicMs() - read.monotonicMs).toBeGreaterThanOrEqual(0);
+    expect(readFileSync(join(dir.root, "clock-anchor"), "utf8").endsWith("\n")).toBe(true);
+  });
+
+  it("is taken as absent when it holds something else", () => {
+    const dir = openDataDir(tempDir());
+    expect(readClockAnchor(dir)).toBeNull();
+    for (const junk of ["", "{", '{"bootId":1,"monotonicMs":2,"sampleMs":3}', '{"bootId":"x","monotonicMs":"2","sampleMs":3}']) {
+      writeFileSync(join(dir.root, "clock-anchor"), junk);
+      expect(readClockAnchor(dir), junk).toBeNull();
+    }
+  });
+});
