@@ -4,9 +4,10 @@
  * never finished (see judgeDamage) was never acknowledged: it is truncated there, with whatever
  * intact records of those writes follow it, and reported. Damage anywhere else refuses the start,
  * naming the file and offset, because skipping a record would silently forget acknowledged state.
- * After a clean stop (clean-stop-file.ts) no write was unfinished: any damage, and a log that ends
- * before the index the stop recorded, refuses the start. Files a snapshot covers (older snapshots, segments wholly inside it) are leftovers of an
- * interrupted clean-up and go.
+ * After a clean stop (clean-stop-file.ts) no write was unfinished: damage before the index the stop
+ * recorded, and a log that ends before it, refuse the start (bytes after it are dropped). Files a
+ * snapshot covers (older snapshots, segments wholly inside it) are leftovers of an interrupted
+ * clean-up and go.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import { emptyStateFor } from "../core/snapshot-codec.js";
