@@ -98,8 +98,10 @@ export interface ClockAnchor {
  * suspended counts as a step (the monotonic clock does not count it): that only lengthens leases.
  */
 export function leadSinceAnchorMs(anchor: ClockAnchor, bootId: string, monotonicMs: number, wallMs: number): number {
-  if (anchor.bootId !== bootId) return 0;
-  return Math.max(0, wallMs - (anchor.sampleMs + Math.max(0, monotonicMs - anchor.monotonicMs) * (1 + SLEW_RATE)));
+  // A monotonic clock behind the anchor's (a container restored elsewhere, a time namespace) says
+  // nothing about the time between: unknown, as after a reboot.
+  if (anchor.bootId !== bootId || monotonicMs < anchor.monotonicMs) return 0;
+  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs) * (1 + SLEW_RATE)));
 }
 
 /**

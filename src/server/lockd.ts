@@ -11,11 +11,11 @@ import { holdsState, openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
-import { openDurableStorage, recordCleanStop } from "../storage/durable-storage.js";
+import { openDurableStorage, recordCleanStop, type DurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
-import type { ServerConfig } from "./config.js";
+import type { FsyncMode, ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
@@ -54,6 +54,12 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         "from another pid namespace (another container sharing the volume) would not be refused. Install util-linux or BusyBox.",
     );
   }
+  if (dirLock.kind === "flock" && dirLock.directoryUnlocked) {
+    logger.warn(
+      `the data directory itself cannot be flocked here (${dirLock.directoryUnlocked}; NFS cannot lock a directory), so only ` +
+        `${dir.lockFile} keeps a second lockd out: never delete it while lockd runs`,
+    );
+  }
   // Before recovery loads the state: the launcher is forked while this process is still small.
   const launcher = startCompactionLauncher({ idlePriority: true });
   const memory = new WarmMemory(logger);
@@ -69,10 +75,12 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   };
   let watch: DataDirWatch | null = null;
   let anchors: { stop(): void } | null = null;
+  let storage: DurableStorage | null = null;
+  let refusing = (): boolean => false;
   try {
     removeUnfinishedSnapshots(dir);
     const startedMs = performance.now();
-    const { recovered, log, compactor } = openDurableStorage(dir, {
+    const opened = openDurableStorage(dir, {
       config: smConfig,
       logger,
       files: nodeLogFiles,
@@ -82,6 +90,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       snapshotEveryBytes: config.snapshotEveryBytes,
       runCompaction: launcher.run,
     });
+    storage = opened;
+    const { recovered, log } = opened;
     const sm = recovered.stateMachine;
     logger.info(
       `recovered ${config.dataDir}: log index ${recovered.lastIndex}, ${recovered.entriesReplayed} entries replayed` +
@@ -102,6 +112,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       term: Math.max(1, recovered.lastTerm),
       nextIndex: recovered.lastIndex + 1,
     });
+    refusing = () => pipeline.failed !== null;
     // resumeClock, above, has read the last run's anchor. An injected clock has no wall clock to anchor.
     anchors = deps.clock === undefined ? keepClockAnchor(dir, () => clock.nowMs(), logger) : null;
     watch = watchDataDir(dir, (what) =>
@@ -173,12 +184,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         stopStats();
         await metrics?.close();
         await lockServer.close();
-        compactor.stop();
-        await log.close();
-        await compactor.idle();
-        // Not after lockd refused requests (a failed write, the directory gone): the disk's state is
-        // then unknown, or the record would go into a directory no start will find.
-        if (pipeline.failed === null) recordCleanStop(dir, log);
+        await stopStorage(dir, opened, config.fsync, pipeline.failed !== null);
         launcher.close();
         await memory.close();
         anchors?.stop();
@@ -187,6 +193,9 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       },
     };
   } catch (error) {
+    // A start that fails after recovery (a busy port) stops its storage like a clean stop, so the
+    // next start keeps the clean-stop check; the start's own error is the one reported.
+    if (storage !== null) await stopStorage(dir, storage, config.fsync, refusing()).catch(() => {});
     launcher.close();
     void memory.close();
     anchors?.stop();
@@ -194,6 +203,18 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     dirLock.release();
     throw error;
   }
+}
+
+/**
+ * Stops compaction and closes the log, then records the clean stop, unless lockd was refusing
+ * requests (a failed write, the directory gone): what is on disk is then unknown, or the record would
+ * go into a directory no start will find.
+ */
+async function stopStorage(dir: DataDir, storage: DurableStorage, fsync: FsyncMode, refusing: boolean): Promise<void> {
+  storage.compactor.stop();
+  await storage.log.close();
+  await storage.compactor.idle();
+  if (!refusing) recordCleanStop(dir, storage.log, fsync);
 }
 
 const NONE_CLOSED: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };

@@ -8,9 +8,10 @@
  * descriptor (passed to it as fd 3), which is the shell idiom `exec 9>LOCK; flock -n 9`: the child locks the
  * shared open file description and exits, and the lock stays with the descriptor we keep open.
  *
- * The directory itself is flocked the same way, before LOCK: a LOCK deleted by hand (it looks like a
+ * The directory itself is flocked the same way, after LOCK: a LOCK deleted by hand (it looks like a
  * stale pid file) would otherwise let the next lockd lock a new inode while the running one holds the
- * old, and both would write the same log. A directory cannot be replaced while it is open and in use.
+ * old, and both would write the same log. Where the file system cannot flock a directory (NFS), LOCK
+ * alone is held, and lockd warns.
  *
  * A pid in the file is only for messages. Where `flock` is missing, the directory falls back to the
  * pid check (a LOCK whose pid runs in this pid namespace is in use), which cannot see a lockd in
@@ -32,6 +33,11 @@ export type DataDirLockKind = "flock" | "pid-file";
 export interface DataDirLock {
   /** How the directory is held: "pid-file" cannot see a lockd in another pid namespace. */
   readonly kind: DataDirLockKind;
+  /**
+   * With "flock": why the directory itself could not be flocked (only LOCK is), or null when it is.
+   * Without its lock, a LOCK deleted by hand lets a second lockd in.
+   */
+  readonly directoryUnlocked?: string | null;
   release(): void;
 }
 
@@ -51,41 +57,56 @@ const PID_FILE_MARK = "pid-file";
 
 export function lockDataDir(lockFile: string, dirForMessages: string, options: DataDirLockOptions = {}): DataDirLock {
   const program = options.flockProgram ?? "flock";
-  const dirFd = openSync(dirname(lockFile), constants.O_RDONLY | constants.O_DIRECTORY);
-  const dirLocked = flockDescriptor(program, dirFd, dirname(lockFile));
-  if (dirLocked === "no-flock") {
-    closeSync(dirFd);
-    return lockWithPidFile(lockFile, dirForMessages);
-  }
-  if (dirLocked === "held") {
-    closeSync(dirFd);
-    throw heldElsewhere(lockFile, dirForMessages);
-  }
-  const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
-  const fileLocked = flockDescriptor(program, fd, lockFile);
-  if (fileLocked !== "locked") {
-    closeSync(fd);
-    closeSync(dirFd);
-    // "no-flock" cannot happen here: the program just ran for the directory.
-    throw heldElsewhere(lockFile, dirForMessages);
-  }
-  const unlocked = runningHolder(lockFile, PID_FILE_MARK);
-  if (unlocked !== null) {
-    closeSync(fd);
-    closeSync(dirFd);
-    throw inUseByPid(dirForMessages, `pid ${unlocked}, started without flock`, lockFile);
-  }
-  ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n`, 0);
-  // The file is never removed: a process that opened it before the unlink would lock the old inode
-  // while the next lockd locks a new one (the directory's lock would still keep them apart).
-  return {
-    kind: "flock",
-    release: () => {
-      closeSync(fd);
-      closeSync(dirFd);
-    },
+  const opened: number[] = [];
+  const closeAll = () => {
+    for (const fd of opened.splice(0)) closeSync(fd);
   };
+  try {
+    // LOCK first: it tells whether flock works here at all, and it is what earlier versions lock.
+    const fd = openSync(lockFile, constants.O_RDWR | constants.O_CREAT, 0o644);
+    opened.push(fd);
+    const fileLocked = flockDescriptor(program, fd, lockFile);
+    if (fileLocked === "no-flock") {
+      closeAll();
+      return lockWithPidFile(lockFile, dirForMessages);
+    }
+    if (fileLocked === "held") throw heldElsewhere(lockFile, dirForMessages);
+    const directory = lockDirectory(program, dirname(lockFile), lockFile, dirForMessages);
+    if (directory.fd !== null) opened.push(directory.fd);
+    const unlocked = runningHolder(lockFile, PID_FILE_MARK);
+    if (unlocked !== null) throw inUseByPid(dirForMessages, `pid ${unlocked}, started without flock`, lockFile);
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n`, 0);
+    // The file is never removed: a process that opened it before the unlink would lock the old inode
+    // while the next lockd locks a new one (the directory's lock, where there is one, would still
+    // keep them apart).
+    return { kind: "flock", directoryUnlocked: directory.unlockedWhy, release: closeAll };
+  } catch (error) {
+    closeAll();
+    throw error;
+  }
+}
+
+/**
+ * The directory's own flock, held through the returned descriptor. A file system whose flock needs a
+ * descriptor open for writing (NFS emulates flock with byte-range locks) cannot lock a directory:
+ * then `fd` is null and `unlockedWhy` says why, and LOCK alone keeps a second lockd out.
+ */
+function lockDirectory(program: string, path: string, lockFile: string, dirForMessages: string): { fd: number | null; unlockedWhy: string | null } {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  let locked: ReturnType<typeof flockDescriptor>;
+  try {
+    locked = flockDescriptor(program, fd, path);
+  } catch (error) {
+    closeSync(fd);
+    return { fd: null, unlockedWhy: (error as Error).message };
+  }
+  if (locked !== "locked") {
+    closeSync(fd);
+    // "no-flock" cannot happen here: the program just ran for LOCK.
+    throw heldElsewhere(lockFile, dirForMessages);
+  }
+  return { fd, unlockedWhy: null };
 }
 
 /**

@@ -43,7 +43,13 @@ export function watchDataDir(dir: DataDir, onGone: (what: string) => void, every
 /** What happened to the first watched directory that is no longer where it was, or null. */
 function findGone(watched: readonly Watched[]): string | null {
   for (const { path, fd } of watched) {
-    const held = fstatSync(fd);
+    let held;
+    try {
+      held = fstatSync(fd);
+    } catch (error) {
+      // ESTALE on NFS: the directory is gone on the server. Anything else is no better a sign.
+      return `${path} cannot be read through the descriptor held since the start (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`;
+    }
     if (held.nlink === 0) return `${path} was deleted`;
     let now;
     try {

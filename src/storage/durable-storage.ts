@@ -61,8 +61,11 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
 
 /**
  * Records a clean stop (clean-stop-file.ts) once the log is closed: the next start then refuses a
- * log that ends before this point. Not after a failed write, where what is on disk is unknown.
+ * log that ends before this point. Not after a failed write, where what is on disk is unknown, nor
+ * under `--fsync never`, where the log's tail may still be only in the page cache while the record
+ * is on disk: a power loss would then make the next start refuse a log that lost nothing acknowledged
+ * as durable.
  */
-export function recordCleanStop(dir: DataDir, log: SegmentLog): void {
-  if (!log.hasFailed) writeCleanStop(dir, log.durableIndex);
+export function recordCleanStop(dir: DataDir, log: SegmentLog, fsync: FsyncMode): void {
+  if (!log.hasFailed && fsync === "always") writeCleanStop(dir, log.durableIndex);
 }

@@ -5,6 +5,7 @@
 import { appendFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import seedrandom from "seedrandom";
 import { afterEach, describe, expect, it } from "vitest";
 import { Command, decodeResponse, Status, type Response } from "../../src/protocol/index.js";
@@ -213,6 +214,25 @@ describe("damage found on restart", () => {
     const lockd = await start(dataDir);
     expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
     await lockd.kill();
+    expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
+  });
+
+  it("a start that fails after recovery (a busy port) keeps the record, so the check survives it", async () => {
+    const { dataDir } = await prepare("clean");
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const port = (busy.address() as AddressInfo).port;
+    const failed = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", dataDir], { encoding: "utf8", timeout: 10_000 });
+    busy.close();
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("address already in use");
+    expect(readFileSync(join(dataDir, "clean-stop"), "utf8")).toBe("20\n");
+  });
+
+  it("--fsync never records no clean stop: its log may still be only in the page cache", async () => {
+    const dataDir = tempDir();
+    const lockd = await start(dataDir, ["--fsync", "never"]);
+    expect(await lockd.stop()).toBe(0);
     expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
   });
 

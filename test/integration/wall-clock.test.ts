@@ -161,7 +161,7 @@ describe("a wall clock near 2^53 ms (the year 287,396), past which times are no 
     // Restarted with the wall clock a minute past 2^53, as after a reboot (no anchor of this boot): a
     // step made while lockd was down then takes effect at once (protocol.md §4), so logical time
     // stands at 2^53 - 1, where no lease can be granted.
-    rmSync(join(dataDir, "clock-anchor"));
+    rmSync(join(dataDir, "clock-anchor"), { force: true });
     wallAt(Number.MAX_SAFE_INTEGER + 60_000);
     lockd = await spawnLockd({ env, args, dataDir });
     client = await RawClient.open(lockd.port);

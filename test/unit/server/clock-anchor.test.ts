@@ -26,8 +26,9 @@ describe("the lead a restart must absorb, from the last anchor", () => {
     expect(leadSinceAnchorMs(trailing, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBe(10_000 - 20);
   });
 
-  it("is nothing across a reboot, where the monotonic clock starts over", () => {
+  it("is nothing across a reboot, where the monotonic clock starts over, or when it is behind the anchor's", () => {
     expect(leadSinceAnchorMs(anchor, "boot-b", 10, anchor.sampleMs + 32_000)).toBe(0);
+    expect(leadSinceAnchorMs(anchor, "boot-a", 10, anchor.sampleMs + 32_000)).toBe(0);
   });
 });
 

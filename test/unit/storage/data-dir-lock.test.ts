@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DataDirInUseError, lockDataDir } from "../../../src/storage/data-dir-lock.js";
@@ -72,6 +72,35 @@ describe("one lockd per data directory (flock)", () => {
     lockDataDir(lockFile, "d").release();
   });
 
+  it("holds LOCK alone, saying why, where the directory cannot be flocked (NFS), and still refuses a second holder", () => {
+    const dir = tempDir();
+    // As on NFS: an exclusive flock needs a descriptor open for writing, which a directory cannot be.
+    const nfsLike = join(dir, "nfs-flock");
+    writeFileSync(nfsLike, `#!/bin/sh\n[ -d /proc/self/fd/3 ] && { echo "flock: 3: Bad file descriptor" >&2; exit 1; }\nexec flock "$@"\n`, { mode: 0o755 });
+    const lockFile = join(dir, "LOCK");
+    const first = lockDataDir(lockFile, "d", { flockProgram: nfsLike });
+    expect(first.kind).toBe("flock");
+    expect(first.directoryUnlocked).toBe("cannot lock " + dir + " with flock: flock: 3: Bad file descriptor");
+    expect(() => lockDataDir(lockFile, "d", { flockProgram: nfsLike })).toThrow(DataDirInUseError);
+    first.release();
+    const second = lockDataDir(lockFile, "d");
+    expect(second.directoryUnlocked).toBe(null);
+    second.release();
+  });
+
+  it("leaves nothing locked when it fails part way", () => {
+    const root = tempDir();
+    const lockFile = join(root, "LOCK");
+    mkdirSync(lockFile); // EISDIR when opened for writing
+    expect(() => lockDataDir(lockFile, "d")).toThrow(/EISDIR/);
+    rmdirSync(lockFile);
+    // Refused after both flocks are taken: a running holder that has no flock (pid 1 always runs).
+    writeFileSync(lockFile, "1 pid-file\n");
+    expect(() => lockDataDir(lockFile, "d")).toThrow(/started without flock/);
+    writeFileSync(lockFile, "");
+    lockDataDir(lockFile, "d").release(); // neither lock was left behind
+  });
+
   it("refuses while another process holds the directory's flock, and takes it once that process is killed", async () => {
     const root = tempDir();
     const holder = await holdElsewhere(root);
@@ -106,7 +135,7 @@ describe("one lockd per data directory (flock)", () => {
     const dir = tempDir();
     const script = join(dir, "broken-flock");
     writeFileSync(script, "#!/bin/sh\necho 'flock: bad descriptor' >&2\nexit 1\n", { mode: 0o755 });
-    expect(() => lockDataDir(join(dir, "LOCK"), "d", { flockProgram: script })).toThrow(`cannot lock ${dir} with flock: flock: bad descriptor`);
+    expect(() => lockDataDir(join(dir, "LOCK"), "d", { flockProgram: script })).toThrow(/cannot lock .*LOCK with flock: flock: bad descriptor/);
   });
 });
 
