@@ -53,7 +53,6 @@ export interface RecoveryOptions extends RecoveryReporting {
 }
 
 export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger, options: RecoveryOptions = {}): Recovered {
-  const reporting: RecoveryReporting = options;
   const segments = listSegments(dir);
   // Size the tables for the whole log up front (see decodeSnapshot): where the newest segment's
   // records end, from their headers.
@@ -76,7 +75,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     dir.root,
     newest === undefined ? 0 : statSync(newest.path).size,
     Math.max(0, replayThrough - Math.max(newest?.lastIndex ?? 0, firstLogIndex - 1)),
-    reporting,
+    options,
   );
   if (newest !== undefined) {
     const decoded = readSnapshotFile(newest.path, config, replayThrough);
@@ -103,13 +102,6 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
   let active: SegmentFile | null = null;
 
-  /** The segment just replayed, up to `end`: the one to go on appending to if newest, else sealed. */
-  const sealOrKeep = (segment: SegmentFile, end: number): void => {
-    const recovered: SegmentFile = { path: segment.path, firstIndex: segment.firstIndex, bytes: end };
-    if (segment === segments.at(-1)) active = recovered;
-    else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
-  };
-
   for (let s = 0; s < segments.length; s++) {
     const segment = segments[s]!;
     const next = segments[s + 1];
@@ -133,41 +125,40 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     const at = stop.end;
     if (!stop.clean) {
       const bytes = stop.file;
-      if (isNewest && stoppedCleanlyAt !== null && progress.lastIndex === stoppedCleanlyAt) {
-        // Every entry the clean stop recorded is there: the bytes after it were written after the
-        // stop, by something other than lockd, and were never part of the log.
-        truncate(segment.path, at);
-        logger.warn(
-          `${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, after the last entry (index ${stoppedCleanlyAt}) ` +
-            `of the clean stop before this start (${stop.damage}): something other than lockd wrote them after it stopped`,
-        );
-        sealOrKeep(segment, at);
-        continue;
-      }
       const verdict: DamageVerdict = !isNewest
-        ? { torn: false, reason: "It is not the newest segment" }
+        ? { kind: "acknowledged", reason: "It is not the newest segment" }
         : stoppedCleanlyAt !== null
-          ? { torn: false, reason: `lockd stopped cleanly at index ${stoppedCleanlyAt}, so no write was left unfinished` }
+          ? progress.lastIndex === stoppedCleanlyAt
+            ? { kind: "after-clean-stop" }
+            : { kind: "acknowledged", reason: `lockd stopped cleanly at index ${stoppedCleanlyAt}, so no write was left unfinished` }
           : stop.intact
-          ? { torn: false, reason: "An intact record is never a torn write" }
-          : judgeDamage(bytes, at);
-      if (verdict.torn) {
-        truncate(segment.path, at);
-        const written = lastNonZero(bytes) + 1 - at;
-        const n = verdict.recordsAfter;
-        const after = n > 0 ? `; ${n} intact record${n === 1 ? "" : "s"} of unfinished writes after it` : "";
-        logger.warn(
-          `${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, a torn final write ` +
-            `(${written} bytes of data, the rest preallocated zeros; ${stop.damage}${after}); it was never acknowledged`,
-        );
-      } else {
+            ? { kind: "acknowledged", reason: "An intact record is never a torn write" }
+            : judgeDamage(bytes, at);
+      if (verdict.kind === "acknowledged") {
         throw new RecoveryError(
           `${segment.path} is corrupt at offset ${at}: ${stop.damage}. ${verdict.reason}; ` +
             "refusing to start rather than skip acknowledged state. Restore the data directory from a backup or replica.",
         );
       }
+      truncate(segment.path, at);
+      let what: string;
+      if (verdict.kind === "torn") {
+        const written = lastNonZero(bytes) + 1 - at;
+        const n = verdict.recordsAfter;
+        const after = n > 0 ? `; ${n} intact record${n === 1 ? "" : "s"} of unfinished writes after it` : "";
+        what = `a torn final write (${written} bytes of data, the rest preallocated zeros; ${stop.damage}${after}); it was never acknowledged`;
+      } else {
+        // Every entry the clean stop recorded is there: the bytes after it were written after the
+        // stop, by something other than lockd, and were never part of the log.
+        what =
+          `after the last entry (index ${stoppedCleanlyAt}) of the clean stop before this start (${stop.damage}): ` +
+          "something other than lockd wrote them after it stopped";
+      }
+      logger.warn(`${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, ${what}`);
     }
-    sealOrKeep(segment, at);
+    const recovered: SegmentFile = { path: segment.path, firstIndex: segment.firstIndex, bytes: at };
+    if (isNewest) active = recovered;
+    else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
   }
 
   if (stoppedCleanlyAt !== null && progress.lastIndex !== stoppedCleanlyAt) {
@@ -227,9 +218,14 @@ function scanHeaders(path: string, firstIndex: number): { readonly lastIndex: nu
 
 const HEADER_WINDOW_BYTES = 1 << 20;
 
+/**
+ * What damage at the end of the newest segment is: writes that never finished (dropped), bytes
+ * written past a clean stop's last entry (dropped), or damage to acknowledged records (refused).
+ */
 type DamageVerdict =
-  | { readonly torn: true; readonly recordsAfter: number }
-  | { readonly torn: false; readonly reason: string };
+  | { readonly kind: "torn"; readonly recordsAfter: number }
+  | { readonly kind: "after-clean-stop" }
+  | { readonly kind: "acknowledged"; readonly reason: string };
 
 /**
  * Whether the damage at `from`, in the newest segment, can be writes that never finished: their
@@ -262,13 +258,13 @@ function judgeDamage(bytes: Buffer, from: number): DamageVerdict {
     }
     switch (scan.header.place) {
       case "unmarked":
-        return { torn: false, reason: `The intact record at offset ${at} after it does not mark its writes` };
+        return { kind: "acknowledged", reason: `The intact record at offset ${at} after it does not mark its writes` };
       case "first-after-durable":
-        return { torn: false, reason: `The write at offset ${at} after it was issued when every earlier record was durable` };
+        return { kind: "acknowledged", reason: `The write at offset ${at} after it was issued when every earlier record was durable` };
       case "first":
         writesAfter++;
         if (writesAfter >= MAX_APPENDS_IN_FLIGHT) {
-          return { torn: false, reason: `${writesAfter} intact writes follow it: with it, more than are ever in flight at once` };
+          return { kind: "acknowledged", reason: `${writesAfter} intact writes follow it: with it, more than are ever in flight at once` };
         }
         break;
       case "later":
@@ -277,7 +273,7 @@ function judgeDamage(bytes: Buffer, from: number): DamageVerdict {
     recordsAfter++;
     at = scan.end;
   }
-  return { torn: true, recordsAfter };
+  return { kind: "torn", recordsAfter };
 }
 
 function lastNonZero(bytes: Buffer): number {
