@@ -11,11 +11,11 @@ import { holdsState, openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
-import { openDurableStorage, recordCleanStop, type DurableStorage } from "../storage/durable-storage.js";
+import { closeDurableStorage, openDurableStorage, type DurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
-import type { FsyncMode, ServerConfig } from "./config.js";
+import type { ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
@@ -184,7 +184,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         stopStats();
         await metrics?.close();
         await lockServer.close();
-        await stopStorage(dir, opened, config.fsync, pipeline.failed !== null);
+        await closeDurableStorage(dir, opened, config.fsync, pipeline.failed !== null);
         launcher.close();
         await memory.close();
         anchors?.stop();
@@ -195,7 +195,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   } catch (error) {
     // A start that fails after recovery (a busy port) stops its storage like a clean stop, so the
     // next start keeps the clean-stop check; the start's own error is the one reported.
-    if (storage !== null) await stopStorage(dir, storage, config.fsync, refusing()).catch(() => {});
+    if (storage !== null) await closeDurableStorage(dir, storage, config.fsync, refusing()).catch(() => {});
     launcher.close();
     void memory.close();
     anchors?.stop();
@@ -203,18 +203,6 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     dirLock.release();
     throw error;
   }
-}
-
-/**
- * Stops compaction and closes the log, then records the clean stop, unless lockd was refusing
- * requests (a failed write, the directory gone): what is on disk is then unknown, or the record would
- * go into a directory no start will find.
- */
-async function stopStorage(dir: DataDir, storage: DurableStorage, fsync: FsyncMode, refusing: boolean): Promise<void> {
-  storage.compactor.stop();
-  await storage.log.close();
-  await storage.compactor.idle();
-  if (!refusing) recordCleanStop(dir, storage.log, fsync);
 }
 
 const NONE_CLOSED: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };

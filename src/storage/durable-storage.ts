@@ -60,12 +60,16 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
 }
 
 /**
- * Records a clean stop (clean-stop-file.ts) once the log is closed: the next start then refuses a
- * log that ends before this point. Not after a failed write, where what is on disk is unknown, nor
- * under `--fsync never`, where the log's tail may still be only in the page cache while the record
- * is on disk: a power loss would then make the next start refuse a log that lost nothing acknowledged
- * as durable.
+ * Stops compaction and closes the log, then records a clean stop (clean-stop-file.ts): the next
+ * start then refuses a log that ends before this point. Not recorded when lockd was `refusing`
+ * requests (a failed write, the directory gone: what is on disk is unknown, or the record would go
+ * into a directory no start will find), nor under `--fsync never`, where the log's tail may still be
+ * only in the page cache while the record is on disk: a power loss would then make the next start
+ * refuse a log that lost nothing acknowledged as durable.
  */
-export function recordCleanStop(dir: DataDir, log: SegmentLog, fsync: FsyncMode): void {
-  if (!log.hasFailed && fsync === "always") writeCleanStop(dir, log.durableIndex);
+export async function closeDurableStorage(dir: DataDir, storage: DurableStorage, fsync: FsyncMode, refusing: boolean): Promise<void> {
+  storage.compactor.stop();
+  await storage.log.close();
+  await storage.compactor.idle();
+  if (!refusing && !storage.log.hasFailed && fsync === "always") writeCleanStop(dir, storage.log.durableIndex);
 }
