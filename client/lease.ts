@@ -206,11 +206,16 @@ export class Lease {
     return Math.max(0, this.deadlineMs - this.driver.clock());
   }
 
-  /** Aborts, with a LeaseLostError as its reason, the moment the lease may no longer be held. */
+  /**
+   * Aborts, with a LeaseLostError as its reason, the moment the lease may no longer be held. Each read
+   * looks at the clock first: after a pause of the process (SIGSTOP, a debugger, a suspended machine)
+   * Node may run other due callbacks before the deadline timer, and a signal read then is aborted
+   * already. One read before the pause aborts only when that timer runs.
+   */
   get signal(): AbortSignal {
+    this.checkDeadline();
     if (this.controller === undefined) {
       this.controller = new AbortController();
-      this.checkDeadline();
       if (this.state.kind === "ended") {
         this.controller.abort(new LeaseLostError(this.state.reason));
       } else {

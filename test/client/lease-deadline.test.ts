@@ -90,6 +90,29 @@ describe("the local deadline is the first send time plus the ttl minus the safet
   });
 });
 
+describe("the signal after a pause of the process", () => {
+  it("is aborted when read after the deadline, before the deadline timer has run", async () => {
+    const { lease, clock } = await grantedLease("paused", { ttlMs: 1000, safetyMarginMs: 100 });
+    const readBefore = lease.signal;
+    expect(readBefore.aborted).toBe(false);
+    // The process resumes past the deadline; no timer has run yet (nothing here yields to the loop),
+    // as when Node runs the user's other due callbacks first.
+    clock.nowMs = 900;
+    const readAfter = lease.signal;
+    expect(readAfter.aborted).toBe(true);
+    expect((readAfter.reason as LeaseLostError).reason).toBe("deadline");
+    // One signal per lease: the one read before the pause says so too, from then on.
+    expect(readBefore).toBe(readAfter);
+  });
+
+  it("is not aborted by a read before the deadline", async () => {
+    const { lease, clock } = await grantedLease("not-yet", { ttlMs: 1000, safetyMarginMs: 100 });
+    clock.nowMs = 899.9;
+    expect(lease.signal.aborted).toBe(false);
+    expect(lease.held).toBe(true);
+  });
+});
+
 describe("a renewal whose outcome was uncertain bounds every later deadline of the lease by its ttl", () => {
   /** A lease of ttl 10 s granted at 0 by a server that answers as `script` says from the second request on. */
   async function leaseWith(script: (index: number) => "silence" | "close" | "ok"): Promise<{ lease: Lease; clock: { nowMs: number } }> {
