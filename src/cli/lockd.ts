@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
+import type { CleanStopRecord } from "../storage/durable-storage.js";
 import { stderrLogger } from "../server/logger.js";
 import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
@@ -143,8 +144,8 @@ async function main(): Promise<void> {
     stopping = true;
     stderrLogger.info(`${signal}: finishing requests in flight`);
     lockd.close().then(
-      () => {
-        stderrLogger.info("stopped: every answer sent, the log closed");
+      (cleanStop) => {
+        reportStop(cleanStop);
         process.exit(0);
       },
       (error: Error) => {
@@ -159,6 +160,24 @@ async function main(): Promise<void> {
   // Announce readiness only once the signal handlers are in place: a supervisor may signal at once.
   const shown = lockd.host.includes(":") ? `[${lockd.host}]` : lockd.host;
   process.stdout.write(`lockd listening on ${shown}:${lockd.port}\n`);
+}
+
+/** The last lines of a graceful stop: every answer was sent; whether the next start can check the log against this stop. */
+function reportStop(cleanStop: CleanStopRecord): void {
+  if (cleanStop.kind === "not-recorded" && cleanStop.why === "refusing") {
+    stderrLogger.info(
+      "stopped: every answer sent. lockd was answering 6 (see the error above), so this stop is not recorded as clean: " +
+        "the next start recovers as after a crash, from what is on disk",
+    );
+    return;
+  }
+  if (cleanStop.kind === "write-failed") {
+    stderrLogger.warn(
+      `could not record the clean stop in ${cleanStop.path} (${cleanStop.error.message}): the next start recovers as after ` +
+        "a crash, which loses nothing acknowledged",
+    );
+  }
+  stderrLogger.info("stopped: every answer sent, the log closed");
 }
 
 void main();

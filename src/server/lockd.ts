@@ -11,7 +11,7 @@ import { holdsState, openDataDir, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
-import { closeDurableStorage, openDurableStorage, type DurableStorage } from "../storage/durable-storage.js";
+import { closeDurableStorage, openDurableStorage, type CleanStopRecord, type DurableStorage } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
@@ -30,7 +30,8 @@ export interface Lockd {
   readonly host: string;
   readonly port: number;
   readonly pipeline: CommitPipeline;
-  close(): Promise<void>;
+  /** Stops serving, answers what is in flight and closes the storage; says whether the stop was recorded as clean. */
+  close(): Promise<CleanStopRecord>;
 }
 
 export interface LockdDependencies {
@@ -184,12 +185,13 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         stopStats();
         await metrics?.close();
         await lockServer.close();
-        await closeDurableStorage(dir, opened, config.fsync, pipeline.failed !== null);
+        const cleanStop = await closeDurableStorage(dir, opened, config.fsync, pipeline.failed !== null);
         launcher.close();
         await memory.close();
         anchors?.stop();
         watch?.stop();
         dirLock.release();
+        return cleanStop;
       },
     };
   } catch (error) {

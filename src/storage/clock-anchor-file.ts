@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { ClockAnchor } from "../server/clock.js";
 import type { Logger } from "../server/logger.js";
 import type { DataDir } from "./data-dir.js";
-import { readFileIfThere } from "./small-file.js";
+import { readFileIfThere, removeIfThere } from "./small-file.js";
 
 const FILE_NAME = "clock-anchor";
 export const CLOCK_ANCHOR_EVERY_MS = 1_000;
@@ -48,8 +48,13 @@ export function readClockAnchor(dir: DataDir): ClockAnchor | null {
 
 function writeClockAnchor(dir: DataDir, anchor: ClockAnchor): void {
   const path = join(dir.root, FILE_NAME);
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(anchor)}\n`);
-  renameSync(`${path}.tmp`, path);
+  try {
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(anchor)}\n`);
+    renameSync(`${path}.tmp`, path);
+  } catch (error) {
+    removeIfThere(`${path}.tmp`);
+    throw error;
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import type { StateMachineConfig } from "../core/state-machine.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
 import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
-import { readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
+import { cleanStopPath, readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
 import type { DataDir } from "./data-dir.js";
 import type { LogFileOpener } from "./log-file.js";
@@ -59,17 +59,32 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
   return { recovered, log, compactor };
 }
 
+/** Whether a stop was recorded as clean (clean-stop-file.ts), and if not, why not. */
+export type CleanStopRecord =
+  | { readonly kind: "recorded"; readonly lastIndex: number }
+  | { readonly kind: "not-recorded"; readonly why: "refusing" | "fsync-never" }
+  | { readonly kind: "write-failed"; readonly path: string; readonly error: Error };
+
 /**
  * Stops compaction and closes the log, then records a clean stop (clean-stop-file.ts): the next
  * start then refuses a log that ends before this point. Not recorded when lockd was `refusing`
  * requests (a failed write, the directory gone: what is on disk is unknown, or the record would go
  * into a directory no start will find), nor under `--fsync never`, where the log's tail may still be
  * only in the page cache while the record is on disk: a power loss would then make the next start
- * refuse a log that lost nothing acknowledged as durable.
+ * refuse a log that lost nothing acknowledged as durable. A record that cannot be written (a full
+ * disk) leaves the stop as a crash would: the next start recovers without the check, losing nothing.
  */
-export async function closeDurableStorage(dir: DataDir, storage: DurableStorage, fsync: FsyncMode, refusing: boolean): Promise<void> {
+export async function closeDurableStorage(dir: DataDir, storage: DurableStorage, fsync: FsyncMode, refusing: boolean): Promise<CleanStopRecord> {
   storage.compactor.stop();
   await storage.log.close();
   await storage.compactor.idle();
-  if (!refusing && !storage.log.hasFailed && fsync === "always") writeCleanStop(dir, storage.log.durableIndex);
+  if (refusing || storage.log.hasFailed) return { kind: "not-recorded", why: "refusing" };
+  if (fsync !== "always") return { kind: "not-recorded", why: "fsync-never" };
+  const lastIndex = storage.log.durableIndex;
+  try {
+    writeCleanStop(dir, lastIndex);
+  } catch (error) {
+    return { kind: "write-failed", path: cleanStopPath(dir), error: error as Error };
+  }
+  return { kind: "recorded", lastIndex };
 }

@@ -6,6 +6,7 @@ import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readdirSync, 
 import { join } from "node:path";
 import { snapshotPath, type DataDir } from "./data-dir.js";
 import { syncDirectory } from "./log-file.js";
+import { removeIfThere } from "./small-file.js";
 import { readSnapshot, type DecodedSnapshot, type SnapshotSink, type SnapshotSource } from "../core/snapshot-codec.js";
 import type { StateMachineConfig } from "../core/state-machine.js";
 
@@ -50,26 +51,18 @@ export function writeSnapshotFile(dir: DataDir, lastIndex: number, produce: (sin
     fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
-    removeQuietly(tempPath); // a full disk should not keep a partial snapshot until the next start
+    removeIfThere(tempPath); // a full disk should not keep a partial snapshot until the next start (which removes any left)
     if (error instanceof NoLongerWanted) return null;
     throw error;
   }
   closeSync(fd);
   if (!stillWanted()) {
-    removeQuietly(tempPath);
+    removeIfThere(tempPath);
     return null;
   }
   renameSync(tempPath, finalPath);
   syncDirectory(dir.snapshotDir);
   return finalPath;
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // removed at the next start (removeUnfinishedSnapshots)
-  }
 }
 
 /** A snapshot file read in order, a piece at a time (see SNAPSHOT_PIECE_BYTES); close it when done. */

@@ -163,10 +163,32 @@ describe("a data directory deleted under a running lockd", () => {
       expect(await ask(1000n)).toBe(Status.Unavailable);
       expect(lockd.stderr()).toContain(`the data directory check failed (${lockd.dataDir} was deleted); refusing every request with status 6`);
       expect(lockd.stderr()).toContain("restore the directory from a backup and start it once with --bump-fencing-token");
+      // A graceful stop still answers and exits 0, and says the stop was not recorded as clean.
+      client.close();
+      expect(await lockd.stop()).toBe(0);
+      expect(lockd.stderr()).toMatch(/lockd: stopped: every answer sent\. lockd was answering 6 \(see the error above\), so this stop is not recorded as clean: .*\n$/);
     } finally {
       client.close();
       await lockd.kill();
     }
+  });
+});
+
+describe("a clean stop that cannot be recorded (a full disk)", () => {
+  it("still exits 0 after every answer, and says the next start recovers as after a crash", async () => {
+    const lockd = await spawnLockd();
+    const client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
+    expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
+    client.close();
+    // A directory where the record goes: its temporary file cannot be renamed over it.
+    const record = join(lockd.dataDir, "clean-stop");
+    mkdirSync(record);
+    expect(await lockd.stop()).toBe(0);
+    expect(lockd.stderr()).toContain(`lockd: warning: could not record the clean stop in ${record} (`);
+    expect(lockd.stderr()).toMatch(/the next start recovers as after a crash, which loses nothing acknowledged\nlockd: stopped: every answer sent, the log closed\n$/);
+    expect(readdirSync(lockd.dataDir)).not.toContain("clean-stop.tmp");
+    lockd.cleanup();
   });
 });
 
