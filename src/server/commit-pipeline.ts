@@ -384,7 +384,9 @@ export class CommitPipeline {
 }
 
 const OK: AppendResult = { ok: true };
-const RESTART_RECOVERS = "The on-disk state is intact up to the last acknowledged batch: restart lockd to recover.";
+const RESTART_RECOVERS =
+  "The on-disk state is intact up to the last acknowledged batch: free space or fix the disk first (a restart onto a full " +
+  "disk starts, then fails the same way at its first write), then restart lockd to recover.";
 
 function newBatch(capacity: number): Batch {
   const bytes = Buffer.allocUnsafe(capacity);

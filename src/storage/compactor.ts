@@ -75,7 +75,11 @@ export class Compactor {
         if (this.stopped) return; // cut short by shutdown: the next start compacts again
         // Not retried at once (it would likely fail the same way, in a loop): the next sealed
         // segment tries again. The log keeps everything meanwhile.
-        this.logger.error(`snapshot failed, log segments kept: ${error.message}`);
+        this.logger.error(
+          `snapshot failed, log segments kept; tried again when the next segment is sealed: ${error.message}. ` +
+            `A snapshot is written beside the last one in ${this.dir.snapshotDir} and needs about as much free space as the state ` +
+            `(the last snapshot: ${this.snapshotBytes} bytes; the log it would cover: ${this.sealedBytes()} bytes)`,
+        );
       },
     );
   }

@@ -146,7 +146,9 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
         const written = lastNonZero(bytes) + 1 - at;
         const n = verdict.recordsAfter;
         const after = n > 0 ? `; ${n} intact record${n === 1 ? "" : "s"} of unfinished writes after it` : "";
-        what = `a torn final write (${written} bytes of data, the rest preallocated zeros; ${stop.damage}${after}); it was never acknowledged`;
+        const zeros = bytes.length - at - written;
+        const rest = zeros > 0 ? `, then ${zeros} bytes of zeros` : "";
+        what = `a torn final write (${written} bytes of data${rest}; ${stop.damage}${after}); it was never acknowledged`;
       } else {
         // Every entry the clean stop recorded is there: the bytes after it were written after the
         // stop, by something other than lockd, and were never part of the log.

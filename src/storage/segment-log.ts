@@ -11,7 +11,7 @@
  * says what is on disk, so no later append may claim durability. Restarting lockd recovers from disk.
  * An append whose records do not continue the log at the next index is refused the same way.
  */
-import { close as closeAsync, fdatasync, open as openAsync, renameSync, statSync, unlinkSync, write as writeAsync } from "node:fs";
+import { close as closeAsync, fdatasync, open as openAsync, renameSync, statfs, statSync, unlinkSync, write as writeAsync } from "node:fs";
 import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
@@ -20,6 +20,7 @@ import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
 import { segmentPath, type DataDir } from "./data-dir.js";
 import { syncDirectory, type LogFile, type LogFileOpener } from "./log-file.js";
+import { removeIfThere } from "./small-file.js";
 
 export interface SealedSegment {
   readonly path: string;
@@ -42,7 +43,15 @@ export interface SegmentLogOptions {
   readonly onSegmentSealed: (segment: SealedSegment) => void;
   /** Batches of at most this many entries fdatasync inline, in quiet stretches (default INLINE_SYNC_MAX_ENTRIES). */
   readonly inlineSyncMaxEntries?: number;
+  /** Bytes free to lockd on the file system holding `dir` (null: unknown); `statfs` by default. */
+  readonly freeBytes?: FreeBytes;
 }
+
+/** Reports the bytes an unprivileged writer may still take on the file system holding `path`. */
+export type FreeBytes = (path: string, done: (bytes: number | null) => void) => void;
+
+const statfsFreeBytes: FreeBytes = (path, done) =>
+  statfs(path, (error, stats) => done(error === null ? stats.bavail * stats.bsize : null));
 
 /** The zero-filled file that becomes the next segment; its name matches no segment pattern. */
 const SPARE_NAME = "next-segment.prealloc";
@@ -93,6 +102,8 @@ export class SegmentLog implements CommitLog {
   private readonly sparePath: string;
   private spareReady = false;
   private spareInProgress: Promise<void> | null = null;
+  /** The last check found too little space for a spare beside a growing segment (warned once). */
+  private lowOnSpace = false;
   private readonly inlineSyncMaxEntries: number;
   /** Entries per batch, averaged over about the last RECENT_BATCHES batches. */
   private recentBatchEntries = 0;
@@ -309,6 +320,50 @@ export class SegmentLog implements CommitLog {
     this.prepareSpare();
   }
 
+  /** Prepares the spare segment in the background, if the file system has room for it (roomForSpare). */
+  private prepareSpare(): void {
+    if (this.spareReady || this.spareInProgress !== null) return;
+    const size = this.options.segmentBytes;
+    let settled = false;
+    const pending = new Promise<void>((resolve) => {
+      (this.options.freeBytes ?? statfsFreeBytes)(this.options.dir.logDir, (free) => {
+        if (this.roomForSpare(free)) this.fillSpare(size, resolve);
+        else {
+          settled = true;
+          this.spareInProgress = null;
+          resolve();
+        }
+      });
+    });
+    // A check that answered during the call (no room) is over already.
+    this.spareInProgress = settled ? null : pending;
+  }
+
+  /**
+   * Whether the file system has room for a spare and a whole segment more. The segment being written
+   * may be one that grows as written (its own preallocation failed, or was skipped), and a spare
+   * zero-filled beside it would race it for the last free blocks: the fill can win, the log's write
+   * then fails, and lockd answers 6 until restarted, with space still free once the part-written spare
+   * is removed. Below that, segments grow as written until a later roll finds room again (compaction
+   * deletes the segments a snapshot covers).
+   */
+  private roomForSpare(free: number | null): boolean {
+    const needed = 2 * this.options.segmentBytes;
+    if (free === null || free >= needed) {
+      this.lowOnSpace = false;
+      return true;
+    }
+    if (!this.lowOnSpace) {
+      this.lowOnSpace = true;
+      this.options.logger.warn(
+        `only ${formatMiB(free)} free in ${this.options.dir.logDir}, less than two log segments (${formatMiB(needed)}, ` +
+          `2 x --segment-bytes): the next segment is not preallocated, so the current one keeps the space; ` +
+          `segments grow as written until more is free. Free space soon: when it runs out lockd answers 6`,
+      );
+    }
+    return false;
+  }
+
   /**
    * Zero-fills the spare segment on the thread pool, syncing each MiB so its blocks are allocated.
    * One sync of the whole segment at the end put 32 MiB in the device's queue at once, and the log's
@@ -316,38 +371,38 @@ export class SegmentLog implements CommitLog {
    * per MiB, four 10 s runs each, throughput unchanged), and it stalled the log's writes on the event
    * loop for 12-19 ms shortly after most segment rolls.
    */
-  private prepareSpare(): void {
-    if (this.spareReady || this.spareInProgress !== null) return;
-    const size = this.options.segmentBytes;
-    this.spareInProgress = new Promise<void>((resolve) => {
-      const finish = (error: Error | null, fd: number | null) => {
-        const done = () => {
-          this.spareInProgress = null;
-          if (error === null) this.spareReady = true;
-          else {
-            // The part written would only hold on to space that may have run out.
-            removeQuietly(this.sparePath);
-            this.options.logger.warn(`could not preallocate the next log segment (${error.message}); it will grow as written`);
-          }
-          resolve();
-        };
-        if (fd === null) done();
-        else closeAsync(fd, done);
+  private fillSpare(size: number, resolve: () => void): void {
+    const finish = (error: Error | null, fd: number | null) => {
+      const done = () => {
+        this.spareInProgress = null;
+        if (error === null) this.spareReady = true;
+        else {
+          // The part written would only hold on to space that may have run out.
+          removeIfThere(this.sparePath);
+          this.options.logger.warn(`could not preallocate the next log segment (${error.message}); it will grow as written`);
+        }
+        resolve();
       };
-      openAsync(this.sparePath, "w", (openError, fd) => {
-        if (openError !== null) return finish(openError, null);
-        const fill = (offset: number): void => {
-          if (offset >= size) return finish(null, fd);
-          const length = Math.min(ZERO_CHUNK.length, size - offset);
-          writeAsync(fd, ZERO_CHUNK, 0, length, offset, (writeError) => {
-            if (writeError !== null) return finish(writeError, fd);
-            fdatasync(fd, (syncError) => (syncError !== null ? finish(syncError, fd) : fill(offset + length)));
-          });
-        };
-        fill(0);
-      });
+      if (fd === null) done();
+      else closeAsync(fd, done);
+    };
+    openAsync(this.sparePath, "w", (openError, fd) => {
+      if (openError !== null) return finish(openError, null);
+      const fill = (offset: number): void => {
+        if (offset >= size) return finish(null, fd);
+        const length = Math.min(ZERO_CHUNK.length, size - offset);
+        writeAsync(fd, ZERO_CHUNK, 0, length, offset, (writeError) => {
+          if (writeError !== null) return finish(writeError, fd);
+          fdatasync(fd, (syncError) => (syncError !== null ? finish(syncError, fd) : fill(offset + length)));
+        });
+      };
+      fill(0);
     });
   }
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
 }
 
 /** Writes `size` zeros to `path`; on failure removes what it wrote and says which file and size. */
@@ -363,16 +418,8 @@ function preallocateSync(path: string, size: number): void {
       closeSync(fd);
     }
   } catch (error) {
-    removeQuietly(path); // a part-written spare would only hold on to the space that ran out
+    removeIfThere(path); // a part-written spare would only hold on to the space that ran out
     throw new Error(`cannot preallocate a log segment of ${size} bytes (--segment-bytes) at ${path}: ${(error as Error).message}`);
-  }
-}
-
-function removeQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // never made, or already gone
   }
 }
 

@@ -16,7 +16,8 @@ describe("a failed snapshot keeps the log and is retried only when another segme
   it("does not retry in a loop, and shutdown does not wait on it", async () => {
     const logger = capturingLogger();
     let runs = 0;
-    const compactor = new Compactor(openDataDir(tempDir()), CONFIG, 10, async () => {
+    const dir = openDataDir(tempDir());
+    const compactor = new Compactor(dir, CONFIG, 10, async () => {
       runs++;
       throw new Error("disk on fire");
     }, logger, { snapshotPath: null, sealed: [] });
@@ -27,7 +28,9 @@ describe("a failed snapshot keeps the log and is retried only when another segme
     expect(runs).toBe(1);
     expect(logger.lines).toEqual([
       "snapshot through index 5 started (100 log bytes in 1 segment)",
-      "snapshot failed, log segments kept: disk on fire",
+      "snapshot failed, log segments kept; tried again when the next segment is sealed: disk on fire. A snapshot is written " +
+        `beside the last one in ${dir.snapshotDir} and needs about as much free space as the state (the last snapshot: 0 bytes; ` +
+        "the log it would cover: 100 bytes)",
     ]);
 
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
