@@ -24,6 +24,11 @@ const HEADER_BYTES = V1_HEADER_BYTES + 8 * 2;
 const LOCK_BYTES = 48;
 const DEDUPE_BYTES = 16 + 8 + RESPONSE_BYTES + 8;
 const TRAILER_BYTES = 4;
+
+/** The size of a snapshot (written now, at the current version) of `locks` lock records and `dedupeEntries` answers. */
+export function snapshotBytesFor(locks: number, dedupeEntries: number): number {
+  return HEADER_BYTES + locks * LOCK_BYTES + dedupeEntries * DEDUPE_BYTES + TRAILER_BYTES;
+}
 /** Records whose buckets are read ahead at once while loading. */
 const LOAD_WINDOW = 32;
 

@@ -6,7 +6,7 @@
  * snapshot from the state it has just recovered, before serving, and hands it to the compactor,
  * which removes what it covers as after any compaction: one slower start instead of ever slower ones.
  */
-import { writeSnapshot } from "../core/snapshot-codec.js";
+import { snapshotBytesFor, writeSnapshot } from "../core/snapshot-codec.js";
 import type { Logger } from "../server/logger.js";
 import type { CompactionResult } from "./compaction.js";
 import type { DataDir } from "./data-dir.js";
@@ -33,7 +33,8 @@ export function writeCatchUpSnapshot(dir: DataDir, recovered: Recovered, logger:
     // The start stops here; without this, a full disk reported only "ENOSPC: ..., write".
     throw new Error(
       `compaction had fallen behind, and the snapshot the start writes to catch up (index ${position.lastIndex}, in ${dir.root}) ` +
-        `failed: ${(error as Error).message}. Nothing was lost: lockd starts once the snapshot can be written.`,
+        `failed: ${(error as Error).message}. It takes ${snapshotBytesFor(sm.lockRecordCount, sm.dedupeEntryCount)} bytes. ` +
+        "Nothing was lost: lockd starts once the snapshot can be written.",
     );
   }
   if (snapshotPath === null) throw new Error("snapshot at start abandoned"); // only a stillWanted could, and none is given

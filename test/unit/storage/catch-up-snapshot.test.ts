@@ -3,7 +3,7 @@
  * that killed every compaction) writes the snapshot itself before serving, and deletes what it
  * covers; the state is the same, and the next start replays only the log after it.
  */
-import { mkdirSync, rmdirSync } from "node:fs";
+import { mkdirSync, rmdirSync, statSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StateMachine, StateMachineConfig } from "../../../src/core/state-machine.js";
 import { Status } from "../../../src/protocol/index.js";
@@ -90,13 +90,21 @@ describe("a start that finds compaction far behind writes the snapshot itself", 
     // A directory where the snapshot's temporary file goes makes its write fail (EISDIR).
     const blocker = `${snapshotPath(dir, 180)}.${process.pid}.tmp`;
     mkdirSync(blocker);
-    expect(() => open(root)).toThrow(/snapshot the start writes to catch up \(index 180, in .*\) failed: .*EISDIR.*Nothing was lost/s);
+    let message = "";
+    try {
+      open(root);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/snapshot the start writes to catch up \(index 180, in .*\) failed: .*EISDIR.*\. It takes \d+ bytes\. Nothing was lost/s);
     rmdirSync(blocker);
 
     const restarted = open(root);
     await restarted.compactor.idle();
     expect(stateBytes(restarted.recovered.stateMachine)).toBe(stateBytes(before));
     expect(listSnapshots(dir).map((snapshot) => snapshot.lastIndex)).toEqual([180]);
+    // The size the message gave is the size of the snapshot the next start wrote.
+    expect(Number(/It takes (\d+) bytes/.exec(message)![1])).toBe(statSync(snapshotPath(dir, 180)).size);
     await restarted.log.close();
     restarted.compactor.stop();
   });
