@@ -62,7 +62,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     );
   }
   // Before recovery loads the state: the launcher is forked while this process is still small.
-  const launcher = startCompactionLauncher({ idlePriority: true });
+  const launcher = startCompactionLauncher({ idlePriority: true, logger });
   const memory = new WarmMemory(logger);
   const smConfig: StateMachineConfig = {
     // Not the flags: the log and the snapshots say which settings applied where (retention-change.ts).

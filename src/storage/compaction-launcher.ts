@@ -59,9 +59,20 @@ function run(id: number, job: CompactionJob, idlePriority: boolean): void {
   child.send(job);
 }
 
+/**
+ * How long an aborted compaction process has to exit on SIGTERM before it gets SIGKILL. A stopped
+ * process (SIGSTOP, a debugger) holds SIGTERM until it is continued, and lockd's shutdown waits on it.
+ */
+const ABORT_GRACE_MS = 1000;
+
 process.on("message", (request: LauncherRequest) => {
   if (request.kind === "abort") {
-    if (current?.id === request.id) current.child.kill("SIGTERM");
+    if (current?.id !== request.id) return;
+    const { child } = current;
+    child.kill("SIGTERM");
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    }, ABORT_GRACE_MS).unref();
   } else if (current !== null) {
     answer(request.id, { ok: false, message: "a compaction is already running" });
   } else {

@@ -20,6 +20,10 @@ import { listSnapshots, type DataDir } from "./data-dir.js";
 import { removeInSteps } from "./file-removal.js";
 import { syncDirectoryAsync } from "./log-file.js";
 import type { SealedSegment } from "./segment-log.js";
+import { removeUnfinishedSnapshotsInSteps } from "./snapshot-file.js";
+
+/** This many times what starts a compaction sealed while one still runs: a warning. */
+const FALLEN_BEHIND_FACTOR = 3;
 
 /** Runs one job; when `signal` aborts (shutdown), it may stop at once and reject. */
 export type CompactionRunner = (job: CompactionJob, signal: AbortSignal) => Promise<CompactionResult>;
@@ -28,6 +32,10 @@ export class Compactor {
   private readonly sealed: { path: string; lastIndex: number; bytes: number }[] = [];
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** When the job in progress started, and whether it was said to have fallen behind. */
+  private runningSinceMs = 0;
+  private sealedBytesAtStart = 0;
+  private warnedBehind = false;
   private readonly shutdown = new AbortController();
   private snapshotPath: string | null;
   private snapshotBytes: number;
@@ -48,11 +56,25 @@ export class Compactor {
   readonly onSegmentSealed = (segment: SealedSegment): void => {
     this.sealed.push({ path: segment.path, lastIndex: segment.lastIndex, bytes: segment.bytes });
     this.maybeStart();
+    if (this.running !== null && !this.warnedBehind && this.sealedBytes() - this.sealedBytesAtStart >= FALLEN_BEHIND_FACTOR * this.threshold()) {
+      // Said once per job: a compaction process stopped (SIGSTOP), hung or starved of CPU is otherwise
+      // silent while the log, and the time a restart takes to replay it, grows.
+      this.warnedBehind = true;
+      this.logger.warn(
+        `compaction has fallen behind: the snapshot started ${Math.round((performance.now() - this.runningSinceMs) / 1000)} s ago ` +
+          `has not finished, and ${this.sealedBytes()} bytes of log have been sealed since the last one; a restart replays all of it`,
+      );
+    }
   };
 
   /** Whether the sealed log holds `factor` times what starts a compaction (1: one is due now). */
   isBehindBy(factor: number): boolean {
-    return this.sealed.length > 0 && this.sealedBytes() >= factor * Math.max(this.snapshotEveryBytes, this.snapshotBytes);
+    return this.sealed.length > 0 && this.sealedBytes() >= factor * this.threshold();
+  }
+
+  /** The sealed log that starts a compaction: --snapshot-every, or the last snapshot's size if larger. */
+  private threshold(): number {
+    return Math.max(this.snapshotEveryBytes, this.snapshotBytes);
   }
 
   private sealedBytes(): number {
@@ -64,6 +86,9 @@ export class Compactor {
     const segments = this.sealed.slice();
     const job: CompactionJob = { dir: this.dir, config: withoutMemory(this.config), snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
+    this.runningSinceMs = startedMs;
+    this.sealedBytesAtStart = this.sealedBytes();
+    this.warnedBehind = false;
     // Said at the start too: a compaction of a large state takes seconds, and an operator watching
     // the log (or the disk and CPU it uses) should be able to tell what is going on meanwhile.
     const count = segments.length === 1 ? "1 segment" : `${segments.length} segments`;
@@ -75,10 +100,15 @@ export class Compactor {
         if (this.stopped) return; // cut short by shutdown: the next start compacts again
         // Not retried at once (it would likely fail the same way, in a loop): the next sealed
         // segment tries again. The log keeps everything meanwhile.
-        this.logger.error(
-          `snapshot failed, log segments kept; tried again when the next segment is sealed: ${error.message}. ` +
-            `A snapshot is written beside the last one in ${this.dir.snapshotDir} and needs about as much free space as the state ` +
-            `(the last snapshot: ${this.snapshotBytes} bytes; the log it would cover: ${this.sealedBytes()} bytes)`,
+        const space = /ENOSPC|EDQUOT/.test(error.message)
+          ? `. A snapshot is written beside the last one in ${this.dir.snapshotDir} and needs about as much free space as the ` +
+            `state (the last snapshot: ${this.snapshotBytes} bytes; the log it would cover: ${this.sealedBytes()} bytes)`
+          : "";
+        this.logger.error(`snapshot failed, log segments kept; tried again when the next segment is sealed: ${error.message}${space}`);
+        // A compaction process that was killed left its part-written snapshot: a state's worth of
+        // space per failure, which a crash-looping job (out of memory) would pile up until the disk is full.
+        void removeUnfinishedSnapshotsInSteps(this.dir).catch((cleanupError: Error) =>
+          this.logger.warn(`could not remove a failed snapshot's temporary file: ${cleanupError.message}`),
         );
       },
     );
@@ -155,6 +185,11 @@ export interface CompactionLauncher {
 }
 
 const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.url));
+/**
+ * How long an aborted job's launcher has to answer before it is killed: longer than the launcher
+ * gives the compaction process itself (ABORT_GRACE_MS there), so a responsive launcher answers first.
+ */
+const LAUNCHER_ABORT_GRACE_MS = 2500;
 
 /**
  * Starts the launcher now, while this process is small (see compaction-launcher.ts for why). Each
@@ -162,7 +197,7 @@ const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.u
  * (idle-priority.ts) if `idlePriority`. If the launcher dies, the job in progress fails and the next
  * job starts a new one.
  */
-export function startCompactionLauncher({ idlePriority }: { readonly idlePriority: boolean }): CompactionLauncher {
+export function startCompactionLauncher({ idlePriority, logger }: { readonly idlePriority: boolean; readonly logger: Logger }): CompactionLauncher {
   const pending = new Map<number, { resolve: (result: CompactionResult) => void; reject: (error: Error) => void }>();
   let nextId = 1;
   let launcher: ChildProcess | null = null;
@@ -201,6 +236,13 @@ export function startCompactionLauncher({ idlePriority }: { readonly idlePriorit
     const gone = (reason: string): void => {
       if (launcher !== child) return;
       launcher = null;
+      // A job in progress fails with the reason, and the compactor logs that.
+      if (pending.size === 0) {
+        logger.warn(
+          `compaction launcher ${reason}; the next compaction starts a new one from lockd itself, which pauses every ` +
+            "connection for as long as fork() takes to copy lockd's page tables (tens of ms at GBs of state)",
+        );
+      }
       failAll(new Error(`compaction launcher ${reason}`));
     };
     // "error" can come more than once (a spawn failure, a message that could not be sent).
@@ -216,11 +258,21 @@ export function startCompactionLauncher({ idlePriority }: { readonly idlePriorit
       if (signal.aborted) return reject(new Error("compaction abandoned"));
       const child = launcher ?? (launcher = start());
       const id = nextId++;
+      let unresponsive: NodeJS.Timeout | undefined;
       const abort = (): void => {
-        if (pending.has(id) && child.connected) child.send({ kind: "abort", id } satisfies LauncherRequest);
+        if (!pending.has(id)) return;
+        if (child.connected) child.send({ kind: "abort", id } satisfies LauncherRequest);
+        // A launcher that does not answer (stopped, hung) would hold lockd's shutdown: it goes, and
+        // with it the job (a compaction process whose launcher is gone stops before it writes).
+        unresponsive = setTimeout(() => {
+          if (pending.has(id)) child.kill("SIGKILL");
+        }, LAUNCHER_ABORT_GRACE_MS);
       };
       // The signal lives as long as the compactor: the listener goes when the job settles.
-      const settle = (): void => signal.removeEventListener("abort", abort);
+      const settle = (): void => {
+        clearTimeout(unresponsive);
+        signal.removeEventListener("abort", abort);
+      };
       pending.set(id, {
         resolve: (result) => (settle(), resolve(result)),
         reject: (error) => (settle(), reject(error)),

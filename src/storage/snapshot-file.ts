@@ -5,6 +5,7 @@
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotPath, type DataDir } from "./data-dir.js";
+import { removeInSteps } from "./file-removal.js";
 import { syncDirectory } from "./log-file.js";
 import { removeIfThere } from "./small-file.js";
 import { readSnapshot, type DecodedSnapshot, type SnapshotSink, type SnapshotSource } from "../core/snapshot-codec.js";
@@ -86,9 +87,18 @@ export function openSnapshotFile(path: string): SnapshotSource & { close(): void
 
 /** Removes temp files of snapshots that were being written when a process died. */
 export function removeUnfinishedSnapshots(dir: DataDir): void {
-  for (const name of readdirSync(dir.snapshotDir)) {
-    if (name.endsWith(TEMP_SUFFIX)) unlinkSync(join(dir.snapshotDir, name));
-  }
+  for (const path of unfinishedSnapshots(dir)) unlinkSync(path);
+}
+
+/** Like removeUnfinishedSnapshots, while serving: off the event loop, a few MiB at a time (file-removal.ts). */
+export async function removeUnfinishedSnapshotsInSteps(dir: DataDir): Promise<void> {
+  for (const path of unfinishedSnapshots(dir)) await removeInSteps(path);
+}
+
+function unfinishedSnapshots(dir: DataDir): string[] {
+  return readdirSync(dir.snapshotDir)
+    .filter((name) => name.endsWith(TEMP_SUFFIX))
+    .map((name) => join(dir.snapshotDir, name));
 }
 
 /** Decodes the snapshot file at `path` a piece at a time (see readSnapshot). */

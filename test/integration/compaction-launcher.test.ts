@@ -9,8 +9,11 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { silentLogger } from "../../src/server/logger.js";
 import { openDataDir } from "../../src/storage/data-dir.js";
+import type { CompactionJob } from "../../src/storage/compaction.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
+import { capturingLogger } from "../support/capturing-logger.js";
 import { sleep } from "../support/answers.js";
 import { acquire } from "../support/frames.js";
 import { spawnLockd } from "../support/lockd-process.js";
@@ -97,9 +100,80 @@ describe("the compaction launcher", () => {
     }
   });
 
+  describe("a shutdown never waits on a process that does not run", () => {
+    /** A job that stays in progress: its only segment is a FIFO nobody writes, so opening it blocks. */
+    function blockingJob(): CompactionJob {
+      const dir = openDataDir(tempDir());
+      const fifo = join(dir.logDir, "00000000000000000001.seg");
+      expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+      return { dir, config: CONFIG, snapshotPath: null, segments: [{ path: fifo, lastIndex: 5 }] };
+    }
+
+    async function onlyChild(parent: number, script: string): Promise<number> {
+      for (let tries = 0; tries < 500; tries++) {
+        const found = childrenOf(parent).filter((each) => each.command.includes(script));
+        if (found.length === 1) return found[0]!.pid;
+        await sleep(10);
+      }
+      throw new Error(`no ${script} under ${parent}`);
+    }
+
+    it("a stopped compaction process (SIGSTOP) is killed once it has not exited on SIGTERM", async () => {
+      const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
+      const launcher = startCompactionLauncher({ idlePriority: false, logger: silentLogger });
+      const shutdown = new AbortController();
+      try {
+        const job = launcher.run(blockingJob(), shutdown.signal);
+        const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
+        const compaction = await onlyChild(launcherPid, "compaction-process.js");
+        process.kill(compaction, "SIGSTOP");
+        shutdown.abort();
+        await expect(job).rejects.toThrow("compaction process exited with SIGKILL");
+        expect(alive([compaction])).toEqual([]);
+      } finally {
+        launcher.close();
+      }
+    });
+
+    it("a stopped launcher is killed, and the job given up", async () => {
+      const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
+      const logger = capturingLogger();
+      const launcher = startCompactionLauncher({ idlePriority: false, logger });
+      const shutdown = new AbortController();
+      try {
+        const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
+        process.kill(launcherPid, "SIGSTOP");
+        const job = launcher.run(blockingJob(), shutdown.signal);
+        shutdown.abort();
+        await expect(job).rejects.toThrow("compaction launcher exited with SIGKILL");
+        // The job's failure says why; no second line for the launcher.
+        expect(logger.lines).toEqual([]);
+      } finally {
+        launcher.close();
+      }
+    });
+
+    it("a launcher that dies while idle is logged, and the next job starts a new one", async () => {
+      const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
+      const logger = capturingLogger();
+      const launcher = startCompactionLauncher({ idlePriority: false, logger });
+      try {
+        const first = await onlyChild(process.pid, "compaction-launcher.js");
+        process.kill(first, "SIGKILL");
+        for (let tries = 0; tries < 500 && logger.lines.length === 0; tries++) await sleep(10);
+        expect(logger.lines).toEqual([expect.stringMatching(/^compaction launcher exited with SIGKILL; the next compaction starts a new one/)]);
+        const dir = openDataDir(tempDir());
+        const empty = await launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, new AbortController().signal);
+        expect(empty).toMatchObject({ lastIndex: 0 });
+      } finally {
+        launcher.close();
+      }
+    });
+  });
+
   it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", async () => {
     const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
-    const launcher = startCompactionLauncher({ idlePriority: false });
+    const launcher = startCompactionLauncher({ idlePriority: false, logger: silentLogger });
     // One signal for the compactor's whole life, as in lockd: each job must remove what it added.
     const shutdown = new AbortController();
     try {

@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
@@ -28,14 +28,62 @@ describe("a failed snapshot keeps the log and is retried only when another segme
     expect(runs).toBe(1);
     expect(logger.lines).toEqual([
       "snapshot through index 5 started (100 log bytes in 1 segment)",
-      "snapshot failed, log segments kept; tried again when the next segment is sealed: disk on fire. A snapshot is written " +
-        `beside the last one in ${dir.snapshotDir} and needs about as much free space as the state (the last snapshot: 0 bytes; ` +
-        "the log it would cover: 100 bytes)",
+      "snapshot failed, log segments kept; tried again when the next segment is sealed: disk on fire",
     ]);
 
     compactor.onSegmentSealed({ path: "/nonexistent/b.seg", firstIndex: 6, lastIndex: 9, bytes: 100 });
     await compactor.idle();
     expect(runs).toBe(2);
+  });
+});
+
+describe("after a failed snapshot", () => {
+  it("says how much space a snapshot needs when the disk was full", async () => {
+    const logger = capturingLogger();
+    const dir = openDataDir(tempDir());
+    const compactor = new Compactor(dir, CONFIG, 10, async () => {
+      throw new Error("ENOSPC: no space left on device, write");
+    }, logger, { snapshotPath: null, sealed: [] });
+    compactor.onSegmentSealed({ path: "/nonexistent/a.seg", firstIndex: 1, lastIndex: 5, bytes: 100 });
+    await compactor.idle();
+    expect(logger.lines.at(-1)).toBe(
+      "snapshot failed, log segments kept; tried again when the next segment is sealed: ENOSPC: no space left on device, write. " +
+        `A snapshot is written beside the last one in ${dir.snapshotDir} and needs about as much free space as the state ` +
+        "(the last snapshot: 0 bytes; the log it would cover: 100 bytes)",
+    );
+  });
+
+  it("removes the part-written snapshot a killed compaction process left", async () => {
+    const dir = openDataDir(tempDir());
+    const leftover = join(dir.snapshotDir, "00000000000000000005.snap.4242.tmp");
+    const compactor = new Compactor(dir, CONFIG, 10, async () => {
+      writeFileSync(leftover, Buffer.alloc(5 << 20, 1)); // as far as it got
+      throw new Error("compaction process exited with SIGKILL");
+    }, silentLogger, { snapshotPath: null, sealed: [] });
+    compactor.onSegmentSealed({ path: "/nonexistent/a.seg", firstIndex: 1, lastIndex: 5, bytes: 100 });
+    await compactor.idle();
+    for (let tries = 0; tries < 200 && existsSync(leftover); tries++) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(existsSync(leftover)).toBe(false);
+  });
+});
+
+describe("a compaction that runs on while the log grows", () => {
+  it("is said to have fallen behind once three times what starts one has been sealed since it started", async () => {
+    const logger = capturingLogger();
+    const compactor = new Compactor(openDataDir(tempDir()), CONFIG, 100, (_job, signal) => endsOnlyWhenStopped(signal), logger, {
+      snapshotPath: null,
+      sealed: [],
+    });
+    const behind = () => logger.lines.filter((line) => line.startsWith("compaction has fallen behind"));
+    for (let n = 1; n <= 3; n++) compactor.onSegmentSealed({ path: `/nonexistent/${n}.seg`, firstIndex: n, lastIndex: n, bytes: 100 });
+    expect(behind()).toEqual([]);
+    compactor.onSegmentSealed({ path: "/nonexistent/4.seg", firstIndex: 4, lastIndex: 4, bytes: 100 });
+    expect(behind()).toHaveLength(1);
+    expect(behind()[0]).toMatch(/^compaction has fallen behind: the snapshot started \d+ s ago has not finished, and 400 bytes of log have been sealed since the last one; a restart replays all of it$/);
+    compactor.onSegmentSealed({ path: "/nonexistent/5.seg", firstIndex: 5, lastIndex: 5, bytes: 100 });
+    expect(behind()).toHaveLength(1);
+    compactor.stop();
+    await compactor.idle();
   });
 });
 
