@@ -7,7 +7,7 @@ import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type Stat
 import { startCompactionLauncher } from "../storage/compactor.js";
 import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor } from "../storage/clock-anchor-file.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
-import { holdsState, openDataDir, type DataDir } from "../storage/data-dir.js";
+import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
@@ -49,6 +49,14 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   }
   const dir = openDataDir(config.dataDir);
   const dirLock = lockDataDir(dir.lockFile, config.dataDir);
+  const volatile = volatileFileSystem(dir.root);
+  if (volatile !== null) {
+    logger.warn(
+      `${config.dataDir} is on ${volatile}: nothing there reaches a disk, and the next boot empties it. lockd would then start from ` +
+        "an empty state and issue fencing tokens from 1 again, to holders whose resources have seen higher ones. For tests only; " +
+        "--require-state refuses such a start",
+    );
+  }
   if (dirLock.kind === "pid-file") {
     logger.warn(
       `no flock program (util-linux or BusyBox) was found, so ${dir.lockFile} only names this pid: a second lockd on this directory ` +

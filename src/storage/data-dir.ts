@@ -3,12 +3,14 @@
  *
  *   DIR/LOCK                            flock(2)ed by the lockd using the directory; holds its pid
  *   DIR/clock-step                      the last wall-clock step noticed (clock-step-file.ts)
+ *   DIR/clock-anchor                    the clock's last sample beside the machine's (clock-anchor-file.ts)
+ *   DIR/clean-stop                      the log's last index at a clean stop (clean-stop-file.ts)
  *   DIR/log/<first index, 20 digits>.seg    log segments, records in index order
  *   DIR/snapshots/<last index, 20 digits>.snap  whole-state snapshots; the newest valid one wins
  *
  * A segment's name is the index of its first entry, so sorting names sorts the log.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statfsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { syncDirectory } from "./log-file.js";
 
@@ -32,6 +34,21 @@ export interface SegmentFile {
 export interface SnapshotFile {
   readonly path: string;
   readonly lastIndex: number;
+}
+
+/** File systems whose contents do not outlive the machine's next boot, by statfs(2)'s f_type. */
+const VOLATILE_FILE_SYSTEMS = new Map<number, string>([
+  [0x01021994, "tmpfs"],
+  [0x858458f6, "ramfs"],
+]);
+
+/** The name of the file system holding `root` if a reboot empties it (tmpfs, ramfs); null otherwise, or if it cannot be told. */
+export function volatileFileSystem(root: string, statfs: (path: string) => { type: number } = statfsSync): string | null {
+  try {
+    return VOLATILE_FILE_SYSTEMS.get(statfs(root).type) ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function layoutOf(root: string): DataDir {

@@ -174,6 +174,22 @@ describe("a data directory deleted under a running lockd", () => {
   });
 });
 
+describe("a data directory on tmpfs", () => {
+  it("starts with a warning that a reboot empties it and the fencing counter starts again", async () => {
+    // /dev/shm is a tmpfs on Linux machines and in containers.
+    const dataDir = mkdtempSync("/dev/shm/baton-test-");
+    const lockd = await spawnLockd({ dataDir });
+    try {
+      expect(lockd.stderr()).toContain(`lockd: warning: ${dataDir} is on tmpfs: nothing there reaches a disk, and the next boot empties it`);
+      expect(lockd.stderr()).toContain("issue fencing tokens from 1 again");
+      expect(await lockd.stop()).toBe(0);
+    } finally {
+      await lockd.kill();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("a clean stop that cannot be recorded (a full disk)", () => {
   it("still exits 0 after every answer, and says the next start recovers as after a crash", async () => {
     const lockd = await spawnLockd();
