@@ -9,7 +9,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/server/logger.js";
 import { openDataDir } from "../../src/storage/data-dir.js";
 import type { CompactionJob } from "../../src/storage/compaction.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
@@ -59,6 +58,18 @@ function childrenOf(pid: number): ProcessInfo[] {
 function alive(pids: readonly number[]): number[] {
   const living = new Set(processes().filter((each) => each.state !== "Z").map((each) => each.pid));
   return pids.filter((pid) => living.has(pid));
+}
+
+/** Runs `test` with a launcher of the built code (as lockd starts it) and the lines it logs; closes it after. */
+async function withLauncher(test: (launcher: CompactorModule.CompactionLauncher, lines: string[]) => Promise<void>): Promise<void> {
+  const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
+  const logger = capturingLogger();
+  const launcher = startCompactionLauncher({ idlePriority: false, logger });
+  try {
+    await test(launcher, logger.lines);
+  } finally {
+    launcher.close();
+  }
 }
 
 describe("the compaction launcher", () => {
@@ -118,11 +129,9 @@ describe("the compaction launcher", () => {
       throw new Error(`no ${script} under ${parent}`);
     }
 
-    it("a stopped compaction process (SIGSTOP) is killed once it has not exited on SIGTERM", async () => {
-      const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
-      const launcher = startCompactionLauncher({ idlePriority: false, logger: silentLogger });
-      const shutdown = new AbortController();
-      try {
+    it("a stopped compaction process (SIGSTOP) is killed once it has not exited on SIGTERM", () =>
+      withLauncher(async (launcher) => {
+        const shutdown = new AbortController();
         const job = launcher.run(blockingJob(), shutdown.signal);
         const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
         const compaction = await onlyChild(launcherPid, "compaction-process.js");
@@ -130,53 +139,34 @@ describe("the compaction launcher", () => {
         shutdown.abort();
         await expect(job).rejects.toThrow("compaction process exited with SIGKILL");
         expect(alive([compaction])).toEqual([]);
-      } finally {
-        launcher.close();
-      }
-    });
+      }));
 
-    it("a stopped launcher is killed, and the job given up", async () => {
-      const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
-      const logger = capturingLogger();
-      const launcher = startCompactionLauncher({ idlePriority: false, logger });
-      const shutdown = new AbortController();
-      try {
-        const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
-        process.kill(launcherPid, "SIGSTOP");
+    it("a stopped launcher is killed, and the job given up", () =>
+      withLauncher(async (launcher, lines) => {
+        const shutdown = new AbortController();
+        process.kill(await onlyChild(process.pid, "compaction-launcher.js"), "SIGSTOP");
         const job = launcher.run(blockingJob(), shutdown.signal);
         shutdown.abort();
         await expect(job).rejects.toThrow("compaction launcher exited with SIGKILL");
         // The job's failure says why; no second line for the launcher.
-        expect(logger.lines).toEqual([]);
-      } finally {
-        launcher.close();
-      }
-    });
+        expect(lines).toEqual([]);
+      }));
 
-    it("a launcher that dies while idle is logged, and the next job starts a new one", async () => {
-      const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
-      const logger = capturingLogger();
-      const launcher = startCompactionLauncher({ idlePriority: false, logger });
-      try {
-        const first = await onlyChild(process.pid, "compaction-launcher.js");
-        process.kill(first, "SIGKILL");
-        for (let tries = 0; tries < 500 && logger.lines.length === 0; tries++) await sleep(10);
-        expect(logger.lines).toEqual([expect.stringMatching(/^compaction launcher exited with SIGKILL; the next compaction starts a new one/)]);
+    it("a launcher that dies while idle is logged, and the next job starts a new one", () =>
+      withLauncher(async (launcher, lines) => {
+        process.kill(await onlyChild(process.pid, "compaction-launcher.js"), "SIGKILL");
+        for (let tries = 0; tries < 500 && lines.length === 0; tries++) await sleep(10);
+        expect(lines).toEqual([expect.stringMatching(/^compaction launcher exited with SIGKILL; the next compaction starts a new one/)]);
         const dir = openDataDir(tempDir());
         const empty = await launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, new AbortController().signal);
         expect(empty).toMatchObject({ lastIndex: 0 });
-      } finally {
-        launcher.close();
-      }
-    });
+      }));
   });
 
-  it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", async () => {
-    const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
-    const launcher = startCompactionLauncher({ idlePriority: false, logger: silentLogger });
-    // One signal for the compactor's whole life, as in lockd: each job must remove what it added.
-    const shutdown = new AbortController();
-    try {
+  it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", () =>
+    withLauncher(async (launcher) => {
+      // One signal for the compactor's whole life, as in lockd: each job must remove what it added.
+      const shutdown = new AbortController();
       const dir = openDataDir(tempDir());
       const missing = join(dir.logDir, "00000000000000000001.seg");
       const failing = launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [{ path: missing, lastIndex: 5 }] }, shutdown.signal);
@@ -185,8 +175,5 @@ describe("the compaction launcher", () => {
       expect(empty).toMatchObject({ lastIndex: 0, locks: 0, dedupeEntries: 0 });
       expect(readdirSync(dir.snapshotDir)).toEqual(["00000000000000000000.snap"]);
       expect(getEventListeners(shutdown.signal, "abort")).toEqual([]);
-    } finally {
-      launcher.close();
-    }
-  });
+    }));
 });
