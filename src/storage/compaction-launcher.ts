@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { CompactionJob } from "./compaction.js";
 import type { CompactionReply } from "./compactor.js";
 import { idlePriorityLaunch, type ChildLaunch } from "./idle-priority.js";
+import { removeUnfinishedSnapshotOf } from "./snapshot-file.js";
 
 /** What lockd sends. */
 export type LauncherRequest =
@@ -55,7 +56,18 @@ function run(id: number, job: CompactionJob, idlePriority: boolean): void {
   };
   child.once("message", (reply: CompactionReply) => once(reply));
   child.once("error", (error) => once({ ok: false, message: error.message }));
-  child.once("exit", (code, signal) => once({ ok: false, message: `compaction process exited with ${signal ?? code}` }));
+  child.once("exit", (code, signal) => {
+    if (answered) return;
+    // Killed (out of memory, a signal) while writing, it left its part-written snapshot: a state's
+    // worth of space per failure, which a job killed again and again would pile up until the disk
+    // is full. Removed before answering, so the next job cannot start beside it.
+    const { pid } = child;
+    const removal = pid === undefined ? Promise.resolve() : removeUnfinishedSnapshotOf(job.dir, pid);
+    void removal.then(
+      () => once({ ok: false, message: `compaction process exited with ${signal ?? code}` }),
+      (error: Error) => once({ ok: false, message: `compaction process exited with ${signal ?? code} (its temporary file stays: ${error.message})` }),
+    );
+  });
   child.send(job);
 }
 

@@ -20,7 +20,6 @@ import { listSnapshots, type DataDir } from "./data-dir.js";
 import { removeInSteps } from "./file-removal.js";
 import { syncDirectoryAsync } from "./log-file.js";
 import type { SealedSegment } from "./segment-log.js";
-import { removeUnfinishedSnapshotsInSteps } from "./snapshot-file.js";
 
 /** This many times what starts a compaction sealed while one still runs: a warning. */
 const FALLEN_BEHIND_FACTOR = 3;
@@ -84,6 +83,7 @@ export class Compactor {
   maybeStart(): void {
     if (this.running !== null || this.stopped || !this.isBehindBy(1)) return;
     const segments = this.sealed.slice();
+    const jobLogBytes = this.sealedBytes();
     const job: CompactionJob = { dir: this.dir, config: withoutMemory(this.config), snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
     this.runningSinceMs = startedMs;
@@ -102,14 +102,9 @@ export class Compactor {
         // segment tries again. The log keeps everything meanwhile.
         const space = /ENOSPC|EDQUOT/.test(error.message)
           ? `. A snapshot is written beside the last one in ${this.dir.snapshotDir} and needs about as much free space as the ` +
-            `state (the last snapshot: ${this.snapshotBytes} bytes; the log it would cover: ${this.sealedBytes()} bytes)`
+            `state (the last snapshot: ${this.snapshotBytes} bytes; the log it would cover: ${jobLogBytes} bytes)`
           : "";
         this.logger.error(`snapshot failed, log segments kept; tried again when the next segment is sealed: ${error.message}${space}`);
-        // A compaction process that was killed left its part-written snapshot: a state's worth of
-        // space per failure, which a crash-looping job (out of memory) would pile up until the disk is full.
-        void removeUnfinishedSnapshotsInSteps(this.dir).catch((cleanupError: Error) =>
-          this.logger.warn(`could not remove a failed snapshot's temporary file: ${cleanupError.message}`),
-        );
       },
     );
   }

@@ -90,14 +90,17 @@ export function removeUnfinishedSnapshots(dir: DataDir): void {
   for (const path of unfinishedSnapshots(dir)) unlinkSync(path);
 }
 
-/** Like removeUnfinishedSnapshots, while serving: off the event loop, a few MiB at a time (file-removal.ts). */
-export async function removeUnfinishedSnapshotsInSteps(dir: DataDir): Promise<void> {
-  for (const path of unfinishedSnapshots(dir)) await removeInSteps(path);
+/**
+ * Removes the temp file a compaction process that has exited (`pid`) left, a few MiB at a time
+ * (file-removal.ts). Only that process's: another may still be writing its own, and rename it.
+ */
+export async function removeUnfinishedSnapshotOf(dir: DataDir, pid: number): Promise<void> {
+  for (const path of unfinishedSnapshots(dir, `.${pid}${TEMP_SUFFIX}`)) await removeInSteps(path);
 }
 
-function unfinishedSnapshots(dir: DataDir): string[] {
+function unfinishedSnapshots(dir: DataDir, suffix = TEMP_SUFFIX): string[] {
   return readdirSync(dir.snapshotDir)
-    .filter((name) => name.endsWith(TEMP_SUFFIX))
+    .filter((name) => name.endsWith(suffix))
     .map((name) => join(dir.snapshotDir, name));
 }
 

@@ -5,8 +5,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { getEventListeners } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { openDataDir } from "../../src/storage/data-dir.js";
@@ -139,6 +139,21 @@ describe("the compaction launcher", () => {
         shutdown.abort();
         await expect(job).rejects.toThrow("compaction process exited with SIGKILL");
         expect(alive([compaction])).toEqual([]);
+      }));
+
+    it("a compaction process killed while writing has its part-written snapshot removed, and only its own", () =>
+      withLauncher(async (launcher) => {
+        const job = blockingJob();
+        const running = launcher.run(job, new AbortController().signal);
+        const compaction = await onlyChild(await onlyChild(process.pid, "compaction-launcher.js"), "compaction-process.js");
+        // As far as it got; and another process's snapshot, still being written.
+        const own = join(job.dir.snapshotDir, `00000000000000000005.snap.${compaction}.tmp`);
+        const another = join(job.dir.snapshotDir, `00000000000000000005.snap.${compaction + 1}.tmp`);
+        writeFileSync(own, Buffer.alloc(5 << 20, 1));
+        writeFileSync(another, Buffer.alloc(1 << 20, 1));
+        process.kill(compaction, "SIGKILL"); // as the out-of-memory killer would
+        await expect(running).rejects.toThrow("compaction process exited with SIGKILL");
+        expect(readdirSync(job.dir.snapshotDir)).toEqual([basename(another)]);
       }));
 
     it("a stopped launcher is killed, and the job given up", () =>

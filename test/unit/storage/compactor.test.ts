@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
@@ -51,19 +51,6 @@ describe("after a failed snapshot", () => {
         `A snapshot is written beside the last one in ${dir.snapshotDir} and needs about as much free space as the state ` +
         "(the last snapshot: 0 bytes; the log it would cover: 100 bytes)",
     );
-  });
-
-  it("removes the part-written snapshot a killed compaction process left", async () => {
-    const dir = openDataDir(tempDir());
-    const leftover = join(dir.snapshotDir, "00000000000000000005.snap.4242.tmp");
-    const compactor = new Compactor(dir, CONFIG, 10, async () => {
-      writeFileSync(leftover, Buffer.alloc(5 << 20, 1)); // as far as it got
-      throw new Error("compaction process exited with SIGKILL");
-    }, silentLogger, { snapshotPath: null, sealed: [] });
-    compactor.onSegmentSealed({ path: "/nonexistent/a.seg", firstIndex: 1, lastIndex: 5, bytes: 100 });
-    await compactor.idle();
-    for (let tries = 0; tries < 200 && existsSync(leftover); tries++) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(existsSync(leftover)).toBe(false);
   });
 });
 
