@@ -99,6 +99,8 @@ export class SegmentLog implements CommitLog {
   private waiting: Waiting[] = [];
   private failure: Error | null = null;
   private closed = false;
+  /** close() or abandon() was called: no spare is started from then on. */
+  private closing = false;
   private readonly sparePath: string;
   private spareReady = false;
   private spareInProgress: Promise<void> | null = null;
@@ -201,6 +203,7 @@ export class SegmentLog implements CommitLog {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     while (this.inFlight.length > 0 || this.waiting.length > 0) await new Promise((resolve) => setImmediate(resolve));
     if (this.spareInProgress !== null) await this.spareInProgress;
     if (!this.closed) {
@@ -214,6 +217,7 @@ export class SegmentLog implements CommitLog {
    * Waits only for the background preallocation so no write of this log outlives the call.
    */
   async abandon(): Promise<void> {
+    this.closing = true;
     this.closed = true;
     this.inFlight = [];
     this.waiting = [];
@@ -324,19 +328,19 @@ export class SegmentLog implements CommitLog {
   private prepareSpare(): void {
     if (this.spareReady || this.spareInProgress !== null) return;
     const size = this.options.segmentBytes;
-    let settled = false;
-    const pending = new Promise<void>((resolve) => {
-      (this.options.freeBytes ?? statfsFreeBytes)(this.options.dir.logDir, (free) => {
-        if (this.roomForSpare(free)) this.fillSpare(size, resolve);
-        else {
-          settled = true;
-          this.spareInProgress = null;
-          resolve();
-        }
-      });
+    let done!: () => void;
+    this.spareInProgress = new Promise<void>((resolve) => (done = resolve));
+    (this.options.freeBytes ?? statfsFreeBytes)(this.options.dir.logDir, (free) => {
+      if (this.closing) {
+        this.spareInProgress = null;
+        return done();
+      }
+      if (this.roomForSpare(free)) return this.fillSpare(size, done);
+      // A spare left by an earlier run is not wanted either: it would hold a segment's worth of space.
+      removeIfThere(this.sparePath);
+      this.spareInProgress = null;
+      done();
     });
-    // A check that answered during the call (no room) is over already.
-    this.spareInProgress = settled ? null : pending;
   }
 
   /**
@@ -348,8 +352,11 @@ export class SegmentLog implements CommitLog {
    * deletes the segments a snapshot covers).
    */
   private roomForSpare(free: number | null): boolean {
+    if (free === null) return true;
     const needed = 2 * this.options.segmentBytes;
-    if (free === null || free >= needed) {
+    // A spare left by an earlier run is refilled in place: its space counts as free.
+    const leftover = statSafe(this.sparePath) ?? 0;
+    if (free + leftover >= needed) {
       this.lowOnSpace = false;
       return true;
     }

@@ -23,8 +23,8 @@ const SPARE = "next-segment.prealloc";
 const tempDir = useTempDirs();
 
 /** A log on a fresh directory whose free space the test sets (`free.bytes`; answered during the call). */
-function openLog(free: { bytes: number | null }) {
-  const dir = openDataDir(tempDir());
+function openLog(free: { bytes: number | null }, root = tempDir()) {
+  const dir = openDataDir(root);
   const recovered = recover(dir, CONFIG, capturingLogger());
   const logger = capturingLogger();
   const freeBytes: FreeBytes = (_path, done) => done(free.bytes);
@@ -39,7 +39,7 @@ function openLog(free: { bytes: number | null }) {
     onSegmentSealed: () => {},
     freeBytes,
   });
-  const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: 1 });
+  const harness = new PipelineHarness(recovered.stateMachine, log, { nextIndex: recovered.lastIndex + 1 });
   const spare = join(dir.logDir, SPARE);
   let nextLock = 0n;
   /** Grants batches of three until the log has rolled over to `segments` segments. */
@@ -52,7 +52,7 @@ function openLog(free: { bytes: number | null }) {
   };
   /** Waits for a background fill to end without closing the log. */
   const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
-  return { dir, log, logger, spare, writeUntil, settle };
+  return { root, dir, log, logger, spare, writeUntil, settle };
 }
 
 describe("the next segment is preallocated only with room for it and one more segment", () => {
@@ -84,6 +84,27 @@ describe("the next segment is preallocated only with room for it and one more se
     await writeUntil(5);
     await log.close();
     expect(statSync(spare).size).toBe(SEGMENT_BYTES);
+    expect(logger.lines.filter((line) => line.includes("less than two log segments"))).toHaveLength(1);
+  });
+
+  it("a spare left by the last run counts as free space: it is refilled where it is", async () => {
+    const first = openLog({ bytes: 10 * SEGMENT_BYTES });
+    await first.writeUntil(1);
+    await first.log.close();
+    expect(statSync(first.spare).size).toBe(SEGMENT_BYTES);
+    const { log, logger, spare } = openLog({ bytes: SEGMENT_BYTES }, first.root);
+    await log.close();
+    expect(statSync(spare).size).toBe(SEGMENT_BYTES);
+    expect(logger.lines).toEqual([]);
+  });
+
+  it("a spare left by the last run is removed when even with it there is no room", async () => {
+    const first = openLog({ bytes: 10 * SEGMENT_BYTES });
+    await first.writeUntil(1);
+    await first.log.close();
+    const { log, logger, spare } = openLog({ bytes: SEGMENT_BYTES - 1 }, first.root);
+    await log.close();
+    expect(existsSync(spare)).toBe(false);
     expect(logger.lines.filter((line) => line.includes("less than two log segments"))).toHaveLength(1);
   });
 
