@@ -11,7 +11,8 @@ import { join } from "node:path";
 import type { ClockAnchor } from "../server/clock.js";
 import type { Logger } from "../server/logger.js";
 import type { DataDir } from "./data-dir.js";
-import { readFileIfThere, removeIfThere } from "./small-file.js";
+import { removeIfThere } from "./file-removal.js";
+import { readFileIfThere } from "./small-file.js";
 
 const FILE_NAME = "clock-anchor";
 export const CLOCK_ANCHOR_EVERY_MS = 1_000;

@@ -19,8 +19,8 @@ import { RECORD_HEADER_BYTES, recordFirstIndex } from "../log/record.js";
 import type { FsyncMode } from "../server/config.js";
 import type { Logger } from "../server/logger.js";
 import { segmentPath, type DataDir } from "./data-dir.js";
+import { removeIfThere } from "./file-removal.js";
 import { syncDirectory, type LogFile, type LogFileOpener } from "./log-file.js";
-import { removeIfThere } from "./small-file.js";
 
 export interface SealedSegment {
   readonly path: string;

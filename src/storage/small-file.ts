@@ -2,8 +2,9 @@
  * The data directory's small record files (clock-step, clean-stop): replaced whole and atomically,
  * synced, and read back in full.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { removeIfThere } from "./file-removal.js";
 import { syncDirectory } from "./log-file.js";
 
 /**
@@ -28,14 +29,6 @@ export function replaceFileDurably(path: string, text: string): void {
   syncDirectory(dirname(path));
 }
 
-/** Removes `path` if it is there; a failure to remove it is not the error worth reporting. */
-export function removeIfThere(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // never made, or already gone
-  }
-}
 
 /** The whole file as text, or null when there is none; any other failure names the file. */
 export function readFileIfThere(path: string): string | null {

@@ -5,9 +5,8 @@
 import { closeSync, fdatasyncSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { snapshotPath, type DataDir } from "./data-dir.js";
-import { removeInSteps } from "./file-removal.js";
+import { removeIfThere, removeInSteps } from "./file-removal.js";
 import { syncDirectory } from "./log-file.js";
-import { removeIfThere } from "./small-file.js";
 import { readSnapshot, type DecodedSnapshot, type SnapshotSink, type SnapshotSource } from "../core/snapshot-codec.js";
 import type { StateMachineConfig } from "../core/state-machine.js";
 
