@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
-import type { CleanStopRecord } from "../storage/durable-storage.js";
+import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
 import { stderrLogger } from "../server/logger.js";
 import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
@@ -171,12 +171,8 @@ function reportStop(cleanStop: CleanStopRecord): void {
     );
     return;
   }
-  if (cleanStop.kind === "write-failed") {
-    stderrLogger.warn(
-      `could not record the clean stop in ${cleanStop.path} (${cleanStop.error.message}): the next start recovers as after ` +
-        "a crash, which loses nothing acknowledged",
-    );
-  }
+  const unrecorded = describeUnrecordedCleanStop(cleanStop);
+  if (unrecorded !== null) stderrLogger.warn(unrecorded);
   stderrLogger.info("stopped: every answer sent, the log closed");
 }
 

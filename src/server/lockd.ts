@@ -11,7 +11,13 @@ import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../st
 import { lockDataDir } from "../storage/data-dir-lock.js";
 import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
-import { closeDurableStorage, openDurableStorage, type CleanStopRecord, type DurableStorage } from "../storage/durable-storage.js";
+import {
+  closeDurableStorage,
+  describeUnrecordedCleanStop,
+  openDurableStorage,
+  type CleanStopRecord,
+  type DurableStorage,
+} from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
@@ -205,7 +211,11 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   } catch (error) {
     // A start that fails after recovery (a busy port) stops its storage like a clean stop, so the
     // next start keeps the clean-stop check; the start's own error is the one reported.
-    if (storage !== null) await closeDurableStorage(dir, storage, config.fsync, refusing()).catch(() => {});
+    if (storage !== null) {
+      const cleanStop = await closeDurableStorage(dir, storage, config.fsync, refusing()).catch(() => null);
+      const unrecorded = cleanStop === null ? null : describeUnrecordedCleanStop(cleanStop);
+      if (unrecorded !== null) logger.warn(unrecorded);
+    }
     launcher.close();
     void memory.close();
     anchors?.stop();

@@ -65,6 +65,12 @@ export type CleanStopRecord =
   | { readonly kind: "not-recorded"; readonly why: "refusing" | "fsync-never" }
   | { readonly kind: "write-failed"; readonly path: string; readonly error: Error };
 
+/** The warning for a clean stop whose record could not be written, or null. */
+export function describeUnrecordedCleanStop(record: CleanStopRecord): string | null {
+  if (record.kind !== "write-failed") return null;
+  return `could not record the clean stop in ${record.path} (${record.error.message}): the next start recovers as after a crash, which loses nothing acknowledged`;
+}
+
 /**
  * Stops compaction and closes the log, then records a clean stop (clean-stop-file.ts): the next
  * start then refuses a log that ends before this point. Not recorded when lockd was `refusing`

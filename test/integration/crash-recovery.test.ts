@@ -2,7 +2,7 @@
  * Real crashes: drive lockd with concurrent clients, `kill -9` it at a random moment, restart it on the
  * same data directory, and check every acknowledged fact survived. Seeded: BATON_SEED=<n> replays.
  */
-import { appendFileSync, existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
@@ -227,6 +227,20 @@ describe("damage found on restart", () => {
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain("address already in use");
     expect(readFileSync(join(dataDir, "clean-stop"), "utf8")).toBe("20\n");
+  });
+
+  it("a start that fails after recovery and cannot record the clean stop says so", async () => {
+    const { dataDir } = await prepare("clean");
+    mkdirSync(join(dataDir, "clean-stop.tmp")); // the record's temporary file cannot be made (EISDIR)
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const port = (busy.address() as AddressInfo).port;
+    const failed = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", dataDir], { encoding: "utf8", timeout: 10_000 });
+    busy.close();
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("address already in use");
+    expect(failed.stderr).toContain(`lockd: warning: could not record the clean stop in ${join(dataDir, "clean-stop")} (`);
+    expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
   });
 
   it("--fsync never records no clean stop: its log may still be only in the page cache", async () => {
