@@ -217,8 +217,8 @@ describe("damage found on restart", () => {
     expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
   });
 
-  it("a start that fails after recovery (a busy port) keeps the record, so the check survives it", async () => {
-    const { dataDir } = await prepare("clean");
+  /** A start on `dataDir` whose port is taken: it recovers, then fails to listen (exit 1, said). */
+  async function startOnBusyPort(dataDir: string) {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
     const port = (busy.address() as AddressInfo).port;
@@ -226,19 +226,19 @@ describe("damage found on restart", () => {
     busy.close();
     expect(failed.status).toBe(1);
     expect(failed.stderr).toContain("address already in use");
+    return failed;
+  }
+
+  it("a start that fails after recovery (a busy port) keeps the record, so the check survives it", async () => {
+    const { dataDir } = await prepare("clean");
+    await startOnBusyPort(dataDir);
     expect(readFileSync(join(dataDir, "clean-stop"), "utf8")).toBe("20\n");
   });
 
   it("a start that fails after recovery and cannot record the clean stop says so", async () => {
     const { dataDir } = await prepare("clean");
     mkdirSync(join(dataDir, "clean-stop.tmp")); // the record's temporary file cannot be made (EISDIR)
-    const busy = createServer();
-    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
-    const port = (busy.address() as AddressInfo).port;
-    const failed = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", dataDir], { encoding: "utf8", timeout: 10_000 });
-    busy.close();
-    expect(failed.status).toBe(1);
-    expect(failed.stderr).toContain("address already in use");
+    const failed = await startOnBusyPort(dataDir);
     expect(failed.stderr).toContain(`lockd: warning: could not record the clean stop in ${join(dataDir, "clean-stop")} (`);
     expect(existsSync(join(dataDir, "clean-stop"))).toBe(false);
   });
