@@ -6,13 +6,12 @@
  * of ending every recovered lease early. Only a restart on the same boot can use it, so the page
  * cache is enough: it is never synced.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockAnchor } from "../server/clock.js";
 import type { Logger } from "../server/logger.js";
 import type { DataDir } from "./data-dir.js";
-import { removeIfThere } from "./file-removal.js";
-import { readFileIfThere } from "./small-file.js";
+import { readFileIfThere, replaceFile } from "./small-file.js";
 
 const FILE_NAME = "clock-anchor";
 export const CLOCK_ANCHOR_EVERY_MS = 1_000;
@@ -48,14 +47,7 @@ export function readClockAnchor(dir: DataDir): ClockAnchor | null {
 }
 
 function writeClockAnchor(dir: DataDir, anchor: ClockAnchor): void {
-  const path = join(dir.root, FILE_NAME);
-  try {
-    writeFileSync(`${path}.tmp`, `${JSON.stringify(anchor)}\n`);
-    renameSync(`${path}.tmp`, path);
-  } catch (error) {
-    removeIfThere(`${path}.tmp`);
-    throw error;
-  }
+  replaceFile(join(dir.root, FILE_NAME), `${JSON.stringify(anchor)}\n`, { durable: false });
 }
 
 /**

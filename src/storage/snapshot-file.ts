@@ -31,7 +31,7 @@ export function writeSnapshotFile(dir: DataDir, lastIndex: number, produce: (sin
   const finalPath = snapshotPath(dir, lastIndex);
   // The pid keeps two writers apart: a compaction left running by a killed lockd may still be
   // writing the same snapshot as the next lockd's (same segments, same bytes; each renames its own).
-  const tempPath = `${finalPath}.${process.pid}${TEMP_SUFFIX}`;
+  const tempPath = `${finalPath}${tempSuffixOf(process.pid)}`;
   const fd = openSync(tempPath, "w");
   try {
     // Synced in pieces (SYNC_EVERY_BYTES): one fsync of hundreds of MiB at the end would flood the
@@ -94,7 +94,12 @@ export function removeUnfinishedSnapshots(dir: DataDir): void {
  * (file-removal.ts). Only that process's: another may still be writing its own, and rename it.
  */
 export async function removeUnfinishedSnapshotOf(dir: DataDir, pid: number): Promise<void> {
-  for (const path of unfinishedSnapshots(dir, `.${pid}${TEMP_SUFFIX}`)) await removeInSteps(path);
+  for (const path of unfinishedSnapshots(dir, tempSuffixOf(pid))) await removeInSteps(path);
+}
+
+/** How the temp file of a snapshot written by process `pid` is named after the snapshot's own name. */
+function tempSuffixOf(pid: number): string {
+  return `.${pid}${TEMP_SUFFIX}`;
 }
 
 function unfinishedSnapshots(dir: DataDir, suffix = TEMP_SUFFIX): string[] {
