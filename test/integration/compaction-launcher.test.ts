@@ -129,13 +129,26 @@ describe("the compaction launcher", () => {
       throw new Error(`no ${script} under ${parent}`);
     }
 
+    /**
+     * Stops `pid` and waits until it is stopped. A SIGSTOP takes effect only when the process next
+     * handles signals; a SIGTERM sent before then is dequeued first (lower number) and kills it.
+     */
+    async function stopProcess(pid: number): Promise<void> {
+      process.kill(pid, "SIGSTOP");
+      for (let tries = 0; tries < 500; tries++) {
+        if (processes().find((each) => each.pid === pid)?.state === "T") return;
+        await sleep(10);
+      }
+      throw new Error(`${pid} did not stop`);
+    }
+
     it("a stopped compaction process (SIGSTOP) is killed once it has not exited on SIGTERM", () =>
       withLauncher(async (launcher) => {
         const shutdown = new AbortController();
         const job = launcher.run(blockingJob(), shutdown.signal);
         const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
         const compaction = await onlyChild(launcherPid, "compaction-process.js");
-        process.kill(compaction, "SIGSTOP");
+        await stopProcess(compaction);
         shutdown.abort();
         await expect(job).rejects.toThrow("compaction process exited with SIGKILL");
         expect(alive([compaction])).toEqual([]);
@@ -159,7 +172,7 @@ describe("the compaction launcher", () => {
     it("a stopped launcher is killed, and the job given up", () =>
       withLauncher(async (launcher, lines) => {
         const shutdown = new AbortController();
-        process.kill(await onlyChild(process.pid, "compaction-launcher.js"), "SIGSTOP");
+        await stopProcess(await onlyChild(process.pid, "compaction-launcher.js"));
         const job = launcher.run(blockingJob(), shutdown.signal);
         shutdown.abort();
         await expect(job).rejects.toThrow("compaction launcher exited with SIGKILL");
