@@ -9,6 +9,9 @@ export function describeStartFailure(error: NodeJS.ErrnoException, config: Pick<
   const address = `${config.host}:${config.port}`;
   if (error.syscall === "listen" && error.code === "EADDRINUSE") return `cannot listen on ${address}: address already in use`;
   if (error.syscall === "listen" && error.code === "EACCES") return `cannot listen on ${address}: permission denied`;
+  // Any other error of the lock port's address: a host that does not resolve (getaddrinfo) or is
+  // not this machine's (EADDRNOTAVAIL).
+  if (error.syscall === "listen" || error.syscall === "getaddrinfo") return `cannot listen on ${address} (--listen): ${error.message}`;
   if (error.path !== undefined) return `data directory ${config.dataDir}: ${error.message}`;
   return error.message;
 }

@@ -79,19 +79,23 @@ export function openDataDir(root: string): DataDir {
 }
 
 /**
- * mkdir -p, failing with the real reason. Node's recursive mkdir reports ENOENT for the deepest path
- * when a missing parent cannot be made (a read-only file system, EROFS): then the first missing
- * ancestor is made alone, which fails with what actually stopped it.
+ * mkdir -p, one directory at a time from the deepest one that exists. Node's recursive mkdir loops
+ * forever (at full CPU, with no error) where a parent exists but a child cannot be made in it with
+ * ENOENT: a working directory that was deleted, or a path under /proc. And where a missing parent
+ * cannot be made (a read-only file system, EROFS), it reports ENOENT for the deepest path. Made one
+ * at a time, the first directory that cannot be made fails with its own reason.
  */
 function makeDirectory(path: string): void {
-  try {
-    mkdirSync(path, { recursive: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    let missing = path;
-    while (!existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
-    mkdirSync(missing);
-    mkdirSync(path, { recursive: true }); // it could be made after all: go on
+  const missing: string[] = [];
+  for (let at = path; !existsSync(at) && dirname(at) !== at; at = dirname(at)) missing.push(at);
+  for (const each of missing.reverse()) {
+    try {
+      mkdirSync(each);
+    } catch (error) {
+      // Made meanwhile by someone else: fine, as long as it is a directory (the next step or the
+      // caller's first use says so if not).
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
   }
 }
 

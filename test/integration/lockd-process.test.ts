@@ -251,3 +251,40 @@ describe("--require-state: a data directory without a log or snapshot is refused
     }
   });
 });
+
+describe("a start that cannot use its data directory or address exits 1 and says why", () => {
+  it("does not spin when a directory cannot be made inside an existing one: /proc, a deleted working directory", () => {
+    // Node's recursive mkdir loops forever on both (a parent exists, the child gives ENOENT).
+    const underProc = runLockd(["--listen", "127.0.0.1:0", "--data", "/proc/baton-data"]);
+    expect(underProc.status).toBe(1);
+    expect(underProc.stderr).toBe("lockd: error: data directory /proc/baton-data: ENOENT: no such file or directory, mkdir '/proc/baton-data'\n");
+
+    const root = mkdtempSync(join(tmpdir(), "baton-cwd-"));
+    const gone = join(root, "gone");
+    mkdirSync(gone);
+    try {
+      // The default data directory, ./data, in a working directory deleted before the start.
+      const script = `cd "$1" && rmdir "$1" && exec "$2" "$3" --listen 127.0.0.1:0`;
+      const deleted = spawnSync("sh", ["-c", script, "sh", gone, process.execPath, LOCKD_BIN], { encoding: "utf8", timeout: 10_000 });
+      expect(deleted.status).toBe(1);
+      expect(deleted.stderr).toBe("lockd: error: data directory ./data: ENOENT: no such file or directory, mkdir 'data'\n");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("names the address and the flag for a host that does not resolve or is not this machine's", () => {
+    const root = mkdtempSync(join(tmpdir(), "baton-listen-"));
+    try {
+      const unresolvable = runLockd(["--listen", "nosuchhost.invalid:5625", "--data", root]);
+      expect(unresolvable.status).toBe(1);
+      expect(unresolvable.stderr).toMatch(/lockd: error: cannot listen on nosuchhost\.invalid:5625 \(--listen\): getaddrinfo (ENOTFOUND|EAI_AGAIN) nosuchhost\.invalid\n/);
+      // TEST-NET-1 (RFC 5737): an address no machine here has.
+      const foreign = runLockd(["--listen", "192.0.2.1:5625", "--data", root]);
+      expect(foreign.status).toBe(1);
+      expect(foreign.stderr).toContain("lockd: error: cannot listen on 192.0.2.1:5625 (--listen): listen EADDRNOTAVAIL: address not available 192.0.2.1:5625\n");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
