@@ -132,7 +132,7 @@ export type BatonClientEvents = {
 };
 
 const DEFAULT_TIMEOUT_MS = 5000;
-const DEFAULT_ATTEMPTS = 8;
+export const DEFAULT_ATTEMPTS = 8;
 const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 const DEFAULT_DEDUPE_WINDOW_MS = 60_000;
 const DEFAULT_MAX_IN_FLIGHT = 1024;

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError as FlagError, Option } from "commander";
 import { MAX_TIMER_MS } from "../backoff.js";
-import { BatonClient, type BatonClientOptions } from "../client.js";
+import { BatonClient, DEFAULT_ATTEMPTS, type BatonClientOptions } from "../client.js";
 import { DEFAULT_HOST, DEFAULT_PORT, parseEndpointList, type Endpoint } from "../endpoints.js";
 import { BatonError, InvalidArgumentError } from "../errors.js";
 import { LockId, toOwnerBytes } from "../ids.js";
@@ -77,7 +77,7 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .addOption(endpointsOption())
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
     .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply (default: 3000 connect, 5000 reply)", wholeNumber(1))
-    .option("--attempts <n>", "attempts per request before giving up (retries reuse the request id)", wholeNumber(1))
+    .option("--attempts <n>", `attempts per request before giving up (retries reuse the request id) (default: ${DEFAULT_ATTEMPTS})`, wholeNumber(1))
     .option("--dedupe-window <ms>", "the server's --dedupe-window: no retry is sent that could reach it later (default: 60000)", wholeNumber(1));
   const envOwner = process.env.BATON_OWNER;
   if (envOwner !== undefined && envOwner !== "") {
