@@ -35,17 +35,47 @@ export function backoffDelayMs(retry: number, options: BackoffOptions, random: (
 }
 
 /**
- * Resolves after `ms`; rejects at once with RequestAbortedError when `signal` aborts, or with
- * ClientClosedError when `closing` (the client's own, aborted by close()) does.
+ * The client's close(), as the sleeps of its retrying requests wait for it. A Set rather than an
+ * AbortSignal: adding a listener to an EventTarget checks it against every listener already there,
+ * so thousands of requests backing off at once cost time quadratic in their number, and froze the
+ * event loop for seconds (lease deadlines and all).
  */
-export function sleep(ms: number, signal?: AbortSignal, closing?: AbortSignal): Promise<void> {
+export class Closing {
+  private readonly sleepers = new Set<() => void>();
+  private done = false;
+
+  get closed(): boolean {
+    return this.done;
+  }
+
+  close(): void {
+    this.done = true;
+    const sleepers = [...this.sleepers];
+    this.sleepers.clear();
+    for (const wake of sleepers) wake();
+  }
+
+  add(onClose: () => void): void {
+    this.sleepers.add(onClose);
+  }
+
+  delete(onClose: () => void): void {
+    this.sleepers.delete(onClose);
+  }
+}
+
+/**
+ * Resolves after `ms`; rejects at once with RequestAbortedError when `signal` aborts, or with
+ * ClientClosedError when `closing` (the client's) closes.
+ */
+export function sleep(ms: number, signal?: AbortSignal, closing?: Closing): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (closing?.aborted) return reject(new ClientClosedError());
+    if (closing?.closed) return reject(new ClientClosedError());
     if (signal?.aborted) return reject(new RequestAbortedError(signal.reason));
     const stop = () => {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
-      closing?.removeEventListener("abort", onClose);
+      closing?.delete(onClose);
     };
     const onAbort = () => {
       stop();
@@ -60,7 +90,7 @@ export function sleep(ms: number, signal?: AbortSignal, closing?: AbortSignal): 
       resolve();
     }, timerDelay(ms));
     signal?.addEventListener("abort", onAbort, { once: true });
-    closing?.addEventListener("abort", onClose, { once: true });
+    closing?.add(onClose);
   });
 }
 

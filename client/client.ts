@@ -4,10 +4,10 @@
  * timeout, a broken connection, status 4 or status 6) resends the byte-identical frame, so the server
  * either applies it once or replays its original answer: a retry can never acquire twice.
  */
-import { EventEmitter, setMaxListeners } from "node:events";
+import { EventEmitter } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
 import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
-import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
+import { backoffDelayMs, Closing, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
 import { defaultClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
 import { DEFAULT_HOST, DEFAULT_PORT, toEndpoint, type Endpoint, type EndpointInput } from "./endpoints.js";
@@ -195,14 +195,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   private closed = false;
   /** When close() was called (on `clock`). */
   private closedAtMs: number | undefined;
-  /** Aborted by close(): backoff sleeps end at once. */
-  private readonly closing = new AbortController();
+  /** Closed by close(): backoff sleeps end at once. */
+  private readonly closing = new Closing();
 
   constructor(options: BatonClientOptions = {}) {
     super();
-    // Every request sleeping out a backoff listens here until it wakes, and a client may have any
-    // number in flight: more than Node's default of 10 is use, not a leak.
-    setMaxListeners(0, this.closing.signal);
     const listed: unknown = options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`];
     if (!Array.isArray(listed)) throw new InvalidArgumentError(`endpoints must be an array of "host:port" strings or endpoints, got ${String(listed)}`);
     const endpoints = (listed as EndpointInput[]).map(toEndpoint);
@@ -279,7 +276,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     if (this.closed) return;
     this.closed = true;
     this.closedAtMs = this.clock();
-    this.closing.abort();
+    this.closing.close();
     for (const lease of [...this.leases]) lease.abandon();
     for (const connection of this.connections) connection.close();
   }
@@ -307,7 +304,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       const result = await this.acquireOnce(lockId, owner, ttlMs, autoRenew, options);
       const leftMs = giveUpAtMs - this.clock();
       if (result.status === "acquired" || leftMs <= 0) return result;
-      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing.signal);
+      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing);
     }
   }
 
@@ -450,7 +447,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         request.attemptFailed?.(lastError);
         if (delayNext) {
           const pauseMs = Math.min(backoffDelayMs(attempt - 1, this.backoff), request.maxPauseMs?.() ?? Infinity);
-          await sleep(pauseMs, signal, this.closing.signal);
+          await sleep(pauseMs, signal, this.closing);
         }
       }
       delayNext = true;

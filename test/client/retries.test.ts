@@ -2,7 +2,7 @@
  * The retry loop, against a scripted server that shows exactly what went over the wire.
  */
 import { createServer, type AddressInfo } from "node:net";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Command } from "../../src/protocol/index.js";
 import { BatonClient, InvalidArgumentError, type BatonError, type RetryEvent } from "../../client/index.js";
 import { ok, reply, type ScriptedServer } from "./support/scripted-server.js";
@@ -75,6 +75,31 @@ describe("many requests backing off at once", () => {
     } finally {
       process.off("warning", onWarning);
     }
+  });
+
+  it("share no AbortSignal while they sleep: each listener added to one would be checked against all the others", async () => {
+    // 20,000 requests backing off at once against one signal froze the event loop for seconds.
+    const abortListeners = vi.spyOn(EventTarget.prototype, "addEventListener");
+    try {
+      const server = await serve((_request, index) => (index < 40 ? reply(6) : ok(BigInt(index), 1000n)));
+      const c = client({ endpoints: [server.endpoint] });
+      const results = await Promise.all(Array.from({ length: 40 }, (_, n) => c.acquire(`jobs-${n}`, { ttlMs: 1000 })));
+      expect(results.every((result) => result.status === "acquired")).toBe(true);
+      expect(server.seen).toHaveLength(80);
+      expect(abortListeners.mock.calls.filter(([type]) => type === "abort")).toEqual([]);
+    } finally {
+      abortListeners.mockRestore();
+    }
+  });
+
+  it("all end with ClientClosedError when the client closes", async () => {
+    const server = await serve(() => reply(6));
+    const c = client({ endpoints: [server.endpoint], attempts: 5, backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    const calls = Array.from({ length: 40 }, (_, n) => c.acquire(`jobs-${n}`, { ttlMs: 1000 }).then(() => "resolved", (error: BatonError) => error.code));
+    while (server.seen.length < 40) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the last answers reach their requests, which go to sleep
+    c.close();
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 40 }, () => "BATON_CLIENT_CLOSED"));
   });
 });
 
