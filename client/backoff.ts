@@ -1,6 +1,7 @@
 /**
  * Retry pacing: exponential backoff with jitter (pure), and a sleep that an AbortSignal cuts short.
  */
+import { onAbort } from "./abort-listeners.js";
 import { ClientClosedError, RequestAbortedError } from "./errors.js";
 
 /**
@@ -35,62 +36,34 @@ export function backoffDelayMs(retry: number, options: BackoffOptions, random: (
 }
 
 /**
- * The client's close(), as the sleeps of its retrying requests wait for it. A Set rather than an
- * AbortSignal: adding a listener to an EventTarget checks it against every listener already there,
- * so thousands of requests backing off at once cost time quadratic in their number, and froze the
- * event loop for seconds (lease deadlines and all).
- */
-export class Closing {
-  private readonly sleepers = new Set<() => void>();
-  private done = false;
-
-  get closed(): boolean {
-    return this.done;
-  }
-
-  close(): void {
-    this.done = true;
-    const sleepers = [...this.sleepers];
-    this.sleepers.clear();
-    for (const wake of sleepers) wake();
-  }
-
-  add(onClose: () => void): void {
-    this.sleepers.add(onClose);
-  }
-
-  delete(onClose: () => void): void {
-    this.sleepers.delete(onClose);
-  }
-}
-
-/**
  * Resolves after `ms`; rejects at once with RequestAbortedError when `signal` aborts, or with
- * ClientClosedError when `closing` (the client's) closes.
+ * ClientClosedError when `closing` (the client's own, aborted by close()) does.
  */
-export function sleep(ms: number, signal?: AbortSignal, closing?: Closing): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal, closing?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (closing?.closed) return reject(new ClientClosedError());
+    if (closing?.aborted) return reject(new ClientClosedError());
     if (signal?.aborted) return reject(new RequestAbortedError(signal.reason));
     const stop = () => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      closing?.delete(onClose);
-    };
-    const onAbort = () => {
-      stop();
-      reject(new RequestAbortedError(signal!.reason));
-    };
-    const onClose = () => {
-      stop();
-      reject(new ClientClosedError());
+      stopAbort?.();
+      stopClose?.();
     };
     const timer = setTimeout(() => {
       stop();
       resolve();
     }, timerDelay(ms));
-    signal?.addEventListener("abort", onAbort, { once: true });
-    closing?.add(onClose);
+    const stopAbort =
+      signal &&
+      onAbort(signal, () => {
+        stop();
+        reject(new RequestAbortedError(signal.reason));
+      });
+    const stopClose =
+      closing &&
+      onAbort(closing, () => {
+        stop();
+        reject(new ClientClosedError());
+      });
   });
 }
 

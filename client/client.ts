@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
 import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
-import { backoffDelayMs, Closing, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
+import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
 import { defaultClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
 import { DEFAULT_HOST, DEFAULT_PORT, toEndpoint, type Endpoint, type EndpointInput } from "./endpoints.js";
@@ -195,8 +195,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   private closed = false;
   /** When close() was called (on `clock`). */
   private closedAtMs: number | undefined;
-  /** Closed by close(): backoff sleeps end at once. */
-  private readonly closing = new Closing();
+  /** Aborted by close(): backoff sleeps end at once. */
+  private readonly closing = new AbortController();
 
   constructor(options: BatonClientOptions = {}) {
     super();
@@ -276,7 +276,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     if (this.closed) return;
     this.closed = true;
     this.closedAtMs = this.clock();
-    this.closing.close();
+    this.closing.abort();
     for (const lease of [...this.leases]) lease.abandon();
     for (const connection of this.connections) connection.close();
   }
@@ -304,7 +304,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       const result = await this.acquireOnce(lockId, owner, ttlMs, autoRenew, options);
       const leftMs = giveUpAtMs - this.clock();
       if (result.status === "acquired" || leftMs <= 0) return result;
-      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing);
+      await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing.signal);
     }
   }
 
@@ -447,7 +447,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         request.attemptFailed?.(lastError);
         if (delayNext) {
           const pauseMs = Math.min(backoffDelayMs(attempt - 1, this.backoff), request.maxPauseMs?.() ?? Infinity);
-          await sleep(pauseMs, signal, this.closing);
+          await sleep(pauseMs, signal, this.closing.signal);
         }
       }
       delayNext = true;

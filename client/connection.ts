@@ -7,6 +7,7 @@
  */
 import { connect, type Socket } from "node:net";
 import type { Response } from "../src/protocol/index.js";
+import { onAbort } from "./abort-listeners.js";
 import { timerDelay } from "./backoff.js";
 import { ClientClosedError, ConnectionError, ProtocolError, RequestAbortedError, RequestTimeoutError, type BatonError } from "./errors.js";
 import type { MonotonicClock } from "./clock.js";
@@ -86,7 +87,7 @@ export class Connection {
       const finish = () => {
         done = true;
         clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
+        stopWaitingForAbort?.();
       };
       const pending: Pending = {
         frame,
@@ -103,10 +104,6 @@ export class Connection {
           reject(error);
         },
       };
-      const onAbort = () => {
-        pending.abandoned = true;
-        pending.fail(new RequestAbortedError(signal!.reason));
-      };
       const timer = setTimeout(() => {
         // Timers run before the event loop polls its sockets: after the process was busy (a long
         // task, a GC pause), a reply may already be in the kernel. It is read first; only a request
@@ -118,7 +115,12 @@ export class Connection {
           this.suspectDead(pending);
         });
       }, timerDelay(timeoutMs));
-      signal?.addEventListener("abort", onAbort, { once: true });
+      const stopWaitingForAbort =
+        signal &&
+        onAbort(signal, () => {
+          pending.abandoned = true;
+          pending.fail(new RequestAbortedError(signal.reason));
+        });
       if (this.matcher.inFlight < this.options.maxInFlight && this.waiting.length === 0) this.write(pending);
       else this.waiting.push(pending);
     });
@@ -235,11 +237,7 @@ function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeou
   return new Promise<T>((resolve, reject) => {
     const stop = () => {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-    };
-    const onAbort = () => {
-      stop();
-      reject(new RequestAbortedError(signal!.reason));
+      stopWaitingForAbort?.();
     };
     const timer =
       timeout === undefined
@@ -248,7 +246,12 @@ function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeou
             stop();
             reject(timeout.error());
           }, timerDelay(timeout.ms));
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const stopWaitingForAbort =
+      signal &&
+      onAbort(signal, () => {
+        stop();
+        reject(new RequestAbortedError(signal.reason));
+      });
     promise.then(
       (value) => {
         stop();
