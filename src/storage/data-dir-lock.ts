@@ -103,8 +103,13 @@ function lockDirectory(program: string, path: string, lockFile: string, dirForMe
   }
   if (locked !== "locked") {
     closeSync(fd);
-    // "no-flock" cannot happen here: the program just ran for LOCK.
-    throw heldElsewhere(lockFile, dirForMessages);
+    // "no-flock" cannot happen here: the program just ran for LOCK. LOCK was free and the directory
+    // is not: the holder's LOCK was deleted, and the file there now (made by this start, or an
+    // earlier refused one) names nobody.
+    throw new DataDirInUseError(
+      `data directory ${dirForMessages} is in use by another lockd, whose ${lockFile} was deleted while it ran, so its pid is unknown ` +
+        `(\`fuser -v ${path}\` names it); stop it, or use another --data`,
+    );
   }
   return { fd, unlockedWhy: null };
 }

@@ -67,7 +67,9 @@ describe("one lockd per data directory (flock)", () => {
     const lockFile = join(root, "LOCK");
     const first = lockDataDir(lockFile, "d");
     unlinkSync(lockFile); // as a clean-up script that took it for a stale pid file would
-    expect(() => lockDataDir(lockFile, "d")).toThrow("data directory d is in use by another lockd (pid unknown");
+    const refusal = `data directory d is in use by another lockd, whose ${lockFile} was deleted while it ran, so its pid is unknown (\`fuser -v ${root}\` names it)`;
+    expect(() => lockDataDir(lockFile, "d")).toThrow(refusal);
+    expect(() => lockDataDir(lockFile, "d")).toThrow(refusal); // and again: the empty LOCK left by the first refusal changes nothing
     first.release();
     lockDataDir(lockFile, "d").release();
   });
