@@ -9,8 +9,18 @@ class Waiters {
   readonly listeners = new Set<() => void>();
   private readonly fire = (): void => {
     waitersOf.delete(this.signal);
-    // As EventTarget does: one stopped by an earlier one while the signal calls them is not called.
-    for (const listener of [...this.listeners]) if (this.listeners.has(listener)) listener();
+    // As EventTarget does: one stopped by an earlier one while the signal calls them is not called,
+    // and one that throws does not keep the others from being called (its error is thrown after).
+    for (const listener of [...this.listeners]) {
+      if (!this.listeners.has(listener)) continue;
+      try {
+        listener();
+      } catch (error) {
+        process.nextTick(() => {
+          throw error;
+        });
+      }
+    }
   };
 
   constructor(private readonly signal: AbortSignal) {

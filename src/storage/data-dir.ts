@@ -67,14 +67,13 @@ export function holdsState(root: string): boolean {
 
 export function openDataDir(root: string): DataDir {
   const dir = layoutOf(root);
-  const created = !existsSync(dir.logDir) || !existsSync(dir.snapshotDir);
-  makeDirectory(dir.logDir);
-  makeDirectory(dir.snapshotDir);
-  if (created) {
-    syncDirectory(dir.root);
-    syncDirectory(dir.logDir);
-    syncDirectory(dir.snapshotDir);
-  }
+  const made = [...makeDirectory(dir.logDir), ...makeDirectory(dir.snapshotDir)];
+  // A directory made here exists after a power loss only once the directory holding it is synced:
+  // the data directory's own entry (and those of any parents made for it) included, or a first
+  // start's acknowledged grants could vanish with the whole directory.
+  const toSync = new Set<string>();
+  for (const each of made) toSync.add(each).add(dirname(each));
+  for (const each of toSync) syncDirectory(each);
   return dir;
 }
 
@@ -85,17 +84,29 @@ export function openDataDir(root: string): DataDir {
  * cannot be made (a read-only file system, EROFS), it reports ENOENT for the deepest path. Made one
  * at a time, the first directory that cannot be made fails with its own reason.
  */
-function makeDirectory(path: string): void {
+function makeDirectory(path: string): string[] {
   const missing: string[] = [];
   for (let at = path; !existsSync(at) && dirname(at) !== at; at = dirname(at)) missing.push(at);
+  const made: string[] = [];
   for (const each of missing.reverse()) {
     try {
       mkdirSync(each);
+      made.push(each);
     } catch (error) {
-      // Made meanwhile by someone else: fine, as long as it is a directory (the next step or the
-      // caller's first use says so if not).
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      // Made meanwhile by someone else is fine; a file or a dangling symbolic link there is not, and
+      // is named as the obstacle, before anything is made inside a directory that cannot be used.
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST" || !isDirectory(each)) throw error;
     }
+  }
+  if (missing.length === 0 && !isDirectory(path)) mkdirSync(path); // fails with EEXIST, naming it
+  return made;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
   }
 }
 

@@ -278,7 +278,7 @@ describe("a start that cannot use its data directory or address exits 1 and says
     try {
       const unresolvable = runLockd(["--listen", "nosuchhost.invalid:5625", "--data", root]);
       expect(unresolvable.status).toBe(1);
-      expect(unresolvable.stderr).toMatch(/lockd: error: cannot listen on nosuchhost\.invalid:5625 \(--listen\): getaddrinfo (ENOTFOUND|EAI_AGAIN) nosuchhost\.invalid\n/);
+      expect(unresolvable.stderr).toMatch(/lockd: error: cannot listen on nosuchhost\.invalid:5625 \(--listen\): getaddrinfo [A-Z_]+ nosuchhost\.invalid\n/);
       // TEST-NET-1 (RFC 5737): an address no machine here has.
       const foreign = runLockd(["--listen", "192.0.2.1:5625", "--data", root]);
       expect(foreign.status).toBe(1);

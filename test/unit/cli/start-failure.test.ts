@@ -45,6 +45,10 @@ describe("why lockd could not start", () => {
     expect(describeStartFailure(error, { ...config, port })).toBe(`cannot listen on 127.0.0.1:${port}: address already in use`);
     const denied = Object.assign(new Error("listen EACCES: permission denied 127.0.0.1:80"), { code: "EACCES", syscall: "listen" });
     expect(describeStartFailure(denied, { ...config, port: 80 })).toBe("cannot listen on 127.0.0.1:80: permission denied");
+    const foreign = Object.assign(new Error("listen EADDRNOTAVAIL: address not available 2001:db8::1:5625"), { code: "EADDRNOTAVAIL", syscall: "listen" });
+    expect(describeStartFailure(foreign, { ...config, host: "2001:db8::1" })).toBe(
+      "cannot listen on [2001:db8::1]:5625 (--listen): listen EADDRNOTAVAIL: address not available 2001:db8::1:5625",
+    );
   });
 
   it("passes other messages through", () => {
