@@ -17,6 +17,7 @@ import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firs
 import type { Logger } from "../server/logger.js";
 import { cleanStopPath } from "./clean-stop-file.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
+import { syncDirectory } from "./log-file.js";
 import { RecoveryProgress } from "./recovery-progress.js";
 import { SegmentReader } from "./segment-reader.js";
 import { replaySegment, type ReplayProgress } from "./segment-replay.js";
@@ -87,6 +88,10 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     lastIndex = decoded.position.lastIndex;
     lastTerm = decoded.position.lastTerm;
     snapshotPath = newest.path;
+    // The compaction that renamed this snapshot into place may have died before syncing its
+    // directory: until that sync the rename is not durable, and deleting what the snapshot covers
+    // (the older snapshot, the segments below) could leave, after a power loss, neither.
+    syncDirectory(dir.snapshotDir);
     // Leftovers of a clean-up a crash cut short: recovery never reads a snapshot older than the
     // newest (it refuses to start if the newest is unreadable), so each would stay until the next
     // compaction's clean-up, and repeated crashes would pile them up.

@@ -1,13 +1,13 @@
 import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { FRESH_MEMORY, type TableMemory } from "../../../src/core/table-memory.js";
 import { lockRecordBuffers, recordingMemory } from "../../support/recording-memory.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { listSegments, listSnapshots, openDataDir, segmentPath, type DataDir } from "../../../src/storage/data-dir.js";
-import { nodeLogFiles } from "../../../src/storage/log-file.js";
+import { nodeLogFiles, syncDirectory } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError, type Recovered } from "../../../src/storage/recovery.js";
 import { REPLAY_PROGRESS_EVERY_MS } from "../../../src/storage/recovery-progress.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
@@ -25,6 +25,12 @@ type SealedFile = Recovered["sealed"][number];
 
 const CONFIG: StateMachineConfig = { dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 3 };
 const tempDir = useTempDirs();
+
+// Watched, not replaced: a test below checks what exists when the snapshots' directory is synced.
+vi.mock("../../../src/storage/log-file.js", async (importOriginal) => {
+  const original = await importOriginal<typeof import("../../../src/storage/log-file.js")>();
+  return { ...original, syncDirectory: vi.fn(original.syncDirectory) };
+});
 
 /** Writes `batches` batches of 3 grants each, each batch one record; returns the segment paths. */
 async function writeLog(root: string, batches: number, segmentBytes = 1 << 20, firstLock = 0): Promise<string[]> {
@@ -562,6 +568,30 @@ describe("a clean-up after a snapshot, cut short by a crash", () => {
     expect(recovered.stateMachine.nextFencingToken).toBe(37);
     for (const segment of sealed) expect(existsSync(segment.path)).toBe(false);
     expect(listSnapshots(dir).map((snapshot) => snapshot.path)).toEqual([newer]);
+  });
+
+  it("makes the newest snapshot's name durable before deleting anything it covers", async () => {
+    // A crash between a compaction's rename and its sync of the directory leaves the rename
+    // undurable: deleting what the snapshot covers before syncing could leave, after a power loss,
+    // neither the snapshot nor the log it replaced.
+    const { dir, sealed } = await sealedLog();
+    const [older, newer] = snapshotsAt(dir, sealed, [1, sealed.length]);
+    const covered = [older!, ...sealed.map((segment) => segment.path)];
+    const sync = vi.mocked(syncDirectory);
+    const original = sync.getMockImplementation()!;
+    let presentWhenSynced: boolean[] | undefined;
+    sync.mockImplementation((path) => {
+      if (path === dir.snapshotDir) presentWhenSynced ??= covered.map((file) => existsSync(file));
+      original(path);
+    });
+    try {
+      const recovered = recover(dir, CONFIG, silentLogger);
+      expect(recovered.snapshotPath).toBe(newer);
+    } finally {
+      sync.mockImplementation(original);
+    }
+    expect(presentWhenSynced).toEqual(covered.map(() => true));
+    expect(covered.filter((file) => existsSync(file))).toEqual([]);
   });
 
   it("deletes whole older snapshots too, so repeated crashes do not pile them up", async () => {
