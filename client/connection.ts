@@ -33,14 +33,31 @@ interface Pending extends PendingReply {
 
 const KEEPALIVE_DELAY_MS = 10_000;
 
+/**
+ * A dial unanswered this long has most likely lost its SYN (a network path down, a server's full
+ * accept queue), which the kernel sends again only a second or more later: a caller that comes
+ * after it starts a fresh dial beside it, so a path that healed or a server that is back is reached
+ * at once. The first dial to connect is kept. Callers come at the pace of their retries' backoff, so
+ * dials start at most this often.
+ */
+const REDIAL_AFTER_MS = 300;
+
+interface SharedDial {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(error: BatonError): void;
+}
+
 export class Connection {
   readonly label: string;
   private socket: Socket | undefined;
   private matcher = new ReplyMatcher();
   private readonly waiting = new Fifo<Pending>();
-  private dialing: Promise<void> | undefined;
-  /** Ends the dial in progress at once, rejecting it with ClientClosedError (close()). */
-  private cancelDial: (() => void) | undefined;
+  /** What every caller waiting to be connected waits on: settled by the first dial to connect, or once every dial has failed. */
+  private dialing: SharedDial | undefined;
+  /** Dials in progress, each with the function that gives it up. */
+  private readonly dials = new Map<Socket, (error: BatonError) => void>();
+  private lastDialStartMs = -Infinity;
   private lastReceiveMs = -Infinity;
   private corked = false;
   private closed = false;
@@ -59,7 +76,8 @@ export class Connection {
   }
 
   /**
-   * Resolves once connected (dialing if needed; concurrent callers share one dial). A caller that
+   * Resolves once connected (dialing if needed; concurrent callers share the dials; see
+   * REDIAL_AFTER_MS for when a caller starts another beside a dial in progress). A caller that
    * gives `waitMs` stops waiting after that long, with a ConnectionError; the dial itself goes on,
    * for the others, up to the connect timeout.
    */
@@ -69,9 +87,11 @@ export class Connection {
     // Checked before a dial starts: one started for a caller already gone would have nobody to hear
     // its failure (an unhandled rejection, when close() cancels it).
     if (signal?.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
-    this.dialing ??= this.dial().finally(() => (this.dialing = undefined));
-    if (signal === undefined && (waitMs === undefined || waitMs >= this.options.connectTimeoutMs)) return this.dialing;
-    return waitFor(this.dialing, signal, waitMs === undefined ? undefined : { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) });
+    this.dialing ??= sharedDial();
+    const dialing = this.dialing.promise;
+    if (this.dials.size === 0 || this.options.clock() - this.lastDialStartMs >= REDIAL_AFTER_MS) this.dial();
+    if (signal === undefined && (waitMs === undefined || waitMs >= this.options.connectTimeoutMs)) return dialing;
+    return waitFor(dialing, signal, waitMs === undefined ? undefined : { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) });
   }
 
   /**
@@ -130,32 +150,44 @@ export class Connection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.cancelDial?.();
+    for (const giveUp of [...this.dials.values()]) giveUp(new ClientClosedError());
     this.socket?.destroy();
   }
 
-  private dial(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const socket = connect({ host: this.endpoint.host, port: this.endpoint.port, noDelay: true });
-      const fail = (error: BatonError): void => {
-        clearTimeout(timer);
-        this.cancelDial = undefined;
-        socket.destroy();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => fail(new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`)),
-        timerDelay(this.options.connectTimeoutMs),
-      );
-      this.cancelDial = () => fail(new ClientClosedError());
-      socket.once("error", (error) => fail(new ConnectionError(this.label, `connect failed: ${error.message}`, { cause: error })));
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        this.cancelDial = undefined;
-        socket.removeAllListeners("error");
-        this.adopt(socket);
-        resolve();
-      });
+  /** Starts one more dial; the first of them to connect settles `dialing`, and the others are given up. */
+  private dial(): void {
+    this.lastDialStartMs = this.options.clock();
+    const socket = connect({ host: this.endpoint.host, port: this.endpoint.port, noDelay: true });
+    const giveUp = (error: BatonError): void => {
+      clearTimeout(timer);
+      this.dials.delete(socket);
+      socket.destroy();
+      // The last dial failed and none connected: every caller hears why.
+      if (this.dials.size === 0 && this.socket === undefined) {
+        const dialing = this.dialing;
+        this.dialing = undefined;
+        dialing?.reject(error);
+      }
+    };
+    const timer = setTimeout(
+      () => giveUp(new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`)),
+      timerDelay(this.options.connectTimeoutMs),
+    );
+    this.dials.set(socket, giveUp);
+    socket.once("error", (error) => giveUp(new ConnectionError(this.label, `connect failed: ${error.message}`, { cause: error })));
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      this.dials.delete(socket);
+      socket.removeAllListeners("error");
+      if (this.socket !== undefined || this.closed) {
+        socket.destroy(); // another dial connected first
+        return;
+      }
+      this.adopt(socket);
+      for (const other of [...this.dials.values()]) other(new ConnectionError(this.label, "another dial connected first"));
+      const dialing = this.dialing;
+      this.dialing = undefined;
+      dialing?.resolve();
     });
   }
 
@@ -263,4 +295,16 @@ function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeou
       },
     );
   });
+}
+
+function sharedDial(): SharedDial {
+  let resolve!: () => void;
+  let reject!: (error: BatonError) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Every caller may have stopped waiting (its own timeout) by the time the last dial fails.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }

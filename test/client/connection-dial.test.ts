@@ -1,6 +1,8 @@
 /**
- * A dial is started only for a caller still waiting for it.
+ * A dial is started only for a caller still waiting for it, and one that got no answer for a while
+ * does not hold the callers after it.
  */
+import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Connection } from "../../client/connection.js";
 import { toEndpoint } from "../../client/endpoints.js";
@@ -33,6 +35,51 @@ describe("a connection dials only for callers still waiting", () => {
       expect(opened).toEqual([]);
     } finally {
       process.off("unhandledRejection", onUnhandled);
+    }
+  });
+});
+
+describe("a dial whose SYN was lost does not hold the retries after it", () => {
+  it("a caller after it starts a fresh dial, which reaches the server that is back at once; the first to connect is kept", async () => {
+    const unanswered = await startUnansweredListener();
+    listener = unanswered;
+    const port = Number(unanswered.endpoint.split(":")[1]);
+    const opened: string[] = [];
+    const connection = new Connection(toEndpoint(unanswered.endpoint), {
+      connectTimeoutMs: 60_000,
+      maxInFlight: 16,
+      clock: () => performance.now(),
+      onOpen: (c) => opened.push(c.label),
+      onClose: () => {},
+    });
+    let server: Server | undefined;
+    try {
+      const startedMs = performance.now();
+      // The kernel drops this dial's SYN (the queue is full), and sends it again only after a second.
+      await expect(connection.open(undefined, 100)).rejects.toMatchObject({ code: "BATON_CONNECTION" });
+      // The path heals: the port accepts again, well before that second is up.
+      unanswered.close();
+      server = createServer(() => {});
+      for (let tries = 0; ; tries++) {
+        try {
+          await new Promise<void>((resolve, reject) => server!.once("error", reject).listen(port, "127.0.0.1", () => resolve()));
+          break;
+        } catch (error) {
+          if (tries > 50) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, startedMs + 350 - performance.now())));
+      // Waiting on the first dial alone, this would fail: its SYN goes again only a second after it started.
+      await connection.open(undefined, 500);
+      expect(opened).toHaveLength(1);
+      // Past the first dial's second SYN: had it connected, it was given up, not taken as the connection.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, startedMs + 1500 - performance.now())));
+      expect(opened).toHaveLength(1);
+      expect(connection.isOpen).toBe(true);
+    } finally {
+      connection.close();
+      server?.close();
     }
   });
 });
