@@ -38,9 +38,11 @@ const KEEPALIVE_DELAY_MS = 10_000;
  * accept queue), which the kernel sends again only a second or more later: a caller that comes
  * after it starts a fresh dial beside it, so a path that healed or a server that is back is reached
  * at once. The first dial to connect is kept. Callers come at the pace of their retries' backoff, so
- * dials start at most this often.
+ * dials start at most this often, and at most MAX_DIALS run at once (each one's SYN is sent again by
+ * the kernel, to a server whose queue may be full).
  */
 const REDIAL_AFTER_MS = 300;
+const MAX_DIALS = 3;
 
 interface SharedDial {
   readonly promise: Promise<void>;
@@ -89,9 +91,17 @@ export class Connection {
     if (signal?.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
     this.dialing ??= sharedDial();
     const dialing = this.dialing.promise;
-    if (this.dials.size === 0 || this.options.clock() - this.lastDialStartMs >= REDIAL_AFTER_MS) this.dial();
-    if (signal === undefined && (waitMs === undefined || waitMs >= this.options.connectTimeoutMs)) return dialing;
-    return waitFor(dialing, signal, waitMs === undefined ? undefined : { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) });
+    const stale = this.dials.size < MAX_DIALS && this.options.clock() - this.lastDialStartMs >= REDIAL_AFTER_MS;
+    if (this.dials.size === 0 || stale) this.dial();
+    // Each caller waits at most the connect timeout from its own call: the shared outcome fails only
+    // once every dial has, and dials started for later callers would otherwise keep it pending (and a
+    // request from moving on to another endpoint) for as long as calls keep coming.
+    const connectTimeoutMs = this.options.connectTimeoutMs;
+    const timeout =
+      waitMs !== undefined && waitMs < connectTimeoutMs
+        ? { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) }
+        : { ms: connectTimeoutMs, error: () => new ConnectionError(this.label, `connect timed out after ${connectTimeoutMs} ms`) };
+    return waitFor(dialing, signal, timeout);
   }
 
   /**
@@ -264,20 +274,17 @@ export class Connection {
 }
 
 /** `promise`, unless `signal` aborts or `timeout.ms` passes first (then its error). */
-function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeout: { ms: number; error: () => BatonError } | undefined): Promise<T> {
+function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined, timeout: { ms: number; error: () => BatonError }): Promise<T> {
   if (signal?.aborted) return Promise.reject(new RequestAbortedError(signal.reason));
   return new Promise<T>((resolve, reject) => {
     const stop = () => {
       clearTimeout(timer);
       stopWaitingForAbort?.();
     };
-    const timer =
-      timeout === undefined
-        ? undefined
-        : setTimeout(() => {
-            stop();
-            reject(timeout.error());
-          }, timerDelay(timeout.ms));
+    const timer = setTimeout(() => {
+      stop();
+      reject(timeout.error());
+    }, timerDelay(timeout.ms));
     const stopWaitingForAbort =
       signal &&
       onAbort(signal, () => {

@@ -82,4 +82,31 @@ describe("a dial whose SYN was lost does not hold the retries after it", () => {
       server?.close();
     }
   });
+
+  it("each caller still fails after the connect timeout from its own call, however many dials later callers start", async () => {
+    listener = await startUnansweredListener();
+    const connection = new Connection(toEndpoint(listener.endpoint), {
+      connectTimeoutMs: 1000,
+      maxInFlight: 16,
+      clock: () => performance.now(),
+      onOpen: () => {},
+      onClose: () => {},
+    });
+    try {
+      let outcome: string | undefined;
+      void connection.open().then(
+        () => (outcome = "connected"),
+        (error: Error) => (outcome = error.message),
+      );
+      // Callers keep coming, each after the dials in progress went unanswered for a while: every one
+      // may start a fresh dial, which must not keep the first caller waiting (nor from moving on).
+      for (let caller = 0; outcome === undefined && caller < 12; caller++) {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        connection.open(undefined, 100).catch(() => {});
+      }
+      expect(outcome).toMatch(/connect timed out after 1000 ms$/);
+    } finally {
+      connection.close();
+    }
+  });
 });
