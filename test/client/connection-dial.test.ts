@@ -11,17 +11,22 @@ import { startUnansweredListener, type UnansweredListener } from "./support/unan
 let listener: UnansweredListener | undefined;
 afterEach(() => listener?.close());
 
+/** A connection to `endpoint` on the real clock; `opened` collects each connect. */
+function connectionTo(endpoint: string, connectTimeoutMs: number, opened: string[] = []): Connection {
+  return new Connection(toEndpoint(endpoint), {
+    connectTimeoutMs,
+    maxInFlight: 16,
+    clock: () => performance.now(),
+    onOpen: (c) => opened.push(c.label),
+    onClose: () => {},
+  });
+}
+
 describe("a connection dials only for callers still waiting", () => {
   it("an open() whose signal already aborted starts no dial, so closing leaves no failure unheard", async () => {
     listener = await startUnansweredListener();
     const opened: string[] = [];
-    const connection = new Connection(toEndpoint(listener.endpoint), {
-      connectTimeoutMs: 60_000,
-      maxInFlight: 16,
-      clock: () => performance.now(),
-      onOpen: (c) => opened.push(c.label),
-      onClose: () => {},
-    });
+    const connection = connectionTo(listener.endpoint, 60_000, opened);
     const unheard: unknown[] = [];
     const onUnhandled = (reason: unknown) => unheard.push(reason);
     process.on("unhandledRejection", onUnhandled);
@@ -45,13 +50,7 @@ describe("a dial whose SYN was lost does not hold the retries after it", () => {
     listener = unanswered;
     const port = Number(unanswered.endpoint.split(":")[1]);
     const opened: string[] = [];
-    const connection = new Connection(toEndpoint(unanswered.endpoint), {
-      connectTimeoutMs: 60_000,
-      maxInFlight: 16,
-      clock: () => performance.now(),
-      onOpen: (c) => opened.push(c.label),
-      onClose: () => {},
-    });
+    const connection = connectionTo(unanswered.endpoint, 60_000, opened);
     let server: Server | undefined;
     try {
       const startedMs = performance.now();
@@ -85,13 +84,7 @@ describe("a dial whose SYN was lost does not hold the retries after it", () => {
 
   it("each caller still fails after the connect timeout from its own call, however many dials later callers start", async () => {
     listener = await startUnansweredListener();
-    const connection = new Connection(toEndpoint(listener.endpoint), {
-      connectTimeoutMs: 1000,
-      maxInFlight: 16,
-      clock: () => performance.now(),
-      onOpen: () => {},
-      onClose: () => {},
-    });
+    const connection = connectionTo(listener.endpoint, 1000);
     try {
       let outcome: string | undefined;
       void connection.open().then(
