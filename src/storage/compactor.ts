@@ -87,12 +87,12 @@ export class Compactor {
     const job: CompactionJob = { dir: this.dir, config: withoutMemory(this.config), snapshotPath: this.snapshotPath, segments };
     const startedMs = performance.now();
     this.runningSinceMs = startedMs;
-    this.sealedBytesAtStart = this.sealedBytes();
+    this.sealedBytesAtStart = jobLogBytes;
     this.warnedBehind = false;
     // Said at the start too: a compaction of a large state takes seconds, and an operator watching
     // the log (or the disk and CPU it uses) should be able to tell what is going on meanwhile.
     const count = segments.length === 1 ? "1 segment" : `${segments.length} segments`;
-    this.logger.info(`snapshot through index ${segments.at(-1)!.lastIndex} started (${this.sealedBytes()} log bytes in ${count})`);
+    this.logger.info(`snapshot through index ${segments.at(-1)!.lastIndex} started (${jobLogBytes} log bytes in ${count})`);
     this.running = this.run(job, this.shutdown.signal).then(
       (result) => this.install(result, segments.length, startedMs),
       (error: Error) => {
