@@ -14,6 +14,19 @@ import { commitOwnEntry } from "./own-entry.js";
 
 export type BumpResult = { readonly ok: true; readonly nextToken: number } | { readonly ok: false; readonly reason: string };
 
+/**
+ * Why a bump of `amount` with `nextToken` the next token cannot be made, or null if it can: the
+ * state machine's own rule (a bump must leave a token to grant), checked before a start changes
+ * anything.
+ */
+export function bumpRefusal(nextToken: number, amount: number): string | null {
+  return nextToken + amount > MAX_FENCING_TOKEN ? noTokenLeft(amount) : null;
+}
+
+function noTokenLeft(amount: number): string {
+  return `raising it by ${amount} would leave no fencing token to grant (the largest is 2^53 - 2, ${MAX_FENCING_TOKEN})`;
+}
+
 /** Logs the bump, waits until it is durable, and returns the token the next ACQUIRE will get. */
 export async function bumpFencingToken(pipeline: CommitPipeline, amount: number): Promise<BumpResult> {
   const entry = new Uint8Array(ENTRY_BYTES);
@@ -21,9 +34,7 @@ export async function bumpFencingToken(pipeline: CommitPipeline, amount: number)
   const answer = await commitOwnEntry(pipeline, entry);
   const status = answer[0];
   if (status === Status.Ok) return { ok: true, nextToken: readU64(answer, 1) };
-  if (status === Status.Invalid) {
-    return { ok: false, reason: `raising it by ${amount} would leave no fencing token to grant (the largest is 2^53 - 2, ${MAX_FENCING_TOKEN})` };
-  }
+  if (status === Status.Invalid) return { ok: false, reason: noTokenLeft(amount) };
   return {
     ok: false,
     reason: "the log could not be written, so the bump may or may not be on disk: the next start's \"next fencing token\" tells which",

@@ -26,7 +26,7 @@ import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
-import { bumpFencingToken } from "./fencing-bump.js";
+import { bumpFencingToken, bumpRefusal } from "./fencing-bump.js";
 import { changeRetention, sameRetention } from "./retention-change.js";
 import { startMetricsServer, type MetricsServer } from "./metrics.js";
 import { packageVersion } from "../version.js";
@@ -169,17 +169,25 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       rememberedAnswers: sm.dedupeEntryCount,
       nextFencingToken: sm.nextFencingToken,
     });
+    // A start that would stop anyway stops before it logs anything: a retention change logged by a
+    // start that then refuses its bump would still apply to every later start, and forget answers.
+    const bumpRefused = config.bumpFencingToken > 0 ? bumpRefusal(sm.nextFencingToken, config.bumpFencingToken) : null;
+    if (bumpRefused !== null) throw new Error(`--bump-fencing-token ${config.bumpFencingToken}: ${bumpRefused}`);
     // Before the bump changes anything and before the lock port opens: a metrics address that cannot
     // be served stops the start with nothing done.
     const closedConnections = () => server?.closed ?? NONE_CLOSED;
     const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters, closedConnections);
     if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     try {
+      // The port before the entries a start logs: one it cannot listen on stops the start with nothing
+      // changed. Connections accepted meanwhile are read only once those entries are durable.
+      server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
       const retention = { dedupeWindowMs: config.dedupeWindowMs, expiredRetentionMs: config.expiredRetentionMs };
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
-      server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
+      server.serve();
     } catch (error) {
+      await server?.close();
       await metrics?.close();
       throw error;
     }

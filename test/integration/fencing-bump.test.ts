@@ -1,7 +1,9 @@
 /**
  * `lockd --bump-fencing-token N` on the real process: tokens jump by N, the jump is in the log before
  * lockd serves (a kill -9 right after the listening line keeps it), later restarts without the flag
- * keep it, and a bump that would make tokens inexact stops the start instead.
+ * keep it, and a bump that would make tokens inexact stops the start instead. A start that stops
+ * (a bump refused, a port it cannot listen on) logs nothing: neither its bump nor a change of the
+ * retention settings, which would make later starts forget remembered answers.
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,6 +47,22 @@ async function nextToken(lockd: LockdProcess, lock: bigint): Promise<bigint> {
   return answer!.fencingToken;
 }
 
+/** Sends one ACQUIRE with request id `request` and returns its answer's bytes. */
+async function acquireBytes(lockd: LockdProcess, request: bigint, lock: bigint): Promise<string> {
+  const client = await RawClient.open(lockd.port);
+  client.write(acquire({ request, lock, owner: 1n }, 60_000n));
+  const answer = await client.read(17);
+  client.close();
+  return answer.toString("hex");
+}
+
+/** Runs a start that must fail, and returns what it printed. */
+function failedStart(dir: string, args: string[]): string {
+  const result = spawnSync(process.execPath, [LOCKD_BIN, "--data", dir, ...args], { encoding: "utf8", timeout: 10_000 });
+  expect(result.status).toBe(1);
+  return result.stderr;
+}
+
 async function stop(lockd: LockdProcess): Promise<void> {
   running.splice(running.indexOf(lockd), 1);
   expect(await lockd.stop()).toBe(0);
@@ -67,7 +85,7 @@ describe("--bump-fencing-token", () => {
     await stop(after);
   });
 
-  it("is durable before lockd listens: a kill -9 right after the listening line keeps it", async () => {
+  it("is durable before lockd serves: a kill -9 right after the listening line keeps it", async () => {
     const dir = dataDir();
     const bumped = await start(dir, ["--bump-fencing-token", "500"]);
     running.splice(running.indexOf(bumped), 1);
@@ -129,6 +147,48 @@ describe("--bump-fencing-token", () => {
     expect(result.stderr).toContain("would leave no fencing token to grant (the largest is 2^53 - 2");
     const after = await start(dir);
     expect(await nextToken(after, 1n)).toBe(1n);
+    await stop(after);
+  });
+
+  it("refused, it does not log the start's other change either: a retry after the next start gets its original answer", async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    const original = await acquireBytes(first, 7001n, 1n);
+    expect(original.slice(0, 18)).toBe("000000000000000001"); // granted, token 1
+    await stop(first);
+
+    // A shorter window in the same start: had it been logged, the raised window of the next start
+    // would not bring back the answers it forgot.
+    const stderr = failedStart(dir, ["--listen", "127.0.0.1:0", "--dedupe-window", "1", "--bump-fencing-token", String(Number.MAX_SAFE_INTEGER)]);
+    expect(stderr).toContain("would leave no fencing token to grant");
+    expect(stderr).not.toContain("--dedupe-window 1 ms");
+
+    const after = await start(dir);
+    expect(await acquireBytes(after, 7001n, 1n)).toBe(original);
+    expect(await nextToken(after, 2n)).toBe(2n);
+    await stop(after);
+  });
+
+  it("is not applied, nor the retention change, when the lock port is taken: the start stops first", async () => {
+    const dir = dataDir();
+    const first = await start(dir);
+    const original = await acquireBytes(first, 7002n, 1n);
+    await stop(first);
+
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const stderr = failedStart(dir, ["--listen", `127.0.0.1:${port}`, "--dedupe-window", "1", "--bump-fencing-token", "1000"]);
+      expect(stderr).toContain(`127.0.0.1:${port}`);
+      expect(stderr).not.toContain("the fencing counter went from");
+    } finally {
+      taken.close();
+    }
+
+    const after = await start(dir);
+    expect(await acquireBytes(after, 7002n, 1n)).toBe(original);
+    expect(await nextToken(after, 2n)).toBe(2n);
     await stop(after);
   });
 });

@@ -79,6 +79,7 @@ describe("a sync that holds the event loop does not count against the clients' f
       nextIndex: 1,
     });
     server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0, frameTimeoutMs: FRAME_TIMEOUT_MS }, pipeline, silentLogger);
+    server.serve();
     const port = server.address().port;
 
     const frame = acquire({ lock: 1n, owner: 1n }, 60_000n);

@@ -1,0 +1,92 @@
+/**
+ * lockd listens before it logs what a start changes (a fencing bump, new retention settings), so
+ * that a port it cannot have stops the start with nothing changed. A client that connects in
+ * between must not have its requests executed before those changes: its connection waits, unread,
+ * until the server serves.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { StateMachine } from "../../../src/core/state-machine.js";
+import type { AppendResult, CommitLog } from "../../../src/log/commit-log.js";
+import { Status } from "../../../src/protocol/index.js";
+import { CommitPipeline } from "../../../src/server/commit-pipeline.js";
+import { DEFAULT_CONFIG } from "../../../src/server/config.js";
+import { LockServer } from "../../../src/server/lock-server.js";
+import { silentLogger } from "../../../src/server/logger.js";
+import { splitAnswers } from "../../support/answers.js";
+import { acquire } from "../../support/frames.js";
+import { RawClient } from "../../support/raw-client.js";
+
+class ImmediateLog implements CommitLog {
+  append(_records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
+    done({ ok: true });
+  }
+
+  async close(): Promise<void> {}
+}
+
+function newPipeline(): CommitPipeline {
+  return new CommitPipeline({
+    stateMachine: new StateMachine({ dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 9 }),
+    log: new ImmediateLog(),
+    limits: { maxLocks: 1_000, maxDedupeEntries: 1_000, maxTtlMs: 3_600_000 },
+    clock: { nowMs: () => 1_000_000 },
+    logger: silentLogger,
+    term: 1,
+    nextIndex: 1,
+  });
+}
+
+const clients: RawClient[] = [];
+let server: LockServer | null = null;
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await server?.close();
+  server = null;
+});
+
+async function openClient(port: number): Promise<RawClient> {
+  const client = await RawClient.open(port);
+  clients.push(client);
+  return client;
+}
+
+describe("a connection accepted before the server serves", () => {
+  it("is not read until serve(), then answered", async () => {
+    const pipeline = newPipeline();
+    server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, pipeline, silentLogger);
+    const early = await openClient(server.address().port);
+    early.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // time for the frame to reach the server
+
+    expect(pipeline.counters.requests).toBe(0);
+    expect(pipeline.lastIndex).toBe(0);
+
+    server.serve();
+    expect(splitAnswers(await early.read(17))[0]!.status).toBe(Status.Ok);
+    expect(pipeline.counters.requests).toBe(1);
+    const later = await openClient(server.address().port);
+    later.write(acquire({ lock: 2n, owner: 1n }, 60_000n));
+    expect(splitAnswers(await later.read(17))[0]!.status).toBe(Status.Ok);
+  });
+
+  it("counts against --max-connections while it waits", async () => {
+    server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0, maxConnections: 1 }, newPipeline(), silentLogger);
+    const port = server.address().port;
+    await openClient(port);
+    const refused = await openClient(port);
+    await refused.closed;
+    expect(server.closed.overLimit).toBe(1);
+  });
+
+  it("is closed, unread, when the server closes without serving", async () => {
+    const pipeline = newPipeline();
+    server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, pipeline, silentLogger);
+    const early = await openClient(server.address().port);
+    early.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await server.close();
+    server = null;
+    await early.closed;
+    expect(pipeline.counters.requests).toBe(0);
+  });
+});
