@@ -49,7 +49,10 @@ function readClocks(sources: ClockSources): { readonly wallMs: number; readonly 
   }
 }
 
-/** A step at least this large is logged. */
+/**
+ * A step at least this large is logged: one measured more than 1 ms short of it (see `offMs` in
+ * nowMs), so that a step of a second is logged whichever whole milliseconds the wall clock read.
+ */
 const REPORTED_STEP_MS = 1000;
 
 export interface ClockSources {
@@ -181,11 +184,16 @@ export class SteadyWallClock implements Clock {
     const elapsed = monotonic - this.lastMonotonicMs;
     const most = this.grown(FAST, monotonic, elapsed);
     const behind = this.grown(SLOW, monotonic, elapsed);
+    // How far a step moved the wall clock, for the log: measured from where an honest wall clock
+    // would read now (about its last reading, the ceiling less its 1 ms of whole milliseconds, plus
+    // the real time since), the same way for both directions. Whole milliseconds put that within
+    // 1 ms of the step either way, which REPORTED_STEP_MS allows for.
+    const offMs = wall - (this.ceilingMs - 1 + elapsed);
     let sample: number;
     let aheadMs = 0;
     if (wall >= most) {
       // A forward step: absorbed at SLEW_RATE.
-      aheadMs = wall - (this.ceilingMs + elapsed);
+      aheadMs = offMs;
       this.anchor(FAST);
       this.ceilingMs = most;
       sample = Math.floor(most);
@@ -210,13 +218,13 @@ export class SteadyWallClock implements Clock {
       // Behind: a backward step. Not followed back, and not stood still at either: a lease granted
       // meanwhile would end early when the wall clock is put right and time moved on with it. Time
       // runs on at (1 - rate) of real time until the wall clock meets it.
-      aheadMs = wall + 1 - behind;
+      aheadMs = offMs;
       this.anchor(SLOW);
       this.ceilingMs = behind;
       sample = Math.floor(behind);
     }
     this.lastMonotonicMs = monotonic;
-    if (!this.stepReported && Math.abs(aheadMs) >= REPORTED_STEP_MS) {
+    if (!this.stepReported && Math.abs(aheadMs) > REPORTED_STEP_MS - 1) {
       this.stepReported = true;
       this.sources.onStep(Math.round(aheadMs), sample);
     } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {

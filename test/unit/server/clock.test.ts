@@ -296,6 +296,28 @@ describe("the leader's clock", () => {
     expect(machine.records).toHaveLength(2); // recorded: nothing more until the lag outgrows the record
   });
 
+  it("logs a step of a second either way, measured from where the wall clock would read without it", () => {
+    for (const [stepMs, logged] of [
+      [1_000, true],
+      [-1_000, true],
+      [1_001, true],
+      [-1_001, true],
+      [998, false],
+      [-998, false],
+    ] as const) {
+      const machine = new FakeMachine();
+      for (let n = 0; n < 50; n++) {
+        machine.advance(n % 3 === 0 ? 0.4 : 13);
+        machine.read();
+      }
+      machine.stepWall(stepMs);
+      machine.advance(10);
+      machine.read();
+      expect(machine.steps, `a step of ${stepMs} ms`).toHaveLength(logged ? 1 : 0);
+      if (logged) expect(Math.abs(machine.steps[0]! - stepMs), `a step of ${stepMs} ms`).toBeLessThanOrEqual(1);
+    }
+  });
+
   it("records a step under a second too, and writes no record while the wall clock keeps time", () => {
     const machine = new FakeMachine();
     for (let n = 0; n < 1_000; n++) {
