@@ -58,7 +58,10 @@ export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProce
     child.stdout!.setEncoding("utf8").on("data", (text: string) => {
       stdout += text;
       const match = /lockd listening on 127\.0\.0\.1:(\d+)/.exec(stdout);
-      if (match) resolvePort(Number(match[1]));
+      // lockd wrote its start messages to stderr before this line, but the two pipes are read by
+      // separate callbacks, and a test continuing straight from this one could look at stderr before
+      // the other callback of the same poll ran. After the poll phase, everything written is read.
+      if (match) setImmediate(() => resolvePort(Number(match[1])));
     });
     void exited.then((code) => reject(new Error(`lockd exited with ${code} before listening:\n${stderr}`)));
   });
