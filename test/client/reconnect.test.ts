@@ -88,7 +88,8 @@ describe("the client after lockd closes its idle connection (--idle-timeout)", (
 
 describe("the client after its own process was busy past the request timeout", () => {
   it("takes the reply that arrived meanwhile, instead of timing out and resetting a healthy connection", async () => {
-    const stallFile = join(mkdtempSync(join(tmpdir(), "baton-stall-")), "stall");
+    const stallDir = mkdtempSync(join(tmpdir(), "baton-stall-"));
+    const stallFile = join(stallDir, "stall");
     const lockd = await spawnLockd({
       args: ["--inline-sync-max", "0"],
       env: { NODE_OPTIONS: `--import ${STALL_PRELOAD}`, BATON_TEST_STALL_FILE: stallFile },
@@ -113,7 +114,7 @@ describe("the client after its own process was busy past the request timeout", (
       expect(disconnects).toEqual([]);
     } finally {
       client.close();
-      rmSync(stallFile, { force: true });
+      rmSync(stallDir, { recursive: true, force: true });
     }
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
 import { LOCKD_BIN, spawnLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
@@ -12,6 +12,10 @@ import { splitAnswers } from "../support/answers.js";
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
+/** A data directory for starts whose state no test looks at. */
+const scratchDir = mkdtempSync(join(tmpdir(), "baton-process-"));
+afterAll(() => rmSync(scratchDir, { recursive: true, force: true }));
+
 function runLockd(args: string[]) {
   return spawnSync(process.execPath, [LOCKD_BIN, ...args], { encoding: "utf8", timeout: 10_000 });
 }
@@ -19,7 +23,7 @@ function runLockd(args: string[]) {
 describe("on ready lockd prints one line: lockd listening on HOST:PORT", () => {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     it(`prints exactly that line on stdout, and a ${signal} right after it exits 0`, async () => {
-      const child = spawn(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", "/tmp/baton-unused"], { stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawn(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", scratchDir], { stdio: ["ignore", "pipe", "pipe"] });
       const exited = new Promise<string>((resolve) => child.once("exit", (code, killedBy) => resolve(`exit ${code}, signal ${killedBy}`)));
       let stdout = "";
       await new Promise<void>((resolve) => child.stdout.on("data", (text: Buffer) => ((stdout += text), stdout.includes("\n") && resolve())));
@@ -66,7 +70,7 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
     const port = (blocker.address() as AddressInfo).port;
-    const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", "/tmp/baton-unused"], { encoding: "utf8", timeout: 10_000 });
+    const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", scratchDir], { encoding: "utf8", timeout: 10_000 });
     await new Promise((resolve) => blocker.close(resolve));
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*address already in use`));

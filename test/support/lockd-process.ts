@@ -11,6 +11,15 @@ import { afterAll, beforeAll, expect } from "vitest";
 
 export const LOCKD_BIN = resolve(fileURLToPath(new URL("../../dist/src/cli/lockd.js", import.meta.url)));
 
+/**
+ * The data directories spawnLockd made, removed after the test file, whether or not a test called
+ * `cleanup` (a restart reuses one through `dataDir`, so each test cannot tell when it is done with it).
+ */
+const madeDirs: string[] = [];
+afterAll(() => {
+  for (const dir of madeDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 export interface LockdProcess {
   readonly host: string;
   readonly port: number;
@@ -40,7 +49,7 @@ export interface SpawnOptions {
 }
 
 export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProcess> {
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "baton-test-"));
+  const dataDir = options.dataDir ?? madeDir();
   const lockdArgs = [LOCKD_BIN, "--listen", `127.0.0.1:${options.port ?? 0}`, "--data", dataDir, ...(options.args ?? [])];
   const child =
     options.openFileLimit === undefined
@@ -84,6 +93,12 @@ export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProce
       if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+function madeDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "baton-test-"));
+  madeDirs.push(dir);
+  return dir;
 }
 
 /**
