@@ -3,7 +3,7 @@
  * stuck on half a frame or idle too long, and shuts down gracefully (stop accepting, answer what was
  * read, flush, close).
  */
-import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { createServer, type AddressInfo, type Server } from "node:net";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 import { Connection } from "./connection.js";
@@ -41,11 +41,13 @@ export class LockServer {
   /** Requests in flight on all connections together, and the connections waiting for room. */
   readonly inflight: InflightBudget;
   /**
-   * Connections accepted before `serve`, unread (the listener pauses them on accept): lockd listens
-   * before it logs what a start changes, so that a port it cannot have stops the start with nothing
-   * changed, and serves only once those changes are durable. Null once serving.
+   * Set by `serve`. lockd listens before it logs what a start changes, so that a port it cannot have
+   * stops the start with nothing changed, and serves only once those changes are durable. A
+   * connection accepted before then is closed unread, like one over the limit: held until serving,
+   * it would have its requests run even after its client reset it (the reset is seen only once the
+   * bytes before it are read), which a client relies on not to happen.
    */
-  private held: Socket[] | null = [];
+  private serving = false;
 
   private constructor(
     private readonly config: ServerConfig,
@@ -55,23 +57,24 @@ export class LockServer {
     this.inflight = new InflightBudget(config.maxInflightTotal);
     // pauseOnConnect: a Connection starts the reading, into the shared buffer.
     this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
-      if (this.connections.size + (this.held?.length ?? 0) >= this.config.maxConnections) {
+      if (!this.serving) {
+        socket.destroy();
+        return;
+      }
+      if (this.connections.size >= this.config.maxConnections) {
         this.closed.overLimit++;
         socket.destroy();
         return;
       }
-      if (this.held !== null) {
-        socket.on("error", () => socket.destroy());
-        this.held.push(socket);
-        return;
-      }
-      this.admit(socket);
+      const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, this.inflight, () => this.coarseNowMs);
+      this.connections.add(connection);
+      connection.onClose(() => this.connections.delete(connection));
     });
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
     this.sweepTimer.unref();
   }
 
-  /** Listens on the configured address; connections wait unread until `serve`. */
+  /** Listens on the configured address; connections are closed unread until `serve`. */
   static listen(config: ServerConfig, pipeline: CommitPipeline, logger: Logger): Promise<LockServer> {
     const lockServer = new LockServer(config, pipeline, logger);
     return new Promise((resolve, reject) => {
@@ -84,20 +87,9 @@ export class LockServer {
     });
   }
 
-  /** Starts reading the connections accepted so far, and every later one as it arrives. */
+  /** Serves every connection accepted from now on. */
   serve(): void {
-    const held = this.held;
-    if (held === null) return;
-    this.held = null;
-    for (const socket of held) {
-      if (!socket.destroyed) this.admit(socket);
-    }
-  }
-
-  private admit(socket: Socket): void {
-    const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, this.inflight, () => this.coarseNowMs);
-    this.connections.add(connection);
-    connection.onClose(() => this.connections.delete(connection));
+    this.serving = true;
   }
 
   address(): AddressInfo {
@@ -112,8 +104,6 @@ export class LockServer {
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    // Never served (the start failed after listening): nothing of theirs was read.
-    for (const socket of this.held?.splice(0) ?? []) socket.destroy();
     for (const connection of this.connections) connection.stopReading();
     await this.pipeline.whenIdle();
     for (const connection of this.connections) connection.stopReading();

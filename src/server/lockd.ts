@@ -180,7 +180,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
     try {
       // The port before the entries a start logs: one it cannot listen on stops the start with nothing
-      // changed. Connections accepted meanwhile are read only once those entries are durable.
+      // changed. Connections accepted meanwhile are closed unread.
       server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
       const retention = { dedupeWindowMs: config.dedupeWindowMs, expiredRetentionMs: config.expiredRetentionMs };
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
