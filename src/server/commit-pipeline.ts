@@ -247,7 +247,7 @@ export class CommitPipeline {
     const tokensUsedUp = this.sm.nextFencingToken > MAX_FENCING_TOKEN;
     this.logger.warn(
       `capacity reached (${this.sm.lockRecordCount} lock records of ${this.limits.maxLocks}, ` +
-        `${this.sm.dedupeEntryCount} dedupe entries of ${this.limits.maxDedupeEntries}` +
+        `${this.sm.dedupeEntryCount} remembered answers of ${this.limits.maxDedupeEntries}` +
         (tokensUsedUp ? ", every fencing token up to 2^53 - 2 issued): ACQUIREs that would grant answer 6" : "): new state changes answer 6"),
     );
   }

@@ -126,7 +126,7 @@ export class Compactor {
     try {
       await this.removeCovered(result, covered);
       this.logger.info(
-        `snapshot at index ${result.lastIndex} (${result.locks} locks, ${result.dedupeEntries} dedupe entries) ` +
+        `snapshot at index ${result.lastIndex} (${result.locks} lock records, ${result.dedupeEntries} remembered answers) ` +
           `written in ${Math.round(performance.now() - startedMs)} ms; ${covered} segments removed`,
       );
     } catch (error) {
