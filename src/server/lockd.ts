@@ -104,15 +104,16 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       inlineSyncMaxEntries: config.inlineSyncMaxEntries,
       snapshotEveryBytes: config.snapshotEveryBytes,
       runCompaction: launcher.run,
+      onRecovered: (recovered) =>
+        logger.info(
+          `recovered ${config.dataDir}: log index ${recovered.lastIndex}, ${recovered.entriesReplayed} entries replayed` +
+            `${recovered.snapshotPath === null ? "" : " after a snapshot"}, ${recovered.stateMachine.lockRecordCount} lock records, ` +
+            `next fencing token ${recovered.stateMachine.nextFencingToken}, in ${Math.round(performance.now() - startedMs)} ms`,
+        ),
     });
     storage = opened;
     const { recovered, log } = opened;
     const sm = recovered.stateMachine;
-    logger.info(
-      `recovered ${config.dataDir}: log index ${recovered.lastIndex}, ${recovered.entriesReplayed} entries replayed` +
-        `${recovered.snapshotPath === null ? "" : " after a snapshot"}, ${sm.lockRecordCount} lock records, ` +
-        `next fencing token ${sm.nextFencingToken}, in ${Math.round(performance.now() - startedMs)} ms`,
-    );
     if (config.fsync === "never") {
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }

@@ -24,6 +24,11 @@ export interface DurableStorageOptions {
   readonly snapshotEveryBytes: number;
   readonly runCompaction: CompactionRunner;
   readonly inlineSyncMaxEntries?: number;
+  /**
+   * Told what was recovered as soon as it is, before anything else is started or written: so that
+   * the start's own line about it comes before any line of a compaction or a catch-up snapshot.
+   */
+  readonly onRecovered?: (recovered: Recovered) => void;
 }
 
 export interface DurableStorage {
@@ -35,6 +40,7 @@ export interface DurableStorage {
 export function openDurableStorage(dir: DataDir, options: DurableStorageOptions): DurableStorage {
   const recovered = recover(dir, options.config, options.logger, { cleanStopIndex: readCleanStop(dir) });
   removeCleanStop(dir);
+  options.onRecovered?.(recovered);
   const compactor = new Compactor(dir, options.config, options.snapshotEveryBytes, options.runCompaction, options.logger, {
     snapshotPath: recovered.snapshotPath,
     sealed: recovered.sealed,

@@ -316,3 +316,26 @@ describe("the data directory belongs to one lockd", () => {
     expect(third.port).toBeGreaterThan(0);
   });
 });
+
+describe("a restart onto a log that is due for a snapshot", () => {
+  it("says what it recovered before the snapshot that log starts", async () => {
+    const dataDir = tempDir();
+    const first = await start(dataDir, ["--segment-bytes", "65536", "--snapshot-every", String(2 ** 40)]);
+    const client = await RawClient.open(first.port);
+    for (let round = 0; round < 20; round++) {
+      for (let n = 0; n < 200; n++) client.write(acquire({ lock: BigInt(n), owner: BigInt(round) }, 60_000n));
+      await client.read(200 * 17);
+    }
+    client.close();
+    await first.kill();
+    expect(listSegments(openDataDir(dataDir)).length).toBeGreaterThan(3);
+
+    // Sealed segments past twice the threshold: the start writes a snapshot before it serves.
+    const restarted = await start(dataDir, ["--segment-bytes", "65536", "--snapshot-every", "65536"]);
+    const stderr = restarted.stderr();
+    const recoveredAt = stderr.indexOf("lockd: recovered ");
+    const snapshotAt = stderr.search(/snapshot (through|at) index/);
+    expect(recoveredAt, stderr).toBeGreaterThanOrEqual(0);
+    expect(snapshotAt, stderr).toBeGreaterThan(recoveredAt);
+  });
+});
