@@ -56,6 +56,26 @@ async function acquireBytes(lockd: LockdProcess, request: bigint, lock: bigint):
   return answer.toString("hex");
 }
 
+/** Starts lockd on `dir`, grants lock 1 to request id `request`, stops it; returns the answer's bytes. */
+async function grantedThenStopped(dir: string, request: bigint): Promise<string> {
+  const first = await start(dir);
+  const original = await acquireBytes(first, request, 1n);
+  expect(original.slice(0, 2)).toBe("00");
+  await stop(first);
+  return original;
+}
+
+/**
+ * Checks that the earlier starts on `dir` changed nothing: the retry of `request` gets `original`,
+ * and the next token is 2.
+ */
+async function unchangedSince(dir: string, request: bigint, original: string): Promise<void> {
+  const after = await start(dir);
+  expect(await acquireBytes(after, request, 1n)).toBe(original);
+  expect(await nextToken(after, 2n)).toBe(2n);
+  await stop(after);
+}
+
 /** Runs a start that must fail, and returns what it printed. */
 function failedStart(dir: string, args: string[]): string {
   const result = spawnSync(process.execPath, [LOCKD_BIN, "--data", dir, ...args], { encoding: "utf8", timeout: 10_000 });
@@ -139,12 +159,8 @@ describe("--bump-fencing-token", () => {
 
   it("refuses to start when the bump would leave no token to grant, and logs nothing", async () => {
     const dir = dataDir();
-    const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", dir, "--bump-fencing-token", String(Number.MAX_SAFE_INTEGER)], {
-      encoding: "utf8",
-      timeout: 10_000,
-    });
-    expect(result.status).toBe(1);
-    expect(result.stderr).toContain("would leave no fencing token to grant (the largest is 2^53 - 2");
+    const stderr = failedStart(dir, ["--listen", "127.0.0.1:0", "--bump-fencing-token", String(Number.MAX_SAFE_INTEGER)]);
+    expect(stderr).toContain("would leave no fencing token to grant (the largest is 2^53 - 2");
     const after = await start(dir);
     expect(await nextToken(after, 1n)).toBe(1n);
     await stop(after);
@@ -152,28 +168,19 @@ describe("--bump-fencing-token", () => {
 
   it("refused, it does not log the start's other change either: a retry after the next start gets its original answer", async () => {
     const dir = dataDir();
-    const first = await start(dir);
-    const original = await acquireBytes(first, 7001n, 1n);
-    expect(original.slice(0, 18)).toBe("000000000000000001"); // granted, token 1
-    await stop(first);
+    const original = await grantedThenStopped(dir, 7001n);
 
     // A shorter window in the same start: had it been logged, the raised window of the next start
     // would not bring back the answers it forgot.
     const stderr = failedStart(dir, ["--listen", "127.0.0.1:0", "--dedupe-window", "1", "--bump-fencing-token", String(Number.MAX_SAFE_INTEGER)]);
     expect(stderr).toContain("would leave no fencing token to grant");
     expect(stderr).not.toContain("--dedupe-window 1 ms");
-
-    const after = await start(dir);
-    expect(await acquireBytes(after, 7001n, 1n)).toBe(original);
-    expect(await nextToken(after, 2n)).toBe(2n);
-    await stop(after);
+    await unchangedSince(dir, 7001n, original);
   });
 
   it("is not applied, nor the retention change, when the lock port is taken: the start stops first", async () => {
     const dir = dataDir();
-    const first = await start(dir);
-    const original = await acquireBytes(first, 7002n, 1n);
-    await stop(first);
+    const original = await grantedThenStopped(dir, 7002n);
 
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
@@ -185,10 +192,6 @@ describe("--bump-fencing-token", () => {
     } finally {
       taken.close();
     }
-
-    const after = await start(dir);
-    expect(await acquireBytes(after, 7002n, 1n)).toBe(original);
-    expect(await nextToken(after, 2n)).toBe(2n);
-    await stop(after);
+    await unchangedSince(dir, 7002n, original);
   });
 });
