@@ -4,7 +4,7 @@
  * stdout, and shuts down cleanly on SIGTERM, SIGINT or SIGHUP.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
+import { addressText, DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
 import { stderrLogger } from "../server/logger.js";
@@ -158,8 +158,7 @@ async function main(): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => stop(signal));
 
   // Announce readiness only once the signal handlers are in place: a supervisor may signal at once.
-  const shown = lockd.host.includes(":") ? `[${lockd.host}]` : lockd.host;
-  process.stdout.write(`lockd listening on ${shown}:${lockd.port}\n`);
+  process.stdout.write(`lockd listening on ${addressText(lockd.host, lockd.port)}\n`);
 }
 
 /** The last lines of a graceful stop: every answer was sent; whether the next start can check the log against this stop. */

@@ -1,4 +1,4 @@
-import type { ServerConfig } from "../server/config.js";
+import { addressText, type ServerConfig } from "../server/config.js";
 
 /**
  * Why lockd could not start, in one line. Only the lock port's own listen errors are about the
@@ -6,8 +6,7 @@ import type { ServerConfig } from "../server/config.js";
  * path instead.
  */
 export function describeStartFailure(error: NodeJS.ErrnoException, config: Pick<ServerConfig, "host" | "port" | "dataDir">): string {
-  // As --listen takes it and the ready line prints it: an IPv6 address in brackets.
-  const address = config.host.includes(":") ? `[${config.host}]:${config.port}` : `${config.host}:${config.port}`;
+  const address = addressText(config.host, config.port);
   if (error.syscall === "listen" && error.code === "EADDRINUSE") return `cannot listen on ${address}: address already in use`;
   if (error.syscall === "listen" && error.code === "EACCES") return `cannot listen on ${address}: permission denied`;
   // Any other error of the lock port's address: a host that does not resolve (getaddrinfo) or is

@@ -9,6 +9,11 @@ import { INLINE_SYNC_MAX_ENTRIES } from "../storage/segment-log.js";
 
 export type FsyncMode = "always" | "never";
 
+/** An address as `--listen` takes it and lockd prints it: an IPv6 host in brackets. */
+export function addressText(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 export interface ServerConfig {
   readonly host: string;
   readonly port: number;

@@ -21,7 +21,7 @@ import {
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
-import type { ServerConfig } from "./config.js";
+import { addressText, type ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
@@ -178,7 +178,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     // be served stops the start with nothing done.
     const closedConnections = () => server?.closed ?? NONE_CLOSED;
     const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters, closedConnections);
-    if (metrics !== null) logger.info(`metrics on http://${hostForUrl(metrics.address.address)}:${metrics.address.port}/metrics`);
+    if (metrics !== null) logger.info(`metrics on http://${addressText(metrics.address.address, metrics.address.port)}/metrics`);
     try {
       // The port before the entries a start logs: one it cannot listen on stops the start with nothing
       // changed. Connections accepted meanwhile are closed unread.
@@ -236,10 +236,6 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
 
 const NONE_CLOSED: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };
 
-function hostForUrl(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
-}
-
 /** Starts the metrics server over `read`, saying which address failed if it cannot listen. */
 async function serveMetrics(
   listen: { host: string; port: number },
@@ -258,7 +254,7 @@ async function serveMetrics(
       connectionsClosed: connectionsClosed(),
     }));
   } catch (error) {
-    throw new Error(`cannot serve metrics on ${listen.host}:${listen.port}: ${(error as Error).message}`);
+    throw new Error(`cannot serve metrics on ${addressText(listen.host, listen.port)}: ${(error as Error).message}`);
   }
 }
 
