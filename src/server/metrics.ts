@@ -58,7 +58,7 @@ export function metricsText(reading: MetricsReading): string {
     family("baton_lock_records", "gauge", "Lock records: held, plus expired ones still remembered.", [`baton_lock_records ${reading.lockRecords}`]),
     family("baton_lock_records_limit", "gauge", "Lock records at most (--max-locks); then new locks answer 6.", [`baton_lock_records_limit ${reading.maxLocks}`]),
     family("baton_remembered_answers", "gauge", "Answers remembered for retries with the same request id.", [`baton_remembered_answers ${reading.rememberedAnswers}`]),
-    family("baton_remembered_answers_limit", "gauge", "Answers remembered at most (--max-dedupe-entries); then new changes answer 6.", [
+    family("baton_remembered_answers_limit", "gauge", "Answers remembered at most (--max-dedupe-entries); then every change with a new request id answers 6.", [
       `baton_remembered_answers_limit ${reading.maxDedupeEntries}`,
     ]),
     family("baton_next_fencing_token", "gauge", "The fencing token the next granted ACQUIRE gets.", [`baton_next_fencing_token ${reading.nextFencingToken}`]),
