@@ -100,7 +100,7 @@ export class Connection {
     const timeout =
       waitMs !== undefined && waitMs < connectTimeoutMs
         ? { ms: waitMs, error: () => new ConnectionError(this.label, `not connected within ${waitMs} ms`) }
-        : { ms: connectTimeoutMs, error: () => new ConnectionError(this.label, `connect timed out after ${connectTimeoutMs} ms`) };
+        : { ms: connectTimeoutMs, error: () => this.connectTimedOut() };
     return waitFor(dialing, signal, timeout);
   }
 
@@ -164,6 +164,10 @@ export class Connection {
     this.socket?.destroy();
   }
 
+  private connectTimedOut(): ConnectionError {
+    return new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`);
+  }
+
   /** Starts one more dial; the first of them to connect settles `dialing`, and the others are given up. */
   private dial(): void {
     this.lastDialStartMs = this.options.clock();
@@ -180,7 +184,7 @@ export class Connection {
       }
     };
     const timer = setTimeout(
-      () => giveUp(new ConnectionError(this.label, `connect timed out after ${this.options.connectTimeoutMs} ms`)),
+      () => giveUp(this.connectTimedOut()),
       timerDelay(this.options.connectTimeoutMs),
     );
     this.dials.set(socket, giveUp);
