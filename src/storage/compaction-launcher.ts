@@ -9,11 +9,13 @@
 // can start at idle priority is found out here, when the first job comes: the probe spawns a process
 // of its own, which at lockd's start would have delayed serving by about 10 ms. When lockd goes away
 // (its IPC channel closes: exit, crash or kill -9), it kills the job in progress and exits, so no
-// snapshot is written for a lockd that no longer exists.
+// snapshot is written for a lockd that no longer exists. Stop signals sent to lockd's whole process
+// group are lockd's to act on (group-signals.ts).
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { CompactionJob } from "./compaction.js";
 import type { CompactionReply } from "./compactor.js";
+import { leaveStopSignalsToLockd } from "./group-signals.js";
 import { idlePriorityLaunch, type ChildLaunch } from "./idle-priority.js";
 import { removeUnfinishedSnapshotOf } from "./snapshot-file.js";
 
@@ -71,20 +73,14 @@ function run(id: number, job: CompactionJob, idlePriority: boolean): void {
   child.send(job);
 }
 
-/**
- * How long an aborted compaction process has to exit on SIGTERM before it gets SIGKILL. A stopped
- * process (SIGSTOP, a debugger) holds SIGTERM until it is continued, and lockd's shutdown waits on it.
- */
-const ABORT_GRACE_MS = 1000;
+leaveStopSignalsToLockd();
 
 process.on("message", (request: LauncherRequest) => {
   if (request.kind === "abort") {
-    if (current?.id !== request.id) return;
-    const { child } = current;
-    child.kill("SIGTERM");
-    setTimeout(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    }, ABORT_GRACE_MS).unref();
+    // SIGKILL: the process leaves the stop signals to lockd, has nothing to clean up itself (its
+    // part-written snapshot is removed here once it has exited), and a stopped one (SIGSTOP, a
+    // debugger) would hold any other signal until continued, with lockd's shutdown waiting on it.
+    if (current?.id === request.id) current.child.kill("SIGKILL");
   } else if (current !== null) {
     answer(request.id, { ok: false, message: "a compaction is already running" });
   } else {

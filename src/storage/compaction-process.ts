@@ -6,6 +6,10 @@
 import { setPriority } from "node:os";
 import { compact, type CompactionJob } from "./compaction.js";
 import type { CompactionReply } from "./compactor.js";
+import { leaveStopSignalsToLockd } from "./group-signals.js";
+
+// Aborted by the launcher with SIGKILL; a stop signal meant for lockd's group is lockd's.
+leaveStopSignalsToLockd();
 
 // Lowest nice value, for where lockd could not start this process under SCHED_IDLE (see
 // idle-priority.ts; under that policy the nice value has no effect): on a busy machine the snapshot

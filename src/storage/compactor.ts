@@ -181,8 +181,8 @@ export interface CompactionLauncher {
 
 const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.url));
 /**
- * How long an aborted job's launcher has to answer before it is killed: longer than the launcher
- * gives the compaction process itself (ABORT_GRACE_MS there), so a responsive launcher answers first.
+ * How long an aborted job's launcher has to answer before it is killed. A responsive one kills the
+ * compaction process at once and answers once it has removed the process's part-written snapshot.
  */
 const LAUNCHER_ABORT_GRACE_MS = 2500;
 

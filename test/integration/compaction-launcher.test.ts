@@ -60,6 +60,19 @@ function alive(pids: readonly number[]): number[] {
   return pids.filter((pid) => living.has(pid));
 }
 
+/** Waits until `pid` catches SIGHUP, SIGINT and SIGTERM (its SigCgt mask in /proc). */
+async function catchesStopSignals(pid: number): Promise<void> {
+  const stopSignals = (1n << 0n) | (1n << 1n) | (1n << 14n); // signal n is bit n - 1
+  let caught = 0n;
+  for (let tries = 0; tries < 500; tries++) {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    caught = BigInt(`0x${/^SigCgt:\s*([0-9a-f]+)$/m.exec(status)![1]}`);
+    if ((caught & stopSignals) === stopSignals) return;
+    await sleep(10);
+  }
+  throw new Error(`${pid} does not catch SIGHUP, SIGINT and SIGTERM (SigCgt ${caught.toString(16)})`);
+}
+
 /** Runs `test` with a launcher of the built code (as lockd starts it) and the lines it logs; closes it after. */
 async function withLauncher(test: (launcher: CompactorModule.CompactionLauncher, lines: string[]) => Promise<void>): Promise<void> {
   const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
@@ -111,6 +124,24 @@ describe("the compaction launcher", () => {
     }
   });
 
+  it("Ctrl-C at a terminal (SIGINT to lockd's whole process group) stops lockd cleanly, with no word about its launcher", async () => {
+    const lockd = await spawnLockd({ ownProcessGroup: true });
+    try {
+      const launcher = childrenOf(lockd.child.pid!)[0]!.pid;
+      await catchesStopSignals(launcher);
+      process.kill(-lockd.child.pid!, "SIGINT");
+      expect(await lockd.stop()).toBe(0);
+      expect(lockd.stderr()).not.toContain("compaction launcher");
+      expect(lockd.stderr()).toContain("stopped: every answer sent, the log closed");
+      const deadline = Date.now() + 5_000;
+      while (alive([launcher]).length > 0 && Date.now() < deadline) await sleep(20);
+      expect(alive([launcher])).toEqual([]);
+    } finally {
+      await lockd.kill();
+      lockd.cleanup();
+    }
+  });
+
   describe("a shutdown never waits on a process that does not run", () => {
     /** A job that stays in progress: its only segment is a FIFO nobody writes, so opening it blocks. */
     function blockingJob(): CompactionJob {
@@ -142,13 +173,39 @@ describe("the compaction launcher", () => {
       throw new Error(`${pid} did not stop`);
     }
 
-    it("a stopped compaction process (SIGSTOP) is killed once it has not exited on SIGTERM", () =>
+    it("a stopped compaction process (SIGSTOP) is killed at once", () =>
       withLauncher(async (launcher) => {
         const shutdown = new AbortController();
         const job = launcher.run(blockingJob(), shutdown.signal);
         const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
         const compaction = await onlyChild(launcherPid, "compaction-process.js");
         await stopProcess(compaction);
+        shutdown.abort();
+        await expect(job).rejects.toThrow("compaction process exited with SIGKILL");
+        expect(alive([compaction])).toEqual([]);
+      }));
+
+    it("stop signals sent to lockd's whole process group (Ctrl-C, a closed terminal, a supervisor) leave the launcher and its job to lockd", () =>
+      withLauncher(async (launcher, lines) => {
+        const shutdown = new AbortController();
+        const job = launcher.run(blockingJob(), shutdown.signal);
+        const launcherPid = await onlyChild(process.pid, "compaction-launcher.js");
+        const compaction = await onlyChild(launcherPid, "compaction-process.js");
+        // Seen as soon as it exists, the process may still be starting Node, with every signal's
+        // default action in place: wait until it has taken the signals over.
+        await catchesStopSignals(compaction);
+        for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+          process.kill(launcherPid, signal);
+          process.kill(compaction, signal);
+        }
+        // A signal's default action would have ended either process by the time one more message
+        // has gone to the launcher and its answer come back.
+        const dir = openDataDir(tempDir());
+        await expect(launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, new AbortController().signal)).rejects.toThrow(
+          "a compaction is already running",
+        );
+        expect(alive([launcherPid, compaction])).toEqual([launcherPid, compaction]);
+        expect(lines).toEqual([]);
         shutdown.abort();
         await expect(job).rejects.toThrow("compaction process exited with SIGKILL");
         expect(alive([compaction])).toEqual([]);

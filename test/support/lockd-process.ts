@@ -46,6 +46,8 @@ export interface SpawnOptions {
   readonly openFileLimit?: number;
   /** Extra environment variables for lockd. */
   readonly env?: Readonly<Record<string, string>>;
+  /** Start lockd as the leader of a process group of its own, as a shell starts a command. */
+  readonly ownProcessGroup?: boolean;
 }
 
 export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProcess> {
@@ -53,7 +55,11 @@ export async function spawnLockd(options: SpawnOptions = {}): Promise<LockdProce
   const lockdArgs = [LOCKD_BIN, "--listen", `127.0.0.1:${options.port ?? 0}`, "--data", dataDir, ...(options.args ?? [])];
   const child =
     options.openFileLimit === undefined
-      ? spawn(process.execPath, lockdArgs, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...options.env } })
+      ? spawn(process.execPath, lockdArgs, {
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, ...options.env },
+          detached: options.ownProcessGroup === true,
+        })
       : // exec: the child stays lockd itself, so signals reach it.
         spawn("/bin/sh", ["-c", `ulimit -n ${options.openFileLimit} && exec "$0" "$@"`, process.execPath, ...lockdArgs], {
           stdio: ["ignore", "pipe", "pipe"],
