@@ -49,6 +49,8 @@ export function parseDurationMs(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
   if (match === null) throw new RangeError(`expected a duration like 10s, 500ms or 2m, got "${text}"`);
   const value = Number(match[1]);
+  // A zero duration would send nothing and print an empty table, as if the server had answered nothing.
+  if (value === 0) throw new RangeError(`expected a duration above 0, got "${text}"`);
   const unit = match[2] ?? "s";
   return unit === "ms" ? value : unit === "s" ? value * 1000 : value * 60_000;
 }

@@ -195,8 +195,11 @@ acquire printed, or use \`lockctl run\` to hold a lock for the duration of a com
 
 Examples:
   lockctl acquire reports --ttl 60000
-  owner=$(lockctl acquire reports --json | jq -r .owner)
-  lockctl acquire reports --owner 5eed --wait 5000`,
+  acquired=$(lockctl acquire reports --json) && owner=$(printf '%s' "$acquired" | jq -r .owner)
+  lockctl acquire reports --owner 5eed --wait 5000
+
+Keep the exit code apart from a pipe: "held" (exit 1) prints an owner too, the one that asked,
+which holds nothing.`,
   )
   .action(async (name: string, flags: ConnectionFlags & JsonFlag & { ttl: number; wait: number }) => {
     const lock = lockOf(name, flags);

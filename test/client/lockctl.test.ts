@@ -345,4 +345,20 @@ describe("lockctl bench", () => {
     expect(summary.total.errors).toBe(0);
     expect(summary.total.p999Ms).toBeGreaterThanOrEqual(summary.total.p50Ms);
   });
+
+  it("refuses a zero duration as a usage error (64) instead of printing an empty table", async () => {
+    for (const duration of ["0", "0ms", "0.0s"]) {
+      const run = await lockctl(["bench", "--duration", duration]);
+      expect(run.code).toBe(64);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toMatch(/--duration.*expected a duration above 0/);
+    }
+  });
+
+  it("exits 69 when no server answers, printing nothing on stdout", async () => {
+    const run = await lockctl(["bench", "--duration", "300ms", "--endpoints", "127.0.0.1:1"]);
+    expect(run.code).toBe(69);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toMatch(/^lockctl: 127\.0\.0\.1:1: connect failed/);
+  });
 });
