@@ -12,10 +12,16 @@ import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
 import { describeStartFailure } from "./start-failure.js";
 
+/** Whole numbers are digits; a negative one is refused by its range, which the message then gives. */
+function wholeNumber(raw: string, range: string): number {
+  if (/^-\d+$/.test(raw)) throw new InvalidArgumentError(`expected ${range}, got ${raw}`);
+  if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
+  return Number(raw);
+}
+
 function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
-    if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
-    const value = Number(raw);
+    const value = wholeNumber(raw, `${min}..${max}`);
     if (value < min || value > max) throw new InvalidArgumentError(`expected ${min}..${max}, got ${raw}`);
     return value;
   };
@@ -30,8 +36,7 @@ function integerOrUnlimited(min: number) {
 /** 0 (off), or a whole number from min to max. */
 function zeroOrBetween(min: number, max: number) {
   return (raw: string): number => {
-    if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
-    const value = Number(raw);
+    const value = wholeNumber(raw, `0 (off) or ${min}..${max}`);
     if (value !== 0 && (value < min || value > max)) throw new InvalidArgumentError(`expected 0 (off) or ${min}..${max}, got ${raw}`);
     return value;
   };

@@ -40,6 +40,9 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     // Past 100 years, now + ttl could leave the range the server computes times in exactly.
     [["--max-ttl", "9007199254740991"], /max-ttl.*expected 1\.\.3155760000000/s],
     [["--max-ttl", "3155760000001"], /max-ttl.*expected 1\.\.3155760000000/s],
+    // A negative number is a whole number out of range, not something else.
+    [["--max-ttl", "-5"], /max-ttl.*expected 1\.\.3155760000000, got -5/s],
+    [["--expired-retention", "-1"], /expired-retention.*expected 0\.\.\d+, got -1/s],
     // Segments are preallocated in full: a mistyped size would fill the disk with zeros.
     [["--segment-bytes", "32000000000"], /segment-bytes.*expected 65536\.\.1073741824/s],
     [["--max-connections", "0"], /max-connections.*expected 1\.\./s],
@@ -53,6 +56,7 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     // A Node timer longer than 2^31 - 1 ms fires after 1 ms; one under 100 ms would flood stderr.
     [["--stats-every", "2147483648"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
     [["--stats-every", "50"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
+    [["--stats-every", "-100"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647, got -100/s],
     [["--stats-every", "99999999999999999999"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
     [["--no-such-flag"], /unknown option/],
   ];
