@@ -60,7 +60,7 @@ export class Compactor {
       // silent while the log, and the time a restart takes to replay it, grows.
       this.warnedBehind = true;
       this.logger.warn(
-        `compaction has fallen behind: the snapshot started ${Math.round((performance.now() - this.runningSinceMs) / 1000)} s ago ` +
+        `compaction has fallen behind: the snapshot started ${secondsText(performance.now() - this.runningSinceMs)} s ago ` +
           `has not finished, and ${this.sealedBytes()} bytes of log have been sealed since the last one; a restart replays all of it`,
       );
     }
@@ -167,6 +167,11 @@ export class Compactor {
       if (old.lastIndex < result.lastIndex) await removeInSteps(old.path);
     }
   }
+}
+
+/** Seconds for a log line: tenths below 10 s (a small --snapshot-every falls behind within one). */
+function secondsText(ms: number): string {
+  return ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000));
 }
 
 /** What a compaction process sends back. */
