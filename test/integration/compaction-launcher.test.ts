@@ -142,7 +142,7 @@ describe("the compaction launcher", () => {
     }
   });
 
-  describe("a shutdown never waits on a process that does not run", () => {
+  describe("jobs that stay in progress, and helpers that are signalled, stopped or killed", () => {
     /** A job that stays in progress: its only segment is a FIFO nobody writes, so opening it blocks. */
     function blockingJob(): CompactionJob {
       const dir = openDataDir(tempDir());
