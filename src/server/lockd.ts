@@ -9,7 +9,7 @@ import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor } f
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
-import { watchDataDir, type DataDirWatch } from "../storage/data-dir-watch.js";
+import { watchDataDir, type DataDirLoss, type DataDirWatch } from "../storage/data-dir-watch.js";
 import { nodeLogFiles } from "../storage/log-file.js";
 import {
   closeDurableStorage,
@@ -131,14 +131,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     refusing = () => pipeline.failed !== null;
     // resumeClock, above, has read the last run's anchor. An injected clock has no wall clock to anchor.
     anchors = deps.clock === undefined ? keepClockAnchor(dir, () => clock.nowMs(), logger) : null;
-    watch = watchDataDir(dir, (what) =>
-      pipeline.refuse(
-        "the data directory check",
-        new Error(what),
-        "A restart there would begin from an empty state and grant every lock and fencing token again: restore the directory " +
-          'from a backup and start it once with --bump-fencing-token (README, "Backups and restores").',
-      ),
-    );
+    watch = watchDataDir(dir, (loss) => pipeline.refuse("the data directory check", new Error(loss.what), DATA_DIR_ADVICE[loss.kind]));
     if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
@@ -233,6 +226,19 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     throw error;
   }
 }
+
+const RESTORE_FROM_BACKUP =
+  'restore the directory from a backup and start it once with --bump-fencing-token (README, "Backups and restores").';
+
+/** What the operator should do once the data directory check refuses (data-dir-watch.ts). */
+const DATA_DIR_ADVICE: Record<DataDirLoss["kind"], string> = {
+  gone: `A restart there would begin from an empty state and grant every lock and fencing token again: ${RESTORE_FROM_BACKUP}`,
+  // Permissions taken away, an I/O error: the files may all be there, and a restart recovers them.
+  unreachable:
+    "lockd cannot tell whether its data is still there. If it is (a permission or mount changed), put that right and restart " +
+    "lockd, which recovers every acknowledged change. If it was deleted, do not restart there: " +
+    RESTORE_FROM_BACKUP,
+};
 
 const NONE_CLOSED: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };
 
