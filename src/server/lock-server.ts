@@ -53,6 +53,7 @@ export class LockServer {
     private readonly config: ServerConfig,
     private readonly pipeline: CommitPipeline,
     private readonly logger: Logger,
+    private readonly connectionLimitText: string,
   ) {
     this.inflight = new InflightBudget(config.maxInflightTotal);
     // pauseOnConnect: a Connection starts the reading, into the shared buffer.
@@ -74,9 +75,18 @@ export class LockServer {
     this.sweepTimer.unref();
   }
 
-  /** Listens on the configured address; connections are closed unread until `serve`. */
-  static listen(config: ServerConfig, pipeline: CommitPipeline, logger: Logger): Promise<LockServer> {
-    const lockServer = new LockServer(config, pipeline, logger);
+  /**
+   * Listens on the configured address; connections are closed unread until `serve`. The refusals of
+   * connections over `config.maxConnections` are logged as "`connectionLimitText` reached": by
+   * default the flag, or what lowered its value (lockd.ts).
+   */
+  static listen(
+    config: ServerConfig,
+    pipeline: CommitPipeline,
+    logger: Logger,
+    connectionLimitText = `--max-connections ${config.maxConnections}`,
+  ): Promise<LockServer> {
+    const lockServer = new LockServer(config, pipeline, logger, connectionLimitText);
     return new Promise((resolve, reject) => {
       lockServer.server.once("error", reject);
       lockServer.server.listen({ host: config.host, port: config.port, backlog: 4096 }, () => {
@@ -155,7 +165,7 @@ export class LockServer {
   private logClosed(): void {
     const { closed, logged, config } = this;
     if (closed.overLimit > logged.overLimit) {
-      this.logger.warn(`refused ${closed.overLimit - logged.overLimit} connections: --max-connections ${config.maxConnections} reached`);
+      this.logger.warn(`refused ${closed.overLimit - logged.overLimit} connections: ${this.connectionLimitText} reached`);
     }
     if (closed.frameTimeout > logged.frameTimeout) {
       this.logger.warn(`closed ${closed.frameTimeout - logged.frameTimeout} connections holding half a frame for --frame-timeout ${config.frameTimeoutMs} ms`);

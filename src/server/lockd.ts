@@ -175,7 +175,10 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     try {
       // The port before the entries a start logs: one it cannot listen on stops the start with nothing
       // changed. Connections accepted meanwhile are closed unread.
-      server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger);
+      // A refusal names the limit that refused: not a --max-connections value the operator never gave.
+      const connectionLimitText =
+        maxConnections < config.maxConnections ? `the ${maxConnections} connections that fit the open-file limit (ulimit -n ${fileLimit})` : undefined;
+      server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger, connectionLimitText);
       const retention = { dedupeWindowMs: config.dedupeWindowMs, expiredRetentionMs: config.expiredRetentionMs };
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);

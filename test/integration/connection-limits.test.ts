@@ -491,7 +491,7 @@ describe("a --max-connections above the open-file limit is lowered to what fits,
     // once per sweep: the ten may be split over two lines when they arrive across a sweep.
     const refused = (): number => {
       let total = 0;
-      for (const line of lockd.stderr().matchAll(new RegExp(`refused (\\d+) connections: --max-connections ${FITS} reached`, "g"))) total += Number(line[1]);
+      for (const line of lockd.stderr().matchAll(new RegExp(`refused (\\d+) connections: the ${FITS} connections that fit the open-file limit \\(ulimit -n ${FILE_LIMIT}\\) reached`, "g"))) total += Number(line[1]);
       return total;
     };
     for (let attempt = 0; attempt < 40 && refused() < 10; attempt++) await sleep(100);
