@@ -362,8 +362,11 @@ export class SegmentLog implements CommitLog {
     }
     if (!this.lowOnSpace) {
       this.lowOnSpace = true;
+      // In MiB, unless the two would read the same ("only 2.0 MiB free, less than 2.0 MiB"): then in bytes.
+      const inMiB = formatMiB(free) !== formatMiB(needed);
+      const size = (bytes: number) => (inMiB ? formatMiB(bytes) : `${bytes} bytes`);
       this.options.logger.warn(
-        `only ${formatMiB(free)} free in ${this.options.dir.logDir}, less than two log segments (${formatMiB(needed)}, ` +
+        `only ${size(free)} free in ${this.options.dir.logDir}, less than two log segments (${size(needed)}, ` +
           `2 x --segment-bytes): the next segment is not preallocated, so the current one keeps the space; ` +
           `segments grow as written until more is free. Free space soon: when it runs out lockd answers 6`,
       );
