@@ -200,8 +200,22 @@ function readHolder(lockFile: string, mark?: string): number | null {
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A process that has exited and waits for its parent to collect its status still takes signals: a
+ * lockd killed with -9 under a parent slow to reap it (a container's pid 1 that is not an init)
+ * would otherwise hold its directory until reaped. Linux says so in /proc; elsewhere it counts as running.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
   }
 }

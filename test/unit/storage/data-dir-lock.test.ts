@@ -158,6 +158,27 @@ describe("one lockd per data directory (pid-file fallback without flock)", () =>
     held.release();
   });
 
+  it("takes over from a holder that has exited but not been reaped yet (a zombie)", async () => {
+    // `true` ends at once; its parent then becomes `sleep`, which never collects it.
+    const parent = spawn("/bin/sh", ["-c", "true & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once("data", (text: Buffer) => resolve(text.toString()))));
+      const state = () => {
+        const stat = readFileSync(`/proc/${zombie}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      };
+      for (let tries = 0; tries < 500 && state() !== "Z"; tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(state()).toBe("Z");
+      const lockFile = join(tempDir(), "LOCK");
+      writeFileSync(lockFile, `${zombie} pid-file\n`);
+      const taken = lockDataDir(lockFile, "d", noFlock);
+      expect(readFileSync(lockFile, "utf8")).toBe(`${process.pid} pid-file\n`);
+      taken.release();
+    } finally {
+      parent.kill("SIGKILL");
+    }
+  });
+
   it("is seen by a lockd that has flock: it refuses while the holder without flock runs, and takes over after", () => {
     const lockFile = join(tempDir(), "LOCK");
     writeFileSync(lockFile, "1 pid-file\n"); // a lockd started without flock, still running (pid 1 always is)
