@@ -6,6 +6,7 @@
  */
 import { BatonClient } from "../client.js";
 import type { Endpoint } from "../endpoints.js";
+import { BatonError, RetriesExhaustedError } from "../errors.js";
 import { LockId } from "../ids.js";
 import { Histogram } from "./histogram.js";
 
@@ -28,6 +29,8 @@ interface CommandStats {
   readonly latency: Histogram;
   readonly outcomes: Map<string, number>;
   errors: number;
+  /** Errors by what caused them (errorKind), so that a failing server says why. */
+  readonly errorKinds: Map<string, number>;
 }
 
 const PROGRESS_EVERY_MS = 1000;
@@ -57,7 +60,7 @@ export function parseDurationMs(text: string): number {
 
 export async function bench(options: BenchOptions): Promise<number> {
   const locks = Array.from({ length: options.keys }, (_, i) => LockId.fromName(`bench-${i}`));
-  const stats = new Map<BenchCommand, CommandStats>(BENCH_COMMANDS.map((command) => [command, { latency: new Histogram(), outcomes: new Map(), errors: 0 }]));
+  const stats = new Map<BenchCommand, CommandStats>(BENCH_COMMANDS.map((command) => [command, { latency: new Histogram(), outcomes: new Map(), errors: 0, errorKinds: new Map() }]));
   const pick = picker(options.mix);
   const clients = Array.from({ length: options.connections }, () => new BatonClient({ endpoints: options.endpoints, attempts: 3 }));
   try {
@@ -91,8 +94,10 @@ export async function bench(options: BenchOptions): Promise<number> {
       try {
         const status = await issue(client, command, lock, options.ttlMs);
         stat.outcomes.set(status, (stat.outcomes.get(status) ?? 0) + 1);
-      } catch {
+      } catch (error) {
         stat.errors++;
+        const kind = errorKind(error);
+        stat.errorKinds.set(kind, (stat.errorKinds.get(kind) ?? 0) + 1);
       }
       const latencyUs = (performance.now() - sentMs) * 1000;
       stat.latency.record(latencyUs);
@@ -137,6 +142,15 @@ function picker(mix: Mix): () => BenchCommand {
   };
 }
 
+/**
+ * What a failed request ran into, in the SDK's error codes without their prefix: for retries that
+ * ran out, what the last attempt got (`unavailable` for a server answering 6, `timeout`, `connection`).
+ */
+function errorKind(error: unknown): string {
+  const reason = error instanceof RetriesExhaustedError && error.cause instanceof BatonError ? error.cause : error;
+  return reason instanceof BatonError ? reason.code.replace(/^BATON_/, "").toLowerCase() : "other";
+}
+
 function errorCount(stats: Map<BenchCommand, CommandStats>): number {
   let errors = 0;
   for (const stat of stats.values()) errors += stat.errors;
@@ -149,7 +163,12 @@ function summary(stats: Map<BenchCommand, CommandStats>, elapsedMs: number) {
   for (const [command, stat] of stats) {
     total.add(stat.latency);
     if (stat.latency.count === 0) continue;
-    commands[command] = { ...row(stat.latency, elapsedMs), errors: stat.errors, outcomes: Object.fromEntries(stat.outcomes) };
+    commands[command] = {
+      ...row(stat.latency, elapsedMs),
+      errors: stat.errors,
+      outcomes: Object.fromEntries(stat.outcomes),
+      errorKinds: Object.fromEntries(stat.errorKinds),
+    };
   }
   return { elapsedMs: Math.round(elapsedMs), commands, total: { ...row(total, elapsedMs), errors: errorCount(stats) } };
 }
@@ -175,9 +194,10 @@ function table(stats: Map<BenchCommand, CommandStats>, elapsedMs: number, option
   lines.push(["total", format(total.ops), format(total.opsPerSecond), total.p50Ms.toFixed(3), total.p99Ms.toFixed(3), total.p999Ms.toFixed(3), String(total.errors)]);
   const widths = header.map((_, column) => Math.max(...lines.map((line) => line[column]!.length)));
   const render = (line: string[]) => line.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join("  ");
+  const counts = (counted: Map<string, number>) => [...counted].map(([name, count]) => `${name} ${format(count)}`).join(", ");
   const outcomes = [...stats.entries()]
-    .filter(([, stat]) => stat.outcomes.size > 0)
-    .map(([command, stat]) => `${command}: ${[...stat.outcomes].map(([status, count]) => `${status} ${format(count)}`).join(", ")}`);
+    .filter(([, stat]) => stat.outcomes.size > 0 || stat.errorKinds.size > 0)
+    .map(([command, stat]) => `${command}: ${[counts(stat.outcomes), stat.errorKinds.size > 0 ? `errors: ${counts(stat.errorKinds)}` : ""].filter((part) => part !== "").join("; ")}`);
   return [
     `bench: ${options.connections} connection(s) x pipeline ${options.pipeline}, ${format(options.keys)} keys, ${(elapsedMs / 1000).toFixed(1)} s`,
     ...lines.map(render),

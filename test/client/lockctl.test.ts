@@ -346,6 +346,25 @@ describe("lockctl bench", () => {
     expect(summary.total.p999Ms).toBeGreaterThanOrEqual(summary.total.p50Ms);
   });
 
+  it("says what the failed requests ran into: a server answering 6 (its lock table full) shows as unavailable", async () => {
+    const full = await spawnLockd({ args: ["--fsync", "never", "--max-locks", "1"] });
+    try {
+      const endpoints = ["--endpoints", `127.0.0.1:${full.port}`];
+      const args = ["bench", "--duration", "300ms", "--connections", "1", "--pipeline", "4", "--keys", "20", "--mix", "acquire=1"];
+      const run = await lockctl([...args, ...endpoints, "--json"]);
+      expect(run.code).toBe(1);
+      const acquire = (json(run) as { commands: { acquire: { errors: number; errorKinds: Record<string, number> } } }).commands.acquire;
+      expect(acquire.errors).toBeGreaterThan(0);
+      expect(acquire.errorKinds).toEqual({ unavailable: acquire.errors });
+      const text = await lockctl([...args, ...endpoints]);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(/^acquire: ([a-z]+ \d+(, [a-z]+ \d+)*; )?errors: unavailable \d+$/m);
+    } finally {
+      await full.stop();
+      full.cleanup();
+    }
+  });
+
   it("refuses a zero duration as a usage error (64) instead of printing an empty table", async () => {
     for (const duration of ["0", "0ms", "0.0s"]) {
       const run = await lockctl(["bench", "--duration", duration]);
