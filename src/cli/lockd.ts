@@ -12,24 +12,27 @@ import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
 import { describeStartFailure } from "./start-failure.js";
 
-/** Whole numbers are digits; a negative one is refused by its range, which the message then gives. */
+/**
+ * Whole numbers are digits. A negative one is refused by its range, which the message then gives
+ * (`range`, as the flag's other refusals say it); "-0" is not a way to write 0.
+ */
 function wholeNumber(raw: string, range: string): number {
-  if (/^-\d+$/.test(raw)) throw new InvalidArgumentError(`expected ${range}, got ${raw}`);
+  if (/^-0*[1-9]\d*$/.test(raw)) throw new InvalidArgumentError(`expected ${range}, got ${raw}`);
   if (!/^\d+$/.test(raw)) throw new InvalidArgumentError(`expected a whole number, got "${raw}"`);
   return Number(raw);
 }
 
-function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+function integer(min: number, max = Number.MAX_SAFE_INTEGER, range = `${min}..${max}`) {
   return (raw: string): number => {
-    const value = wholeNumber(raw, `${min}..${max}`);
-    if (value < min || value > max) throw new InvalidArgumentError(`expected ${min}..${max}, got ${raw}`);
+    const value = wholeNumber(raw, range);
+    if (value < min || value > max) throw new InvalidArgumentError(`expected ${range}, got ${raw}`);
     return value;
   };
 }
 
 /** A whole number, or "unlimited" for no limit at all. */
 function integerOrUnlimited(min: number) {
-  const parse = integer(min);
+  const parse = integer(min, Number.MAX_SAFE_INTEGER, `${min}..${Number.MAX_SAFE_INTEGER} or unlimited`);
   return (raw: string): number => (raw === "unlimited" ? Infinity : parse(raw));
 }
 
@@ -65,7 +68,7 @@ const program = new Command("lockd")
   .option("--max-dedupe-entries <n>", "request ids remembered at most; then every change with a new request id answers 6", integer(1), d.maxDedupeEntries)
   .option("--expired-retention <ms>", "how long an expired lease is remembered (its owner gets 5, not 2)", integer(0), d.expiredRetentionMs)
   .option("--max-locks <n>", "lock records at most; then new locks answer 6", integer(1), d.maxLocks)
-  .option("--max-connections <n>", "open connections at most (fewer if the open-file limit, ulimit -n, allows fewer); more are closed", integer(1), d.maxConnections)
+  .option("--max-connections <n>", "open connections at most (fewer if the open-file limit allows fewer: the hard one, ulimit -Hn, which Node raises the soft one to); more are closed", integer(1), d.maxConnections)
   .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
   .option("--max-inflight-total <n>", "unanswered requests on all connections together before none is read", integer(1), d.maxInflightTotal)
   .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read (at least 17, one answer)", integer(17), d.maxQueuedReplyBytes)

@@ -43,6 +43,8 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     // A negative number is a whole number out of range, not something else.
     [["--max-ttl", "-5"], /max-ttl.*expected 1\.\.3155760000000, got -5/s],
     [["--expired-retention", "-1"], /expired-retention.*expected 0\.\.\d+, got -1/s],
+    [["--frame-timeout", "-0"], /frame-timeout.*expected a whole number, got "-0"/s],
+    [["--inline-sync-max", "-5"], /inline-sync-max.*expected 0\.\.\d+ or unlimited, got -5/s],
     // Segments are preallocated in full: a mistyped size would fill the disk with zeros.
     [["--segment-bytes", "32000000000"], /segment-bytes.*expected 65536\.\.1073741824/s],
     [["--max-connections", "0"], /max-connections.*expected 1\.\./s],
