@@ -237,9 +237,12 @@ const RESTORE_FROM_BACKUP =
 const DATA_DIR_ADVICE: Record<DataDirLoss["kind"], string> = {
   gone: `A restart there would begin from an empty state and grant every lock and fencing token again: ${RESTORE_FROM_BACKUP}`,
   // Permissions taken away, an I/O error: the files may all be there, and a restart recovers them.
+  // --require-state: if the path now leads to another directory (the data moved away, something
+  // unreadable made in its place), that restart refuses instead of starting empty.
   unreachable:
     "lockd cannot tell whether its data is still there. If it is (a permission or mount changed), put that right and restart " +
-    "lockd, which recovers every acknowledged change. If it was deleted, do not restart there: " +
+    "lockd with --require-state, which recovers every acknowledged change (and refuses to start on a directory without " +
+    "state). If it was deleted or moved away, do not restart there: " +
     RESTORE_FROM_BACKUP,
 };
 

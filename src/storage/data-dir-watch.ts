@@ -26,8 +26,11 @@ export interface DataDirLoss {
   readonly what: string;
 }
 
-/** The path errors that mean nothing is there any more; any other leaves the directory unknown. */
-const NOTHING_THERE = new Set(["ENOENT", "ENOTDIR"]);
+/**
+ * The path errors that mean the directory is not there any more (ESTALE: gone on the NFS server, as
+ * for the descriptor below); any other leaves it unknown.
+ */
+const NOTHING_THERE = new Set(["ENOENT", "ENOTDIR", "ESTALE"]);
 
 interface Watched {
   readonly path: string;

@@ -90,12 +90,14 @@ describe("the data directory watch", () => {
     expect(await lost).toEqual({ kind: "unreachable", what: `${logDir} can no longer be looked at (EACCES)` });
   });
 
-  it("reports a path that leads through a file (ENOTDIR) as gone", async () => {
-    const failing = { on: false };
-    let logDir = "";
-    const { root, lost } = watched(failingFor(() => logDir, "ENOTDIR", failing));
-    logDir = join(root, "log");
-    failing.on = true;
-    expect(await lost).toEqual({ kind: "gone", what: `${logDir} is gone (ENOTDIR)` });
-  });
+  for (const code of ["ENOTDIR", "ESTALE"]) {
+    it(`reports a path that fails with ${code} (through a file; gone on the NFS server) as gone`, async () => {
+      const failing = { on: false };
+      let logDir = "";
+      const { root, lost } = watched(failingFor(() => logDir, code, failing));
+      logDir = join(root, "log");
+      failing.on = true;
+      expect(await lost).toEqual({ kind: "gone", what: `${logDir} is gone (${code})` });
+    });
+  }
 });
