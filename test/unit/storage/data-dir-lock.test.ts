@@ -159,8 +159,9 @@ describe("one lockd per data directory (pid-file fallback without flock)", () =>
   });
 
   it("takes over from a holder that has exited but not been reaped yet (a zombie)", async () => {
-    // `true` ends at once; its parent then becomes `sleep`, which never collects it.
-    const parent = spawn("/bin/sh", ["-c", "true & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
+    // The shell becomes `sleep 30` before the short sleep ends, so that one's parent never collects
+    // it. (A child that ended before the exec could be collected by the shell itself.)
+    const parent = spawn("/bin/sh", ["-c", "sleep 0.2 & echo $!; exec sleep 30"], { stdio: ["ignore", "pipe", "ignore"] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout!.once("data", (text: Buffer) => resolve(text.toString()))));
       const state = () => {
