@@ -60,7 +60,7 @@ export class Compactor {
       // silent while the log, and the time a restart takes to replay it, grows.
       this.warnedBehind = true;
       this.logger.warn(
-        `compaction has fallen behind: the snapshot started ${secondsText(performance.now() - this.runningSinceMs)} s ago ` +
+        `compaction has fallen behind: the snapshot started ${durationText(performance.now() - this.runningSinceMs)} ago ` +
           `has not finished, and ${this.sealedBytes()} bytes of log have been sealed since the last one; a restart replays all of it`,
       );
     }
@@ -169,9 +169,10 @@ export class Compactor {
   }
 }
 
-/** Seconds for a log line: tenths below 10 s (a small --snapshot-every falls behind within one). */
-function secondsText(ms: number): string {
-  return ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000));
+/** A time for a log line: ms below a second (a small --snapshot-every falls behind within one), tenths of s below 10 s. */
+function durationText(ms: number): string {
+  if (ms < 1_000) return `${Math.round(ms)} ms`;
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }
 
 /** What a compaction process sends back. */
