@@ -137,7 +137,10 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     }
     const fileLimit = readOpenFileLimit();
     const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit);
+    // How refusals name the limit: not a --max-connections value the operator never gave.
+    let connectionLimitText: string | undefined;
     if (maxConnections < config.maxConnections) {
+      connectionLimitText = `the ${maxConnections} connections that fit the open-file limit (ulimit -n ${fileLimit})`;
       logger.warn(
         `--max-connections ${config.maxConnections} does not fit the open-file limit (ulimit -n ${fileLimit}): ` +
           `serving at most ${maxConnections} connections. Raise the limit to serve more.`,
@@ -175,9 +178,6 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     try {
       // The port before the entries a start logs: one it cannot listen on stops the start with nothing
       // changed. Connections accepted meanwhile are closed unread.
-      // A refusal names the limit that refused: not a --max-connections value the operator never gave.
-      const connectionLimitText =
-        maxConnections < config.maxConnections ? `the ${maxConnections} connections that fit the open-file limit (ulimit -n ${fileLimit})` : undefined;
       server = await LockServer.listen({ ...config, maxConnections }, pipeline, logger, connectionLimitText);
       const retention = { dedupeWindowMs: config.dedupeWindowMs, expiredRetentionMs: config.expiredRetentionMs };
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
