@@ -116,6 +116,14 @@ export function isLogCommand(cmd: number): boolean {
 export const MAX_FENCING_TOKEN = Number.MAX_SAFE_INTEGER - 1;
 
 /**
+ * Whether raising the counter at `nextToken` by `amount` leaves a token to grant (the next one at
+ * most MAX_FENCING_TOKEN). A bump that does not is refused: tokens must stay exact integers.
+ */
+export function bumpLeavesToken(nextToken: number, amount: number): boolean {
+  return nextToken + amount <= MAX_FENCING_TOKEN;
+}
+
+/**
  * The latest time the state machine hands out, 2^53 - 1 ms: times are JavaScript numbers, exact up
  * to there. Stamps are capped at it (CommitPipeline.stamp) and no lease may end after it.
  */
@@ -288,12 +296,12 @@ export class StateMachine {
 
   /**
    * Raises the counter by `amount`; the answer carries the next token. Remembered by no request id.
-   * A bump must leave at least one token to grant (the next one at most MAX_FENCING_TOKEN): one that
-   * does not answers 3 and changes nothing.
+   * A bump must leave at least one token to grant (bumpLeavesToken): one that does not answers 3
+   * and changes nothing.
    */
   private bumpFencingToken(amount: number, now: number, out: Uint8Array, outAt: number): number {
-    if (this.nextToken + amount > MAX_FENCING_TOKEN) {
-      // Tokens must stay exact integers: refused, and so never logged.
+    if (!bumpLeavesToken(this.nextToken, amount)) {
+      // Refused, and so never logged.
       writeResponse(out, outAt, Status.Invalid, 0, 0);
       return Status.Invalid;
     }

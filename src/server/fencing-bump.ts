@@ -5,7 +5,7 @@
  * holder in with an equal token. The bump goes through the log as a BUMP_FENCING_TOKEN entry, so
  * every replay, compaction and snapshot after it keeps the raised counter.
  */
-import { MAX_FENCING_TOKEN, writeBumpEntry } from "../core/state-machine.js";
+import { bumpLeavesToken, MAX_FENCING_TOKEN, writeBumpEntry } from "../core/state-machine.js";
 import { ENTRY_BYTES } from "../log/record.js";
 import { readU64 } from "../protocol/u64.js";
 import { Status } from "../protocol/wire.js";
@@ -20,7 +20,7 @@ export type BumpResult = { readonly ok: true; readonly nextToken: number } | { r
  * anything.
  */
 export function bumpRefusal(nextToken: number, amount: number): string | null {
-  return nextToken + amount > MAX_FENCING_TOKEN ? noTokenLeft(amount) : null;
+  return bumpLeavesToken(nextToken, amount) ? null : noTokenLeft(amount);
 }
 
 function noTokenLeft(amount: number): string {
