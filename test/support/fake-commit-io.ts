@@ -1,12 +1,25 @@
 /**
  * Stand-ins for the two ends of the commit path, for driving real Connections and the real pipeline
- * without a disk or sockets: a log whose appends complete only when the test says so, and enough of
- * a net.Socket for a Connection.
+ * without a disk or sockets: logs whose appends complete at once or only when the test says so, and
+ * enough of a net.Socket for a Connection.
  */
 import { EventEmitter } from "node:events";
 import type { AppendResult, CommitLog } from "../../src/log/commit-log.js";
 import type { Response } from "../../src/protocol/index.js";
 import { splitAnswers } from "./answers.js";
+
+/** A log that completes each append at once, or fails every one once told to. */
+export class ImmediateLog implements CommitLog {
+  failing = false;
+
+  append(_records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
+    done(this.failing ? { ok: false, error: new Error("disk gone") } : { ok: true });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
 
 /** A log whose appends complete only when the test says so, remembering what each was lent. */
 export class DeferredLog implements CommitLog {

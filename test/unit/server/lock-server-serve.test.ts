@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import type { AppendResult, CommitLog } from "../../../src/log/commit-log.js";
+import { ImmediateLog } from "../../support/fake-commit-io.js";
 import { Status } from "../../../src/protocol/index.js";
 import { CommitPipeline } from "../../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
@@ -15,14 +15,6 @@ import { silentLogger } from "../../../src/server/logger.js";
 import { splitAnswers } from "../../support/answers.js";
 import { acquire } from "../../support/frames.js";
 import { RawClient } from "../../support/raw-client.js";
-
-class ImmediateLog implements CommitLog {
-  append(_records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
-    done({ ok: true });
-  }
-
-  async close(): Promise<void> {}
-}
 
 function newPipeline(): CommitPipeline {
   return new CommitPipeline({

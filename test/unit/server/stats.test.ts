@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import type { AppendResult, CommitLog } from "../../../src/log/commit-log.js";
+import { ImmediateLog } from "../../support/fake-commit-io.js";
 import { CommitCounters, reportStats, statsLine, type StatsSample } from "../../../src/server/stats.js";
 import { Status } from "../../../src/protocol/index.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
@@ -26,17 +26,6 @@ const ZERO: StatsSample = {
   rememberedAnswers: 0,
   nextFencingToken: 1,
 };
-
-/** A log that completes each append at once, or fails every one once told to. */
-class ImmediateLog implements CommitLog {
-  failing = false;
-  append(_records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
-    done(this.failing ? { ok: false, error: new Error("disk gone") } : { ok: true });
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 describe("statsLine", () => {
   it("reports the interval's changes, the current sizes against their limits, and the log index", () => {
