@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { addressText, DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
-import { stderrLogger } from "../server/logger.js";
+import { shouldStamp, stderrLogger, type LogTimestamps } from "../server/logger.js";
 import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
 import { describeStartFailure } from "./start-failure.js";
@@ -88,6 +88,11 @@ const program = new Command("lockd")
   .option("--require-state", "refuse to start on a data directory holding no log or snapshot (instead of starting empty)", d.requireState)
   .addOption(new Option("--metrics-listen <host:port>", "serve Prometheus metrics over HTTP at /metrics on this address (default: nowhere)").argParser(hostPort))
   .option("--stats-every <ms>", "log a stats line (load, commit times, table sizes) this often: 0 (never) or 100 and up", zeroOrBetween(100, MAX_TIMER_MS), d.statsEveryMs)
+  .addOption(
+    new Option("--log-timestamps <when>", "start each stderr line with the UTC time; auto: unless stderr is the systemd journal, which adds its own")
+      .choices(["auto", "always", "never"])
+      .default("auto"),
+  )
   .showHelpAfterError("(lockd --help lists every option)")
   .addHelpText(
     "after",
@@ -129,6 +134,7 @@ const config: ServerConfig = {
   requireState: flags.requireState === true,
   metricsListen: (flags.metricsListen as { host: string; port: number } | undefined) ?? null,
 };
+const logger = stderrLogger(shouldStamp(flags.logTimestamps as LogTimestamps));
 
 async function main(): Promise<void> {
   // A log line must never stop the lock service: a closed stdout or stderr (a pipe whose reader
@@ -141,23 +147,23 @@ async function main(): Promise<void> {
   process.env.UV_THREADPOOL_SIZE ??= "8";
   let lockd;
   try {
-    lockd = await startLockd(config, { logger: stderrLogger });
+    lockd = await startLockd(config, { logger });
   } catch (error) {
-    stderrLogger.error(describeStartFailure(error as NodeJS.ErrnoException, config));
+    logger.error(describeStartFailure(error as NodeJS.ErrnoException, config));
     process.exit(1);
   }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    stderrLogger.info(`${signal}: finishing requests in flight`);
+    logger.info(`${signal}: finishing requests in flight`);
     lockd.close().then(
       (cleanStop) => {
         reportStop(cleanStop);
         process.exit(0);
       },
       (error: Error) => {
-        stderrLogger.error(`shutdown: ${error.message}`);
+        logger.error(`shutdown: ${error.message}`);
         process.exit(1);
       },
     );
@@ -172,15 +178,15 @@ async function main(): Promise<void> {
 /** The last lines of a graceful stop: every answer was sent; whether the next start can check the log against this stop. */
 function reportStop(cleanStop: CleanStopRecord): void {
   if (cleanStop.kind === "not-recorded" && cleanStop.why === "refusing") {
-    stderrLogger.info(
+    logger.info(
       "stopped: every answer sent. lockd was answering 6 (see the error above), so this stop is not recorded as clean: " +
         "the next start recovers as after a crash, from what is on disk",
     );
     return;
   }
   const unrecorded = describeUnrecordedCleanStop(cleanStop);
-  if (unrecorded !== null) stderrLogger.warn(unrecorded);
-  stderrLogger.info("stopped: every answer sent, the log closed");
+  if (unrecorded !== null) logger.warn(unrecorded);
+  logger.info("stopped: every answer sent, the log closed");
 }
 
 void main();

@@ -1,3 +1,5 @@
+import { fstatSync } from "node:fs";
+
 /** Operational messages go to stderr, one line each; stdout carries only the "listening" line. */
 export interface Logger {
   info(message: string): void;
@@ -5,10 +7,41 @@ export interface Logger {
   error(message: string): void;
 }
 
-export const stderrLogger: Logger = {
-  info: (message) => process.stderr.write(`lockd: ${message}\n`),
-  warn: (message) => process.stderr.write(`lockd: warning: ${message}\n`),
-  error: (message) => process.stderr.write(`lockd: error: ${message}\n`),
-};
+/** When stderr lines start with the time: `auto` is always, except into the systemd journal. */
+export type LogTimestamps = "auto" | "always" | "never";
+
+/**
+ * Whether stderr is the systemd journal, which stamps every line itself. systemd names the stream
+ * it connects as `JOURNAL_STREAM=device:inode`; a variable inherited from a parent whose stderr
+ * was the journal names another file, so the descriptor is compared, not just the variable's presence.
+ */
+export function stderrIsJournal(journalStream: string | undefined = process.env.JOURNAL_STREAM): boolean {
+  if (journalStream === undefined || journalStream === "") return false;
+  try {
+    const stderr = fstatSync(2);
+    return journalStream === `${stderr.dev}:${stderr.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Lines on stderr: `lockd: message`, after the UTC time to the millisecond when `stamped` (so that
+ * a log file says when a clock step, a disk error or a refusal happened).
+ */
+export function stderrLogger(stamped: boolean): Logger {
+  const write = stamped
+    ? (prefix: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${prefix}${message}\n`)
+    : (prefix: string, message: string) => process.stderr.write(`${prefix}${message}\n`);
+  return {
+    info: (message) => write("lockd: ", message),
+    warn: (message) => write("lockd: warning: ", message),
+    error: (message) => write("lockd: error: ", message),
+  };
+}
+
+export function shouldStamp(when: LogTimestamps): boolean {
+  return when === "always" || (when === "auto" && !stderrIsJournal());
+}
 
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };

@@ -9,6 +9,7 @@ import { LOCKD_BIN, spawnLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire } from "../support/frames.js";
 import { splitAnswers } from "../support/answers.js";
+import { unstamped } from "../support/log-lines.js";
 
 const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -122,7 +123,7 @@ describe("SIGTERM: stop accepting, answer what is in flight, flush, exit 0", () 
       }
     }
     expect(answered).toBeGreaterThan(0);
-    expect(lockd.stderr()).toMatch(/lockd: SIGTERM: finishing requests in flight\n(.*\n)*lockd: stopped: every answer sent, the log closed\n$/);
+    expect(unstamped(lockd.stderr())).toMatch(/lockd: SIGTERM: finishing requests in flight\n(.*\n)*lockd: stopped: every answer sent, the log closed\n$/);
     lockd.cleanup();
   });
 
@@ -212,7 +213,7 @@ describe("a clean stop that cannot be recorded (a full disk)", () => {
     mkdirSync(record);
     expect(await lockd.stop()).toBe(0);
     expect(lockd.stderr()).toContain(`lockd: warning: could not record the clean stop in ${record} (`);
-    expect(lockd.stderr()).toMatch(/the next start recovers as after a crash, which loses nothing acknowledged\nlockd: stopped: every answer sent, the log closed\n$/);
+    expect(unstamped(lockd.stderr())).toMatch(/the next start recovers as after a crash, which loses nothing acknowledged\nlockd: stopped: every answer sent, the log closed\n$/);
     expect(readdirSync(lockd.dataDir)).not.toContain("clean-stop.tmp");
     lockd.cleanup();
   });
@@ -267,7 +268,7 @@ describe("a start that cannot use its data directory or address exits 1 and says
     // Node's recursive mkdir loops forever on both (a parent exists, the child gives ENOENT).
     const underProc = runLockd(["--listen", "127.0.0.1:0", "--data", "/proc/baton-data"]);
     expect(underProc.status).toBe(1);
-    expect(underProc.stderr).toBe("lockd: error: data directory /proc/baton-data: ENOENT: no such file or directory, mkdir '/proc/baton-data'\n");
+    expect(unstamped(underProc.stderr)).toBe("lockd: error: data directory /proc/baton-data: ENOENT: no such file or directory, mkdir '/proc/baton-data'\n");
 
     const root = mkdtempSync(join(tmpdir(), "baton-cwd-"));
     const gone = join(root, "gone");
@@ -277,7 +278,7 @@ describe("a start that cannot use its data directory or address exits 1 and says
       const script = `cd "$1" && rmdir "$1" && exec "$2" "$3" --listen 127.0.0.1:0`;
       const deleted = spawnSync("sh", ["-c", script, "sh", gone, process.execPath, LOCKD_BIN], { encoding: "utf8", timeout: 10_000 });
       expect(deleted.status).toBe(1);
-      expect(deleted.stderr).toBe("lockd: error: data directory ./data: ENOENT: no such file or directory, mkdir 'data'\n");
+      expect(unstamped(deleted.stderr)).toBe("lockd: error: data directory ./data: ENOENT: no such file or directory, mkdir 'data'\n");
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

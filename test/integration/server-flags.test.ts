@@ -4,6 +4,7 @@ import { Status, type Response } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { metricsUrl, parseSamples } from "../support/metrics.js";
 import { RawClient } from "../support/raw-client.js";
+import { unstamped } from "../support/log-lines.js";
 import { acquire, inspect, release, renew } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
 
@@ -204,7 +205,7 @@ describe("--stats-every: a stats line on stderr at each interval", () => {
     expect(splitAnswers(await client.read(3 * 17)).map((answer) => answer.status)).toEqual([Status.Ok, Status.Ok, Status.Invalid]);
     client.close();
 
-    const statsLines = () => lockd.stderr().split("\n").filter((line) => line.startsWith("lockd: stats "));
+    const statsLines = () => unstamped(lockd.stderr()).split("\n").filter((line) => line.startsWith("lockd: stats "));
     const total = (key: string) => statsLines().reduce((sum, line) => sum + Number(new RegExp(` ${key}=(\\d+)`).exec(line)![1]), 0);
     // Wait for a line written after the answers: the lines up to it hold every request.
     const linesAtAnswer = statsLines().length;
