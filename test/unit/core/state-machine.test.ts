@@ -440,6 +440,25 @@ describe("capacity limits: 6, which changes nothing and is never recorded", () =
     expect(s.at(2000, release({ lock: L1, owner: A, request: 3n }))).toEqual(ok(1, 2000));
   });
 
+  it("a full table answers 6 only to a request that passes validation: a malformed one still gets 3", () => {
+    const s = new Script({}, { maxLocks: 1, maxDedupeEntries: 1 });
+    s.at(1000, acquire({ lock: L1, owner: A, request: 1n }, 5000n));
+    expect(s.at(1100, acquire({ lock: L2, owner: A, request: 2n }, 0n))).toEqual(INVALID);
+    expect(s.at(1100, acquire({ lock: L2, owner: A, request: 2n }, 3_600_001n))).toEqual(INVALID);
+    expect(s.at(1100, renew({ lock: L1, owner: A, request: 1n }, 5000n))).toEqual(INVALID); // a remembered id, other parameters
+    expect(s.at(1100, acquire({ lock: L2, owner: A, request: 2n }, 100n))).toEqual(UNAVAILABLE);
+  });
+
+  it("ACQUIRE of a held lock: 1 with the lock table full, 6 with the dedupe table full (its 1 must be remembered)", () => {
+    const locksFull = new Script({}, { maxLocks: 1, maxDedupeEntries: 1000 });
+    locksFull.at(1000, acquire({ lock: L1, owner: A }, 5000n));
+    expect(locksFull.at(1100, acquire({ lock: L1, owner: B }, 100n))).toEqual(held(6000));
+    expect(locksFull.at(1100, acquire({ lock: L2, owner: B }, 100n))).toEqual(UNAVAILABLE);
+    const answersFull = new Script({}, { maxLocks: 1000, maxDedupeEntries: 1 });
+    answersFull.at(1000, acquire({ lock: L1, owner: A }, 5000n));
+    expect(answersFull.at(1100, acquire({ lock: L1, owner: B }, 100n))).toEqual(UNAVAILABLE);
+  });
+
   it("without limits (replay) nothing answers 6", () => {
     const s = new Script({}, null);
     for (let n = 0; n < 100; n++) expect(s.at(1000, acquire({ lock: BigInt(n), owner: A }, 100n)).status).toBe(Status.Ok);
