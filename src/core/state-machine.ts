@@ -172,6 +172,15 @@ export class StateMachine {
     return this.nextToken;
   }
 
+  /**
+   * Whether the last command `execute` decided changed nothing but the clock: an INSPECT, or a retry
+   * answered from the dedupe table. Replaying such a command only moves the clock to its time stamp,
+   * so a log already holding a command stamped that late need not hold it.
+   */
+  get lastWasReadOnly(): boolean {
+    return this.lastReadOnly;
+  }
+
   get lockRecordCount(): number {
     return this.locks.size;
   }
@@ -180,6 +189,7 @@ export class StateMachine {
     return this.dedupe.size;
   }
 
+  private lastReadOnly = false;
   /** Scratch for the two parameter fingerprints of the command being executed. */
   private readonly fingerprint = new Int32Array(2);
   /**
@@ -209,7 +219,8 @@ export class StateMachine {
    * Returns the status. Answers 3 (a request id reused with other parameters, or by INSPECT; with
    * `limits`, a ttl above their maximum for a request id not remembered) and 6
    * (a limit reached; only when `limits` is given) change nothing and must not be logged; every other
-   * answer is a decision that the log must carry for replay.
+   * answer is a decision that the log must carry for replay, or for a read-only one (`lastWasReadOnly`),
+   * at least an entry stamped as late.
    */
   execute(
     entry: Uint8Array,
@@ -233,6 +244,7 @@ export class StateMachine {
     limits: AdmissionLimits | null,
   ): number {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
+    this.lastReadOnly = false;
     if (cmd === BUMP_FENCING_TOKEN) return this.bumpFencingToken(ttlOf(words), now, out, outAt);
     if (cmd === SET_RETENTION) return this.setRetention(ttlOf(words), u64Of(words, WORD_LOCK_ID), now, out, outAt);
     const fingerprint = this.fingerprint;
@@ -250,7 +262,8 @@ export class StateMachine {
         return Status.Invalid;
       }
       dedupe.copyAnswer(seen, out, outAt);
-      this.advance(now);
+      this.advanceClock(now);
+      this.lastReadOnly = true;
       return dedupe.answerStatus(seen);
     }
 
@@ -272,7 +285,8 @@ export class StateMachine {
 
     if (cmd === Command.Inspect) {
       this.inspect(slot, words, now, out, outAt);
-      this.advance(now);
+      this.advanceClock(now);
+      this.lastReadOnly = true;
       return out[outAt]!;
     }
 
@@ -414,6 +428,15 @@ export class StateMachine {
    * every decision made after it too.
    */
   private advanceForCapacity(now: number): void {
+    this.nowMs = now;
+  }
+
+  /**
+   * Moves the clock to `now` and nothing else: what a read-only command does. Pruning is left to the
+   * commands that change state, so that a replay which leaves read-only commands out (the log need
+   * not keep them: see `lastReadOnly`) still reaches the very same state.
+   */
+  private advanceClock(now: number): void {
     this.nowMs = now;
   }
 

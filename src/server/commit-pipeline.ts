@@ -98,6 +98,8 @@ export class CommitPipeline {
   private idleWaiters: (() => void)[] = [];
   private lastCapacityWarningMs = -Infinity;
   private lastDurableIndex: number;
+  /** The time stamp of the last entry kept in the log (the recovered clock at first). */
+  private lastLoggedStampMs: number;
   private readonly prefetchStarts = new Int32Array(PREFETCH_MAX);
   /** Read by the stats line (`--stats-every`). */
   readonly counters = new CommitCounters();
@@ -116,6 +118,7 @@ export class CommitPipeline {
     this.term = options.term;
     this.nextIndex = options.nextIndex;
     this.lastDurableIndex = options.nextIndex - 1;
+    this.lastLoggedStampMs = options.stateMachine.logicalNowMs;
   }
 
   /** Set once a log append failed: state changes are refused from then on. */
@@ -228,6 +231,11 @@ export class CommitPipeline {
     this.enlist(sink);
     if (status === Status.Unavailable) this.warnCapacity();
     if (status === Status.Invalid || status === Status.Unavailable) return; // decided nothing: not logged
+    // An INSPECT or a remembered answer changes nothing but the clock, and an entry in the log (durable
+    // before this answer leaves, since batches settle in order) already carries this time: nothing
+    // to replay. Logging each would let read-only traffic fill the disk faster than compaction folds it.
+    if (stampMs <= this.lastLoggedStampMs && this.sm.lastWasReadOnly) return;
+    this.lastLoggedStampMs = stampMs;
     const batch = this.open;
     batch.recordEntries++;
     batch.entries++;

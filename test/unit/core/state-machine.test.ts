@@ -3,6 +3,7 @@ import type { AdmissionLimits, StateMachineConfig } from "../../../src/core/stat
 import { decodeResponse, Status, type Response } from "../../../src/protocol/index.js";
 import { acquire, inspect, release, renew } from "../../support/frames.js";
 import { Driver } from "../../support/state-machine-driver.js";
+import { stateBytes } from "../../support/state-bytes.js";
 
 const L1 = 0x1001n;
 const L2 = 0x1002n;
@@ -237,9 +238,34 @@ describe("an expired lease is remembered for the expired retention after its exp
     const s = new Script({ expiredRetentionMs: 10, dedupeWindowMs: 10 });
     for (let n = 0; n < 1000; n++) s.at(1000, acquire({ lock: BigInt(n), owner: A }, 5n));
     expect(s.sm.lockRecordCount).toBe(1000);
-    for (let n = 0; n < 200; n++) s.at(2000 + n, inspect({ lock: L1, owner: B }));
+    for (let n = 0; n < 200; n++) s.at(2000 + n, release({ lock: L1, owner: B })); // 2, remembered for 10 ms
     expect(s.sm.lockRecordCount).toBe(0);
-    expect(s.sm.dedupeEntryCount).toBe(0);
+    expect(s.sm.dedupeEntryCount).toBe(10); // the answers of 2190..2199
+  });
+
+  it("read-only commands (INSPECT, a retry answered from memory) move the clock and prune nothing", () => {
+    const s = new Script({ expiredRetentionMs: 10, dedupeWindowMs: 10_000 });
+    const first = acquire({ lock: L1, owner: A, request: 0x7777_7777n }, 5n);
+    s.at(1000, first);
+    for (let n = 1; n < 1000; n++) s.at(1000, acquire({ lock: BigInt(n + 100), owner: A, request: BigInt(0x10000 + n) }, 5n));
+    const before = stateBytes(s.sm);
+    for (let n = 0; n < 100; n++) {
+      s.at(2000 + n, inspect({ lock: L1, owner: B }));
+      expect(s.sm.lastWasReadOnly).toBe(true);
+      expect(s.at(2000 + n, first)).toEqual(ok(1, 1005));
+      expect(s.sm.lastWasReadOnly).toBe(true);
+    }
+    expect(s.sm.logicalNowMs).toBe(2099);
+    expect(s.sm.lockRecordCount).toBe(1000);
+    // Only the clock moved, so a replay that leaves them out reaches the same state from a later entry.
+    const replay = new Script({ expiredRetentionMs: 10, dedupeWindowMs: 10_000 });
+    replay.at(1000, first);
+    for (let n = 1; n < 1000; n++) replay.at(1000, acquire({ lock: BigInt(n + 100), owner: A, request: BigInt(0x10000 + n) }, 5n));
+    expect(stateBytes(replay.sm)).toBe(before);
+    s.at(3000, release({ lock: L2, owner: B, request: 0x8888_8888n }));
+    expect(s.sm.lastWasReadOnly).toBe(false);
+    replay.at(3000, release({ lock: L2, owner: B, request: 0x8888_8888n }));
+    expect(stateBytes(replay.sm)).toBe(stateBytes(s.sm));
   });
 });
 
