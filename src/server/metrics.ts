@@ -2,11 +2,10 @@
  * `--metrics-listen HOST:PORT`: the stats line's figures for a Prometheus scraper, over HTTP at
  * `/metrics` in the text exposition format, plus a histogram of commit times. Off unless asked: it
  * is a second listening socket, with the same absence of authentication as the lock port, so it
- * belongs on a private address. It answers GET and HEAD of /metrics and nothing else, and holds few
- * connections for little time, so a scraper gone wrong cannot tie lockd up.
+ * belongs on a private address. It answers GET and HEAD of /metrics and nothing else, one request per
+ * connection, and holds few connections for little time, so a scraper gone wrong cannot tie lockd up.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import { startOneShotHttpServer, type HttpAnswer, type HttpServer } from "./one-shot-http.js";
 import type { ClosedConnections } from "./lock-server.js";
 import { COMMIT_BUCKET_BOUNDS_MS, type ServerReading, type StatsLimits } from "./stats.js";
 
@@ -18,6 +17,9 @@ export interface MetricsReading extends ServerReading, StatsLimits {
   /** Cumulative commit counts per bound of COMMIT_BUCKET_BOUNDS_MS, then the total. */
   readonly commitBuckets: readonly number[];
 }
+
+/** The metrics port's server, as lockd holds it. */
+export type MetricsServer = HttpServer;
 
 /** Connections the metrics port holds at once, and how long a request may take. */
 const MAX_METRICS_CONNECTIONS = 16;
@@ -65,69 +67,23 @@ export function metricsText(reading: MetricsReading): string {
   ].join("");
 }
 
-function answer(request: IncomingMessage, response: ServerResponse, read: () => MetricsReading): void {
-  const path = (request.url ?? "").split("?")[0];
-  if (path !== "/metrics") {
-    response.writeHead(404, { "content-type": "text/plain" }).end("not found: metrics are at /metrics\n");
-    return;
+/** The answer to one request head: the path and method decide it. */
+export function metricsAnswer(method: string, target: string, read: () => MetricsReading): HttpAnswer {
+  const path = target.split("?")[0];
+  if (path !== "/metrics") return { status: 404, headers: { "content-type": "text/plain" }, body: "not found: metrics are at /metrics\n" };
+  if (method !== "GET" && method !== "HEAD") {
+    return { status: 405, headers: { allow: "GET, HEAD", "content-type": "text/plain" }, body: "only GET and HEAD\n" };
   }
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    response.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("only GET and HEAD\n");
-    return;
-  }
-  const body = metricsText(read());
-  response.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "content-length": Buffer.byteLength(body) });
-  response.end(request.method === "HEAD" ? undefined : body);
-}
-
-export interface MetricsServer {
-  readonly address: AddressInfo;
-  close(): Promise<void>;
+  return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: metricsText(read()), headOnly: method === "HEAD" };
 }
 
 /**
- * Serves `read()` at /metrics. A connection gets `timeoutMs` to send a whole request and as long idle
- * between requests; then it is closed, so held-open connections cannot keep scrapes out for long.
+ * Serves `read()` at /metrics: one request per connection (see one-shot-http.ts), which gets
+ * `timeoutMs` to arrive whole; at most MAX_METRICS_CONNECTIONS at once.
  */
-export function startMetricsServer(host: string, port: number, read: () => MetricsReading, timeoutMs = METRICS_REQUEST_TIMEOUT_MS): Promise<MetricsServer> {
-  const server: Server = createServer(
-    {
-      requestTimeout: timeoutMs,
-      headersTimeout: timeoutMs,
-      // Node enforces the two timeouts above only when it checks, by default every 30 s.
-      connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(timeoutMs / 4))),
-    },
-    (request, response) => answer(request, response, read),
-  );
-  server.maxConnections = MAX_METRICS_CONNECTIONS;
-  server.keepAliveTimeout = timeoutMs;
-  // A connection gets `timeoutMs` for its first request, whatever it sends meanwhile, from a timer of
-  // its own rather than from Node's periodic check; that check covers the requests after it.
-  const firstRequestDeadlines = new WeakMap<Socket, NodeJS.Timeout>();
-  server.on("connection", (socket: Socket) => {
-    const deadline = setTimeout(() => socket.destroy(), timeoutMs);
-    firstRequestDeadlines.set(socket, deadline);
-    socket.once("close", () => clearTimeout(deadline));
-  });
-  server.on("request", (request: IncomingMessage) => {
-    const deadline = firstRequestDeadlines.get(request.socket);
-    if (deadline !== undefined) {
-      clearTimeout(deadline);
-      firstRequestDeadlines.delete(request.socket);
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve({
-        address: server.address() as AddressInfo,
-        close: () =>
-          new Promise<void>((resolveClose) => {
-            server.close(() => resolveClose());
-            server.closeAllConnections();
-          }),
-      });
-    });
+export function startMetricsServer(host: string, port: number, read: () => MetricsReading, timeoutMs = METRICS_REQUEST_TIMEOUT_MS): Promise<HttpServer> {
+  return startOneShotHttpServer(host, port, (method, target) => metricsAnswer(method, target, read), {
+    maxConnections: MAX_METRICS_CONNECTIONS,
+    timeoutMs,
   });
 }

@@ -1,6 +1,6 @@
 /**
  * `--metrics-listen`: the text exposition of one reading, line by line, and the HTTP server's
- * answers to what is not a scrape.
+ * answers: one request per connection, and what is not a scrape.
  */
 import { request } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -139,6 +139,45 @@ describe("the metrics server", () => {
     expect(closes.map((ms) => ms < 5_000)).toEqual([true, true, true]);
     // And a real scrape still gets through afterwards.
     expect((await ask("GET", "/metrics")).status).toBe(200);
+  });
+
+  /** Everything the server sends on one connection that writes `bytes`, until it closes. */
+  function exchange(bytes: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(server!.address.port, "127.0.0.1", () => socket.write(bytes));
+      let received = "";
+      socket.setEncoding("latin1").on("data", (text: string) => (received += text));
+      socket.on("error", reject);
+      socket.on("end", () => {
+        socket.destroy();
+        resolve(received);
+      });
+    });
+  }
+
+  it("answers one request per connection and closes it: pipelined requests after the first are dropped unread", async () => {
+    let scrapes = 0;
+    server = await startMetricsServer("127.0.0.1", 0, () => ({ ...READING, requests: ++scrapes }));
+    const received = await exchange("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2_000));
+    expect(received.match(/^HTTP\/1\.1 /gm)).toHaveLength(1);
+    expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n(.*\r\n)*connection: close\r\n\r\n# HELP/);
+    expect(scrapes).toBe(1);
+    // The next scrape is a connection of its own, and a client that keeps connections alive reconnects.
+    expect((await ask("GET", "/metrics")).body).toContain("\nbaton_requests_total 2\n");
+  });
+
+  it("answers a HEAD with the GET's length and no body, 400 to what is not a request line, 431 to a head over 16 KiB", async () => {
+    server = await startMetricsServer("127.0.0.1", 0, () => READING);
+    const get = await exchange("\r\nGET /metrics HTTP/1.0\r\n\r\n");
+    const body = get.slice(get.indexOf("\r\n\r\n") + 4);
+    expect(get).toContain(`\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`);
+    const head = await exchange("HEAD /metrics HTTP/1.1\r\n\r\n");
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head).toContain(`\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`);
+    expect(head.endsWith("\r\n\r\n")).toBe(true);
+    expect(await exchange("garbage\r\n\r\n")).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(await exchange(`GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(16 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
+    expect(await exchange(`GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(15 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
   it("rejects an address it cannot listen on", async () => {
