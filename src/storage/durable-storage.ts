@@ -11,7 +11,7 @@ import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
 import { cleanStopPath, readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
 import type { DataDir } from "./data-dir.js";
-import type { LogFileOpener } from "./log-file.js";
+import { syncDirectory, type LogFileOpener } from "./log-file.js";
 import { recover, type Recovered } from "./recovery.js";
 import { SegmentLog } from "./segment-log.js";
 
@@ -39,6 +39,7 @@ export interface DurableStorage {
 
 export function openDurableStorage(dir: DataDir, options: DurableStorageOptions): DurableStorage {
   const recovered = recover(dir, options.config, options.logger, { cleanStopIndex: readCleanStop(dir) });
+  if (options.fsync === "always") syncRecoveredLog(dir, recovered, options.files);
   removeCleanStop(dir);
   options.onRecovered?.(recovered);
   const compactor = new Compactor(dir, options.config, options.snapshotEveryBytes, options.runCompaction, options.logger, {
@@ -63,6 +64,26 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
   // Segments left sealed by an earlier run may already be due for a snapshot.
   compactor.maybeStart();
   return { recovered, log, compactor };
+}
+
+/**
+ * Recovery reads the log as the page cache holds it. After a kill -9 that can include the last
+ * writes, whose fdatasync had not returned (nothing was answered for them), and they are now part of
+ * the state: a retry is answered from them, an INSPECT shows them, later entries follow them. A power
+ * loss could still take them, and with them what was answered since, or leave a gap before later
+ * segments. So every segment the state was replayed from is synced before anything is served
+ * (segments already durable cost a system call each), and the directory that names them.
+ */
+function syncRecoveredLog(dir: DataDir, recovered: Recovered, files: LogFileOpener): void {
+  for (const segment of recovered.active === null ? recovered.sealed : [...recovered.sealed, recovered.active]) {
+    const file = files.open(segment.path, false);
+    try {
+      file.syncNow();
+    } finally {
+      file.close();
+    }
+  }
+  syncDirectory(dir.logDir);
 }
 
 /** Whether a stop was recorded as clean (clean-stop-file.ts), and if not, why not. */

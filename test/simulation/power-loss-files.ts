@@ -72,6 +72,18 @@ export class PowerLossFiles implements LogFileOpener {
   }
 
   /**
+   * The process is killed (kill -9) and the machine stays up: its unsynced writes stay in the page
+   * cache, where the next boot reads them, until a sync makes them durable or power fails. A sync the
+   * process had issued is never heard of; whether the disk finished it counts as not known.
+   */
+  processCrash(): void {
+    this.generation++;
+    this.failPowerInNextSyncNow = false;
+    this.powerFailedInSync = false;
+    this.queuedSyncs = [];
+  }
+
+  /**
    * The machine loses power: queued syncs never complete, and of every unsynced write the disk kept
    * nothing, a prefix, or (persisting sectors out of order) any of its 512-byte sectors.
    */

@@ -1,6 +1,7 @@
 /**
- * Deterministic simulation of lockd's durable core under power loss. One seed drives the clients,
- * the clock (which also jumps backwards), when the disk finishes its syncs, when power fails and
+ * Deterministic simulation of lockd's durable core under power loss and kill -9. One seed drives the
+ * clients, the clock (which also jumps backwards), when the disk finishes its syncs, when the process
+ * is killed (its unsynced writes stay in the page cache, read by the next boot), when power fails and
  * how much of the unsynced data survives, and whether a boot's compactions finish (when they do not,
  * as in a crash loop, a later start writes the snapshot itself). After every restart the checker verifies what the replies
  * promised:
@@ -92,6 +93,7 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     const compactionsFinish = () => random.next() < 0.6;
     let node = boot(root, files, clockMs, inlineSync(), compactionsFinish());
     let powerFailures = 0;
+    let crashes = 0;
     let submitted = 0;
     /** Requests that were unanswered when power failed: each may or may not have taken effect. */
     const inFlightAtLoss: Sent[] = [];
@@ -113,11 +115,16 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
         await turn(); // the pipeline seals and writes its batch
       } else if (action < 0.97) {
         files.completeSyncs(); // the disk finishes: replies go out
-      } else if (random.next() < 0.5) {
-        await losePower();
       } else {
-        // Power fails while the next batch's fdatasync runs on the event loop (with inline syncs).
-        files.failPowerInNextSyncNow = true;
+        const fault = random.next();
+        if (fault < 0.4) {
+          await losePower();
+        } else if (fault < 0.7) {
+          await crash();
+        } else {
+          // Power fails while the next batch's fdatasync runs on the event loop (with inline syncs).
+          files.failPowerInNextSyncNow = true;
+        }
       }
       if (files.powerFailedInSync) await losePower();
       collectAnswers();
@@ -129,6 +136,7 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     collectAnswers();
     await checkPromises();
     expect(powerFailures).toBeGreaterThan(3);
+    expect(crashes).toBeGreaterThan(3);
     expect(acknowledged.length).toBeGreaterThan(500);
     await node.log.close();
 
@@ -136,6 +144,18 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
     async function losePower(): Promise<void> {
       // Unanswered requests stay unacknowledged; unsynced bytes are (mostly) lost.
       files.powerLoss(random);
+      await restart();
+      powerFailures++;
+    }
+
+    /** kill -9: unsynced bytes stay in the page cache, and the next boot reads them. */
+    async function crash(): Promise<void> {
+      files.processCrash();
+      await restart();
+      crashes++;
+    }
+
+    async function restart(): Promise<void> {
       await node.log.abandon();
       // Nothing of the old incarnation may run beside the next one (lockd's data-directory lock
       // guarantees that): let its snapshot clean-up, which unlinks on the thread pool, finish first.
@@ -143,7 +163,6 @@ describe("simulation: acknowledged state survives power loss at any moment", () 
       await node.compactor.idle();
       inFlightAtLoss.push(...pending.values());
       pending.clear();
-      powerFailures++;
       node = boot(root, files, clockMs, inlineSync(), compactionsFinish());
       submitted = 0;
       await checkPromises();

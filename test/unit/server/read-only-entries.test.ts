@@ -75,7 +75,7 @@ describe("read-only commands in the log", () => {
     expect(harness.sink.answers.map((answer) => answer.status)).toEqual([Status.Ok, Status.Held, Status.Held, Status.Ok, Status.Ok]);
   });
 
-  it("a restarted pipeline counts the recovered clock as logged: a read-only command at that time is not written", async () => {
+  it("a restarted pipeline counts the recovered clock as logged (recovery synced the log it came from): a read-only command at that time is not written", async () => {
     const sm = new StateMachine(SM_CONFIG);
     const first = new PipelineHarness(sm, new DeferredLog(), { startMs: 5_000 });
     first.submit(acquire({ lock: 1n, owner: 1n, request: 100n }, 60_000n));

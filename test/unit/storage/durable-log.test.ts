@@ -61,6 +61,24 @@ function appendRecord(log: SegmentLog, firstIndex: number, count: number): Promi
   return new Promise((resolve) => log.append(records, firstIndex + count - 1, (result) => resolve(result.ok)));
 }
 
+describe("a restart makes the log it recovered durable before it serves", () => {
+  it("syncs every segment the state was replayed from: a killed lockd's unsynced writes are part of the state now", async () => {
+    const root = tempDir();
+    const node = openNode(root, { segmentBytes: 65_536 });
+    for (let round = 0; round < 4; round++) {
+      for (let n = 0; n < 1_500; n++) node.harness.submit(acquire({ lock: BigInt(round * 10_000 + n), owner: 1n }, 60_000n));
+      await node.harness.pipeline.whenIdle();
+    }
+    await node.log.close();
+    const segments = listSegments(openDataDir(root)).length;
+    expect(segments).toBeGreaterThan(2);
+
+    const again = openNode(root, { segmentBytes: 65_536 });
+    expect(again.files.syncs).toBe(segments);
+    await again.log.close();
+  });
+});
+
 describe("an acknowledged change is on disk: written in full and fdatasync'ed before the reply", () => {
   it("answers only after the batch was synced, and a restart recovers it", async () => {
     const root = tempDir();
