@@ -11,7 +11,7 @@
 import { createServer, type AddressInfo, type Socket } from "node:net";
 
 export interface HttpAnswer {
-  readonly status: 200 | 400 | 404 | 405 | 431;
+  readonly status: 200 | 400 | 404 | 405 | 431 | 505;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
   /** HEAD: the headers of the answer to GET, content-length included, and no body. */
@@ -32,14 +32,18 @@ export interface OneShotHttpOptions {
 
 /** Longest request head (request line and headers) read; a longer one is answered 431. */
 const MAX_HEAD_BYTES = 16 * 1024;
-const HEAD_END = "\r\n\r\n";
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.[01]$/;
+/** What is read and dropped after the answer, so the client's close arrives; past it, a reset. */
+const MAX_DRAINED_BYTES = 64 * 1024;
+/** The blank line that ends a head; bare LFs are taken for CRLFs, as RFC 9112 allows. */
+const HEAD_END = /\r?\n\r?\n/;
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(\d)\.(\d)$/;
 const REASONS: Readonly<Record<HttpAnswer["status"], string>> = {
   200: "OK",
   400: "Bad Request",
   404: "Not Found",
   405: "Method Not Allowed",
   431: "Request Header Fields Too Large",
+  505: "HTTP Version Not Supported",
 };
 
 export function startOneShotHttpServer(
@@ -58,15 +62,23 @@ export function startOneShotHttpServer(
       open.delete(socket);
     });
     let head = "";
+    let received = 0;
     const onData = (chunk: Buffer): void => {
+      received += chunk.length;
       // Only as much of the chunk as a head may still need: a flood in one read is not copied whole.
-      const searchedFrom = Math.max(0, head.length - HEAD_END.length + 1);
-      head += chunk.toString("latin1", 0, Math.min(chunk.length, MAX_HEAD_BYTES + HEAD_END.length - head.length));
-      const end = head.indexOf(HEAD_END, searchedFrom);
-      if (end < 0 && head.length <= MAX_HEAD_BYTES) return;
-      const answer = end < 0 || end > MAX_HEAD_BYTES ? plain(431, "request head too large\n") : answerHead(head.slice(0, end), answerTo);
-      // Whatever follows is read and dropped, so the client's close still arrives.
-      socket.off("data", onData).on("data", () => {});
+      head += chunk.toString("latin1", 0, Math.min(chunk.length, MAX_HEAD_BYTES + 4 - head.length));
+      // A client may send empty lines before the request line (RFC 9112, 2.2); they count as received.
+      head = head.replace(/^(\r?\n)+/, "");
+      const end = HEAD_END.exec(head);
+      if (end === null && received <= MAX_HEAD_BYTES) return;
+      const answer = end === null || end.index > MAX_HEAD_BYTES ? plain(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo);
+      // Whatever follows is read and dropped, so the client's close still arrives; a client that
+      // goes on sending is cut off rather than read at full speed.
+      let drained = 0;
+      socket.off("data", onData).on("data", (more: Buffer) => {
+        drained += more.length;
+        if (drained > MAX_DRAINED_BYTES) socket.destroy();
+      });
       socket.end(render(answer));
       clearTimeout(deadline);
       deadline = setTimeout(() => socket.destroy(), options.timeoutMs);
@@ -91,11 +103,11 @@ export function startOneShotHttpServer(
 }
 
 function answerHead(head: string, answerTo: (method: string, target: string) => HttpAnswer): HttpAnswer {
-  // A client may send empty lines before the request line (RFC 9112, 2.2).
-  const requestLine = head.replace(/^(\r\n)+/, "").split("\r\n", 1)[0]!;
-  const parsed = REQUEST_LINE.exec(requestLine);
+  const parsed = REQUEST_LINE.exec(head.split(/\r?\n/, 1)[0]!);
   if (parsed === null) return plain(400, "bad request line\n");
-  return answerTo(parsed[1]!, parsed[2]!);
+  if (parsed[3] !== "1") return plain(505, "HTTP/1.x only\n");
+  // The absolute form (http://host:port/path) names the same resource as the path alone.
+  return answerTo(parsed[1]!, parsed[2]!.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/, "") || "/");
 }
 
 function plain(status: HttpAnswer["status"], body: string): HttpAnswer {
@@ -103,7 +115,7 @@ function plain(status: HttpAnswer["status"], body: string): HttpAnswer {
 }
 
 function render(answer: HttpAnswer): string {
-  let text = `HTTP/1.1 ${answer.status} ${REASONS[answer.status]}\r\n`;
+  let text = `HTTP/1.1 ${answer.status} ${REASONS[answer.status]}\r\ndate: ${new Date().toUTCString()}\r\n`;
   for (const [name, value] of Object.entries(answer.headers)) text += `${name}: ${value}\r\n`;
   text += `content-length: ${Buffer.byteLength(answer.body)}\r\nconnection: close\r\n\r\n`;
   return answer.headOnly === true ? text : text + answer.body;

@@ -176,8 +176,35 @@ describe("the metrics server", () => {
     expect(head).toContain(`\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`);
     expect(head.endsWith("\r\n\r\n")).toBe(true);
     expect(await exchange("garbage\r\n\r\n")).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(await exchange("GET /metrics HTTP/2.0\r\n\r\n")).toMatch(/^HTTP\/1\.1 505 /);
+    // Empty lines before the request line, bare LFs, and the absolute form are all one scrape.
+    expect(await exchange("\r\n\r\n\nGET /metrics HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 OK\r\ndate: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} [\d:]{8} GMT\r\n/);
+    expect(await exchange("GET /metrics HTTP/1.1\nHost: x\n\n")).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(await exchange("GET http://127.0.0.1:9625/metrics HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(await exchange("GET http://127.0.0.1:9625 HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /);
     expect(await exchange(`GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(16 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
     expect(await exchange(`GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(15 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+
+  it("cuts off a client that goes on sending after its answer, instead of reading it at full speed until the timeout", async () => {
+    server = await startMetricsServer("127.0.0.1", 0, () => READING, 600_000);
+    // Without the cut-off this connection would stay open for the 10-minute timeout: the test would time out.
+    await new Promise<void>((resolve) => {
+      // Half-open: it ignores the answer's end and goes on sending, as a hostile client does.
+      const socket = connect({ port: server!.address.port, host: "127.0.0.1", allowHalfOpen: true }, () => {
+        socket.write("GET /metrics HTTP/1.1\r\n\r\n");
+        const junk = Buffer.alloc(64 * 1024, "x");
+        const send = () => {
+          while (!socket.destroyed && socket.write(junk));
+        };
+        socket.on("drain", send);
+        send();
+      });
+      socket.resume();
+      socket.on("error", () => {});
+      socket.on("close", () => resolve());
+    });
+    expect((await ask("GET", "/metrics")).status).toBe(200);
   });
 
   it("rejects an address it cannot listen on", async () => {
