@@ -206,7 +206,8 @@ export class StateMachine {
    * at `bytes[starts[i]]` for i < count (at most PREFETCH_MAX). Their dedupe and lock lookups are
    * random reads in large tables; hashing them all first and then reading every bucket in one tight
    * loop lets those misses overlap, where `execute` alone would wait for them one at a time. So are
-   * the deletes of the dedupe entries they will prune: `stampMs` is the time stamp they will run at.
+   * the deletes of the dedupe entries they may prune (those that change state do): `stampMs` is the
+   * time stamp they will run at.
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, stampMs: number): void {
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
@@ -262,7 +263,7 @@ export class StateMachine {
         return Status.Invalid;
       }
       dedupe.copyAnswer(seen, out, outAt);
-      this.advanceClock(now);
+      this.moveClockTo(now);
       this.lastReadOnly = true;
       return dedupe.answerStatus(seen);
     }
@@ -285,13 +286,13 @@ export class StateMachine {
 
     if (cmd === Command.Inspect) {
       this.inspect(slot, words, now, out, outAt);
-      this.advanceClock(now);
+      this.moveClockTo(now);
       this.lastReadOnly = true;
       return out[outAt]!;
     }
 
     if (limits !== null && dedupe.size >= limits.maxDedupeEntries) {
-      this.advanceForCapacity(now);
+      this.moveClockTo(now);
       dedupe.prune(now, this.dedupeWindowMs, Infinity);
       if (dedupe.size >= limits.maxDedupeEntries) {
         writeResponse(out, outAt, Status.Unavailable, 0, 0);
@@ -367,7 +368,7 @@ export class StateMachine {
     if (limits !== null && locks.size >= limits.maxLocks) {
       // Full: only records still remembered now count, so forget every other one first; a lock whose
       // record survives reuses it.
-      this.advanceForCapacity(now);
+      this.moveClockTo(now);
       this.pruneLocks(now, Infinity);
       stored = locks.findWords(words, WORD_LOCK_ID, lockHash);
       if (stored < 0 && locks.size >= limits.maxLocks) {
@@ -421,22 +422,17 @@ export class StateMachine {
   }
 
   /**
-   * Capacity checks prune everything whose time has passed at `now`, so the clock must stand at `now`
-   * from then on, even if the command is answered 6 (not logged): otherwise a later stamp from a wall
-   * clock that stepped back would find pruned records alive again. Every later logged record carries
-   * a stamp at least this, so replay stays consistent; and if a crash loses this advance, it loses
-   * every decision made after it too.
+   * Moves the clock to `now` and nothing else, for two callers:
+   * - a read-only command. Pruning is left to the commands that change state, so that a replay which
+   *   leaves read-only commands out (the log need not keep them: see `lastWasReadOnly`) still reaches
+   *   the very same state;
+   * - a capacity check, which prunes everything whose time has passed at `now`: the clock must stand
+   *   at `now` from then on, even if the command is answered 6 (not logged), or a later stamp from a
+   *   wall clock that stepped back would find pruned records alive again. Every later logged record
+   *   carries a stamp at least this, so replay stays consistent; and if a crash loses this advance,
+   *   it loses every decision made after it too.
    */
-  private advanceForCapacity(now: number): void {
-    this.nowMs = now;
-  }
-
-  /**
-   * Moves the clock to `now` and nothing else: what a read-only command does. Pruning is left to the
-   * commands that change state, so that a replay which leaves read-only commands out (the log need
-   * not keep them: see `lastReadOnly`) still reaches the very same state.
-   */
-  private advanceClock(now: number): void {
+  private moveClockTo(now: number): void {
     this.nowMs = now;
   }
 

@@ -18,7 +18,8 @@ export type LogTimestamps = "auto" | "always" | "never";
 export function stderrIsJournal(journalStream: string | undefined = process.env.JOURNAL_STREAM): boolean {
   if (journalStream === undefined || journalStream === "") return false;
   try {
-    const stderr = fstatSync(2);
+    // As bigints: inode numbers may pass 2^53, where a double would round them.
+    const stderr = fstatSync(2, { bigint: true });
     return journalStream === `${stderr.dev}:${stderr.ino}`;
   } catch {
     return false;
