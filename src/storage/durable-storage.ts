@@ -75,15 +75,21 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
  * (segments already durable cost a system call each), and the directory that names them.
  */
 function syncRecoveredLog(dir: DataDir, recovered: Recovered, files: LogFileOpener): void {
-  for (const segment of recovered.active === null ? recovered.sealed : [...recovered.sealed, recovered.active]) {
-    const file = files.open(segment.path, false);
-    try {
-      file.syncNow();
-    } finally {
-      file.close();
-    }
+  const segments = recovered.active === null ? recovered.sealed : [...recovered.sealed, recovered.active];
+  for (const segment of segments) syncOrExplain(segment.path, () => files.syncExisting(segment.path));
+  syncOrExplain(dir.logDir, () => syncDirectory(dir.logDir));
+}
+
+/** Node's sync errors name neither the file nor why it was being synced: the start's message must. */
+function syncOrExplain(path: string, sync: () => void): void {
+  try {
+    sync();
+  } catch (error) {
+    throw new Error(
+      `cannot make the recovered log durable before serving: syncing ${path} failed (${(error as Error).message}). ` +
+        "Nothing acknowledged was lost, and nothing was served; check the disk, then restart",
+    );
   }
-  syncDirectory(dir.logDir);
 }
 
 /** Whether a stop was recorded as clean (clean-stop-file.ts), and if not, why not. */

@@ -23,6 +23,8 @@ export interface LogFile {
 export interface LogFileOpener {
   /** Opens a segment file for writing at explicit positions, creating it (exclusively) if asked. */
   open(path: string, create: boolean): LogFile;
+  /** Makes an existing segment's bytes durable, through a read-only descriptor: for recovery. */
+  syncExisting(path: string): void;
 }
 
 export class NodeLogFile implements LogFile {
@@ -48,6 +50,14 @@ export class NodeLogFile implements LogFile {
 export const nodeLogFiles: LogFileOpener = {
   open(path, create) {
     return new NodeLogFile(openSync(path, create ? "wx" : "r+"));
+  },
+  syncExisting(path) {
+    const fd = openSync(path, "r");
+    try {
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   },
 };
 

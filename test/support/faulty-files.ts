@@ -31,6 +31,11 @@ export class FaultyFiles implements LogFileOpener {
     this.armed.push(fault);
   }
 
+  syncExisting(path: string): void {
+    this.syncs++;
+    nodeLogFiles.syncExisting(path);
+  }
+
   open(path: string, create: boolean): LogFile {
     const real = nodeLogFiles.open(path, create);
     const take = (kinds: Fault["kind"][]): Fault | undefined => {

@@ -11,6 +11,7 @@ import { recover } from "../../../src/storage/recovery.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
 import type { Compactor } from "../../../src/storage/compactor.js";
 import { FaultyFiles } from "../../support/faulty-files.js";
+import { nodeLogFiles } from "../../../src/storage/log-file.js";
 import { acquire, inspect, release, renew } from "../../support/frames.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
 import { stateBytes } from "../../support/state-bytes.js";
@@ -76,6 +77,31 @@ describe("a restart makes the log it recovered durable before it serves", () => 
     const again = openNode(root, { segmentBytes: 65_536 });
     expect(again.files.syncs).toBe(segments);
     await again.log.close();
+  });
+
+  it("a sync that fails stops the start, naming the file and what it was for", async () => {
+    const root = tempDir();
+    const node = openNode(root);
+    await node.harness.run(acquire({ lock: 1n, owner: 9n }, 30_000n));
+    await node.log.close();
+    const [segment] = listSegments(openDataDir(root));
+    const failing = {
+      ...nodeLogFiles,
+      syncExisting: () => {
+        throw Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
+      },
+    };
+    expect(() =>
+      openDurableStorage(openDataDir(root), {
+        config: CONFIG,
+        logger: silentLogger,
+        files: failing,
+        fsync: "always",
+        segmentBytes: 1 << 20,
+        snapshotEveryBytes: Infinity,
+        runCompaction: async (job) => compact(job),
+      }),
+    ).toThrow(`cannot make the recovered log durable before serving: syncing ${segment!.path} failed (EIO: i/o error, fdatasync)`);
   });
 });
 
