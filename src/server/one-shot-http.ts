@@ -35,7 +35,8 @@ const MAX_HEAD_BYTES = 16 * 1024;
 /** What is read and dropped after the answer, so the client's close arrives; past it, a reset. */
 const MAX_DRAINED_BYTES = 64 * 1024;
 /** The blank line that ends a head; bare LFs are taken for CRLFs, as RFC 9112 allows. */
-const HEAD_END = /\r?\n\r?\n/;
+const HEAD_END = /\r?\n\r?\n/g;
+const LEADING_EMPTY_LINES = /^(\r?\n)*/;
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(\d)\.(\d)$/;
 const REASONS: Readonly<Record<HttpAnswer["status"], string>> = {
   200: "OK",
@@ -62,18 +63,28 @@ export function startOneShotHttpServer(
       open.delete(socket);
     });
     let head = "";
-    let received = 0;
+    let leadingDropped = 0;
     const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      // Only as much of the chunk as a head may still need: a flood in one read is not copied whole.
-      head += chunk.toString("latin1", 0, Math.min(chunk.length, MAX_HEAD_BYTES + 4 - head.length));
-      // A client may send empty lines before the request line (RFC 9112, 2.2); they count as received.
-      head = head.replace(/^(\r?\n)+/, "");
+      // Only as much of the chunk as a head may still need, with empty lines before it: a flood in
+      // one read is not copied whole.
+      const scanFrom = Math.max(0, head.length - 3);
+      head += chunk.toString("latin1", 0, Math.min(chunk.length, 2 * MAX_HEAD_BYTES + 4));
+      // A client may send empty lines before the request line (RFC 9112, 2.2): dropped, but counted.
+      const leading = LEADING_EMPTY_LINES.exec(head)![0].length;
+      if (leading > 0) {
+        head = head.slice(leading);
+        leadingDropped += leading;
+      }
+      if (head.length > MAX_HEAD_BYTES + 4) head = head.slice(0, MAX_HEAD_BYTES + 4);
+      // Searched from where the last read left off, so a head trickled in byte by byte costs no more
+      // than one sent whole.
+      HEAD_END.lastIndex = leading > 0 ? 0 : scanFrom;
       const end = HEAD_END.exec(head);
-      if (end === null && received <= MAX_HEAD_BYTES) return;
-      const answer = end === null || end.index > MAX_HEAD_BYTES ? plain(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo);
+      if (end === null && head.length <= MAX_HEAD_BYTES && leadingDropped <= MAX_HEAD_BYTES) return;
+      const tooLong = end === null || end.index > MAX_HEAD_BYTES;
+      const answer = tooLong ? plain(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo);
       // Whatever follows is read and dropped, so the client's close still arrives; a client that
-      // goes on sending is cut off rather than read at full speed.
+      // goes on sending (past the read that held the head) is cut off rather than read at full speed.
       let drained = 0;
       socket.off("data", onData).on("data", (more: Buffer) => {
         drained += more.length;

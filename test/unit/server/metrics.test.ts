@@ -184,6 +184,9 @@ describe("the metrics server", () => {
     expect(await exchange("GET http://127.0.0.1:9625 HTTP/1.1\r\n\r\n")).toMatch(/^HTTP\/1\.1 404 /);
     expect(await exchange(`GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(16 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431 /);
     expect(await exchange(`GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(15 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    // Empty lines before it count on their own: a stream of them is cut short, a few are not.
+    expect(await exchange("\r\n".repeat(9 * 1024))).toMatch(/^HTTP\/1\.1 431 /);
+    expect(await exchange(`${"\r\n".repeat(512)}GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(15 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
   it("cuts off a client that goes on sending after its answer, instead of reading it at full speed until the timeout", async () => {
