@@ -26,13 +26,24 @@ export function stderrIsJournal(journalStream: string | undefined = process.env.
   }
 }
 
+/** Dates go up to ±8.64e15 ms (the year 275,760); lockd's clock, and so its wall clock, may go further. */
+const LATEST_DATE_MS = 8.64e15;
+
+/**
+ * A line's time: ISO 8601 UTC to the millisecond, or the unix milliseconds themselves for a wall
+ * clock set past what a date can show (a log line must never be what stops lockd).
+ */
+export function stampText(unixMs: number): string {
+  return Math.abs(unixMs) <= LATEST_DATE_MS ? new Date(unixMs).toISOString() : `unix-ms:${unixMs}`;
+}
+
 /**
  * Lines on stderr: `lockd: message`, after the UTC time to the millisecond when `stamped` (so that
  * a log file says when a clock step, a disk error or a refusal happened).
  */
 export function stderrLogger(stamped: boolean): Logger {
   const write = stamped
-    ? (prefix: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${prefix}${message}\n`)
+    ? (prefix: string, message: string) => process.stderr.write(`${stampText(Date.now())} ${prefix}${message}\n`)
     : (prefix: string, message: string) => process.stderr.write(`${prefix}${message}\n`);
   return {
     info: (message) => write("lockd: ", message),
