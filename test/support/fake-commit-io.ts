@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { AppendResult, CommitLog } from "../../src/log/commit-log.js";
+import { readRecord, type RecordHeader } from "../../src/log/record.js";
 import type { Response } from "../../src/protocol/index.js";
 import { splitAnswers } from "./answers.js";
 
@@ -29,6 +30,19 @@ export class DeferredLog implements CommitLog {
 
   append(records: Buffer, _lastIndex: number, done: (result: AppendResult) => void): void {
     this.pending.push({ lent: records, copy: Buffer.from(records), done });
+  }
+
+  /** The records of the n-th pending append, in order, each with where its entries start in `bytes`. */
+  records(n: number): { readonly header: RecordHeader; readonly entriesAt: number; readonly bytes: Buffer }[] {
+    const bytes = this.pending[n]!.copy;
+    const found = [];
+    for (let at = 0; at < bytes.length; ) {
+      const scan = readRecord(bytes, at);
+      if (scan.kind !== "record") throw new Error(`no record at ${at}: ${scan.kind}`);
+      found.push({ header: scan.header, entriesAt: scan.entriesAt, bytes });
+      at = scan.end;
+    }
+    return found;
   }
 
   /** Completes the oldest append, first checking nobody wrote into its bytes meanwhile. */

@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import { readRecord } from "../../../src/log/record.js";
-import { Status } from "../../../src/protocol/index.js";
+import { ENTRY_BYTES } from "../../../src/log/record.js";
+import { BODY_CMD, Command, Status } from "../../../src/protocol/index.js";
 import { acquire, inspect, release } from "../../support/frames.js";
 import { DeferredLog } from "../../support/fake-commit-io.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
@@ -15,21 +15,12 @@ import { PipelineHarness } from "../../support/pipeline-harness.js";
 const SM_CONFIG = { hashSeed: 5, dedupeWindowMs: 60_000, expiredRetentionMs: 60_000 };
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** The commands (cmd bytes) and stamps of the records in the log's n-th pending append. */
+/** The commands and stamps of the entries in the log's n-th pending append. */
 function entriesOf(log: DeferredLog, n: number): { cmd: number; stampMs: number }[] {
-  const bytes = log.pending[n]!.copy;
-  const found: { cmd: number; stampMs: number }[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const scan = readRecord(bytes, at);
-    if (scan.kind !== "record") throw new Error(`no record at ${at}: ${scan.kind}`);
-    for (let i = 0; i < scan.header.count; i++) found.push({ cmd: bytes[scan.entriesAt + i * 57]!, stampMs: scan.header.stampMs });
-    at = scan.end;
-  }
-  return found;
+  return log.records(n).flatMap(({ header, entriesAt, bytes }) =>
+    Array.from({ length: header.count }, (_, i) => ({ cmd: bytes[entriesAt + i * ENTRY_BYTES + BODY_CMD]!, stampMs: header.stampMs })),
+  );
 }
-
-const ACQUIRE = 1;
-const INSPECT = 4;
 
 describe("read-only commands in the log", () => {
   it("are left out when an entry already carries their time, and answered only once that entry is durable", async () => {
@@ -39,7 +30,7 @@ describe("read-only commands in the log", () => {
     harness.submit(grant, inspect({ lock: 1n, owner: 1n, request: 101n }), grant);
     await turn();
     expect(log.pending.length).toBe(1);
-    expect(entriesOf(log, 0)).toEqual([{ cmd: ACQUIRE, stampMs: 5_000 }]);
+    expect(entriesOf(log, 0)).toEqual([{ cmd: Command.Acquire, stampMs: 5_000 }]);
 
     // Same millisecond, a batch of nothing but read-only commands: nothing to write, but its answers
     // wait for the batch before it, which carries their time.
@@ -65,10 +56,10 @@ describe("read-only commands in the log", () => {
     harness.submit(grant, release({ lock: 1n, owner: 1n, request: 103n }));
     await turn();
     expect(entriesOf(log, 0)).toEqual([
-      { cmd: ACQUIRE, stampMs: 5_000 },
-      { cmd: INSPECT, stampMs: 5_001 },
-      { cmd: ACQUIRE, stampMs: 5_002 }, // the retry, first at 5002
-      { cmd: 3, stampMs: 5_002 },
+      { cmd: Command.Acquire, stampMs: 5_000 },
+      { cmd: Command.Inspect, stampMs: 5_001 },
+      { cmd: Command.Acquire, stampMs: 5_002 }, // the retry, first at 5002
+      { cmd: Command.Release, stampMs: 5_002 },
     ]);
     log.completeOldest();
     await harness.pipeline.whenIdle();

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
-import { readRecord, type WritePlace } from "../../../src/log/record.js";
+import type { WritePlace } from "../../../src/log/record.js";
 import { acquire } from "../../support/frames.js";
 import { DeferredLog } from "../../support/fake-commit-io.js";
 import { PipelineHarness } from "../../support/pipeline-harness.js";
@@ -15,15 +15,7 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The places of the records in the log's n-th pending append. */
 function places(log: DeferredLog, n: number): WritePlace[] {
-  const bytes = log.pending[n]!.copy;
-  const found: WritePlace[] = [];
-  for (let at = 0; at < bytes.length; ) {
-    const scan = readRecord(bytes, at);
-    if (scan.kind !== "record") throw new Error(`no record at ${at}: ${scan.kind}`);
-    found.push(scan.header.place);
-    at = scan.end;
-  }
-  return found;
+  return log.records(n).map((record) => record.header.place);
 }
 
 describe("write places the pipeline seals into its records", () => {
