@@ -5,7 +5,7 @@
  * belongs on a private address. It answers GET and HEAD of /metrics and nothing else, one request per
  * connection, and holds few connections for little time, so a scraper gone wrong cannot tie lockd up.
  */
-import { startOneShotHttpServer, type HttpAnswer, type HttpServer } from "./one-shot-http.js";
+import { startOneShotHttpServer, textAnswer, type HttpAnswer, type HttpServer } from "./one-shot-http.js";
 import type { ClosedConnections } from "./lock-server.js";
 import { COMMIT_BUCKET_BOUNDS_MS, type ServerReading, type StatsLimits } from "./stats.js";
 
@@ -68,12 +68,10 @@ export function metricsText(reading: MetricsReading): string {
 }
 
 /** The answer to one request head: the path and method decide it. */
-export function metricsAnswer(method: string, target: string, read: () => MetricsReading): HttpAnswer {
+function metricsAnswer(method: string, target: string, read: () => MetricsReading): HttpAnswer {
   const path = target.split("?")[0];
-  if (path !== "/metrics") return { status: 404, headers: { "content-type": "text/plain" }, body: "not found: metrics are at /metrics\n" };
-  if (method !== "GET" && method !== "HEAD") {
-    return { status: 405, headers: { allow: "GET, HEAD", "content-type": "text/plain" }, body: "only GET and HEAD\n" };
-  }
+  if (path !== "/metrics") return textAnswer(404, "not found: metrics are at /metrics\n");
+  if (method !== "GET" && method !== "HEAD") return textAnswer(405, "only GET and HEAD\n", { allow: "GET, HEAD" });
   return { status: 200, headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" }, body: metricsText(read()), headOnly: method === "HEAD" };
 }
 
@@ -81,7 +79,7 @@ export function metricsAnswer(method: string, target: string, read: () => Metric
  * Serves `read()` at /metrics: one request per connection (see one-shot-http.ts), which gets
  * `timeoutMs` to arrive whole; at most MAX_METRICS_CONNECTIONS at once.
  */
-export function startMetricsServer(host: string, port: number, read: () => MetricsReading, timeoutMs = METRICS_REQUEST_TIMEOUT_MS): Promise<HttpServer> {
+export function startMetricsServer(host: string, port: number, read: () => MetricsReading, timeoutMs = METRICS_REQUEST_TIMEOUT_MS): Promise<MetricsServer> {
   return startOneShotHttpServer(host, port, (method, target) => metricsAnswer(method, target, read), {
     maxConnections: MAX_METRICS_CONNECTIONS,
     timeoutMs,

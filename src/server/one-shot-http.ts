@@ -82,7 +82,7 @@ export function startOneShotHttpServer(
       const end = HEAD_END.exec(head);
       if (end === null && head.length <= MAX_HEAD_BYTES && leadingDropped <= MAX_HEAD_BYTES) return;
       const tooLong = end === null || end.index > MAX_HEAD_BYTES;
-      const answer = tooLong ? plain(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo);
+      const answer = tooLong ? textAnswer(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo);
       // Whatever follows is read and dropped, so the client's close still arrives; a client that
       // goes on sending (past the read that held the head) is cut off rather than read at full speed.
       let drained = 0;
@@ -115,14 +115,15 @@ export function startOneShotHttpServer(
 
 function answerHead(head: string, answerTo: (method: string, target: string) => HttpAnswer): HttpAnswer {
   const parsed = REQUEST_LINE.exec(head.split(/\r?\n/, 1)[0]!);
-  if (parsed === null) return plain(400, "bad request line\n");
-  if (parsed[3] !== "1") return plain(505, "HTTP/1.x only\n");
+  if (parsed === null) return textAnswer(400, "bad request line\n");
+  if (parsed[3] !== "1") return textAnswer(505, "HTTP/1.x only\n");
   // The absolute form (http://host:port/path) names the same resource as the path alone.
   return answerTo(parsed[1]!, parsed[2]!.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/, "") || "/");
 }
 
-function plain(status: HttpAnswer["status"], body: string): HttpAnswer {
-  return { status, headers: { "content-type": "text/plain" }, body };
+/** A plain-text answer, with any headers besides its content type. */
+export function textAnswer(status: HttpAnswer["status"], body: string, headers: Readonly<Record<string, string>> = {}): HttpAnswer {
+  return { status, headers: { ...headers, "content-type": "text/plain" }, body };
 }
 
 function render(answer: HttpAnswer): string {
