@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { addressText, DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
+import { STOP_SIGNALS } from "../storage/group-signals.js";
 import { shouldStamp, stderrLogger, type LogTimestamps } from "../server/logger.js";
 import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
     );
   };
   // SIGHUP too: a closed terminal or a supervisor's hang-up stops lockd the same careful way.
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.on(signal, () => stop(signal));
+  for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
 
   // Announce readiness only once the signal handlers are in place: a supervisor may signal at once.
   process.stdout.write(`lockd listening on ${addressText(lockd.host, lockd.port)}\n`);

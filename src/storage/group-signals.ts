@@ -6,7 +6,8 @@
  * a clean stop. They leave these signals to lockd and end when lockd lets them go or dies (their IPC
  * channel closes); SIGKILL still ends them.
  */
-const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** The signals lockd stops cleanly on (cli/lockd.ts), and so the ones its helpers must leave to it. */
+export const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
 
 export function leaveStopSignalsToLockd(): void {
   for (const signal of STOP_SIGNALS) process.on(signal, ignore);
