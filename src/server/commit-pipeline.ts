@@ -8,8 +8,9 @@
  * of them, across all connections. (A read-only command's entry is left out when the log already
  * holds its time stamp: see `decide`. Its answer still waits for the batch.) Up to
  * MAX_APPENDS_IN_FLIGHT batches are being made durable at once (the disk overlaps their syncs);
- * commands arriving while that many are in flight wait in the open batch. No reply leaves before the batch that holds it, and every batch before it, is durable:
- * batches settle in order, which is also what keeps replies in request order.
+ * commands arriving while that many are in flight wait in the open batch. No reply leaves before the
+ * batch that holds it, and every batch before it, is durable: batches settle in order, which is also
+ * what keeps replies in request order.
  *
  * Executing before the log write is safe because nothing observes the result until the batch is
  * durable, and if a write fails the server stops executing state changes (see `fail`).

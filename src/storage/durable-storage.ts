@@ -72,7 +72,8 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
  * the state: a retry is answered from them, an INSPECT shows them, later entries follow them. A power
  * loss could still take them, and with them what was answered since, or leave a gap before later
  * segments. So every segment the state was replayed from is synced before anything is served
- * (segments already durable cost a system call each), and the directory that names them.
+ * (one already durable costs an open, an fdatasync with nothing to write, and a close), and the
+ * directory that names them.
  */
 function syncRecoveredLog(dir: DataDir, recovered: Recovered, files: LogFileOpener): void {
   const segments = recovered.active === null ? recovered.sealed : [...recovered.sealed, recovered.active];

@@ -52,12 +52,7 @@ export const nodeLogFiles: LogFileOpener = {
     return new NodeLogFile(openSync(path, create ? "wx" : "r+"));
   },
   syncExisting(path) {
-    const fd = openSync(path, "r");
-    try {
-      fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    syncThroughDescriptor(path, fdatasyncSync);
   },
 };
 
@@ -73,9 +68,14 @@ export async function syncDirectoryAsync(dir: string): Promise<void> {
 
 /** fsync a directory so a file created, renamed or deleted in it survives power loss. */
 export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, "r");
+  syncThroughDescriptor(dir, fsyncSync);
+}
+
+/** Opens `path` read-only (enough for either sync), syncs it with `sync`, and closes it. */
+function syncThroughDescriptor(path: string, sync: (fd: number) => void): void {
+  const fd = openSync(path, "r");
   try {
-    fsyncSync(fd);
+    sync(fd);
   } finally {
     closeSync(fd);
   }
