@@ -244,10 +244,15 @@ describe("an expired lease is remembered for the expired retention after its exp
   });
 
   it("read-only commands (INSPECT, a retry answered from memory) move the clock and prune nothing", () => {
-    const s = new Script({ expiredRetentionMs: 10, dedupeWindowMs: 10_000 });
     const first = acquire({ lock: L1, owner: A, request: 0x7777_7777n }, 5n);
-    s.at(1000, first);
-    for (let n = 1; n < 1000; n++) s.at(1000, acquire({ lock: BigInt(n + 100), owner: A, request: BigInt(0x10000 + n) }, 5n));
+    /** 1000 leases granted at 1000 that expire at 1005, `first` among them. */
+    const withExpiringLeases = () => {
+      const script = new Script({ expiredRetentionMs: 10, dedupeWindowMs: 10_000 });
+      script.at(1000, first);
+      for (let n = 1; n < 1000; n++) script.at(1000, acquire({ lock: BigInt(n + 100), owner: A, request: BigInt(0x10000 + n) }, 5n));
+      return script;
+    };
+    const s = withExpiringLeases();
     const before = stateBytes(s.sm);
     for (let n = 0; n < 100; n++) {
       s.at(2000 + n, inspect({ lock: L1, owner: B }));
@@ -258,13 +263,12 @@ describe("an expired lease is remembered for the expired retention after its exp
     expect(s.sm.logicalNowMs).toBe(2099);
     expect(s.sm.lockRecordCount).toBe(1000);
     // Only the clock moved, so a replay that leaves them out reaches the same state from a later entry.
-    const replay = new Script({ expiredRetentionMs: 10, dedupeWindowMs: 10_000 });
-    replay.at(1000, first);
-    for (let n = 1; n < 1000; n++) replay.at(1000, acquire({ lock: BigInt(n + 100), owner: A, request: BigInt(0x10000 + n) }, 5n));
+    const replay = withExpiringLeases();
     expect(stateBytes(replay.sm)).toBe(before);
-    s.at(3000, release({ lock: L2, owner: B, request: 0x8888_8888n }));
+    const change = release({ lock: L2, owner: B, request: 0x8888_8888n });
+    s.at(3000, change);
     expect(s.sm.lastWasReadOnly).toBe(false);
-    replay.at(3000, release({ lock: L2, owner: B, request: 0x8888_8888n }));
+    replay.at(3000, change);
     expect(stateBytes(replay.sm)).toBe(stateBytes(s.sm));
   });
 });
