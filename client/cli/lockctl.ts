@@ -298,9 +298,10 @@ lockCommand(program, "run", "hold a lock while a command runs, renewing it; rele
 The command sees BATON_LOCK (the lock name), BATON_FENCING_TOKEN (pass it to every write the lock
 guards, so a writer that lost its lease is refused) and BATON_OWNER. lockctl exits with the command's
 code; 75 if the lock stayed held for all of --wait; 76 if the lease was lost (the command was sent
-SIGTERM, then SIGKILL after --kill-after). The command runs in a process group of its own: SIGTERM,
-SIGHUP and SIGINT are passed on to the whole group, and after a lost lease whatever of it still runs
-once the command has exited is killed.
+SIGTERM, then SIGKILL after --kill-after). The command runs in a process group (and session) of its
+own, with no controlling terminal: SIGTERM, SIGHUP, SIGINT and SIGQUIT are passed on to the whole
+group, SIGTSTP (Ctrl-Z) stops it with lockctl, and after a lost lease whatever of it still runs once
+the command has exited is killed.
 
 Examples:
   lockctl run nightly-report -- ./make-report.sh --since yesterday

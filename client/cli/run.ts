@@ -8,8 +8,10 @@
  *
  * The command runs in a process group of its own, and every signal goes to the whole group: a shell
  * script, `npm run` or a pipeline works through child processes, and after a lost lease none of them
- * may go on writing with the old token. (A separate group also means a terminal's Ctrl-C reaches only
- * lockctl, which passes it on like SIGTERM and SIGHUP.)
+ * may go on writing with the old token. (Node can give a child a group of its own only with a
+ * session of its own, so the command has no controlling terminal; and a terminal's Ctrl-C, Ctrl-\
+ * and Ctrl-Z reach only lockctl, which passes the first two on like SIGTERM and SIGHUP, and stops the
+ * command along with itself on the third: see stopWithCommand.)
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
@@ -27,7 +29,7 @@ export interface RunOptions {
 }
 
 /** Signals lockctl passes on to the command's process group. */
-const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP", "SIGINT"] as const;
+const FORWARDED_SIGNALS = ["SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT"] as const;
 
 /** Sends `signal` to every process of the group the command leads; one already gone is no error. */
 function signalGroup(leaderPid: number | undefined, signal: NodeJS.Signals): void {
@@ -66,8 +68,12 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   const onLeaseLost = () => {
     if (exited) return;
     leaseLost = true;
-    process.stderr.write(`lockctl: lease on ${options.lock.label} lost (${lease.lossReason ?? "unknown"}); sending SIGTERM to the command\n`);
+    // The signals first: a write to a terminal can stop lockctl (SIGTTOU, with `stty tostop`).
     signalGroup(child.pid, "SIGTERM");
+    // A stopped process acts on SIGTERM only once continued (only SIGKILL ends it as it is): the
+    // command may be stopped by lockctl (below) or by anyone else.
+    signalGroup(child.pid, "SIGCONT");
+    process.stderr.write(`lockctl: lease on ${options.lock.label} lost (${lease.lossReason ?? "unknown"}); sent SIGTERM to the command\n`);
     killTimer = setTimeout(() => signalGroup(child.pid, "SIGKILL"), options.killAfterMs);
   };
   lease.signal.addEventListener("abort", onLeaseLost, { once: true });
@@ -77,6 +83,24 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
     process.on(signal, forward);
     return () => process.off(signal, forward);
   });
+  // Job control. A stopped lockctl cannot renew, so a command left running would outlive its lease:
+  // on SIGTSTP (a terminal's Ctrl-Z) lockctl stops the command's group (SIGSTOP, which nothing can
+  // catch), then itself. When the shell continues lockctl (fg, bg, or a kill that continues it), the
+  // command is continued only if the lease is still held. Otherwise reading `held` has just ended it
+  // and onLeaseLost sends SIGTERM and SIGCONT, so the command's first act is its SIGTERM handler.
+  let commandStopped = false;
+  const stopWithCommand = () => {
+    commandStopped = true;
+    signalGroup(child.pid, "SIGSTOP");
+    process.kill(process.pid, "SIGSTOP");
+  };
+  const continueCommand = () => {
+    if (!commandStopped || !lease.held) return;
+    commandStopped = false;
+    signalGroup(child.pid, "SIGCONT");
+  };
+  process.on("SIGTSTP", stopWithCommand);
+  process.on("SIGCONT", continueCommand);
 
   const status = await new Promise<number>((resolve) => {
     child.once("error", (error: NodeJS.ErrnoException) => {
@@ -95,6 +119,8 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   if (leaseLost) signalGroup(child.pid, "SIGKILL");
   lease.signal.removeEventListener("abort", onLeaseLost);
   for (const stop of forwarders) stop();
+  process.off("SIGTSTP", stopWithCommand);
+  process.off("SIGCONT", continueCommand);
 
   // A lost lease is not released: the lock ends at its ttl, and a RELEASE could end a newer lease of
   // the same owner (Lease.release answers `lost` and sends nothing). Whoever waits on lockctl (a

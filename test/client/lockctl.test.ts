@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -50,6 +50,49 @@ function lockctl(args: readonly string[], onStdout?: (text: string) => void, env
 function json(finished: Finished): Record<string, unknown> {
   return JSON.parse(finished.stdout) as Record<string, unknown>;
 }
+
+interface TickingRun {
+  readonly process: ChildProcess;
+  /** The command's pid, once it has written its first tick. */
+  readonly commandPid: Promise<number>;
+  readonly exited: Promise<number | null>;
+}
+
+/** `lockctl run NAME --ttl TTL` of a command that prints its pid, then appends a byte to `ticks` every 10 ms. */
+function startTicking(name: string, ttlMs: string, ticks: string): TickingRun {
+  writeFileSync(ticks, "");
+  const command = `console.log("pid " + process.pid); setInterval(() => require("node:fs").appendFileSync(${JSON.stringify(ticks)}, "x"), 10)`;
+  const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
+  delete env.BATON_OWNER;
+  const run = spawn(process.execPath, [LOCKCTL, "run", name, "--ttl", ttlMs, "--", process.execPath, "-e", command], { env, stdio: ["ignore", "pipe", "ignore"] });
+  let stdout = "";
+  const commandPid = new Promise<number>((resolvePid) =>
+    run.stdout.setEncoding("utf8").on("data", (text: string) => {
+      stdout += text;
+      const pid = /pid (\d+)\n/.exec(stdout);
+      if (pid !== null) resolvePid(Number(pid[1]));
+    }),
+  );
+  const exited = new Promise<number | null>((resolveExit) => run.once("exit", (code) => resolveExit(code)));
+  return { process: run, commandPid, exited };
+}
+
+/** A process's scheduler state from /proc (R running, S sleeping, T stopped), or null once it is gone. */
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return null;
+  }
+}
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolveWait) => setTimeout(resolveWait, 5));
+}
+
+const waitForState = (pid: number, ...states: string[]) => waitFor(() => states.includes(processState(pid) ?? ""));
+const waitForGone = (pid: number) => waitFor(() => processState(pid) === null || processState(pid) === "Z");
 
 describe("lockctl run: 8 concurrent processes on one lock never overlap", () => {
   it("counts to 8 with a non-atomic read-increment-write, and sees strictly increasing tokens", async () => {
@@ -114,7 +157,7 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     }
   });
 
-  it.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("passes %s on to the command, then releases and exits with the command's code", async (signal) => {
+  it.each(["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"] as const)("passes %s on to the command, then releases and exits with the command's code", async (signal) => {
     // The command answers the signal with an exit code of its own, so the code shows it arrived.
     const command = `process.on("${signal}", () => process.exit(42)); console.log("started"); setInterval(() => {}, 1000)`;
     const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
@@ -131,6 +174,43 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     run.kill(signal);
     expect(await exited).toBe(42);
     expect((await lockctl(["inspect", `forward-${signal}`])).code).toBe(2); // released
+  });
+
+  it("on SIGTSTP (a terminal's Ctrl-Z) stops the command along with itself, and continues it with itself while the lease holds", async () => {
+    const ticks = join(workDir, "tstp-held-ticks");
+    const run = startTicking("tstp-held", "60000", ticks);
+    const commandPid = await run.commandPid;
+    run.process.kill("SIGTSTP");
+    await waitForState(run.process.pid!, "T");
+    await waitForState(commandPid, "T");
+    run.process.kill("SIGCONT");
+    await waitForState(commandPid, "S", "R");
+    const resumedAt = readFileSync(ticks, "utf8").length;
+    await waitFor(() => readFileSync(ticks, "utf8").length > resumedAt); // ticking again
+    run.process.kill("SIGTERM");
+    expect(await run.exited).toBe(128 + 15);
+    expect((await lockctl(["inspect", "tstp-held"])).code).toBe(2); // released
+  });
+
+  it("a lease lost while stopped: on SIGCONT the command gets SIGTERM and never runs again, and lockctl exits 76", async () => {
+    const ticks = join(workDir, "tstp-lost-ticks");
+    const run = startTicking("tstp-lost", "600", ticks);
+    const commandPid = await run.commandPid;
+    run.process.kill("SIGTSTP");
+    await waitForState(commandPid, "T");
+    const thief = new BatonClient({ endpoints: [endpoint] });
+    try {
+      // The stopped lockctl renews nothing: the lease runs out on the server and another owner gets the lock.
+      const taken = await thief.acquire("tstp-lost", { ttlMs: 60_000, waitMs: 10_000 });
+      expect(taken.status).toBe("acquired");
+      const whenTaken = readFileSync(ticks, "utf8").length;
+      run.process.kill("SIGCONT");
+      expect(await run.exited).toBe(76);
+      await waitForGone(commandPid);
+      expect(readFileSync(ticks, "utf8").length).toBe(whenTaken);
+    } finally {
+      thief.close();
+    }
   });
 
   it("after a lost lease, stops every process the command started, not only the command itself", async () => {
