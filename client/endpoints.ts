@@ -17,12 +17,21 @@ export interface Endpoint {
 /** "host:port", "[v6]:port", or "host" (port 5625), or an Endpoint. */
 export type EndpointInput = string | Endpoint;
 
+const MAX_NODE_ID = (1n << 64n) - 1n; // it comes back in a reply's u64 token field
+
+/** Checks what JavaScript callers can pass too (null, a missing host, a numeric node id), so a bad endpoint is an InvalidArgumentError. */
+function checkedEndpoint(input: Partial<Record<keyof Endpoint, unknown>> | null): Endpoint {
+  if (typeof input !== "object" || input === null) throw new InvalidArgumentError(`an endpoint is a "host:port" string or { host, port, nodeId? }, got ${String(input)}`);
+  const { host, port, nodeId } = input;
+  if (typeof host !== "string" || host.length === 0) throw new InvalidArgumentError(`endpoint host must be a non-empty string, got ${String(host)}`);
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`bad port in endpoint: ${String(port)}`);
+  if (nodeId === undefined) return { host, port };
+  if (typeof nodeId !== "bigint" || nodeId < 1n || nodeId > MAX_NODE_ID) throw new InvalidArgumentError(`endpoint nodeId must be a bigint from 1 to 2^64-1, got ${String(nodeId)}`);
+  return { host, port, nodeId };
+}
+
 export function toEndpoint(input: EndpointInput): Endpoint {
-  if (typeof input !== "string") {
-    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535) throw new InvalidArgumentError(`bad port in endpoint: ${input.port}`);
-    if (input.host.length === 0) throw new InvalidArgumentError("endpoint host must not be empty");
-    return input;
-  }
+  if (typeof input !== "string") return checkedEndpoint(input);
   const text = input.trim();
   const match = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(text);
   if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got ${JSON.stringify(input)}`);

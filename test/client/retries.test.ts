@@ -265,6 +265,11 @@ describe("errors users can branch on", () => {
     await invalid(() => c.inspect("jobs", { attempts: 1.5 }), "attempts must be a whole number");
     const misconfigured = (options: unknown) => () => new BatonClient(options as ConstructorParameters<typeof BatonClient>[0]);
     await invalid(misconfigured({ endpoints: "127.0.0.1:5625" }), "endpoints must be an array");
+    await invalid(misconfigured({ endpoints: [null] }), "an endpoint is a");
+    await invalid(misconfigured({ endpoints: [{ port: 1 }] }), "endpoint host");
+    await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: "5625" }] }), "bad port");
+    await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: 5625, nodeId: 2 }] }), "nodeId must be a bigint");
+    await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: 5625, nodeId: 0n }] }), "nodeId must be a bigint");
     await invalid(misconfigured({ attempts: 2.5 }), "attempts must be a whole number");
     await invalid(misconfigured({ backoff: { baseMs: -1 } }), "backoff.baseMs");
     await invalid(misconfigured({ backoff: { baseMs: 2000, maxMs: 10 } }), "backoff.maxMs (10) must be at least backoff.baseMs (2000)");
