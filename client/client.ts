@@ -435,15 +435,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     // followed (the next endpoint, after a pause, instead): two nodes naming each other cannot use up
     // the attempts at once, nor keep the request from the others.
     let notLeaders: Set<number> | undefined;
-    // INSPECT changes nothing and is never remembered: it is safe to resend at any time. Every other
-    // retry must reach the server within the dedupe window of the first attempt (retryStaysInWindow).
-    const remembered = request.command !== Command.Inspect;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       if (this.closed) throw new ClientClosedError();
       throwIfAborted(signal);
       const connection = this.connections[index]!;
       if (lastError !== undefined) {
-        this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
         request.attemptFailed?.(lastError);
         if (delayNext) {
           const pauseMs = Math.min(backoffDelayMs(attempt - 1, this.backoff), request.maxPauseMs?.() ?? Infinity);
@@ -455,14 +451,13 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       try {
         // A dial counts against the attempt's time like the reply does.
         const attemptTimeoutMs = Math.min(timeoutMs, request.maxAttemptMs?.() ?? Infinity);
-        await connection.open(signal, attemptTimeoutMs);
-        const stopped = request.stopReason?.();
-        if (stopped !== undefined) throw new LeaseLostError(stopped);
-        const sendAtMs = this.clock();
-        if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(sendAtMs - firstSentAtMs, attemptTimeoutMs)) {
-          const why = `a retry now could reach the server after its ${this.dedupeWindowMs} ms dedupe window, and run as a new request`;
-          throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);
+        // Asked before the attempt is announced as a retry, and again once connected (a dial takes time).
+        this.checkMaySend(request, requestId, attempt, firstSentAtMs, attemptTimeoutMs, lastError);
+        if (lastError !== undefined) {
+          this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
         }
+        await connection.open(signal, attemptTimeoutMs);
+        const sendAtMs = this.checkMaySend(request, requestId, attempt, firstSentAtMs, attemptTimeoutMs, lastError);
         firstSentAtMs ??= sendAtMs;
         written = true;
         const response = await connection.request(frame, attemptTimeoutMs, signal);
@@ -498,6 +493,24 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       }
     }
     throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempts, bytesToHex(requestId), lastError);
+  }
+
+  /**
+   * Throws if attempt number `attempt` must not be sent: the lease it serves has ended, or (for any
+   * command but INSPECT, which changes nothing, is never remembered, and is safe to resend at any
+   * time) it could reach the server after the dedupe window of the first attempt. Otherwise returns
+   * the time it is sent at. The answer can only change from yes to no as time passes.
+   */
+  private checkMaySend(request: Request, requestId: Uint8Array, attempt: number, firstSentAtMs: number | undefined, attemptTimeoutMs: number, lastError: BatonError | undefined): number {
+    const stopped = request.stopReason?.();
+    if (stopped !== undefined) throw new LeaseLostError(stopped);
+    const nowMs = this.clock();
+    const remembered = request.command !== Command.Inspect;
+    if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(nowMs - firstSentAtMs, attemptTimeoutMs)) {
+      const why = `a retry now could reach the server after its ${this.dedupeWindowMs} ms dedupe window, and run as a new request`;
+      throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);
+    }
+    return nowMs;
   }
 
   /**

@@ -115,22 +115,28 @@ describe("many requests backing off at once", () => {
 
 describe("retries stay within the server's dedupe window", () => {
   // The scripted server moves the client's clock 25 s per request it answers 6.
-  async function sendsUntilStopped(dedupeWindowMs?: number, call: (c: BatonClient) => Promise<unknown> = (c) => c.acquire("jobs", { ttlMs: 1000 })): Promise<{ sent: number; error: BatonError }> {
+  async function sendsUntilStopped(
+    dedupeWindowMs?: number,
+    call: (c: BatonClient) => Promise<unknown> = (c) => c.acquire("jobs", { ttlMs: 1000 }),
+  ): Promise<{ sent: number; error: BatonError; announced: number[] }> {
     let nowMs = 0;
     const server = await serve(() => {
       nowMs += 25_000;
       return reply(6);
     });
     const c = client({ endpoints: [server.endpoint], attempts: 8, timeoutMs: 100, clock: () => nowMs, ...(dedupeWindowMs === undefined ? {} : { dedupeWindowMs }) });
+    const announced: number[] = [];
+    c.on("retry", (event) => announced.push(event.attempt));
     const error = await rejection(call(c));
     expect(new Set(server.seen.map((request) => request.requestId)).size).toBe(1);
-    return { sent: server.seen.length, error };
+    return { sent: server.seen.length, error, announced };
   }
 
   it("sends no retry that could reach the server after the window of the first attempt (lockd's default, 60 s)", async () => {
-    const { sent, error } = await sendsUntilStopped();
+    const { sent, error, announced } = await sendsUntilStopped();
     // Sent at 0, 25 s and 50 s. One at 75 s could be executed as a new request: a second grant.
     expect(sent).toBe(3);
+    expect(announced).toEqual([2, 3]); // a retry event for each retry made, none for the one not made
     expect(error.code).toBe("BATON_RETRIES_EXHAUSTED");
     expect(error.message).toContain("after 3 attempt(s) (a retry now could reach the server after its 60000 ms dedupe window");
     expect((error.cause as BatonError).code).toBe("BATON_UNAVAILABLE");
