@@ -25,7 +25,7 @@ const FIRST_INDEX_AT = 16;
 const STAMP_AT = 24;
 /** Offset of the entry count in a record's header. */
 export const RECORD_COUNT_AT = 32;
-/** A sanity bound for decoding: no record the server writes comes near it. */
+/** Entries per record at most: readers refuse more, and the writer starts a new record at it (commit-pipeline.ts). */
 export const MAX_RECORD_ENTRIES = 1 << 20;
 
 /**

@@ -21,7 +21,7 @@ import { writeResponse } from "../protocol/response.js";
 import { COMMAND_WORDS, copyCommand, readCommandWords } from "../core/command-words.js";
 import { LATEST_TIME_MS, MAX_FENCING_TOKEN, PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
 import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
-import { ENTRY_BYTES, RECORD_HEADER_BYTES, sealRecord, type WritePlace } from "../log/record.js";
+import { ENTRY_BYTES, MAX_RECORD_ENTRIES, RECORD_HEADER_BYTES, sealRecord, type WritePlace } from "../log/record.js";
 import type { Clock } from "./clock.js";
 import type { Logger } from "./logger.js";
 import { CommitCounters } from "./stats.js";
@@ -79,6 +79,8 @@ export interface PipelineOptions {
   readonly term: number;
   /** Log index the next entry gets (one past the last recovered entry). */
   readonly nextIndex: number;
+  /** Entries per record at most: MAX_RECORD_ENTRIES, which readers refuse to go past; tests lower it. */
+  readonly maxRecordEntries?: number;
 }
 
 export class CommitPipeline {
@@ -88,6 +90,7 @@ export class CommitPipeline {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly term: number;
+  private readonly maxRecordEntries: number;
   private nextIndex: number;
   private open: Batch = newBatch(INITIAL_BATCH_BYTES);
   /** Sealed batches, oldest first, until they settle and their replies go out. */
@@ -118,6 +121,7 @@ export class CommitPipeline {
     this.clock = options.clock;
     this.logger = options.logger;
     this.term = options.term;
+    this.maxRecordEntries = Math.min(options.maxRecordEntries ?? MAX_RECORD_ENTRIES, MAX_RECORD_ENTRIES);
     this.nextIndex = options.nextIndex;
     this.lastDurableIndex = options.nextIndex - 1;
     this.lastLoggedStampMs = options.stateMachine.logicalNowMs;
@@ -216,7 +220,9 @@ export class CommitPipeline {
   /** Makes room for one entry stamped `stampMs` in the open batch's record; returns its offset. */
   private openEntry(stampMs: number): number {
     const batch = this.open;
-    if (batch.recordEntries > 0 && batch.recordStampMs !== stampMs) this.closeRecord(batch);
+    // A record holds one stamp's entries, and no more than a reader accepts: a batch that large at
+    // one stamp (a flag raising the in-flight limit past it, while time stands still) takes several.
+    if (batch.recordEntries > 0 && (batch.recordStampMs !== stampMs || batch.recordEntries >= this.maxRecordEntries)) this.closeRecord(batch);
     if (batch.recordEntries === 0) {
       batch.recordAt = batch.length;
       batch.recordStampMs = stampMs;

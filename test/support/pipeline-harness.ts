@@ -46,7 +46,7 @@ export class PipelineHarness {
   constructor(
     readonly stateMachine: StateMachine,
     log: CommitLog,
-    options: { nextIndex?: number; startMs?: number; maxTtlMs?: number } = {},
+    options: { nextIndex?: number; startMs?: number; maxTtlMs?: number; maxRecordEntries?: number } = {},
   ) {
     this.nowMs = options.startMs ?? 1_000_000;
     this.pipeline = new CommitPipeline({
@@ -57,6 +57,7 @@ export class PipelineHarness {
       logger: silentLogger,
       term: 1,
       nextIndex: options.nextIndex ?? 1,
+      ...(options.maxRecordEntries === undefined ? {} : { maxRecordEntries: options.maxRecordEntries }),
     });
   }
 

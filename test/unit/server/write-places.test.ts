@@ -59,3 +59,23 @@ describe("write places the pipeline seals into its records", () => {
     expect(harness.sink.answers.map((a) => a.fencingToken)).toEqual(Array.from({ length: Number(lock) }, (_, i) => BigInt(i + 1)));
   });
 });
+
+describe("a record holds at most the entries a reader accepts", () => {
+  it("splits a run of one stamp longer than that into records of that many, in one write", async () => {
+    const log = new DeferredLog();
+    const harness = new PipelineHarness(new StateMachine(SM_CONFIG), log, { maxRecordEntries: 4 });
+    harness.submit(...Array.from({ length: 10 }, (_, n) => acquire({ lock: BigInt(n), owner: 1n }, 60_000n)));
+    await turn();
+    expect(log.pending.length).toBe(1);
+    const records = log.records(0).map(({ header }) => [header.firstIndex, header.count, header.stampMs, header.place]);
+    const stamp = harness.nowMs;
+    expect(records).toEqual([
+      [1, 4, stamp, "first-after-durable"],
+      [5, 4, stamp, "later"],
+      [9, 2, stamp, "later"],
+    ]);
+    log.completeOldest();
+    await harness.pipeline.whenIdle();
+    expect(harness.sink.answers.map((a) => a.fencingToken)).toEqual(Array.from({ length: 10 }, (_, i) => BigInt(i + 1)));
+  });
+});
