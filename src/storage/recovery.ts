@@ -13,7 +13,7 @@ import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, sta
 import { emptyStateFor } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import { MAX_APPENDS_IN_FLIGHT } from "../log/commit-log.js";
-import { RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firstNonZero, readRecord } from "../log/record.js";
+import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firstNonZero, readRecord, type RecordHeader } from "../log/record.js";
 import type { Logger } from "../server/logger.js";
 import { cleanStopPath } from "./clean-stop-file.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
@@ -138,7 +138,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
             : { kind: "acknowledged", reason: `lockd stopped cleanly at index ${stoppedCleanlyAt}, so no write was left unfinished` }
           : stop.intact
             ? { kind: "acknowledged", reason: "An intact record is never a torn write" }
-            : judgeDamage(bytes, at);
+            : judgeDamage(bytes, at, segment.firstIndex);
       if (verdict.kind === "acknowledged") {
         throw new RecoveryError(
           `${segment.path} is corrupt at offset ${at}: ${stop.damage}. ${verdict.reason}; ` +
@@ -244,10 +244,20 @@ type DamageVerdict =
  *   - the first record of a write issued when every earlier record was durable (the damaged bytes were);
  *   - MAX_APPENDS_IN_FLIGHT writes' first records: the damaged write and that many later ones would
  *     all have been in flight at once, more than the log ever has.
+ * The records after the damage are found by trying every offset, and most of a record's bytes are
+ * what clients sent (ids they chose): a client can build a record with a valid checksum inside its
+ * ids, and one a torn write left would otherwise refuse the start. So only a record that fits where
+ * it is found counts (continuesLog): the bytes before it, from the last record that counts, must be
+ * whole records holding exactly the log indexes it skips. A forgery has to know its own log index.
  */
-function judgeDamage(bytes: Buffer, from: number): DamageVerdict {
+function judgeDamage(bytes: Buffer, from: number, segmentFirstIndex: number): DamageVerdict {
   let recordsAfter = 0;
   let writesAfter = 0;
+  // The records before the damage were replayed already: walking them again finds where the log stands.
+  const last: LogPosition = { at: 0, nextIndex: segmentFirstIndex, term: 0 };
+  for (let scan = readRecord(bytes, 0); scan.kind === "record" && last.at < from; scan = readRecord(bytes, scan.end)) {
+    moveTo(last, scan.end, scan.header);
+  }
   let at = from + 1;
   while (at + 4 <= bytes.length) {
     if (bytes[at] === 0 && bytes[at + 1] === 0 && bytes[at + 2] === 0 && bytes[at + 3] === 0) {
@@ -259,7 +269,7 @@ function judgeDamage(bytes: Buffer, from: number): DamageVerdict {
       continue;
     }
     const scan = readRecord(bytes, at);
-    if (scan.kind !== "record") {
+    if (scan.kind !== "record" || !continuesLog(last, at, scan.header)) {
       at++;
       continue;
     }
@@ -278,9 +288,36 @@ function judgeDamage(bytes: Buffer, from: number): DamageVerdict {
         break;
     }
     recordsAfter++;
+    moveTo(last, scan.end, scan.header);
     at = scan.end;
   }
   return { kind: "torn", recordsAfter };
+}
+
+/** The end of the last record that counts in a segment: its offset, the index after it, its term. */
+interface LogPosition {
+  at: number;
+  nextIndex: number;
+  term: number;
+}
+
+function moveTo(position: LogPosition, end: number, header: RecordHeader): void {
+  position.at = end;
+  position.nextIndex = header.firstIndex + header.count;
+  position.term = header.term;
+}
+
+/**
+ * Whether a record found at `at` can be one the log wrote there, after `last`: records lie end to
+ * end, so the bytes between are whole records (a header and at least one entry each) whose entries
+ * are exactly the indexes it skips, and terms never go back.
+ */
+function continuesLog(last: LogPosition, at: number, header: RecordHeader): boolean {
+  const skippedEntries = header.firstIndex - last.nextIndex;
+  if (skippedEntries < 0 || header.term < last.term) return false;
+  const headerBytes = at - last.at - skippedEntries * ENTRY_BYTES;
+  const skippedRecords = headerBytes / RECORD_HEADER_BYTES;
+  return Number.isInteger(skippedRecords) && skippedRecords >= 0 && skippedRecords <= skippedEntries && (skippedRecords > 0) === (skippedEntries > 0);
 }
 
 function lastNonZero(bytes: Buffer): number {

@@ -11,9 +11,9 @@ import { nodeLogFiles, syncDirectory } from "../../../src/storage/log-file.js";
 import { recover, RecoveryError, type Recovered } from "../../../src/storage/recovery.js";
 import { REPLAY_PROGRESS_EVERY_MS } from "../../../src/storage/recovery-progress.js";
 import { SegmentLog } from "../../../src/storage/segment-log.js";
-import { Status } from "../../../src/protocol/index.js";
+import { Command, Status, encodeRequest } from "../../../src/protocol/index.js";
 import { MAX_APPENDS_IN_FLIGHT } from "../../../src/log/commit-log.js";
-import { RECORD_HEADER_BYTES, readRecord, recordBytes, sealRecord } from "../../../src/log/record.js";
+import { ENTRY_BYTES, RECORD_HEADER_BYTES, readRecord, recordBytes, sealRecord } from "../../../src/log/record.js";
 import { LENGTH_PREFIX_BYTES } from "../../../src/protocol/index.js";
 import { entryOf } from "../../support/state-machine-driver.js";
 import { acquire, inspect } from "../../support/frames.js";
@@ -243,6 +243,76 @@ describe("writes a power loss tore out of order: damage followed by intact recor
   });
 });
 
+describe("a record a client built inside its ids does not decide what damage is", () => {
+  /**
+   * Two ACQUIREs whose log entries, back to back, hold a record with a valid checksum, marked as the
+   * first of a write issued when everything before it was durable, claiming index `claimedIndex`.
+   * The record starts at the first entry's request id; the second entry's command byte and the first
+   * one's ttl fall inside it, so they are set before the checksum is computed.
+   */
+  function forgingPair(claimedIndex: number): Buffer[] {
+    const TTL_MS = 1000n;
+    const forged = Buffer.alloc(RECORD_HEADER_BYTES + ENTRY_BYTES + 4); // and 4 bytes of the second owner id
+    forged.fill(0x5a, RECORD_HEADER_BYTES);
+    forged.writeBigUInt64BE(TTL_MS, 48); // bytes 48-56: the first entry's ttl
+    forged[56] = Command.Acquire; // byte 56: the second entry's command
+    sealRecord(forged, 0, { term: 1, firstIndex: claimedIndex, stampMs: 2_000_000, count: 1, place: "first-after-durable" });
+    const second = Buffer.alloc(16, 0x44);
+    forged.copy(second, 0, 89, 93);
+    return [
+      encodeRequest({ command: Command.Acquire, requestId: forged.subarray(0, 16), lockId: forged.subarray(16, 32), ownerId: forged.subarray(32, 48), ttlMs: TTL_MS }),
+      encodeRequest({ command: Command.Acquire, requestId: forged.subarray(57, 73), lockId: forged.subarray(73, 89), ownerId: second, ttlMs: TTL_MS }),
+    ];
+  }
+
+  /** One acknowledged write of 5 grants, then a write of `frames`; returns the segment and where that write starts. */
+  async function logThenWrite(root: string, frames: Buffer[], pair: Buffer[]): Promise<{ path: string; tornAt: number }> {
+    const dir = openDataDir(root);
+    const log = new SegmentLog({ dir, files: nodeLogFiles, fsync: "always", segmentBytes: 1 << 20, logger: silentLogger, active: null, lastIndex: 0, onSegmentSealed: () => {} });
+    const harness = new PipelineHarness(recover(dir, CONFIG, silentLogger).stateMachine, log);
+    await harness.run(...Array.from({ length: 5 }, (_, n) => acquire({ lock: BigInt(n), owner: 1n }, 60_000n)));
+    harness.nowMs += 1;
+    const answers = await harness.run(...frames);
+    expect(answers.every((answer) => answer.status === Status.Ok)).toBe(true);
+    await log.close();
+    const [segment] = listSegments(dir);
+    const bytes = readFileSync(segment!.path);
+    const tornAt = (readRecord(bytes, 0) as { end: number }).end;
+    // The forged record is there to be found: a whole-file scan meets it inside the second write.
+    const forgedAt = bytes.indexOf(pair[0]!.subarray(LENGTH_PREFIX_BYTES + 1, LENGTH_PREFIX_BYTES + 17)); // its request id
+    expect(forgedAt).toBeGreaterThan(tornAt);
+    expect(readRecord(bytes, forgedAt)).toMatchObject({ kind: "record", header: { place: "first-after-durable" } });
+    return { path: segment!.path, tornAt };
+  }
+
+  const grants = (count: number) => Array.from({ length: count }, (_, n) => acquire({ lock: 100n + BigInt(n), owner: 2n }, 60_000n));
+
+  it("truncates a torn last write whose first sector was lost, whatever its later sectors hold", async () => {
+    const root = tempDir();
+    const pair = forgingPair(123_456);
+    const { path, tornAt } = await logThenWrite(root, [...grants(100), ...pair], pair);
+    const bytes = readFileSync(path);
+    bytes.fill(0, tornAt, tornAt + 512);
+    writeFileSync(path, bytes);
+
+    expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(5);
+    expect(statSync(path).size).toBe(tornAt);
+  });
+
+  it("truncates a torn last write of which only a prefix reached the disk", async () => {
+    const root = tempDir();
+    // The forged record claims the very index the second write starts at: still not where it is found.
+    const pair = forgingPair(6);
+    const { path, tornAt } = await logThenWrite(root, [...pair, ...grants(100)], pair);
+    const bytes = readFileSync(path);
+    bytes.fill(0, tornAt + 1024);
+    writeFileSync(path, bytes);
+
+    expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(5);
+    expect(statSync(path).size).toBe(tornAt);
+  });
+});
+
 describe("recovery sizes the tables for the whole log, the newest segment included", () => {
   it("replays a log held in one segment without doubling the request-id table on the way", async () => {
     const root = tempDir();
@@ -336,18 +406,18 @@ describe("the newest segment's preallocated zeros are checked, not loaded", () =
 
   it("refuses a valid record beyond a run of zeros: it was acknowledged, so the zeros are damage", async () => {
     const root = tempDir();
-    const [segment] = await writeLog(root, 5);
+    const [segment] = await writeLog(root, 6);
     const bytes = readFileSync(segment!);
-    const goodBytes = writtenEnd(bytes);
-    const recordLength = goodBytes / 5;
-    bytes.copy(bytes, bytes.length - 4096, goodBytes - recordLength, goodBytes);
+    const recordLength = writtenEnd(bytes) / 6;
+    // The fourth and fifth records (each its own acknowledged write) read back as zeros; the sixth is intact.
+    bytes.fill(0, recordLength * 3, recordLength * 5);
     writeFileSync(segment!, bytes);
 
-    // The copy's first non-zero byte is the low byte of its big-endian length.
-    const dataAt = bytes.length - 4096 + 3;
+    // The sixth record's first non-zero byte is the low byte of its big-endian length.
+    const dataAt = recordLength * 5 + 3;
     expect(() => recover(openDataDir(root), CONFIG, silentLogger)).toThrow(
-      `is corrupt at offset ${goodBytes}: zero length field followed by data at offset ${dataAt}. ` +
-        `The write at offset ${bytes.length - 4096} after it was issued when every earlier record was durable`,
+      `is corrupt at offset ${recordLength * 3}: zero length field followed by data at offset ${dataAt}. ` +
+        `The write at offset ${recordLength * 5} after it was issued when every earlier record was durable`,
     );
   });
 
