@@ -20,7 +20,10 @@ export const ExitCode = {
   Software: 70,
   /** run: the lock was still held after --wait (by another owner, or by this owner id through an earlier acquire). */
   LockBusy: 75,
-  /** run: the lease was lost while the command ran (the command was sent SIGTERM), or before it started (not run). */
+  /**
+   * run: the lease was lost while the command ran (the command was sent SIGTERM), or before it
+   * started (not run). acquire: granted after the lease's local deadline, so it may have passed on.
+   */
   LeaseLost: 76,
   /** run: the command could not be started (not found, not executable). */
   CommandNotFound: 127,

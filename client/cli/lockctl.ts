@@ -172,6 +172,7 @@ Exit codes (acquire, renew, release, inspect: the protocol status of the answer)
   2 not held by this owner (inspect: free)                   5 this owner's lease expired
   64 usage error or request rejected as invalid              69 no server reachable / retries exhausted
   70 protocol or internal error
+  acquire: 76 granted after the lease's local deadline, so treat it as lost (the token is printed)
   run: the command's own code; 75 lock still held after --wait; 76 lease lost (command got SIGTERM);
   127 the command could not be started
 
@@ -206,8 +207,16 @@ which holds nothing.`,
     await withClient(flags, async (client) => {
       // The owner it prints is the one the lease has: the client's (--owner, or the random one).
       const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait, owner: client.owner });
-      const granted = result.status === "acquired" ? { fencingToken: result.fencingToken } : {};
+      // A grant that came after its lease's local deadline (a round trip longer than the ttl less its
+      // margin) may already have passed to another owner: shown, with its token for a release, but
+      // not reported as held.
+      const leaseLost = result.status === "acquired" ? result.lease.lossReason : undefined;
+      const granted = result.status === "acquired" ? { fencingToken: result.fencingToken, ...(leaseLost === undefined ? {} : { leaseLost }) } : {};
       printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
+      if (leaseLost !== undefined) {
+        process.stderr.write(`lockctl: the grant of ${lock.label} came after its lease's local deadline (${leaseLost}); treat the lease as lost\n`);
+        return ExitCode.LeaseLost;
+      }
       return EXIT_BY_STATUS[result.status]!;
     });
   });

@@ -11,6 +11,8 @@ export interface Printed {
   readonly expiresAt?: bigint;
   /** A release's server time (unix ms): the wire's expires_at, named as the SDK names it. */
   readonly releasedAt?: bigint;
+  /** acquire: why a granted lease is not held (the grant came after its local deadline). */
+  readonly leaseLost?: string;
 }
 
 export function printResult(printed: Printed, json: boolean): void {
@@ -28,6 +30,7 @@ function toJson(printed: Printed): string {
       ...(printed.fencingToken === undefined ? {} : { fencingToken: printed.fencingToken }),
       ...(printed.expiresAt === undefined ? {} : { expiresAt: printed.expiresAt }),
       ...(printed.releasedAt === undefined ? {} : { releasedAt: printed.releasedAt }),
+      ...(printed.leaseLost === undefined ? {} : { leaseLost: printed.leaseLost }),
     },
     // Tokens and times stay below 2^53 (protocol.md); a larger one is printed as a string, never rounded.
     (_key, value: unknown) => (typeof value === "bigint" ? (value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()) : value),
@@ -40,7 +43,7 @@ function toLine(p: Printed): string {
   const when = p.expiresAt === undefined ? "" : time(p.expiresAt);
   switch (p.status) {
     case "acquired":
-      return `acquired ${lock}${token} expires=${when} owner=${p.owner}`;
+      return `acquired ${lock}${token} expires=${when} owner=${p.owner}${p.leaseLost === undefined ? "" : ` lease-lost=${p.leaseLost}`}`;
     case "renewed":
       return `renewed ${lock}${token} expires=${when} owner=${p.owner}`;
     case "released":

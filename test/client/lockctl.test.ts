@@ -325,6 +325,18 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     expect((await lockctl(["inspect", "cli"])).code).toBe(2);
   });
 
+  it("exits 76 for a grant that came after its lease's local deadline, printing its token and why", async () => {
+    // A 2 ms ttl less the default 2 ms margin: the deadline is the send itself, so the grant is late.
+    const asJson = await lockctl(["acquire", "late-grant", "--ttl", "2", "--json"]);
+    expect(asJson.code).toBe(76);
+    expect(json(asJson)).toMatchObject({ command: "acquire", status: "acquired", leaseLost: "deadline" });
+    expect(json(asJson).fencingToken).toEqual(expect.any(Number));
+    expect(asJson.stderr).toContain("came after its lease's local deadline (deadline); treat the lease as lost");
+    const asLine = await lockctl(["acquire", "late-grant-2", "--ttl", "2"]);
+    expect(asLine.code).toBe(76);
+    expect(asLine.stdout).toMatch(/^acquired late-grant-2 token=\d+ expires=\S+ owner=[0-9a-f]{32} lease-lost=deadline\n$/);
+  });
+
   it("exits 5 when this owner's lease ran out and nobody acquired since", async () => {
     const acquired = json(await lockctl(["acquire", "short", "--ttl", "1", "--json"]));
     await new Promise((resolveWait) => setTimeout(resolveWait, 50));
