@@ -22,6 +22,9 @@ export interface BenchOptions {
   readonly mix: Mix;
   readonly durationMs: number;
   readonly ttlMs: number;
+  /** Per attempt, for the connect and the reply; the SDK's defaults when not given. */
+  readonly timeoutMs?: number;
+  readonly attempts: number;
   readonly json: boolean;
 }
 
@@ -34,6 +37,10 @@ interface CommandStats {
 }
 
 const PROGRESS_EVERY_MS = 1000;
+/** The SDK's reply timeout (client.ts), for the grace after the duration when --timeout is not given. */
+const DEFAULT_REPLY_TIMEOUT_MS = 5000;
+/** Attempts per request unless --attempts says otherwise: a few, so an overloaded server shows as errors. */
+export const BENCH_DEFAULT_ATTEMPTS = 3;
 
 /** Parses "acquire=40,renew=20,release=30,inspect=10" (missing commands weigh 0). */
 export function parseMix(text: string): Mix {
@@ -62,7 +69,8 @@ export async function bench(options: BenchOptions): Promise<number> {
   const locks = Array.from({ length: options.keys }, (_, i) => LockId.fromName(`bench-${i}`));
   const stats = new Map<BenchCommand, CommandStats>(BENCH_COMMANDS.map((command) => [command, { latency: new Histogram(), outcomes: new Map(), errors: 0, errorKinds: new Map() }]));
   const pick = picker(options.mix);
-  const clients = Array.from({ length: options.connections }, () => new BatonClient({ endpoints: options.endpoints, attempts: 3 }));
+  const timeouts = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs, connectTimeoutMs: options.timeoutMs };
+  const clients = Array.from({ length: options.connections }, () => new BatonClient({ endpoints: options.endpoints, attempts: options.attempts, ...timeouts }));
   try {
     await Promise.all(clients.map((client) => client.connect()));
   } catch (error) {
@@ -72,6 +80,10 @@ export async function bench(options: BenchOptions): Promise<number> {
 
   const startMs = performance.now();
   const endMs = startMs + options.durationMs;
+  // The duration bounds the run: a request still unanswered one attempt's timeout after it ends (a
+  // silent server, retries under way) is given up, and counted as an error ("aborted").
+  const giveUp = new AbortController();
+  const giveUpTimer = setTimeout(() => giveUp.abort(), options.durationMs + (options.timeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS));
   let done = 0;
   let doneAtLastTick = 0;
   let recent = new Histogram();
@@ -92,7 +104,7 @@ export async function bench(options: BenchOptions): Promise<number> {
       const stat = stats.get(command)!;
       const sentMs = performance.now();
       try {
-        const status = await issue(client, command, lock, options.ttlMs);
+        const status = await issue(client, command, lock, options.ttlMs, giveUp.signal);
         stat.outcomes.set(status, (stat.outcomes.get(status) ?? 0) + 1);
       } catch (error) {
         stat.errors++;
@@ -107,6 +119,7 @@ export async function bench(options: BenchOptions): Promise<number> {
   };
   await Promise.all(clients.flatMap((client) => Array.from({ length: options.pipeline }, () => worker(client))));
   clearInterval(progress);
+  clearTimeout(giveUpTimer);
   const elapsedMs = performance.now() - startMs;
   if (process.stderr.isTTY) process.stderr.write("\n");
   for (const client of clients) client.close();
@@ -116,17 +129,17 @@ export async function bench(options: BenchOptions): Promise<number> {
   return errorCount(stats) === 0 ? 0 : 1;
 }
 
-async function issue(client: BatonClient, command: BenchCommand, lock: LockId, ttlMs: number): Promise<string> {
+async function issue(client: BatonClient, command: BenchCommand, lock: LockId, ttlMs: number, signal: AbortSignal): Promise<string> {
   switch (command) {
     case "acquire":
       // The client's own owner id, so that the renewals and releases the mix sends act on its leases.
-      return (await client.acquire(lock, { ttlMs, owner: client.owner })).status;
+      return (await client.acquire(lock, { ttlMs, owner: client.owner, signal })).status;
     case "renew":
-      return (await client.renew(lock, { ttlMs })).status;
+      return (await client.renew(lock, { ttlMs, signal })).status;
     case "release":
-      return (await client.release(lock)).status;
+      return (await client.release(lock, { signal })).status;
     case "inspect":
-      return (await client.inspect(lock)).status;
+      return (await client.inspect(lock, { signal })).status;
   }
 }
 

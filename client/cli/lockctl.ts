@@ -9,7 +9,7 @@ import { BatonClient, DEFAULT_ATTEMPTS, type BatonClientOptions } from "../clien
 import { DEFAULT_HOST, DEFAULT_PORT, parseEndpointList, type Endpoint } from "../endpoints.js";
 import { BatonError, InvalidArgumentError } from "../errors.js";
 import { LockId, toOwnerBytes } from "../ids.js";
-import { BENCH_COMMANDS, bench, parseDurationMs, parseMix } from "./bench.js";
+import { BENCH_COMMANDS, BENCH_DEFAULT_ATTEMPTS, bench, parseDurationMs, parseMix } from "./bench.js";
 import { ExitCode } from "./exit-codes.js";
 import { printResult } from "./output.js";
 import { runLocked } from "./run.js";
@@ -338,6 +338,8 @@ program
   // The default is shown as the text that means it: a bare number is seconds.
   .addOption(new Option("--duration <time>", "how long: 10s, 500ms, 2m (a bare number is seconds)").argParser(flagParser(parseDurationMs)).default(10_000, "10s"))
   .option("--ttl <ms>", "ttl of acquired and renewed leases", wholeNumber(1), 10_000)
+  .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply; a request unanswered this long after --duration is given up (default: 3000 connect, 5000 reply)", wholeNumber(1))
+  .option("--attempts <n>", "attempts per request before it counts as an error", wholeNumber(1), BENCH_DEFAULT_ATTEMPTS)
   .option("--json", "print the summary as JSON", false)
   .addHelpText(
     "after",
@@ -349,7 +351,18 @@ Examples:
   lockctl bench --mix inspect=1 --json                  # read-only`,
   )
   .action(
-    async (flags: { endpoints: Endpoint[] | string; connections: number; pipeline: number; keys: number; mix: ReturnType<typeof parseMix>; duration: number; ttl: number; json: boolean }) => {
+    async (flags: {
+      endpoints: Endpoint[] | string;
+      connections: number;
+      pipeline: number;
+      keys: number;
+      mix: ReturnType<typeof parseMix>;
+      duration: number;
+      ttl: number;
+      timeout?: number;
+      attempts: number;
+      json: boolean;
+    }) => {
       process.exitCode = await bench({
         endpoints: endpointsOf(flags.endpoints),
         connections: flags.connections,
@@ -358,6 +371,8 @@ Examples:
         mix: flags.mix,
         durationMs: flags.duration,
         ttlMs: flags.ttl,
+        ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
+        attempts: flags.attempts,
         json: flags.json,
       });
     },

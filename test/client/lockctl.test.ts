@@ -457,6 +457,22 @@ describe("lockctl bench", () => {
     }
   });
 
+  it("gives up the requests a silent server holds one --timeout after --duration, as errors, instead of running out their retries", async () => {
+    // Accepts connections and never answers: each request would take 3 attempts of 400 ms.
+    const silent = await ScriptedServer.start(() => "silence");
+    try {
+      const args = ["bench", "--duration", "200ms", "--timeout", "400", "--connections", "1", "--pipeline", "3", "--mix", "inspect=1", "--json"];
+      const run = await lockctl([...args, "--endpoints", silent.endpoint]);
+      expect(run.code).toBe(1);
+      const inspect = (json(run) as { commands: { inspect: { errors: number; errorKinds: Record<string, number> } } }).commands.inspect;
+      // Given up at 600 ms, during each request's second attempt: none ran out its retries ("timeout").
+      expect(inspect.errorKinds).toEqual({ aborted: 3 });
+      expect(new Set(silent.seen.map((request) => request.requestId)).size).toBe(3);
+    } finally {
+      await silent.close();
+    }
+  });
+
   it("refuses a zero duration as a usage error (64) instead of printing an empty table", async () => {
     for (const duration of ["0", "0ms", "0.0s"]) {
       const run = await lockctl(["bench", "--duration", duration]);
