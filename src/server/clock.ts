@@ -93,18 +93,23 @@ export interface ClockAnchor {
 }
 
 /**
- * How much of the wall clock's lead a restart must still absorb so that its logical time runs no
- * more than SLEW_RATE faster than real time since `anchor`, the last reading before the restart:
+ * How much of the wall clock's lead a restart must still absorb so that its logical time starts no
+ * further ahead than `anchor`, the last reading before the restart, plus the real time since:
  * whatever the wall clock did while lockd was down (a forward step), and what was left to absorb
- * when the anchor was taken, less 1% of the time since. Zero if the machine restarted in between
- * (the monotonic clock starts over with it, so the time between is unknown). Time the machine spent
- * suspended counts as a step (the monotonic clock does not count it): that only lengthens leases.
+ * when the anchor was taken. None of that time counts at 1% fast, the pace of a clock catching up:
+ * the anchor is rewritten every second, and lockd may have run in step with real time until just
+ * before the restart (a kill leaves no trace of when it came), so 1% of the time since could be 1%
+ * of time it ran in step, and a lease granted just before the kill would end early by as much. So
+ * a step made while lockd was down is absorbed from the restart on. Zero if the machine restarted
+ * in between (the monotonic clock starts over with it, so the time between is unknown). Time the
+ * machine spent suspended counts as a step (the monotonic clock does not count it): that only
+ * lengthens leases.
  */
 export function leadSinceAnchorMs(anchor: ClockAnchor, bootId: string, monotonicMs: number, wallMs: number): number {
   // A monotonic clock behind the anchor's (a container restored elsewhere, a time namespace) says
   // nothing about the time between: unknown, as after a reboot.
   if (anchor.bootId !== bootId || monotonicMs < anchor.monotonicMs) return 0;
-  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs) * (1 + SLEW_RATE)));
+  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs)));
 }
 
 /**

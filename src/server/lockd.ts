@@ -304,8 +304,8 @@ function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline
   if (carriedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${carriedMs} ms of it is absorbed from here on`);
   }
-  // What the last run's anchor allows (same boot only): its sample, plus the real time since at
-  // 1% fast. A wall clock further ahead was stepped while lockd was down; that is absorbed too. The
+  // What the last run's anchor allows (same boot only): its sample, plus the real time since. A
+  // wall clock further ahead was stepped while lockd was down; that is absorbed too. The
   // larger of the two estimates wins (both bound the same lead; neither is added to the other).
   const lastAnchor = readClockAnchor(dir);
   const bootId = currentBootId();

@@ -11,9 +11,20 @@ const tempDir = useTempDirs();
 const anchor: ClockAnchor = { bootId: "boot-a", monotonicMs: 5_000, sampleMs: 1_800_000_000_000 };
 
 describe("the lead a restart must absorb, from the last anchor", () => {
-  it("is a forward step made since, less 1% of the real time since", () => {
-    // 2 s of real time, the wall clock 32 s further: 30 s stepped, 20 ms of it absorbable meanwhile.
-    expect(leadSinceAnchorMs(anchor, "boot-a", 7_000, anchor.sampleMs + 32_000)).toBe(30_000 - 20);
+  it("is the whole forward step made since: none of the real time since counts at 1% fast", () => {
+    // 2 s of real time, the wall clock 32 s further: 30 s stepped, all of it left to absorb.
+    expect(leadSinceAnchorMs(anchor, "boot-a", 7_000, anchor.sampleMs + 32_000)).toBe(30_000);
+  });
+
+  it("keeps a lease granted just before a kill at least ttl / 1.01 - 1 ms long in real time", () => {
+    // lockd ran in step for 990 ms after the anchor, granted a lease at its last reading, and was
+    // killed; the wall clock stepped 4 s ahead while it was down, and it restarted 10 ms later.
+    const grantedAtMs = anchor.sampleMs + 990;
+    const restartMonotonicMs = anchor.monotonicMs + 1_000;
+    const wallMs = anchor.sampleMs + 1_000 + 4_000;
+    const startsAtMs = wallMs - leadSinceAnchorMs(anchor, "boot-a", restartMonotonicMs, wallMs);
+    // Logical time may run at most 1% faster than the real time between (10 ms), plus 1 ms.
+    expect(startsAtMs - grantedAtMs).toBeLessThanOrEqual(10 * 1.01 + 1);
   });
 
   it("is nothing for a wall clock that kept time, or fell behind (leases then only last longer)", () => {
@@ -23,7 +34,7 @@ describe("the lead a restart must absorb, from the last anchor", () => {
 
   it("includes what the clock had left to absorb when the anchor was taken (its sample trailed the wall clock)", () => {
     const trailing: ClockAnchor = { ...anchor, sampleMs: anchor.sampleMs - 10_000 };
-    expect(leadSinceAnchorMs(trailing, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBe(10_000 - 20);
+    expect(leadSinceAnchorMs(trailing, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBe(10_000);
   });
 
   it("is nothing across a reboot, where the monotonic clock starts over, or when it is behind the anchor's", () => {
