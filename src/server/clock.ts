@@ -19,6 +19,11 @@ export interface Clock {
   nowMs(): number;
 }
 
+/** A clock that can say whether it runs slow (behind a wall clock stepped back: see SteadyWallClock). */
+export interface PacedClock extends Clock {
+  readonly runningSlow: boolean;
+}
+
 /** How much faster than real time the clock may run while it catches up with a forward step. */
 export const SLEW_RATE = 0.01;
 
@@ -72,6 +77,11 @@ export interface ClockSources {
    * whether the record is durable; until one is, the clock asks again at every reading.
    */
   readonly onRecord: (step: ClockStep) => boolean;
+  /**
+   * Told when the clock starts running slow (a backward step), with the sample it hands out then,
+   * so that the clock anchor (clock-anchor-file.ts) says so at once, not at its next writing.
+   */
+  readonly onSlowing?: (sampleMs: number) => void;
 }
 
 /** A step the clock recorded: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
@@ -90,6 +100,8 @@ export interface ClockAnchor {
   readonly monotonicMs: number;
   /** What the clock handed out then (the wall clock less any step not yet absorbed). */
   readonly sampleMs: number;
+  /** The clock ran slow then (behind a wall clock stepped back), at 1 - SLEW_RATE of real time. */
+  readonly slow: boolean;
 }
 
 /**
@@ -100,7 +112,9 @@ export interface ClockAnchor {
  * the anchor is rewritten every second, and lockd may have run in step with real time until just
  * before the restart (a kill leaves no trace of when it came), so 1% of the time since could be 1%
  * of time it ran in step, and a lease granted just before the kill would end early by as much. So
- * a step made while lockd was down is absorbed from the restart on. Zero if the machine restarted
+ * a step made while lockd was down is absorbed from the restart on. After an anchor taken while the
+ * clock ran slow (it is written at once when the clock starts to), the time since counts at 1 - 1%:
+ * the clock may have run slow until the kill. Zero if the machine restarted
  * in between (the monotonic clock starts over with it, so the time between is unknown). Time the
  * machine spent suspended counts as a step (the monotonic clock does not count it): that only
  * lengthens leases.
@@ -109,7 +123,8 @@ export function leadSinceAnchorMs(anchor: ClockAnchor, bootId: string, monotonic
   // A monotonic clock behind the anchor's (a container restored elsewhere, a time namespace) says
   // nothing about the time between: unknown, as after a reboot.
   if (anchor.bootId !== bootId || monotonicMs < anchor.monotonicMs) return 0;
-  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs)));
+  const rate = anchor.slow ? SLOW : 1;
+  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs) * rate));
 }
 
 /**
@@ -136,7 +151,7 @@ export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
  * pipeline keeps) differ by at most (1 + rate) x (monotonic time between them) + 1 ms; while the wall
  * clock keeps real time, every reading is the wall clock's.
  */
-export class SteadyWallClock implements Clock {
+export class SteadyWallClock implements PacedClock {
   /**
    * The most the sample may be: an estimate of real time from above. It grows with the monotonic
    * clock at up to (1 + rate) and is kept within 1 ms of the wall clock while that is in step (whose
@@ -224,9 +239,11 @@ export class SteadyWallClock implements Clock {
       // meanwhile would end early when the wall clock is put right and time moved on with it. Time
       // runs on at (1 - rate) of real time until the wall clock meets it.
       aheadMs = offMs;
+      const slowing = this.anchorRate !== SLOW;
       this.anchor(SLOW);
       this.ceilingMs = behind;
       sample = Math.floor(behind);
+      if (slowing) this.sources.onSlowing?.(sample);
     }
     this.lastMonotonicMs = monotonic;
     if (!this.stepReported && Math.abs(aheadMs) > REPORTED_STEP_MS - 1) {
@@ -236,6 +253,10 @@ export class SteadyWallClock implements Clock {
       this.stepReported = false;
     }
     return sample;
+  }
+
+  get runningSlow(): boolean {
+    return this.anchorRate === SLOW;
   }
 
   /** The ceiling grown at `rate` to `monotonic`, `elapsed` after the last reading. */
@@ -256,8 +277,9 @@ export class SteadyWallClock implements Clock {
 export function systemClock(
   onStep: ClockSources["onStep"],
   onRecord: ClockSources["onRecord"],
+  onSlowing: NonNullable<ClockSources["onSlowing"]>,
   unabsorbedMs = 0,
   lastRecord: ClockStep | null = null,
-): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord }, unabsorbedMs, lastRecord);
+): PacedClock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord, onSlowing }, unabsorbedMs, lastRecord);
 }

@@ -5,7 +5,7 @@
 import { randomInt } from "node:crypto";
 import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
-import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor } from "../storage/clock-anchor-file.js";
+import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor, type KeptClockAnchor } from "../storage/clock-anchor-file.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
@@ -20,7 +20,7 @@ import {
 } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
+import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock, type PacedClock } from "./clock.js";
 import { addressText, type ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -89,7 +89,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
   };
   let watch: DataDirWatch | null = null;
-  let anchors: { stop(): void } | null = null;
+  let anchors: KeptClockAnchor | null = null;
   let storage: DurableStorage | null = null;
   let refusing = (): boolean => false;
   try {
@@ -118,7 +118,9 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }
     // The clock is first read by the pipeline, so `pipeline` is set by the time the clock asks for it.
-    const clock = deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline);
+    // An injected clock has no wall clock to anchor; this one tells the anchor when it starts running slow.
+    const steadyClock = deps.clock === undefined ? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline, (sampleMs) => anchors?.noteSlowing(sampleMs)) : null;
+    const clock = deps.clock ?? steadyClock!;
     const pipeline: CommitPipeline = new CommitPipeline({
       stateMachine: sm,
       log,
@@ -129,8 +131,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       nextIndex: recovered.lastIndex + 1,
     });
     refusing = () => pipeline.failed !== null;
-    // resumeClock, above, has read the last run's anchor. An injected clock has no wall clock to anchor.
-    anchors = deps.clock === undefined ? keepClockAnchor(dir, () => clock.nowMs(), logger) : null;
+    // resumeClock, above, has read the last run's anchor. The sample first: reading it may start the clock running slow.
+    anchors = steadyClock === null ? null : keepClockAnchor(dir, () => ({ sampleMs: steadyClock.nowMs(), slow: steadyClock.runningSlow }), logger);
     watch = watchDataDir(dir, (loss) => pipeline.refuse("the data directory check", new Error(loss.what), DATA_DIR_ADVICE[loss.kind]));
     if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
@@ -297,7 +299,13 @@ async function changeRetentionBeforeServing(pipeline: CommitPipeline, sm: StateM
  * last record, in the data directory, for the next restart. A record that cannot be written makes
  * the pipeline refuse every request: leases granted after it could end early at a restart.
  */
-function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline: () => Pick<CommitPipeline, "failed" | "refuse">): Clock {
+function resumeClock(
+  dir: DataDir,
+  recoveredMs: number,
+  logger: Logger,
+  pipeline: () => Pick<CommitPipeline, "failed" | "refuse">,
+  onSlowing: (sampleMs: number) => void,
+): PacedClock {
   let record = readClockStep(dir);
   // Rounded up: carrying over more than is left only makes leases last longer.
   const carriedMs = record === null ? 0 : Math.ceil(unabsorbedStepMs(record, recoveredMs));
@@ -344,6 +352,7 @@ function resumeClock(dir: DataDir, recoveredMs: number, logger: Logger, pipeline
         return false;
       }
     },
+    onSlowing,
     unabsorbedMs,
     record,
   );

@@ -4,7 +4,8 @@
  * uses it to bound how far its logical time may start ahead (leadSinceAnchorMs), so that a forward
  * step of the wall clock made while lockd was down is absorbed like one made while it ran, instead
  * of ending every recovered lease early. Only a restart on the same boot can use it, so the page
- * cache is enough: it is never synced.
+ * cache is enough: it is never synced. It is also written at once when the clock starts running
+ * slow (a backward step), which the restart must know of: the clock may have run slow until then.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -38,7 +39,9 @@ export function readClockAnchor(dir: DataDir): ClockAnchor | null {
   try {
     const parsed = JSON.parse(text) as Partial<ClockAnchor>;
     if (typeof parsed.bootId === "string" && Number.isFinite(parsed.monotonicMs) && Number.isFinite(parsed.sampleMs)) {
-      return { bootId: parsed.bootId, monotonicMs: parsed.monotonicMs!, sampleMs: parsed.sampleMs! };
+      // An anchor without `slow` was written by a version that did not say: its clock ran slow
+      // only after a backward step, and counting the time since at full speed is what it did.
+      return { bootId: parsed.bootId, monotonicMs: parsed.monotonicMs!, sampleMs: parsed.sampleMs!, slow: parsed.slow === true };
     }
   } catch {
     // not an anchor: as if there were none, as after a reboot
@@ -50,29 +53,43 @@ function writeClockAnchor(dir: DataDir, anchor: ClockAnchor): void {
   replaceFile(join(dir.root, FILE_NAME), `${JSON.stringify(anchor)}\n`, { durable: false });
 }
 
+/** What the anchor notes of the clock: its sample, and whether it runs slow. */
+export interface ClockReading {
+  readonly sampleMs: number;
+  readonly slow: boolean;
+}
+
+export interface KeptClockAnchor {
+  /** The clock started running slow, handing out `sampleMs`: written now, not at the next second. */
+  noteSlowing(sampleMs: number): void;
+  stop(): void;
+}
+
 /**
- * Writes an anchor of `sampleMs` (the clock's reading) now and every CLOCK_ANCHOR_EVERY_MS until
- * stopped. A write that fails is logged once and retried: without a fresh anchor a restart falls back
- * to an older one, or to none.
+ * Writes an anchor of the clock's reading now and every CLOCK_ANCHOR_EVERY_MS until stopped. A
+ * write that fails is logged once and retried: without a fresh anchor a restart falls back to an
+ * older one, or to none.
  */
-export function keepClockAnchor(dir: DataDir, sampleMs: () => number, logger: Logger): { stop(): void } {
+export function keepClockAnchor(dir: DataDir, read: () => ClockReading, logger: Logger): KeptClockAnchor {
   const bootId = currentBootId();
-  if (bootId === null) return { stop() {} };
+  if (bootId === null) return { noteSlowing() {}, stop() {} };
   let failing = false;
-  const write = () => {
+  const write = (reading: ClockReading) => {
     try {
       // The monotonic clock after the sample: a pause between them makes the anchor's sample look
       // older than it is, which only asks a restart to absorb more.
-      const sample = sampleMs();
-      writeClockAnchor(dir, { bootId, monotonicMs: machineMonotonicMs(), sampleMs: sample });
+      writeClockAnchor(dir, { bootId, monotonicMs: machineMonotonicMs(), ...reading });
       failing = false;
     } catch (error) {
       if (!failing) logger.warn(`cannot write ${join(dir.root, FILE_NAME)} (${(error as Error).message}); retrying every second`);
       failing = true;
     }
   };
-  write();
-  const timer = setInterval(write, CLOCK_ANCHOR_EVERY_MS);
+  write(read());
+  const timer = setInterval(() => write(read()), CLOCK_ANCHOR_EVERY_MS);
   timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return {
+    noteSlowing: (sampleMs) => write({ sampleMs, slow: true }),
+    stop: () => clearInterval(timer),
+  };
 }

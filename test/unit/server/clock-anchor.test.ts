@@ -1,14 +1,14 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { leadSinceAnchorMs, type ClockAnchor } from "../../../src/server/clock.js";
+import { leadSinceAnchorMs, SLEW_RATE, type ClockAnchor } from "../../../src/server/clock.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor } from "../../../src/storage/clock-anchor-file.js";
 import { openDataDir } from "../../../src/storage/data-dir.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
 const tempDir = useTempDirs();
-const anchor: ClockAnchor = { bootId: "boot-a", monotonicMs: 5_000, sampleMs: 1_800_000_000_000 };
+const anchor: ClockAnchor = { bootId: "boot-a", monotonicMs: 5_000, sampleMs: 1_800_000_000_000, slow: false };
 
 describe("the lead a restart must absorb, from the last anchor", () => {
   it("is the whole forward step made since: none of the real time since counts at 1% fast", () => {
@@ -32,6 +32,17 @@ describe("the lead a restart must absorb, from the last anchor", () => {
     expect(leadSinceAnchorMs(anchor, "boot-a", 7_000, anchor.sampleMs - 60_000)).toBe(0);
   });
 
+  it("counts the time since at 1% slow after an anchor taken while the clock ran slow (behind a wall clock stepped back)", () => {
+    const slow: ClockAnchor = { ...anchor, slow: true };
+    expect(leadSinceAnchorMs(slow, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBeCloseTo(20, 6);
+    // As above, with the clock running slow from the anchor to the kill: the lease granted at its
+    // last reading still lasts at least ttl / 1.01 - 1 ms.
+    const grantedAtMs = anchor.sampleMs + 990 * (1 - SLEW_RATE);
+    const wallMs = anchor.sampleMs + 1_000 + 4_000;
+    const startsAtMs = wallMs - leadSinceAnchorMs(slow, "boot-a", anchor.monotonicMs + 1_000, wallMs);
+    expect(startsAtMs - grantedAtMs).toBeLessThanOrEqual(10 * 1.01 + 1);
+  });
+
   it("includes what the clock had left to absorb when the anchor was taken (its sample trailed the wall clock)", () => {
     const trailing: ClockAnchor = { ...anchor, sampleMs: anchor.sampleMs - 10_000 };
     expect(leadSinceAnchorMs(trailing, "boot-a", 7_000, anchor.sampleMs + 2_000)).toBe(10_000);
@@ -46,13 +57,23 @@ describe("the lead a restart must absorb, from the last anchor", () => {
 describe("the clock-anchor file", () => {
   it("is written at once with this boot's monotonic clock and the sample given", () => {
     const dir = openDataDir(tempDir());
-    const kept = keepClockAnchor(dir, () => 1_234_567, silentLogger);
-    kept.stop();
+    const kept = keepClockAnchor(dir, () => ({ sampleMs: 1_234_567, slow: false }), silentLogger);
     const read = readClockAnchor(dir)!;
     expect(read.bootId).toBe(currentBootId());
     expect(read.sampleMs).toBe(1_234_567);
+    expect(read.slow).toBe(false);
+    // The clock starting to run slow is written at once, not at the next second.
+    kept.noteSlowing(1_234_999);
+    kept.stop();
+    expect(readClockAnchor(dir)).toMatchObject({ sampleMs: 1_234_999, slow: true });
     expect(machineMonotonicMs() - read.monotonicMs).toBeGreaterThanOrEqual(0);
     expect(readFileSync(join(dir.root, "clock-anchor"), "utf8").endsWith("\n")).toBe(true);
+  });
+
+  it("reads an anchor that does not say whether the clock ran slow as not slow", () => {
+    const dir = openDataDir(tempDir());
+    writeFileSync(join(dir.root, "clock-anchor"), '{"bootId":"boot-a","monotonicMs":2,"sampleMs":3}\n');
+    expect(readClockAnchor(dir)).toEqual({ bootId: "boot-a", monotonicMs: 2, sampleMs: 3, slow: false });
   });
 
   it("is taken as absent when it holds something else", () => {

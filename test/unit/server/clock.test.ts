@@ -16,6 +16,8 @@ class FakeMachine {
   realMs = 1_000.25; // monotonic, fractional like performance.now()
   wallOffsetMs = START_MS - 1_000;
   readonly steps: number[] = [];
+  /** The samples at which the clock said it started running slow. */
+  readonly slowings: number[] = [];
   /** What the clock asked to record for a restart, in order. */
   readonly records: ClockStep[] = [];
   /** Whether a record the clock asks for is written (a disk that fails: false). */
@@ -43,6 +45,7 @@ class FakeMachine {
         },
         monotonicMs: () => this.realMs,
         onStep: (aheadMs) => this.steps.push(aheadMs),
+        onSlowing: (sampleMs) => this.slowings.push(sampleMs),
         onRecord: (step) => {
           this.records.push(step);
           if (this.recordsDurable) this.lastDurable = step;
@@ -139,6 +142,29 @@ describe("the leader's clock", () => {
     expect(machine.read()).toBe(machine.wallMs);
     machine.advance(5);
     expect(machine.read()).toBe(machine.wallMs);
+  });
+
+  it("says once, with the sample it hands out then, that it starts running slow, and says it runs slow until the wall clock meets it", () => {
+    const machine = new FakeMachine();
+    machine.advance(10);
+    machine.read();
+    expect(machine.clock.runningSlow).toBe(false);
+    machine.stepWall(-2_000);
+    machine.advance(1);
+    const first = machine.clock.nowMs();
+    expect(machine.slowings).toEqual([first]);
+    expect(machine.clock.runningSlow).toBe(true);
+    for (let n = 0; n < 100; n++) {
+      machine.advance(1_000);
+      machine.clock.nowMs();
+    }
+    expect(machine.slowings).toEqual([first]); // slow all along: said once
+    expect(machine.clock.runningSlow).toBe(true);
+    while (machine.clock.runningSlow) {
+      machine.advance(1_000);
+      machine.clock.nowMs();
+    }
+    expect(machine.clock.nowMs()).toBe(machine.wallMs); // met the wall clock, in step again
   });
 
   it("keeps its rates to the millisecond over thousands of evenly spaced readings, which rounding could bias", () => {
