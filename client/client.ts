@@ -201,8 +201,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   constructor(options: BatonClientOptions = {}) {
     super();
     const listed: unknown = options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`];
-    if (!Array.isArray(listed)) throw new InvalidArgumentError(`endpoints must be an array of "host:port" strings or endpoints, got ${String(listed)}`);
-    const endpoints = (listed as EndpointInput[]).map(toEndpoint);
+    if (!Array.isArray(listed)) throw new InvalidArgumentError(`endpoints must be an array of "host:port" strings or endpoints, got ${typeof listed}`);
+    // Array.from, not map: map skips an array's holes, which would then be endpoints of nothing.
+    const endpoints = Array.from(listed as EndpointInput[], (endpoint) => toEndpoint(endpoint));
     if (endpoints.length === 0) throw new InvalidArgumentError("endpoints must not be empty");
     this.endpoints = endpoints;
     this.ownerBytes = options.owner === undefined ? randomOwner() : toOwnerBytes(options.owner);

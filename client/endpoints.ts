@@ -19,14 +19,22 @@ export type EndpointInput = string | Endpoint;
 
 const MAX_NODE_ID = (1n << 64n) - 1n; // it comes back in a reply's u64 token field
 
+/** A value for a message: primitives as they are, anything else by its type (String() can throw). */
+function shown(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "function" || typeof value === "symbol") return `a ${typeof value}`;
+  return String(value);
+}
+
 /** Checks what JavaScript callers can pass too (null, a missing host, a numeric node id), so a bad endpoint is an InvalidArgumentError. */
 function checkedEndpoint(input: Partial<Record<keyof Endpoint, unknown>> | null): Endpoint {
-  if (typeof input !== "object" || input === null) throw new InvalidArgumentError(`an endpoint is a "host:port" string or { host, port, nodeId? }, got ${String(input)}`);
+  if (typeof input !== "object" || input === null) throw new InvalidArgumentError(`an endpoint is a "host:port" string or { host, port, nodeId? }, got ${shown(input)}`);
   const { host, port, nodeId } = input;
-  if (typeof host !== "string" || host.length === 0) throw new InvalidArgumentError(`endpoint host must be a non-empty string, got ${String(host)}`);
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`bad port in endpoint: ${String(port)}`);
+  if (typeof host !== "string" || host.length === 0) throw new InvalidArgumentError(`endpoint host must be a non-empty string, got ${shown(host)}`);
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidArgumentError(`bad port in endpoint: ${shown(port)}`);
   if (nodeId === undefined) return { host, port };
-  if (typeof nodeId !== "bigint" || nodeId < 1n || nodeId > MAX_NODE_ID) throw new InvalidArgumentError(`endpoint nodeId must be a bigint from 1 to 2^64-1, got ${String(nodeId)}`);
+  if (typeof nodeId !== "bigint" || nodeId < 1n || nodeId > MAX_NODE_ID) throw new InvalidArgumentError(`endpoint nodeId must be a bigint from 1 to 2^64-1, got ${shown(nodeId)}`);
   return { host, port, nodeId };
 }
 

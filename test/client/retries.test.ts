@@ -272,6 +272,9 @@ describe("errors users can branch on", () => {
     const misconfigured = (options: unknown) => () => new BatonClient(options as ConstructorParameters<typeof BatonClient>[0]);
     await invalid(misconfigured({ endpoints: "127.0.0.1:5625" }), "endpoints must be an array");
     await invalid(misconfigured({ endpoints: [null] }), "an endpoint is a");
+    // eslint-disable-next-line no-sparse-arrays
+    await invalid(misconfigured({ endpoints: ["127.0.0.1:5625", , ] }), "got undefined");
+    await invalid(misconfigured({ endpoints: [{ host: Object.create(null), port: 1 }] }), "got an object");
     await invalid(misconfigured({ endpoints: [{ port: 1 }] }), "endpoint host");
     await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: "5625" }] }), "bad port");
     await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: 5625, nodeId: 2 }] }), "nodeId must be a bigint");
