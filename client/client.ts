@@ -131,7 +131,7 @@ export type BatonClientEvents = {
   warning: [error: BatonError];
 };
 
-const DEFAULT_TIMEOUT_MS = 5000;
+export const DEFAULT_TIMEOUT_MS = 5000;
 export const DEFAULT_ATTEMPTS = 8;
 const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 const DEFAULT_DEDUPE_WINDOW_MS = 60_000;

@@ -4,7 +4,8 @@
  * weights, for `durationMs`. Prints a progress line each second and a final table of throughput and
  * latency percentiles per command.
  */
-import { BatonClient } from "../client.js";
+import { timerDelay } from "../backoff.js";
+import { BatonClient, DEFAULT_TIMEOUT_MS } from "../client.js";
 import type { Endpoint } from "../endpoints.js";
 import { BatonError, RetriesExhaustedError } from "../errors.js";
 import { LockId } from "../ids.js";
@@ -37,8 +38,6 @@ interface CommandStats {
 }
 
 const PROGRESS_EVERY_MS = 1000;
-/** The SDK's reply timeout (client.ts), for the grace after the duration when --timeout is not given. */
-const DEFAULT_REPLY_TIMEOUT_MS = 5000;
 /** Attempts per request unless --attempts says otherwise: a few, so an overloaded server shows as errors. */
 export const BENCH_DEFAULT_ATTEMPTS = 3;
 
@@ -83,7 +82,7 @@ export async function bench(options: BenchOptions): Promise<number> {
   // The duration bounds the run: a request still unanswered one attempt's timeout after it ends (a
   // silent server, retries under way) is given up, and counted as an error ("aborted").
   const giveUp = new AbortController();
-  const giveUpTimer = setTimeout(() => giveUp.abort(), options.durationMs + (options.timeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS));
+  const giveUpTimer = setTimeout(() => giveUp.abort(), timerDelay(options.durationMs + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS)));
   let done = 0;
   let doneAtLastTick = 0;
   let recent = new Histogram();

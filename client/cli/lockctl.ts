@@ -200,7 +200,8 @@ Examples:
   lockctl acquire reports --owner 5eed --wait 5000
 
 Keep the exit code apart from a pipe: "held" (exit 1) prints an owner too, the one that asked,
-which holds nothing.`,
+which holds nothing. A grant whose answer came after the lease's local deadline exits 76: it is
+printed with lease-lost=deadline, and may already have passed to another owner.`,
   )
   .action(async (name: string, flags: ConnectionFlags & JsonFlag & { ttl: number; wait: number }) => {
     const lock = lockOf(name, flags);

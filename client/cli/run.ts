@@ -84,10 +84,12 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
     return () => process.off(signal, forward);
   });
   // Job control. A stopped lockctl cannot renew, so a command left running would outlive its lease:
-  // on SIGTSTP (a terminal's Ctrl-Z) lockctl stops the command's group (SIGSTOP, which nothing can
-  // catch), then itself. When the shell continues lockctl (fg, bg, or a kill that continues it), the
-  // command is continued only if the lease is still held. Otherwise reading `held` has just ended it
-  // and onLeaseLost sends SIGTERM and SIGCONT, so the command's first act is its SIGTERM handler.
+  // on SIGTSTP (a terminal's Ctrl-Z, or a kill) lockctl stops the command's group (SIGSTOP, which
+  // nothing can catch), then itself. When lockctl is continued (fg, bg, a kill that continues it,
+  // systemd's SIGCONT after its SIGTERM), so is the command; reading `held` first ends a lease whose
+  // deadline passed meanwhile, and onLeaseLost then sends SIGTERM, which the command meets before
+  // anything else. (Where the kernel would discard a terminal's SIGTSTP, in a process group no shell
+  // does job control for, it can only be a kill meant to stop lockctl.)
   let commandStopped = false;
   const stopWithCommand = () => {
     commandStopped = true;
@@ -95,9 +97,10 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
     process.kill(process.pid, "SIGSTOP");
   };
   const continueCommand = () => {
-    if (!commandStopped || !lease.held) return;
+    if (!commandStopped) return;
     commandStopped = false;
-    signalGroup(child.pid, "SIGCONT");
+    // Not held and not lost: cannot be (reading `held` runs onLeaseLost), but never continue then.
+    if (lease.held || leaseLost) signalGroup(child.pid, "SIGCONT");
   };
   process.on("SIGTSTP", stopWithCommand);
   process.on("SIGCONT", continueCommand);
@@ -121,6 +124,9 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   for (const stop of forwarders) stop();
   process.off("SIGTSTP", stopWithCommand);
   process.off("SIGCONT", continueCommand);
+  // Stopped as the command exited: what it left running in its group (a background job) must not
+  // stay stopped, with nobody left to continue it.
+  if (commandStopped) signalGroup(child.pid, "SIGCONT");
 
   // A lost lease is not released: the lock ends at its ttl, and a RELEASE could end a newer lease of
   // the same owner (Lease.release answers `lost` and sends nothing). Whoever waits on lockctl (a

@@ -192,7 +192,7 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     expect((await lockctl(["inspect", "tstp-held"])).code).toBe(2); // released
   });
 
-  it("a lease lost while stopped: on SIGCONT the command gets SIGTERM and never runs again, and lockctl exits 76", async () => {
+  it("a lease lost while stopped: on SIGCONT the command gets SIGTERM before it runs again, and lockctl exits 76", async () => {
     const ticks = join(workDir, "tstp-lost-ticks");
     const run = startTicking("tstp-lost", "600", ticks);
     const commandPid = await run.commandPid;
@@ -208,6 +208,34 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
       expect(await run.exited).toBe(76);
       await waitForGone(commandPid);
       expect(readFileSync(ticks, "utf8").length).toBe(whenTaken);
+    } finally {
+      thief.close();
+    }
+  });
+
+  it("a lease lost before a Ctrl-Z: when continued, the command goes on with its SIGTERM handler", async () => {
+    const owner = "5eed0000000000000000000000000003";
+    const thief = new BatonClient({ endpoints: [endpoint], owner });
+    // The command takes its time over SIGTERM: it says so, and exits 300 ms later.
+    const command = `process.on("SIGTERM", () => { console.log("term " + process.pid); setTimeout(() => { console.log("done"); process.exit(0); }, 300); }); console.log("started"); setInterval(() => {}, 1000)`;
+    const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
+    delete env.BATON_OWNER;
+    const args = ["run", "lost-then-stopped", "--ttl", "900", "--kill-after", "60000", "--owner", owner, "--", process.execPath, "-e", command];
+    const run = spawn(process.execPath, [LOCKCTL, ...args], { env, stdio: ["ignore", "pipe", "ignore"] });
+    let stdout = "";
+    run.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+    const exited = new Promise<number | null>((resolveExit) => run.once("exit", (code) => resolveExit(code)));
+    try {
+      await waitFor(() => stdout.includes("started"));
+      expect((await thief.release("lost-then-stopped")).status).toBe("released"); // the next renewal is refused
+      await waitFor(() => /term \d+/.test(stdout));
+      const commandPid = Number(/term (\d+)/.exec(stdout)![1]);
+      run.kill("SIGTSTP");
+      await waitForState(commandPid, "T");
+      run.kill("SIGCONT");
+      // Without a SIGCONT of its own the command would stay stopped until --kill-after (a minute).
+      expect(await exited).toBe(76);
+      expect(stdout).toContain("done");
     } finally {
       thief.close();
     }
@@ -471,6 +499,12 @@ describe("lockctl bench", () => {
     } finally {
       await silent.close();
     }
+  });
+
+  it("takes a --timeout longer than a Node timer holds without giving every request up at once", async () => {
+    const run = await lockctl(["bench", "--duration", "300ms", "--timeout", "2147483648", "--connections", "1", "--pipeline", "4", "--json"]);
+    expect(run.code).toBe(0);
+    expect((json(run) as { total: { ops: number; errors: number } }).total).toMatchObject({ errors: 0 });
   });
 
   it("refuses a zero duration as a usage error (64) instead of printing an empty table", async () => {
