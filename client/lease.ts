@@ -229,8 +229,9 @@ export class Lease {
   /**
    * Extends the lease by its ttl (or `ttlMs`) from now. A refusal (`notHeld`, `expired`) ends the
    * lease; `lost` means it had already ended locally and nothing was sent. Throws only what requests
-   * throw (retries exhausted, aborted, client closed); the lease then stays held, but a shorter ttl
-   * asked for shortens its local deadline anyway, since the server may have applied it. A renewal
+   * throw (retries exhausted, aborted, client closed); the lease then stays held. A shorter ttl asked
+   * for shortens the local deadline as the request is sent, since the server may apply it from
+   * then on, whether or not an answer comes. A renewal
    * that failed, or had an attempt time out or lose its connection, may still run on the server
    * later: every later deadline of the lease is computed with at most its ttl.
    */
@@ -278,6 +279,10 @@ export class Lease {
     if (!this.held) return { status: "lost" };
     const ttlMs = options.ttlMs ?? this.ttlValueMs;
     const askedAtMs = this.driver.clock();
+    // Once sent, the renewal may be processed at any moment, answered or not: a shorter ttl ends the
+    // server's lease sooner from then on (protocol.md §4), so the local deadline is shortened now,
+    // not when the answer comes. (Sent at or after askedAtMs, so this deadline is never too late.)
+    this.shortenDeadline(askedAtMs + ttlMs - this.marginFor(ttlMs));
     let outcome: RenewOutcome;
     try {
       outcome = await this.driver.renew(this, ttlMs, () => this.lossReason, options, automatic);
@@ -287,11 +292,9 @@ export class Lease {
         this.checkDeadline();
         return { status: "lost" };
       }
-      // Not known whether the server applied it, nor whether it will later. If it did and the ttl was
-      // shorter, the server's lease now ends sooner, no earlier than this deadline (the request was
-      // first sent at or after askedAtMs); if it runs later, every deadline after it is bounded too.
+      // Not known whether the server applied it, nor whether it will later: the deadline shortened
+      // above stands, and if it runs later, every deadline after it is bounded too.
       this.uncertainTtlMs = Math.min(this.uncertainTtlMs, ttlMs);
-      this.shortenDeadline(askedAtMs + ttlMs - this.marginFor(ttlMs));
       throw error;
     }
     const { result, sentAtMs, uncertain } = outcome;

@@ -79,6 +79,21 @@ describe("the local deadline is the first send time plus the ttl minus the safet
     expectHeldUntil(result.lease, clock, 100 + 300 - 30);
   });
 
+  it("a renewal to a shorter ttl shortens the deadline as it is sent, before any answer: the server may apply it then", async () => {
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(17n, 99_999n) : "silence"));
+    const clock = { nowMs: 0 };
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs, attempts: 1, timeoutMs: 60_000 });
+    const result = await client.acquire("shortening", { ttlMs: 10_000 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    clock.nowMs = 100;
+    const renewal = result.lease.renew({ ttlMs: 300 });
+    while (server.seen.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    // Sent, unanswered: the server may have made the lease end at 100 + 300 already.
+    expectHeldUntil(result.lease, clock, 100 + 300 - 30);
+    client.close();
+    await expect(renewal).rejects.toMatchObject({ code: "BATON_CLIENT_CLOSED" });
+  });
+
   it("never uses the server's expires_at: a far-future expiry does not extend the lease", async () => {
     server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(13n, BigInt(Number.MAX_SAFE_INTEGER)) : reply(2)));
     let nowMs = 0;
