@@ -124,7 +124,10 @@ export function leadSinceAnchorMs(anchor: ClockAnchor, bootId: string, monotonic
   // nothing about the time between: unknown, as after a reboot.
   if (anchor.bootId !== bootId || monotonicMs < anchor.monotonicMs) return 0;
   const rate = anchor.slow ? SLOW : 1;
-  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs) * rate));
+  // 1 ms more: a sample in step is the wall clock's whole milliseconds, up to 1 ms behind real time,
+  // and a restart may add 1 ms (protocol.md §4). Without it, every restart would start up to 1 ms
+  // behind a wall clock that kept time, and take that for a step to absorb.
+  return Math.max(0, wallMs - (anchor.sampleMs + 1 + (monotonicMs - anchor.monotonicMs) * rate));
 }
 
 /**
