@@ -19,10 +19,6 @@ export interface Clock {
   nowMs(): number;
 }
 
-/** A clock that can say whether it runs slow (behind a wall clock stepped back: see SteadyWallClock). */
-export interface PacedClock extends Clock {
-  readonly runningSlow: boolean;
-}
 
 /** How much faster than real time the clock may run while it catches up with a forward step. */
 export const SLEW_RATE = 0.01;
@@ -78,10 +74,11 @@ export interface ClockSources {
    */
   readonly onRecord: (step: ClockStep) => boolean;
   /**
-   * Told when the clock starts running slow (a backward step), with the sample it hands out then,
-   * so that the clock anchor (clock-anchor-file.ts) says so at once, not at its next writing.
+   * Told of every sample above the last one told, before it is handed out, so that the clock anchor
+   * a restart bounds its logical time by (leadSinceAnchorMs) is at or after the last time handed out
+   * (the anchor reads the machine's monotonic clock after it). At most once per millisecond.
    */
-  readonly onSlowing?: (sampleMs: number) => void;
+  readonly onSample?: (sampleMs: number) => void;
 }
 
 /** A step the clock recorded: the wall clock was `aheadMs` ahead of it when it read `atMs`. */
@@ -100,34 +97,27 @@ export interface ClockAnchor {
   readonly monotonicMs: number;
   /** What the clock handed out then (the wall clock less any step not yet absorbed). */
   readonly sampleMs: number;
-  /** The clock ran slow then (behind a wall clock stepped back), at 1 - SLEW_RATE of real time. */
-  readonly slow: boolean;
 }
 
 /**
  * How much of the wall clock's lead a restart must still absorb so that its logical time starts no
- * further ahead than `anchor`, the last reading before the restart, plus the real time since:
- * whatever the wall clock did while lockd was down (a forward step), and what was left to absorb
- * when the anchor was taken. None of that time counts at 1% fast, the pace of a clock catching up:
- * the anchor is rewritten every second, and lockd may have run in step with real time until just
- * before the restart (a kill leaves no trace of when it came), so 1% of the time since could be 1%
- * of time it ran in step, and a lease granted just before the kill would end early by as much. So
- * a step made while lockd was down is absorbed from the restart on. After an anchor taken while the
- * clock ran slow (it is written at once when the clock starts to), the time since counts at 1 - 1%:
- * the clock may have run slow until the kill. Zero if the machine restarted
- * in between (the monotonic clock starts over with it, so the time between is unknown). Time the
- * machine spent suspended counts as a step (the monotonic clock does not count it): that only
- * lengthens leases.
+ * further ahead than `anchor`, the clock's last sample before the restart, plus the real time since
+ * at 1% fast (and the 1 ms the clock's start adds for the wall clock's whole milliseconds): whatever
+ * the wall clock did while lockd was down (a forward step), and what was left to absorb when the
+ * anchor was taken. The anchor is written whenever the sample grows, before it is handed out, so it
+ * is at or after the last time handed out: from there on logical time runs at most 1% faster than
+ * real time, as it may while lockd runs, whatever the clock did before (ran slow, stood still, ran in
+ * step until a kill that leaves no trace of when it came). Zero if the machine restarted in between
+ * (the monotonic clock starts over with it, so the time between is unknown). Time the machine spent
+ * suspended counts as a step (the monotonic clock does not count it): that only lengthens leases.
+ * Not rounded: rounded up, a restart soon after a wall clock that kept time read whole milliseconds
+ * past the anchor's would start up to 1 ms behind it, as after a step.
  */
 export function leadSinceAnchorMs(anchor: ClockAnchor, bootId: string, monotonicMs: number, wallMs: number): number {
   // A monotonic clock behind the anchor's (a container restored elsewhere, a time namespace) says
   // nothing about the time between: unknown, as after a reboot.
   if (anchor.bootId !== bootId || monotonicMs < anchor.monotonicMs) return 0;
-  const rate = anchor.slow ? SLOW : 1;
-  // 1 ms more: a sample in step is the wall clock's whole milliseconds, up to 1 ms behind real time,
-  // and a restart may add 1 ms (protocol.md §4). Without it, every restart would start up to 1 ms
-  // behind a wall clock that kept time, and take that for a step to absorb.
-  return Math.max(0, wallMs - (anchor.sampleMs + 1 + (monotonicMs - anchor.monotonicMs) * rate));
+  return Math.max(0, wallMs - (anchor.sampleMs + (monotonicMs - anchor.monotonicMs) * (1 + SLEW_RATE)));
 }
 
 /**
@@ -154,7 +144,7 @@ export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
  * pipeline keeps) differ by at most (1 + rate) x (monotonic time between them) + 1 ms; while the wall
  * clock keeps real time, every reading is the wall clock's.
  */
-export class SteadyWallClock implements PacedClock {
+export class SteadyWallClock implements Clock {
   /**
    * The most the sample may be: an estimate of real time from above. It grows with the monotonic
    * clock at up to (1 + rate) and is kept within 1 ms of the wall clock while that is in step (whose
@@ -177,6 +167,8 @@ export class SteadyWallClock implements PacedClock {
   private anchorMs = 0;
   private anchorMonotonicMs = 0;
   private anchorRate = 0;
+  /** The last sample onSample was told of. */
+  private lastToldSampleMs = Number.NEGATIVE_INFINITY;
   /** A reported step not yet absorbed: report the next one only after this. */
   private stepReported = false;
 
@@ -242,11 +234,9 @@ export class SteadyWallClock implements PacedClock {
       // meanwhile would end early when the wall clock is put right and time moved on with it. Time
       // runs on at (1 - rate) of real time until the wall clock meets it.
       aheadMs = offMs;
-      const slowing = this.anchorRate !== SLOW;
       this.anchor(SLOW);
       this.ceilingMs = behind;
       sample = Math.floor(behind);
-      if (slowing) this.sources.onSlowing?.(sample);
     }
     this.lastMonotonicMs = monotonic;
     if (!this.stepReported && Math.abs(aheadMs) > REPORTED_STEP_MS - 1) {
@@ -255,11 +245,11 @@ export class SteadyWallClock implements PacedClock {
     } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
       this.stepReported = false;
     }
+    if (sample > this.lastToldSampleMs) {
+      this.lastToldSampleMs = sample;
+      this.sources.onSample?.(sample);
+    }
     return sample;
-  }
-
-  get runningSlow(): boolean {
-    return this.anchorRate === SLOW;
   }
 
   /** The ceiling grown at `rate` to `monotonic`, `elapsed` after the last reading. */
@@ -280,9 +270,9 @@ export class SteadyWallClock implements PacedClock {
 export function systemClock(
   onStep: ClockSources["onStep"],
   onRecord: ClockSources["onRecord"],
-  onSlowing: NonNullable<ClockSources["onSlowing"]>,
+  onSample: NonNullable<ClockSources["onSample"]>,
   unabsorbedMs = 0,
   lastRecord: ClockStep | null = null,
-): PacedClock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord, onSlowing }, unabsorbedMs, lastRecord);
+): Clock {
+  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord, onSample }, unabsorbedMs, lastRecord);
 }

@@ -5,7 +5,7 @@
 import { randomInt } from "node:crypto";
 import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
 import { startCompactionLauncher } from "../storage/compactor.js";
-import { currentBootId, keepClockAnchor, machineMonotonicMs, readClockAnchor, type KeptClockAnchor } from "../storage/clock-anchor-file.js";
+import { currentBootId, machineMonotonicMs, openClockAnchor, readClockAnchor, type ClockAnchorWriter } from "../storage/clock-anchor-file.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../storage/data-dir.js";
 import { lockDataDir } from "../storage/data-dir-lock.js";
@@ -20,7 +20,7 @@ import {
 } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock, type PacedClock } from "./clock.js";
+import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
 import { addressText, type ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -89,7 +89,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     // 9-12 µs of a lone client's 21-28 µs before its record was written, 2.6 µs with small tables).
   };
   let watch: DataDirWatch | null = null;
-  let anchors: KeptClockAnchor | null = null;
+  let anchor: ClockAnchorWriter | null = null;
   let storage: DurableStorage | null = null;
   let refusing = (): boolean => false;
   try {
@@ -118,9 +118,10 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       logger.warn("--fsync never: replies do not wait for the disk; a crash or power loss can lose acknowledged locks. Benchmarks only.");
     }
     // The clock is first read by the pipeline, so `pipeline` is set by the time the clock asks for it.
-    // An injected clock has no wall clock to anchor; this one tells the anchor when it starts running slow.
-    const steadyClock = deps.clock === undefined ? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline, (sampleMs) => anchors?.noteSlowing(sampleMs)) : null;
-    const clock = deps.clock ?? steadyClock!;
+    // An injected clock has no wall clock to anchor. Opening the anchor changes nothing until the
+    // clock's first sample, so resumeClock still reads the last run's.
+    anchor = deps.clock === undefined ? openClockAnchor(dir) : null;
+    const clock = deps.clock ?? resumeClock(dir, sm.logicalNowMs, logger, () => pipeline, anchor);
     const pipeline: CommitPipeline = new CommitPipeline({
       stateMachine: sm,
       log,
@@ -131,8 +132,6 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       nextIndex: recovered.lastIndex + 1,
     });
     refusing = () => pipeline.failed !== null;
-    // resumeClock, above, has read the last run's anchor. The sample first: reading it may start the clock running slow.
-    anchors = steadyClock === null ? null : keepClockAnchor(dir, () => ({ sampleMs: steadyClock.nowMs(), slow: steadyClock.runningSlow }), logger);
     watch = watchDataDir(dir, (loss) => pipeline.refuse("the data directory check", new Error(loss.what), DATA_DIR_ADVICE[loss.kind]));
     if (sm.nextFencingToken > MAX_FENCING_TOKEN) {
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
@@ -209,7 +208,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         const cleanStop = await closeDurableStorage(dir, opened, config.fsync, pipeline.failed !== null);
         launcher.close();
         await memory.close();
-        anchors?.stop();
+        anchor?.close();
         watch?.stop();
         dirLock.release();
         return cleanStop;
@@ -225,7 +224,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     }
     launcher.close();
     void memory.close();
-    anchors?.stop();
+    anchor?.close();
     watch?.stop();
     dirLock.release();
     throw error;
@@ -304,24 +303,25 @@ function resumeClock(
   recoveredMs: number,
   logger: Logger,
   pipeline: () => Pick<CommitPipeline, "failed" | "refuse">,
-  onSlowing: (sampleMs: number) => void,
-): PacedClock {
+  anchor: ClockAnchorWriter | null,
+): Clock {
   let record = readClockStep(dir);
   // Rounded up: carrying over more than is left only makes leases last longer.
   const carriedMs = record === null ? 0 : Math.ceil(unabsorbedStepMs(record, recoveredMs));
   if (carriedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${carriedMs} ms of it is absorbed from here on`);
   }
-  // What the last run's anchor allows (same boot only): its sample, plus the real time since. A
-  // wall clock further ahead was stepped while lockd was down; that is absorbed too. The
+  // What the last run's anchor allows (same boot only): its sample, plus the real time since at
+  // 1% fast. A wall clock further ahead was stepped while lockd was down; that is absorbed too. The
   // larger of the two estimates wins (both bound the same lead; neither is added to the other).
   const lastAnchor = readClockAnchor(dir);
   const bootId = currentBootId();
   const monotonicMs = machineMonotonicMs(); // before the wall clock: a pause between only asks for more
-  const anchorLeadMs = lastAnchor === null || bootId === null ? 0 : Math.ceil(leadSinceAnchorMs(lastAnchor, bootId, monotonicMs, Date.now()));
+  // Not rounded up like the record's estimate: see leadSinceAnchorMs.
+  const anchorLeadMs = lastAnchor === null || bootId === null ? 0 : leadSinceAnchorMs(lastAnchor, bootId, monotonicMs, Date.now());
   if (anchorLeadMs - carriedMs >= REPORTED_DOWNTIME_STEP_MS) {
     logger.warn(
-      `the wall clock moved ${anchorLeadMs - carriedMs} ms further than real time while lockd was down: leases keep their length, ` +
+      `the wall clock moved ${Math.round(anchorLeadMs - carriedMs)} ms further than real time while lockd was down: leases keep their length, ` +
         `and logical time catches up running ${SLEW_RATE * 100}% fast`,
     );
   }
@@ -352,7 +352,15 @@ function resumeClock(
         return false;
       }
     },
-    onSlowing,
+    (sampleMs) => {
+      if (anchor === null || pipeline().failed !== null) return;
+      try {
+        anchor.note(sampleMs);
+      } catch (error) {
+        // A stale anchor would let a restart start logical time further ahead than this run took it.
+        pipeline().refuse(`writing the clock anchor in ${dir.root}`, error as Error);
+      }
+    },
     unabsorbedMs,
     record,
   );

@@ -1,21 +1,19 @@
 /**
- * DIR/clock-anchor: the machine's monotonic clock and the sample lockd's clock handed out, read
- * together and rewritten every second while lockd runs. A restart on the same boot of the machine
- * uses it to bound how far its logical time may start ahead (leadSinceAnchorMs), so that a forward
- * step of the wall clock made while lockd was down is absorbed like one made while it ran, instead
- * of ending every recovered lease early. Only a restart on the same boot can use it, so the page
- * cache is enough: it is never synced. It is also written at once when the clock starts running
- * slow (a backward step), which the restart must know of: the clock may have run slow until then.
+ * DIR/clock-anchor: the last sample lockd's clock handed out, beside the machine's monotonic clock
+ * read after it, rewritten whenever the sample grows (at most once per millisecond, before the
+ * sample is handed out). A restart on the same boot of the machine uses it to bound how far its
+ * logical time may start ahead (leadSinceAnchorMs), so that a forward step of the wall clock made
+ * while lockd was down is absorbed like one made while it ran, instead of ending every recovered
+ * lease early. Only a restart on the same boot can use it, so the page cache is enough: it is never
+ * synced, and it is written in place, one fixed-size write at the start of the file.
  */
-import { readFileSync } from "node:fs";
+import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { ClockAnchor } from "../server/clock.js";
-import type { Logger } from "../server/logger.js";
 import type { DataDir } from "./data-dir.js";
-import { readFileIfThere, replaceFile } from "./small-file.js";
+import { readFileIfThere } from "./small-file.js";
 
 const FILE_NAME = "clock-anchor";
-export const CLOCK_ANCHOR_EVERY_MS = 1_000;
 const BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id";
 
 /** Which boot of the machine this is, or null where the machine does not say (not Linux). */
@@ -39,9 +37,7 @@ export function readClockAnchor(dir: DataDir): ClockAnchor | null {
   try {
     const parsed = JSON.parse(text) as Partial<ClockAnchor>;
     if (typeof parsed.bootId === "string" && Number.isFinite(parsed.monotonicMs) && Number.isFinite(parsed.sampleMs)) {
-      // An anchor without `slow` was written by a version that did not say: its clock ran slow
-      // only after a backward step, and counting the time since at full speed is what it did.
-      return { bootId: parsed.bootId, monotonicMs: parsed.monotonicMs!, sampleMs: parsed.sampleMs!, slow: parsed.slow === true };
+      return { bootId: parsed.bootId, monotonicMs: parsed.monotonicMs!, sampleMs: parsed.sampleMs! };
     }
   } catch {
     // not an anchor: as if there were none, as after a reboot
@@ -49,47 +45,49 @@ export function readClockAnchor(dir: DataDir): ClockAnchor | null {
   return null;
 }
 
-function writeClockAnchor(dir: DataDir, anchor: ClockAnchor): void {
-  replaceFile(join(dir.root, FILE_NAME), `${JSON.stringify(anchor)}\n`, { durable: false });
-}
+/**
+ * Bytes of every write: the anchor's JSON, padded with spaces (which JSON allows), so each write
+ * covers all of the one before. A boot id is 36 characters, and the numbers at most 24 each.
+ */
+const ANCHOR_BYTES = 160;
 
-/** What the anchor notes of the clock: its sample, and whether it runs slow. */
-export interface ClockReading {
-  readonly sampleMs: number;
-  readonly slow: boolean;
-}
-
-export interface KeptClockAnchor {
-  /** The clock started running slow, handing out `sampleMs`: written now, not at the next second. */
-  noteSlowing(sampleMs: number): void;
-  stop(): void;
+export interface ClockAnchorWriter {
+  /** The clock is about to hand out `sampleMs`. Throws if the anchor cannot be written. */
+  note(sampleMs: number): void;
+  close(): void;
 }
 
 /**
- * Writes an anchor of the clock's reading now and every CLOCK_ANCHOR_EVERY_MS until stopped. A
- * write that fails is logged once and retried: without a fresh anchor a restart falls back to an
- * older one, or to none.
+ * Opens the anchor for writing, leaving the last one in place until the first note: a lockd that
+ * dies before handing out any time leaves the anchor of the one before, which still bounds the next
+ * restart. Null where the machine does not say which boot this is (not Linux).
  */
-export function keepClockAnchor(dir: DataDir, read: () => ClockReading, logger: Logger): KeptClockAnchor {
+export function openClockAnchor(dir: DataDir): ClockAnchorWriter | null {
   const bootId = currentBootId();
-  if (bootId === null) return { noteSlowing() {}, stop() {} };
-  let failing = false;
-  const write = (reading: ClockReading) => {
-    try {
-      // The monotonic clock after the sample: a pause between them makes the anchor's sample look
-      // older than it is, which only asks a restart to absorb more.
-      writeClockAnchor(dir, { bootId, monotonicMs: machineMonotonicMs(), ...reading });
-      failing = false;
-    } catch (error) {
-      if (!failing) logger.warn(`cannot write ${join(dir.root, FILE_NAME)} (${(error as Error).message}); retrying every second`);
-      failing = true;
-    }
-  };
-  write(read());
-  const timer = setInterval(() => write(read()), CLOCK_ANCHOR_EVERY_MS);
-  timer.unref();
+  if (bootId === null) return null;
+  const path = join(dir.root, FILE_NAME);
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o644);
+  const buffer = Buffer.alloc(ANCHOR_BYTES, " ");
+  let sized = false;
+  let closed = false;
   return {
-    noteSlowing: (sampleMs) => write({ sampleMs, slow: true }),
-    stop: () => clearInterval(timer),
+    note(sampleMs) {
+      if (closed) return; // stopping: no time is handed out after the close
+      const anchor: ClockAnchor = { bootId, monotonicMs: machineMonotonicMs(), sampleMs };
+      buffer.fill(" ");
+      const length = buffer.write(`${JSON.stringify(anchor)}\n`);
+      if (length > ANCHOR_BYTES - 1) throw new Error(`clock anchor longer than ${ANCHOR_BYTES} bytes`);
+      const written = writeSync(fd, buffer, 0, ANCHOR_BYTES, 0);
+      if (written !== ANCHOR_BYTES) throw new Error(`wrote ${written} of ${ANCHOR_BYTES} bytes`);
+      if (!sized) {
+        ftruncateSync(fd, ANCHOR_BYTES); // whatever a longer file held after the anchor would not parse
+        sized = true;
+      }
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      closeSync(fd);
+    },
   };
 }

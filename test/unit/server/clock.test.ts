@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockStep } from "../../../src/server/clock.js";
+import { leadSinceAnchorMs, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockStep } from "../../../src/server/clock.js";
 import { randomFromSeed, testSeed } from "../../support/seeded-random.js";
 
 const seed = Number(testSeed("leader clock under wall-clock steps")) | 0;
@@ -16,8 +16,10 @@ class FakeMachine {
   realMs = 1_000.25; // monotonic, fractional like performance.now()
   wallOffsetMs = START_MS - 1_000;
   readonly steps: number[] = [];
-  /** The samples at which the clock said it started running slow. */
-  readonly slowings: number[] = [];
+  /** The clock anchor as lockd keeps it: the last sample told, and the monotonic clock after it. */
+  anchor: ClockAnchor | null = null;
+  /** Every sample the clock told of, in order. */
+  readonly told: number[] = [];
   /** What the clock asked to record for a restart, in order. */
   readonly records: ClockStep[] = [];
   /** Whether a record the clock asks for is written (a disk that fails: false). */
@@ -45,7 +47,10 @@ class FakeMachine {
         },
         monotonicMs: () => this.realMs,
         onStep: (aheadMs) => this.steps.push(aheadMs),
-        onSlowing: (sampleMs) => this.slowings.push(sampleMs),
+        onSample: (sampleMs) => {
+          this.told.push(sampleMs);
+          this.anchor = { bootId: "boot-a", monotonicMs: this.realMs, sampleMs };
+        },
         onRecord: (step) => {
           this.records.push(step);
           if (this.recordsDurable) this.lastDurable = step;
@@ -62,6 +67,23 @@ class FakeMachine {
   restart(): void {
     const last = this.lastDurable;
     this.startClock(last === null ? 0 : Math.ceil(unabsorbedStepMs(last, this.logicalMs)), last);
+  }
+
+  /**
+   * A restart on the same boot as lockd does it (resumeClock): what is left of a step, from the
+   * record and from the anchor, whichever is larger, recorded again if anything is.
+   */
+  restartOnSameBoot(): void {
+    const last = this.lastDurable;
+    const carriedMs = last === null ? 0 : Math.ceil(unabsorbedStepMs(last, this.logicalMs));
+    const anchorLeadMs = this.anchor === null ? 0 : leadSinceAnchorMs(this.anchor, "boot-a", this.realMs, this.wallMs);
+    const unabsorbedMs = Math.max(carriedMs, anchorLeadMs);
+    let record = last;
+    if (unabsorbedMs > 0) {
+      record = { aheadMs: unabsorbedMs + 1, atMs: this.wallMs - unabsorbedMs };
+      this.lastDurable = record;
+    }
+    this.startClock(unabsorbedMs, record);
   }
 
   /** The logical time as the pipeline keeps it: never behind what it handed out before. */
@@ -144,27 +166,30 @@ describe("the leader's clock", () => {
     expect(machine.read()).toBe(machine.wallMs);
   });
 
-  it("says once, with the sample it hands out then, that it starts running slow, and says it runs slow until the wall clock meets it", () => {
+  it("tells the anchor every sample above the last one told, before handing it out: in step, catching up and running slow", () => {
     const machine = new FakeMachine();
-    machine.advance(10);
-    machine.read();
-    expect(machine.clock.runningSlow).toBe(false);
-    machine.stepWall(-2_000);
-    machine.advance(1);
-    const first = machine.clock.nowMs();
-    expect(machine.slowings).toEqual([first]);
-    expect(machine.clock.runningSlow).toBe(true);
-    for (let n = 0; n < 100; n++) {
-      machine.advance(1_000);
-      machine.clock.nowMs();
+    const handedOut: number[] = [];
+    const readAndCheck = () => {
+      const sample = machine.clock.nowMs();
+      expect(machine.told.at(-1)).toBe(Math.max(...handedOut, sample)); // told before it was returned
+      handedOut.push(sample);
+    };
+    for (const ms of [0, 0.3, 0.3, 0.5, 1, 1, 250]) {
+      machine.advance(ms);
+      readAndCheck();
     }
-    expect(machine.slowings).toEqual([first]); // slow all along: said once
-    expect(machine.clock.runningSlow).toBe(true);
-    while (machine.clock.runningSlow) {
-      machine.advance(1_000);
-      machine.clock.nowMs();
+    machine.stepWall(60_000); // catching up at 1%
+    for (let n = 0; n < 50; n++) {
+      machine.advance(0.4);
+      readAndCheck();
     }
-    expect(machine.clock.nowMs()).toBe(machine.wallMs); // met the wall clock, in step again
+    machine.stepWall(-120_000); // running slow
+    for (let n = 0; n < 50; n++) {
+      machine.advance(0.4);
+      readAndCheck();
+    }
+    // Once per millisecond of the sample, each larger than the one before.
+    expect(machine.told).toEqual([...new Set(machine.told)].sort((a, b) => a - b));
   });
 
   it("keeps its rates to the millisecond over thousands of evenly spaced readings, which rounding could bias", () => {
@@ -382,7 +407,7 @@ describe("the leader's clock", () => {
       fc.record({ beforeMs: fc.double({ min: 0, max: 3, noNaN: true }), afterMs: fc.double({ min: 0, max: 3, noNaN: true }), tries: fc.integer({ min: 1, max: 2 }) }),
     );
     type Pause = { beforeMs: number; afterMs: number; tries: number };
-    type Move = { advanceMs: number; stepMs: number; pause: Pause; restart?: boolean };
+    type Move = { advanceMs: number; stepMs: number; pause: Pause; restart?: boolean; down?: { advanceMs: number; stepMs: number } | null };
     const pausing = (pause: Pause) => {
       let paused = 0;
       return () => (paused++ < pause.tries ? pause : { beforeMs: 0, afterMs: 0 });
@@ -391,7 +416,7 @@ describe("the leader's clock", () => {
       const machine = new FakeMachine();
       let restarts = 0;
       const seen: { logical: number; startMs: number; endMs: number; restarts: number }[] = [{ ...machine.timedRead(), restarts }];
-      for (const { advanceMs, stepMs, pause, restart } of list) {
+      for (const { advanceMs, stepMs, pause, restart, down } of list) {
         machine.advance(advanceMs);
         machine.stepWall(stepMs);
         machine.pauseAroundWallRead = pausing(pause);
@@ -404,6 +429,14 @@ describe("the leader's clock", () => {
         machine.pauseAroundWallRead = null;
         if (restart === true) {
           machine.restart(); // after the step was seen: a step while lockd is down takes effect at once
+          restarts++;
+          seen.push({ ...machine.timedRead(), restarts });
+        }
+        if (down !== undefined && down !== null) {
+          // Killed after that reading; down for a while, the wall clock stepped meanwhile.
+          machine.advance(down.advanceMs);
+          machine.stepWall(down.stepMs);
+          machine.restartOnSameBoot();
           restarts++;
           seen.push({ ...machine.timedRead(), restarts });
         }
@@ -442,6 +475,22 @@ describe("the leader's clock", () => {
     );
     fc.assert(
       fc.property(withRestarts, (list) => run(list, false)),
+      { seed, numRuns: 500 },
+    );
+    // Killed and restarted on the same boot, the wall clock stepped while lockd was down: the
+    // restart bounds its start by the anchor. The wall clock also drifts (small steps between close
+    // readings: running slow or fast), which a clock in step follows.
+    const withDowntimes = fc.array(
+      fc.record({
+        advanceMs: fc.oneof(fc.double({ min: 0, max: 2, noNaN: true }), fc.integer({ min: 0, max: 2_000 })),
+        stepMs: fc.oneof(fc.constant(0), fc.integer({ min: -3, max: 3 }), fc.integer({ min: -5_000, max: 5_000 })),
+        pause: fc.constant({ beforeMs: 0, afterMs: 0, tries: 0 }),
+        down: fc.option(fc.record({ advanceMs: fc.oneof(fc.double({ min: 0, max: 20, noNaN: true }), fc.integer({ min: 0, max: 5_000 })), stepMs: fc.integer({ min: -10_000, max: 10_000 }) }), { freq: 4 }),
+      }),
+      { minLength: 1, maxLength: 120 },
+    );
+    fc.assert(
+      fc.property(withDowntimes, (list) => run(list, false)),
       { seed, numRuns: 500 },
     );
   });
