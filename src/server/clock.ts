@@ -20,6 +20,13 @@ export interface Clock {
 }
 
 
+/**
+ * How often the anchor is told the largest sample again while the sample stands (onSample): so that
+ * from a time handed out to the anchor's monotonic reading after it there is never 1 ms / 1.01 of
+ * real time, the most a restart's 1 ms of slack can take at 1% fast.
+ */
+export const RETELL_AFTER_MS = 0.5;
+
 /** How much faster than real time the clock may run while it catches up with a forward step. */
 export const SLEW_RATE = 0.01;
 
@@ -74,9 +81,11 @@ export interface ClockSources {
    */
   readonly onRecord: (step: ClockStep) => boolean;
   /**
-   * Told of every sample above the last one told, before it is handed out, so that the clock anchor
-   * a restart bounds its logical time by (leadSinceAnchorMs) is at or after the last time handed out
-   * (the anchor reads the machine's monotonic clock after it). At most once per millisecond.
+   * Told of the largest sample so far, before it is handed out, whenever it grows and again after
+   * RETELL_AFTER_MS of readings without growing (a wall clock frozen or running slow, which the
+   * clock follows while in step): the clock anchor a restart bounds its logical time by
+   * (leadSinceAnchorMs) must be at or after the last time handed out, and less than a millisecond of
+   * real time before it (the anchor reads the machine's monotonic clock after it).
    */
   readonly onSample?: (sampleMs: number) => void;
 }
@@ -104,10 +113,11 @@ export interface ClockAnchor {
  * further ahead than `anchor`, the clock's last sample before the restart, plus the real time since
  * at 1% fast (and the 1 ms the clock's start adds for the wall clock's whole milliseconds): whatever
  * the wall clock did while lockd was down (a forward step), and what was left to absorb when the
- * anchor was taken. The anchor is written whenever the sample grows, before it is handed out, so it
- * is at or after the last time handed out: from there on logical time runs at most 1% faster than
- * real time, as it may while lockd runs, whatever the clock did before (ran slow, stood still, ran in
- * step until a kill that leaves no trace of when it came). Zero if the machine restarted in between
+ * anchor was taken. The anchor is written before a sample is handed out, whenever it grows and at
+ * least every RETELL_AFTER_MS while it stands, so it is at or after the last time handed out and
+ * less than 1 ms / 1.01 of real time behind it: from there on logical time runs at most 1% faster
+ * than real time (and the restart's 1 ms), as it may while lockd runs, whatever the clock did before
+ * (ran slow, stood still, ran in step until a kill that leaves no trace of when it came). Zero if the machine restarted in between
  * (the monotonic clock starts over with it, so the time between is unknown). Time the machine spent
  * suspended counts as a step (the monotonic clock does not count it): that only lengthens leases.
  * Not rounded: rounded up, a restart soon after a wall clock that kept time read whole milliseconds
@@ -167,8 +177,9 @@ export class SteadyWallClock implements Clock {
   private anchorMs = 0;
   private anchorMonotonicMs = 0;
   private anchorRate = 0;
-  /** The last sample onSample was told of. */
-  private lastToldSampleMs = Number.NEGATIVE_INFINITY;
+  /** The largest sample onSample was told of, and when (the monotonic clock of that reading). */
+  private toldSampleMs = Number.NEGATIVE_INFINITY;
+  private toldMonotonicMs = Number.NEGATIVE_INFINITY;
   /** A reported step not yet absorbed: report the next one only after this. */
   private stepReported = false;
 
@@ -245,9 +256,10 @@ export class SteadyWallClock implements Clock {
     } else if (this.stepReported && Math.abs(aheadMs) < REPORTED_STEP_MS / 2) {
       this.stepReported = false;
     }
-    if (sample > this.lastToldSampleMs) {
-      this.lastToldSampleMs = sample;
-      this.sources.onSample?.(sample);
+    if (sample > this.toldSampleMs || monotonic - this.toldMonotonicMs >= RETELL_AFTER_MS) {
+      this.toldSampleMs = Math.max(this.toldSampleMs, sample);
+      this.toldMonotonicMs = monotonic;
+      this.sources.onSample?.(this.toldSampleMs);
     }
     return sample;
   }

@@ -166,13 +166,14 @@ describe("the leader's clock", () => {
     expect(machine.read()).toBe(machine.wallMs);
   });
 
-  it("tells the anchor every sample above the last one told, before handing it out: in step, catching up and running slow", () => {
+  it("tells the anchor the largest sample before handing it out, and again every half millisecond while it stands", () => {
     const machine = new FakeMachine();
     const handedOut: number[] = [];
     const readAndCheck = () => {
       const sample = machine.clock.nowMs();
-      expect(machine.told.at(-1)).toBe(Math.max(...handedOut, sample)); // told before it was returned
       handedOut.push(sample);
+      expect(machine.anchor!.sampleMs).toBe(Math.max(...handedOut)); // told before it was returned
+      expect(machine.realMs - machine.anchor!.monotonicMs).toBeLessThan(1 / (1 + SLEW_RATE));
     };
     for (const ms of [0, 0.3, 0.3, 0.5, 1, 1, 250]) {
       machine.advance(ms);
@@ -188,8 +189,32 @@ describe("the leader's clock", () => {
       machine.advance(0.4);
       readAndCheck();
     }
-    // Once per millisecond of the sample, each larger than the one before.
-    expect(machine.told).toEqual([...new Set(machine.told)].sort((a, b) => a - b));
+    machine.stepWall(120_000 - 60_000);
+    for (let n = 0; n < 50; n++) {
+      machine.advance(0.4);
+      machine.stepWall(-0.4); // frozen: in step with it, the sample stands
+      readAndCheck();
+    }
+    expect(machine.told).toEqual([...machine.told].sort((a, b) => a - b));
+  });
+
+  it("keeps a lease granted under a frozen wall clock at least ttl / 1.01 - 1 ms long across a kill and a restart", () => {
+    // Read every half millisecond, a frozen wall clock keeps the sample where it is; the anchor is
+    // told again all the same, so it is never more than that behind the last time handed out.
+    const machine = new FakeMachine();
+    machine.read();
+    for (let n = 0; n < 2_000; n++) {
+      machine.advance(0.5);
+      machine.stepWall(-0.5);
+      machine.read();
+    }
+    const granted = machine.timedRead();
+    // Killed; while lockd is down the wall clock is put right (a second ahead), and it restarts 10 ms later.
+    machine.advance(10);
+    machine.stepWall(1_000);
+    machine.restartOnSameBoot();
+    const restarted = machine.timedRead();
+    expect(restarted.logical - granted.logical).toBeLessThanOrEqual((restarted.endMs - granted.startMs) * (1 + SLEW_RATE) + 2);
   });
 
   it("keeps its rates to the millisecond over thousands of evenly spaced readings, which rounding could bias", () => {
@@ -407,7 +432,7 @@ describe("the leader's clock", () => {
       fc.record({ beforeMs: fc.double({ min: 0, max: 3, noNaN: true }), afterMs: fc.double({ min: 0, max: 3, noNaN: true }), tries: fc.integer({ min: 1, max: 2 }) }),
     );
     type Pause = { beforeMs: number; afterMs: number; tries: number };
-    type Move = { advanceMs: number; stepMs: number; pause: Pause; restart?: boolean; down?: { advanceMs: number; stepMs: number } | null };
+    type Move = { advanceMs: number; stepMs: number; pause: Pause; restart?: boolean; down?: { advanceMs: number; stepMs: number } | null; frozen?: boolean };
     const pausing = (pause: Pause) => {
       let paused = 0;
       return () => (paused++ < pause.tries ? pause : { beforeMs: 0, afterMs: 0 });
@@ -416,9 +441,10 @@ describe("the leader's clock", () => {
       const machine = new FakeMachine();
       let restarts = 0;
       const seen: { logical: number; startMs: number; endMs: number; restarts: number }[] = [{ ...machine.timedRead(), restarts }];
-      for (const { advanceMs, stepMs, pause, restart, down } of list) {
+      for (const { advanceMs, stepMs, pause, restart, down, frozen } of list) {
         machine.advance(advanceMs);
         machine.stepWall(stepMs);
+        if (frozen === true) machine.stepWall(-advanceMs); // the wall clock stood still meanwhile
         machine.pauseAroundWallRead = pausing(pause);
         const start = machine.realMs;
         const out = machine.clock.nowMs();
@@ -486,6 +512,7 @@ describe("the leader's clock", () => {
         stepMs: fc.oneof(fc.constant(0), fc.integer({ min: -3, max: 3 }), fc.integer({ min: -5_000, max: 5_000 })),
         pause: fc.constant({ beforeMs: 0, afterMs: 0, tries: 0 }),
         down: fc.option(fc.record({ advanceMs: fc.oneof(fc.double({ min: 0, max: 20, noNaN: true }), fc.integer({ min: 0, max: 5_000 })), stepMs: fc.integer({ min: -10_000, max: 10_000 }) }), { freq: 4 }),
+        frozen: fc.boolean(),
       }),
       { minLength: 1, maxLength: 120 },
     );
