@@ -9,9 +9,13 @@ import { InvalidArgumentError } from "./errors.js";
 /** Largest ttl the SDK lets through; the server applies its own --max-ttl (answering status 3). */
 export const MAX_TTL_MS = Number.MAX_SAFE_INTEGER;
 
-function shown(value: unknown): string {
+/** A value for a message: primitives as typed, anything else by its type (String() of an object can throw). */
+export function shown(value: unknown): string {
   if (typeof value === "bigint") return `${value}n (a bigint)`;
   if (typeof value === "string") return JSON.stringify(value);
+  if (value === null) return "null";
+  if (typeof value === "object") return "an object";
+  if (typeof value === "function" || typeof value === "symbol") return `a ${typeof value}`;
   return String(value);
 }
 

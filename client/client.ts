@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
-import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
+import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, shown, validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
 import { defaultClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
@@ -558,7 +558,7 @@ function autoRenewIntervalMs(
   if (autoRenew === undefined || autoRenew === false) return undefined;
   if (autoRenew === true) return { intervalMs: undefined };
   if (typeof autoRenew !== "object" || autoRenew === null) {
-    throw new InvalidArgumentError(`autoRenew must be true, false or { intervalMs }, got ${String(autoRenew)}`);
+    throw new InvalidArgumentError(`autoRenew must be true, false or { intervalMs }, got ${shown(autoRenew)}`);
   }
   if (autoRenew.intervalMs === undefined) return { intervalMs: undefined };
   const intervalMs = positiveNumber(autoRenew.intervalMs, "autoRenew.intervalMs");

@@ -1,4 +1,5 @@
 /** Server addresses: parsing "host:port" text and the structured form that can name a node id. */
+import { shown } from "./arguments.js";
 import { InvalidArgumentError } from "./errors.js";
 
 export const DEFAULT_HOST = "127.0.0.1";
@@ -18,14 +19,6 @@ export interface Endpoint {
 export type EndpointInput = string | Endpoint;
 
 const MAX_NODE_ID = (1n << 64n) - 1n; // it comes back in a reply's u64 token field
-
-/** A value for a message: primitives as they are, anything else by its type (String() can throw). */
-function shown(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") return "an object";
-  if (typeof value === "function" || typeof value === "symbol") return `a ${typeof value}`;
-  return String(value);
-}
 
 /** Checks what JavaScript callers can pass too (null, a missing host, a numeric node id), so a bad endpoint is an InvalidArgumentError. */
 function checkedEndpoint(input: Partial<Record<keyof Endpoint, unknown>> | null): Endpoint {

@@ -5,6 +5,7 @@
  * Owner ids have no names: a bigint, hex text or 16 bytes.
  */
 import { ID_BYTES, bytesToHex, bytesToU128, hexToBytes, lockIdFromName, randomId, u128ToBytes } from "../src/protocol/index.js";
+import { shown } from "./arguments.js";
 import { InvalidArgumentError } from "./errors.js";
 
 /** In a `u` regular expression a surrogate pair is one code point: only a lone surrogate matches. */
@@ -67,14 +68,14 @@ export function toLockId(lock: LockRef): LockId {
   if (typeof lock === "string") return LockId.fromName(lock);
   if (typeof lock === "bigint") return LockId.fromBigInt(lock);
   if (lock instanceof Uint8Array) return LockId.fromBytes(lock);
-  throw new InvalidArgumentError(`not a lock name or id: ${String(lock)}`);
+  throw new InvalidArgumentError(`not a lock name or id: ${shown(lock)}`);
 }
 
 export function toOwnerBytes(owner: OwnerRef): Buffer {
   if (typeof owner === "string") return parseHex(owner, "owner id");
   if (typeof owner === "bigint") return fromBigInt(owner, "owner id");
   if (owner instanceof Uint8Array) return fromBytes(owner, "owner id");
-  throw new InvalidArgumentError(`not an owner id: ${String(owner)}`);
+  throw new InvalidArgumentError(`not an owner id: ${shown(owner)}`);
 }
 
 /** A random 128-bit owner id, never zero. */

@@ -275,6 +275,12 @@ describe("errors users can branch on", () => {
     // eslint-disable-next-line no-sparse-arrays
     await invalid(misconfigured({ endpoints: ["127.0.0.1:5625", , ] }), "got undefined");
     await invalid(misconfigured({ endpoints: [{ host: Object.create(null), port: 1 }] }), "got an object");
+    // Values whose String() throws (no prototype) are shown by their type wherever they are refused.
+    const bare: unknown = Object.create(null);
+    await invalid(misconfigured({ owner: bare }), "not an owner id: an object");
+    await invalid(misconfigured({ timeoutMs: bare }), "timeoutMs must be a positive number, got an object");
+    await invalid(() => c.acquire(bare as string, { ttlMs: 1000 }), "not a lock name or id: an object");
+    await invalid(() => c.acquire("jobs", { ttlMs: bare as number }), "got an object");
     await invalid(misconfigured({ endpoints: [{ port: 1 }] }), "endpoint host");
     await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: "5625" }] }), "bad port");
     await invalid(misconfigured({ endpoints: [{ host: "127.0.0.1", port: 5625, nodeId: 2 }] }), "nodeId must be a bigint");
