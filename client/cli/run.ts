@@ -116,6 +116,13 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   });
   exited = true;
   clearTimeout(killTimer);
+  if (commandStopped && !lease.held && !leaseLost) {
+    // Stopped as the command exited, and continued after the lease ran out (the exit was handled
+    // before the deadline's timer): what the command left in its group is stopped, and must not be
+    // continued past its lease. Lost, as if the timer had come first.
+    leaseLost = true;
+    process.stderr.write(`lockctl: lease on ${options.lock.label} lost (${lease.lossReason ?? "unknown"}) while stopped\n`);
+  }
   // After a lost lease nothing the command started may outlive it: whatever of its group is still
   // running once the command itself has exited (a background job, a child that ignored SIGTERM) is
   // killed now, rather than left writing with the old token after lockctl has reported the loss.
@@ -124,9 +131,10 @@ export async function runLocked(client: BatonClient, options: RunOptions): Promi
   for (const stop of forwarders) stop();
   process.off("SIGTSTP", stopWithCommand);
   process.off("SIGCONT", continueCommand);
-  // Stopped as the command exited: what it left running in its group (a background job) must not
-  // stay stopped, with nobody left to continue it.
-  if (commandStopped) signalGroup(child.pid, "SIGCONT");
+  // Stopped as the command exited, under a lease still held: what it left running in its group (a
+  // background job) must not stay stopped, with nobody left to continue it. (After a lost lease it
+  // was killed above; SIGKILL ends a stopped process too.)
+  if (commandStopped && !leaseLost) signalGroup(child.pid, "SIGCONT");
 
   // A lost lease is not released: the lock ends at its ttl, and a RELEASE could end a newer lease of
   // the same owner (Lease.release answers `lost` and sends nothing). Whoever waits on lockctl (a
