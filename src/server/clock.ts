@@ -19,7 +19,6 @@ export interface Clock {
   nowMs(): number;
 }
 
-
 /**
  * How often the anchor is told the largest sample again while the sample stands (onSample): so that
  * from a time handed out to the anchor's monotonic reading after it there is never 1 ms / 1.01 of
@@ -117,9 +116,10 @@ export interface ClockAnchor {
  * least every RETELL_AFTER_MS while it stands, so it is at or after the last time handed out and
  * less than 1 ms / 1.01 of real time behind it: from there on logical time runs at most 1% faster
  * than real time (and the restart's 1 ms), as it may while lockd runs, whatever the clock did before
- * (ran slow, stood still, ran in step until a kill that leaves no trace of when it came). Zero if the machine restarted in between
- * (the monotonic clock starts over with it, so the time between is unknown). Time the machine spent
- * suspended counts as a step (the monotonic clock does not count it): that only lengthens leases.
+ * (ran slow, stood still, ran in step until a kill that leaves no trace of when it came). Zero if
+ * the machine restarted in between (the monotonic clock starts over with it, so the time between is
+ * unknown). Time the machine spent suspended counts as a step (the monotonic clock does not count
+ * it): that only lengthens leases.
  * Not rounded: rounded up, a restart soon after a wall clock that kept time read whole milliseconds
  * past the anchor's would start up to 1 ms behind it, as after a step.
  */
