@@ -13,10 +13,11 @@ import { RawClient } from "../support/raw-client.js";
 
 const running: LockdProcess[] = [];
 afterEach(async () => {
-  for (const lockd of running.splice(0)) {
-    await lockd.kill();
-    lockd.cleanup();
-  }
+  // Every lockd first: a restarted one shares the data directory the first one's cleanup removes,
+  // and while it runs it can still create files there (the next segment, preallocated).
+  const stopping = running.splice(0);
+  for (const lockd of stopping) await lockd.kill();
+  for (const lockd of stopping) lockd.cleanup();
 });
 
 async function start(args: string[], dataDir?: string): Promise<{ lockd: LockdProcess; client: RawClient }> {
