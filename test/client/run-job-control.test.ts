@@ -1,0 +1,74 @@
+/**
+ * lockctl run's job control where the order of events matters, with the command faked (spawn
+ * mocked), the signals lockctl sends recorded instead of sent, and the client's clock set by the test.
+ */
+import { EventEmitter } from "node:events";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { BatonClient as Client } from "../../client/index.js";
+import type { ScriptedServer as Server } from "./support/scripted-server.js";
+
+const command = Object.assign(new EventEmitter(), { pid: 424_242 });
+vi.mock("node:child_process", async (original) => ({ ...(await original<typeof import("node:child_process")>()), spawn: vi.fn(() => command) }));
+
+const { BatonClient } = await import("../../client/index.js");
+const { runLocked } = await import("../../client/cli/run.js");
+const { LockId } = await import("../../client/ids.js");
+const { ScriptedServer, ok } = await import("./support/scripted-server.js");
+
+let server: Server | undefined;
+let client: Client | undefined;
+afterEach(async () => {
+  vi.restoreAllMocks();
+  command.removeAllListeners();
+  client?.close();
+  await server?.close();
+});
+
+describe("lockctl run: Ctrl-Z handled just before the command's exit", () => {
+  it("continued after the lease ran out: what the command left in its group is killed, not continued, and lockctl exits 76", async () => {
+    server = await ScriptedServer.start(() => ok(12n, 99_999n));
+    const clock = { nowMs: 0 };
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const sent: string[] = [];
+    vi.spyOn(process, "kill").mockImplementation((pid: number, signal?: string | number) => {
+      sent.push(`${pid === process.pid ? "lockctl" : pid} ${String(signal)}`);
+      return true;
+    });
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    const status = runLocked(client, { lock: LockId.fromName("job-control"), ttlMs: 60_000, waitMs: 0, killAfterMs: 10_000, command: "x", args: [] });
+    while (command.listenerCount("exit") === 0) await new Promise((resolve) => setImmediate(resolve));
+
+    process.emit("SIGTSTP", "SIGTSTP"); // Ctrl-Z: the group is stopped, then lockctl
+    clock.nowMs = 120_000; // stopped past the lease's local deadline
+    // fg: the command's exit, queued before the stop, is handled before the SIGCONT and the timers.
+    command.emit("exit", 0, null);
+    for (let n = 0; n < 10; n++) await Promise.resolve();
+    process.emit("SIGCONT", "SIGCONT");
+
+    expect(await status).toBe(76);
+    expect(sent).toEqual([`-${command.pid} SIGSTOP`, "lockctl SIGSTOP", `-${command.pid} SIGKILL`]);
+  });
+
+  it("continued while the lease still holds: what the command left in its group is continued, and the lease released", async () => {
+    server = await ScriptedServer.start(() => ok(12n, 99_999n));
+    const clock = { nowMs: 0 };
+    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs });
+    const sent: string[] = [];
+    vi.spyOn(process, "kill").mockImplementation((pid: number, signal?: string | number) => {
+      sent.push(`${pid === process.pid ? "lockctl" : pid} ${String(signal)}`);
+      return true;
+    });
+    const status = runLocked(client, { lock: LockId.fromName("job-control"), ttlMs: 60_000, waitMs: 0, killAfterMs: 10_000, command: "x", args: [] });
+    while (command.listenerCount("exit") === 0) await new Promise((resolve) => setImmediate(resolve));
+
+    process.emit("SIGTSTP", "SIGTSTP");
+    clock.nowMs = 1_000; // well within the lease
+    command.emit("exit", 0, null);
+    for (let n = 0; n < 10; n++) await Promise.resolve();
+    process.emit("SIGCONT", "SIGCONT");
+
+    expect(await status).toBe(0);
+    expect(sent).toEqual([`-${command.pid} SIGSTOP`, "lockctl SIGSTOP", `-${command.pid} SIGCONT`]);
+    expect(server.seen.map((request) => request.command)).toContain(3); // RELEASE
+  });
+});
