@@ -5,8 +5,7 @@
  * latency percentiles per command.
  */
 import { timerDelay } from "../backoff.js";
-import { BatonClient, DEFAULT_TIMEOUT_MS } from "../client.js";
-import type { Endpoint } from "../endpoints.js";
+import { DEFAULT_TIMEOUT_MS, type BatonClient } from "../client.js";
 import { BatonError, RetriesExhaustedError } from "../errors.js";
 import { LockId } from "../ids.js";
 import { Histogram } from "./histogram.js";
@@ -16,16 +15,16 @@ export type BenchCommand = (typeof BENCH_COMMANDS)[number];
 export type Mix = Readonly<Record<BenchCommand, number>>;
 
 export interface BenchOptions {
-  readonly endpoints: readonly Endpoint[];
+  /** A new client, one connection: lockctl's, made from the same flags as every command's. */
+  readonly newClient: () => BatonClient;
   readonly connections: number;
   readonly pipeline: number;
   readonly keys: number;
   readonly mix: Mix;
   readonly durationMs: number;
   readonly ttlMs: number;
-  /** Per attempt, for the connect and the reply; the SDK's defaults when not given. */
+  /** The clients' per-attempt timeout, if not the SDK's default: requests are given up this long after the duration. */
   readonly timeoutMs?: number;
-  readonly attempts: number;
   readonly json: boolean;
 }
 
@@ -68,8 +67,7 @@ export async function bench(options: BenchOptions): Promise<number> {
   const locks = Array.from({ length: options.keys }, (_, i) => LockId.fromName(`bench-${i}`));
   const stats = new Map<BenchCommand, CommandStats>(BENCH_COMMANDS.map((command) => [command, { latency: new Histogram(), outcomes: new Map(), errors: 0, errorKinds: new Map() }]));
   const pick = picker(options.mix);
-  const timeouts = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs, connectTimeoutMs: options.timeoutMs };
-  const clients = Array.from({ length: options.connections }, () => new BatonClient({ endpoints: options.endpoints, attempts: options.attempts, ...timeouts }));
+  const clients = Array.from({ length: options.connections }, options.newClient);
   try {
     await Promise.all(clients.map((client) => client.connect()));
   } catch (error) {

@@ -365,7 +365,7 @@ Examples:
       json: boolean;
     }) => {
       process.exitCode = await bench({
-        endpoints: endpointsOf(flags.endpoints),
+        newClient: () => clientFor({ ...flags, hexId: false }),
         connections: flags.connections,
         pipeline: flags.pipeline,
         keys: flags.keys,
@@ -373,7 +373,6 @@ Examples:
         durationMs: flags.duration,
         ttlMs: flags.ttl,
         ...(flags.timeout === undefined ? {} : { timeoutMs: flags.timeout }),
-        attempts: flags.attempts,
         json: flags.json,
       });
     },
