@@ -149,6 +149,48 @@ export function unabsorbedStepMs(step: ClockStep, nowMs: number): number {
   return Math.max(0, step.aheadMs - realMs * SLEW_RATE);
 }
 
+/** Where a restarted clock starts: how far behind the wall clock, and the record it starts from. */
+export interface ClockResumption {
+  /** What the last record says may be left of a step, rounded up. */
+  readonly carriedMs: number;
+  /** What the last anchor says the wall clock is ahead (same boot only; not rounded: see leadSinceAnchorMs). */
+  readonly anchorLeadMs: number;
+  /** The larger of the two: both bound the same lead, and neither is added to the other. */
+  readonly unabsorbedMs: number;
+  /** The record the clock starts from. */
+  readonly record: ClockStep | null;
+  /** A new record of what is left, to write before serving; null when nothing is left. */
+  readonly newRecord: ClockStep | null;
+}
+
+/**
+ * How a restart resumes the clock, from the last record (what the clock before may have had left of
+ * a forward step, estimated at the recovered time) and the last anchor (same boot only), with the
+ * machine's clocks read at `monotonicMs` and then `wallMs`.
+ */
+export function resumeClockAt(
+  lastRecord: ClockStep | null,
+  recoveredMs: number,
+  lastAnchor: ClockAnchor | null,
+  bootId: string | null,
+  monotonicMs: number,
+  wallMs: number,
+): ClockResumption {
+  // Rounded up: carrying over more than is left only makes leases last longer.
+  const carriedMs = lastRecord === null ? 0 : Math.ceil(unabsorbedStepMs(lastRecord, recoveredMs));
+  const anchorLeadMs = lastAnchor === null || bootId === null ? 0 : leadSinceAnchorMs(lastAnchor, bootId, monotonicMs, wallMs);
+  const unabsorbedMs = Math.max(carriedMs, anchorLeadMs);
+  if (unabsorbedMs <= 0) return { carriedMs, anchorLeadMs, unabsorbedMs, record: lastRecord, newRecord: null };
+  // The clock starts exactly that far behind the wall clock: recorded as such (1 ms more for the
+  // wall clock's whole milliseconds), so the next restart carries it less what this run absorbs.
+  // The old record would not do: it was estimated at the recovered time, and its estimate goes on
+  // falling through the downtime, which the carried amount did not; the clock's first reading
+  // would then find more left than the record says and record again, with a second of slack: a
+  // second more to absorb after every restart.
+  const newRecord = { aheadMs: unabsorbedMs + 1, atMs: wallMs - unabsorbedMs };
+  return { carriedMs, anchorLeadMs, unabsorbedMs, record: newRecord, newRecord };
+}
+
 /**
  * Whatever the wall clock does, the largest readings up to j and up to k > j (the logical times the
  * pipeline keeps) differ by at most (1 + rate) x (monotonic time between them) + 1 ms; while the wall

@@ -20,7 +20,7 @@ import {
 } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { leadSinceAnchorMs, SLEW_RATE, systemClock, unabsorbedStepMs, type Clock } from "./clock.js";
+import { resumeClockAt, SLEW_RATE, systemClock, type Clock } from "./clock.js";
 import { addressText, type ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -293,8 +293,9 @@ async function changeRetentionBeforeServing(pipeline: CommitPipeline, sm: StateM
 
 /**
  * The leader's clock after a restart: it goes on absorbing what the clock before the restart may
- * have had left of a forward step, estimated from the last record (the pipeline keeps logical time
- * from going back below the recovered time). The clock records whenever what is left outgrows the
+ * have had left of a forward step, estimated from the last record, and on the same boot what the
+ * wall clock moved further than real time since the last anchor (resumeClockAt; the pipeline keeps
+ * logical time from going back below the recovered time). The clock records whenever what is left outgrows the
  * last record, in the data directory, for the next restart. A record that cannot be written makes
  * the pipeline refuse every request: leases granted after it could end early at a restart.
  */
@@ -305,37 +306,27 @@ function resumeClock(
   pipeline: () => Pick<CommitPipeline, "failed" | "refuse">,
   anchor: ClockAnchorWriter | null,
 ): Clock {
-  let record = readClockStep(dir);
-  // Rounded up: carrying over more than is left only makes leases last longer.
-  const carriedMs = record === null ? 0 : Math.ceil(unabsorbedStepMs(record, recoveredMs));
+  const monotonicMs = machineMonotonicMs(); // before the wall clock: a pause between only asks for more
+  const { carriedMs, anchorLeadMs, unabsorbedMs, record, newRecord } = resumeClockAt(
+    readClockStep(dir),
+    recoveredMs,
+    readClockAnchor(dir),
+    currentBootId(),
+    monotonicMs,
+    Date.now(),
+  );
   if (carriedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${carriedMs} ms of it is absorbed from here on`);
   }
-  // What the last run's anchor allows (same boot only): its sample, plus the real time since at
-  // 1% fast. A wall clock further ahead was stepped while lockd was down; that is absorbed too. The
-  // larger of the two estimates wins (both bound the same lead; neither is added to the other).
-  const lastAnchor = readClockAnchor(dir);
-  const bootId = currentBootId();
-  const monotonicMs = machineMonotonicMs(); // before the wall clock: a pause between only asks for more
-  // Not rounded up like the record's estimate: see leadSinceAnchorMs.
-  const anchorLeadMs = lastAnchor === null || bootId === null ? 0 : leadSinceAnchorMs(lastAnchor, bootId, monotonicMs, Date.now());
   if (anchorLeadMs - carriedMs >= REPORTED_DOWNTIME_STEP_MS) {
     logger.warn(
       `the wall clock moved ${Math.round(anchorLeadMs - carriedMs)} ms further than real time while lockd was down: leases keep their length, ` +
         `and logical time catches up running ${SLEW_RATE * 100}% fast`,
     );
   }
-  const unabsorbedMs = Math.max(carriedMs, anchorLeadMs);
-  if (unabsorbedMs > 0) {
-    // The clock starts exactly that far behind the wall clock: recorded as such (1 ms more for the
-    // wall clock's whole milliseconds), so the next restart carries it less what this run absorbs.
-    // The old record would not do: it was estimated at the recovered time, and its estimate goes on
-    // falling through the downtime, which the carried amount did not; the clock's first reading
-    // would then find more left than the record says and record again, with a second of slack: a
-    // second more to absorb after every restart.
-    record = { aheadMs: unabsorbedMs + 1, atMs: Date.now() - unabsorbedMs };
+  if (newRecord !== null) {
     try {
-      writeClockStep(dir, record);
+      writeClockStep(dir, newRecord);
     } catch (error) {
       throw new Error(`cannot record the wall-clock step left to absorb in ${dir.root}: ${(error as Error).message}`);
     }

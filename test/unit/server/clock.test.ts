@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { leadSinceAnchorMs, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockStep } from "../../../src/server/clock.js";
+import { resumeClockAt, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockStep } from "../../../src/server/clock.js";
 import { randomFromSeed, testSeed } from "../../support/seeded-random.js";
 
 const seed = Number(testSeed("leader clock under wall-clock steps")) | 0;
@@ -63,27 +63,21 @@ class FakeMachine {
     return this.clock;
   }
 
-  /** A restart as lockd does it: what is left is estimated from the last record and the logical time. */
+  /** A restart as lockd does it without an anchor of this boot: what is left is estimated from the last record and the logical time. */
   restart(): void {
-    const last = this.lastDurable;
-    this.startClock(last === null ? 0 : Math.ceil(unabsorbedStepMs(last, this.logicalMs)), last);
+    this.resume(null);
   }
 
-  /**
-   * A restart on the same boot as lockd does it (resumeClock): what is left of a step, from the
-   * record and from the anchor, whichever is larger, recorded again if anything is.
-   */
+  /** A restart on the same boot: the anchor bounds the start too. */
   restartOnSameBoot(): void {
-    const last = this.lastDurable;
-    const carriedMs = last === null ? 0 : Math.ceil(unabsorbedStepMs(last, this.logicalMs));
-    const anchorLeadMs = this.anchor === null ? 0 : leadSinceAnchorMs(this.anchor, "boot-a", this.realMs, this.wallMs);
-    const unabsorbedMs = Math.max(carriedMs, anchorLeadMs);
-    let record = last;
-    if (unabsorbedMs > 0) {
-      record = { aheadMs: unabsorbedMs + 1, atMs: this.wallMs - unabsorbedMs };
-      this.lastDurable = record;
-    }
-    this.startClock(unabsorbedMs, record);
+    this.resume(this.anchor);
+  }
+
+  /** What lockd does at a restart (resumeClockAt), with the last record written and this machine's anchor, if any. */
+  private resume(anchor: ClockAnchor | null): void {
+    const resumed = resumeClockAt(this.lastDurable, this.logicalMs, anchor, "boot-a", this.realMs, this.wallMs);
+    if (resumed.newRecord !== null) this.lastDurable = resumed.newRecord;
+    this.startClock(resumed.unabsorbedMs, resumed.record);
   }
 
   /** The logical time as the pipeline keeps it: never behind what it handed out before. */
