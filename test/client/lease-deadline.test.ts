@@ -22,6 +22,20 @@ async function grantedLease(name: string, options: { ttlMs: number; safetyMargin
   return { lease: result.lease, clock };
 }
 
+/**
+ * A 10 s lease granted at 0 by a server that answers nothing after the ACQUIRE, on a client making
+ * one attempt per request with `timeoutMs`, whose clock the test sets (now 100).
+ */
+async function leaseOfSilentServer(name: string, timeoutMs: number): Promise<{ lease: Lease; clock: { nowMs: number } }> {
+  server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(16n, 99_999n) : "silence"));
+  const clock = { nowMs: 0 };
+  client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs, attempts: 1, timeoutMs });
+  const result = await client.acquire(name, { ttlMs: 10_000 });
+  if (result.status !== "acquired") throw new Error("expected a grant");
+  clock.nowMs = 100;
+  return { lease: result.lease, clock };
+}
+
 /** Held just before `deadlineMs` on the client's clock, lost at it. */
 function expectHeldUntil(lease: Lease, clock: { nowMs: number }, deadlineMs: number): void {
   clock.nowMs = deadlineMs - 0.1;
@@ -69,28 +83,18 @@ describe("the local deadline is the first send time plus the ttl minus the safet
   });
 
   it("a renewal to a shorter ttl that fails still shortens the deadline: the server may have applied it", async () => {
-    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(16n, 99_999n) : "silence"));
-    const clock = { nowMs: 0 };
-    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs, attempts: 1, timeoutMs: 20 });
-    const result = await client.acquire("shortened", { ttlMs: 10_000 });
-    if (result.status !== "acquired") throw new Error("expected a grant");
-    clock.nowMs = 100;
-    await expect(result.lease.renew({ ttlMs: 300 })).rejects.toMatchObject({ code: "BATON_RETRIES_EXHAUSTED" });
-    expectHeldUntil(result.lease, clock, 100 + 300 - 30);
+    const { lease, clock } = await leaseOfSilentServer("shortened", 20);
+    await expect(lease.renew({ ttlMs: 300 })).rejects.toMatchObject({ code: "BATON_RETRIES_EXHAUSTED" });
+    expectHeldUntil(lease, clock, 100 + 300 - 30);
   });
 
   it("a renewal to a shorter ttl shortens the deadline as it is sent, before any answer: the server may apply it then", async () => {
-    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(17n, 99_999n) : "silence"));
-    const clock = { nowMs: 0 };
-    client = new BatonClient({ endpoints: [server.endpoint], clock: () => clock.nowMs, attempts: 1, timeoutMs: 60_000 });
-    const result = await client.acquire("shortening", { ttlMs: 10_000 });
-    if (result.status !== "acquired") throw new Error("expected a grant");
-    clock.nowMs = 100;
-    const renewal = result.lease.renew({ ttlMs: 300 });
-    while (server.seen.length < 2) await new Promise((resolve) => setImmediate(resolve));
+    const { lease, clock } = await leaseOfSilentServer("shortening", 60_000);
+    const renewal = lease.renew({ ttlMs: 300 });
+    while (server!.seen.length < 2) await new Promise((resolve) => setImmediate(resolve));
     // Sent, unanswered: the server may have made the lease end at 100 + 300 already.
-    expectHeldUntil(result.lease, clock, 100 + 300 - 30);
-    client.close();
+    expectHeldUntil(lease, clock, 100 + 300 - 30);
+    client!.close();
     await expect(renewal).rejects.toMatchObject({ code: "BATON_CLIENT_CLOSED" });
   });
 
