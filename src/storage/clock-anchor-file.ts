@@ -1,10 +1,10 @@
 /**
  * DIR/clock-anchor: the last sample lockd's clock handed out, beside the machine's monotonic clock
  * read after it, rewritten before the sample is handed out whenever it grows, and every half
- * millisecond of readings while it stands (SteadyWallClock's onSample). A restart on the same boot of the machine uses it to bound how far its
- * logical time may start ahead (leadSinceAnchorMs), so that a forward step of the wall clock made
- * while lockd was down is absorbed like one made while it ran, instead of ending every recovered
- * lease early. Only a restart on the same boot can use it, so the page cache is enough: it is never
+ * millisecond of readings while it stands (SteadyWallClock's onSample). A restart on the same boot
+ * of the machine uses it to bound how far its logical time may start ahead (leadSinceAnchorMs), so
+ * that a forward step of the wall clock made while lockd was down is absorbed like one made while it
+ * ran, instead of ending every recovered lease early. Only a restart on the same boot can use it, so the page cache is enough: it is never
  * synced, and it is written in place, one fixed-size write at the start of the file.
  */
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
