@@ -46,8 +46,14 @@ const SLOW = 1 - SLEW_RATE;
 export const TIGHT_READ_MS = 0.002;
 const READ_TRIES = 3;
 
+/** The wall clock, and the monotonic clock read right after it. */
+export interface ClockReading {
+  readonly wallMs: number;
+  readonly monotonicMs: number;
+}
+
 /** The wall clock, and the monotonic clock right after it (see TIGHT_READ_MS). */
-function readClocks(sources: ClockSources): { readonly wallMs: number; readonly monotonicMs: number } {
+function readClocks(sources: Pick<ClockSources, "wallMs" | "monotonicMs">): ClockReading {
   for (let tries = 1; ; tries++) {
     const before = sources.monotonicMs();
     const wallMs = sources.wallMs();
@@ -231,14 +237,18 @@ export class SteadyWallClock implements Clock {
   /**
    * `unabsorbedMs`: how much of a forward step the clock before a restart had not absorbed yet (see
    * unabsorbedStepMs), absorbed from here on instead of taking effect at once; `lastRecord` is the
-   * record it was estimated from.
+   * record it was estimated from. `startReading`: the clocks as the restart read them to estimate
+   * `unabsorbedMs` (the monotonic one on `sources`' scale), so that a step of the wall clock after
+   * that reading (while the restart writes its record) is met as a step, not taken at once; without
+   * it the clock starts from a reading of its own.
    */
   constructor(
     private readonly sources: ClockSources,
     unabsorbedMs = 0,
     lastRecord: ClockStep | null = null,
+    startReading: ClockReading | null = null,
   ) {
-    const reading = readClocks(sources);
+    const reading = startReading ?? readClocks(sources);
     // Less the most a reading may be stale: the last reading before the restart may have hidden that
     // much of a forward step from the record (its wall reading was that old), and a restart must not
     // take it at once on top of the wall clock's 1 ms.
@@ -327,6 +337,13 @@ export function systemClock(
   onSample: NonNullable<ClockSources["onSample"]>,
   unabsorbedMs = 0,
   lastRecord: ClockStep | null = null,
+  startReading: ClockReading | null = null,
 ): Clock {
-  return new SteadyWallClock({ wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord, onSample }, unabsorbedMs, lastRecord);
+  const sources = { wallMs: Date.now, monotonicMs: () => performance.now(), onStep, onRecord, onSample };
+  return new SteadyWallClock(sources, unabsorbedMs, lastRecord, startReading);
+}
+
+/** The system's wall clock, then its monotonic clock as systemClock reads it (see TIGHT_READ_MS). */
+export function readSystemClocks(): ClockReading {
+  return readClocks({ wallMs: Date.now, monotonicMs: () => performance.now() });
 }

@@ -20,7 +20,7 @@ import {
 } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { resumeClockAt, SLEW_RATE, systemClock, type Clock } from "./clock.js";
+import { readSystemClocks, resumeClockAt, SLEW_RATE, systemClock, type Clock } from "./clock.js";
 import { addressText, type ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
@@ -307,13 +307,16 @@ function resumeClock(
   anchor: ClockAnchorWriter | null,
 ): Clock {
   const monotonicMs = machineMonotonicMs(); // before the wall clock: a pause between only asks for more
+  // One wall-clock reading for the estimate and the clock's start: a step after it (while the
+  // record below is written) is then met by the clock as a step, not taken at once.
+  const reading = readSystemClocks();
   const { carriedMs, anchorLeadMs, unabsorbedMs, record, newRecord } = resumeClockAt(
     readClockStep(dir),
     recoveredMs,
     readClockAnchor(dir),
     currentBootId(),
     monotonicMs,
-    Date.now(),
+    reading.wallMs,
   );
   if (carriedMs > 0) {
     logger.warn(`a wall-clock step was still being absorbed when lockd stopped: ${carriedMs} ms of it is absorbed from here on`);
@@ -354,6 +357,7 @@ function resumeClock(
     },
     unabsorbedMs,
     record,
+    reading,
   );
 }
 

@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { resumeClockAt, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockStep } from "../../../src/server/clock.js";
+import { resumeClockAt, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockReading, type ClockStep } from "../../../src/server/clock.js";
 import { randomFromSeed, testSeed } from "../../support/seeded-random.js";
 
 const seed = Number(testSeed("leader clock under wall-clock steps")) | 0;
@@ -35,7 +35,7 @@ class FakeMachine {
   }
 
   /** A clock as lockd starts it, on this machine's clocks. */
-  startClock(unabsorbedMs: number, lastRecord: ClockStep | null): SteadyWallClock {
+  startClock(unabsorbedMs: number, lastRecord: ClockStep | null, startReading: ClockReading | null = null): SteadyWallClock {
     this.clock = new SteadyWallClock(
       {
         wallMs: () => {
@@ -59,6 +59,7 @@ class FakeMachine {
       },
       unabsorbedMs,
       lastRecord,
+      startReading,
     );
     return this.clock;
   }
@@ -68,16 +69,25 @@ class FakeMachine {
     this.resume(null);
   }
 
-  /** A restart on the same boot: the anchor bounds the start too. */
-  restartOnSameBoot(): void {
-    this.resume(this.anchor);
+  /**
+   * A restart on the same boot: the anchor bounds the start too. `whileStarting`: real time passing,
+   * and the wall clock stepped, after the restart read the clocks and before the clock starts (lockd
+   * writes the new record in between).
+   */
+  restartOnSameBoot(whileStarting?: { readonly advanceMs: number; readonly stepMs: number }): void {
+    this.resume(this.anchor, whileStarting);
   }
 
   /** What lockd does at a restart (resumeClockAt), with the last record written and this machine's anchor, if any. */
-  private resume(anchor: ClockAnchor | null): void {
-    const resumed = resumeClockAt(this.lastDurable, this.logicalMs, anchor, "boot-a", this.realMs, this.wallMs);
+  private resume(anchor: ClockAnchor | null, whileStarting?: { readonly advanceMs: number; readonly stepMs: number }): void {
+    const reading = { wallMs: this.wallMs, monotonicMs: this.realMs };
+    const resumed = resumeClockAt(this.lastDurable, this.logicalMs, anchor, "boot-a", this.realMs, reading.wallMs);
     if (resumed.newRecord !== null) this.lastDurable = resumed.newRecord;
-    this.startClock(resumed.unabsorbedMs, resumed.record);
+    if (whileStarting !== undefined) {
+      this.advance(whileStarting.advanceMs);
+      this.stepWall(whileStarting.stepMs);
+    }
+    this.startClock(resumed.unabsorbedMs, resumed.record, reading);
   }
 
   /** The logical time as the pipeline keeps it: never behind what it handed out before. */
@@ -426,7 +436,8 @@ describe("the leader's clock", () => {
       fc.record({ beforeMs: fc.double({ min: 0, max: 3, noNaN: true }), afterMs: fc.double({ min: 0, max: 3, noNaN: true }), tries: fc.integer({ min: 1, max: 2 }) }),
     );
     type Pause = { beforeMs: number; afterMs: number; tries: number };
-    type Move = { advanceMs: number; stepMs: number; pause: Pause; restart?: boolean; down?: { advanceMs: number; stepMs: number } | null; frozen?: boolean };
+    type Down = { advanceMs: number; stepMs: number; whileStarting: { advanceMs: number; stepMs: number } | null };
+    type Move = { advanceMs: number; stepMs: number; pause: Pause; restart?: boolean; down?: Down | null; frozen?: boolean };
     const pausing = (pause: Pause) => {
       let paused = 0;
       return () => (paused++ < pause.tries ? pause : { beforeMs: 0, afterMs: 0 });
@@ -456,7 +467,7 @@ describe("the leader's clock", () => {
           // Killed after that reading; down for a while, the wall clock stepped meanwhile.
           machine.advance(down.advanceMs);
           machine.stepWall(down.stepMs);
-          machine.restartOnSameBoot();
+          machine.restartOnSameBoot(down.whileStarting ?? undefined);
           restarts++;
           seen.push({ ...machine.timedRead(), restarts });
         }
@@ -505,7 +516,15 @@ describe("the leader's clock", () => {
         advanceMs: fc.oneof(fc.double({ min: 0, max: 2, noNaN: true }), fc.integer({ min: 0, max: 2_000 })),
         stepMs: fc.oneof(fc.constant(0), fc.integer({ min: -3, max: 3 }), fc.integer({ min: -5_000, max: 5_000 })),
         pause: fc.constant({ beforeMs: 0, afterMs: 0, tries: 0 }),
-        down: fc.option(fc.record({ advanceMs: fc.oneof(fc.double({ min: 0, max: 20, noNaN: true }), fc.integer({ min: 0, max: 5_000 })), stepMs: fc.integer({ min: -10_000, max: 10_000 }) }), { freq: 4 }),
+        down: fc.option(
+          fc.record({
+            advanceMs: fc.oneof(fc.double({ min: 0, max: 20, noNaN: true }), fc.integer({ min: 0, max: 5_000 })),
+            stepMs: fc.integer({ min: -10_000, max: 10_000 }),
+            // The wall clock stepped while the restart writes its record, after it read the clocks.
+            whileStarting: fc.option(fc.record({ advanceMs: fc.double({ min: 0, max: 3, noNaN: true }), stepMs: fc.integer({ min: -5_000, max: 5_000 }) }), { freq: 3 }),
+          }),
+          { freq: 4 },
+        ),
         frozen: fc.boolean(),
       }),
       { minLength: 1, maxLength: 120 },
