@@ -83,5 +83,6 @@ export function startMetricsServer(host: string, port: number, read: () => Metri
   return startOneShotHttpServer(host, port, (method, target) => metricsAnswer(method, target, read), {
     maxConnections: MAX_METRICS_CONNECTIONS,
     timeoutMs,
+    notHttpHint: "this is lockd's metrics address (--metrics-listen); lock clients connect to its --listen address",
   });
 }

@@ -28,6 +28,8 @@ export interface OneShotHttpOptions {
   readonly maxConnections: number;
   /** How long a connection may take to send its request's head, and then to close after the answer. */
   readonly timeoutMs: number;
+  /** Said in the 400 answer to bytes that cannot start an HTTP request. */
+  readonly notHttpHint?: string;
 }
 
 /** Longest request head (request line and headers) read; a longer one is answered 431. */
@@ -37,6 +39,8 @@ const MAX_DRAINED_BYTES = 64 * 1024;
 /** The blank line that ends a head; bare LFs are taken for CRLFs, as RFC 9112 allows. */
 const HEAD_END = /\r?\n\r?\n/g;
 const LEADING_EMPTY_LINES = /^(\r?\n)*/;
+/** A first byte no request line can start with (a method is a token; a CR may be half a CRLF). */
+const NOT_A_REQUEST_START = /^[^!#$%&'*+.^_`|~0-9A-Za-z\r-]/;
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/(\d)\.(\d)$/;
 const REASONS: Readonly<Record<HttpAnswer["status"], string>> = {
   200: "OK",
@@ -53,6 +57,7 @@ export function startOneShotHttpServer(
   answerTo: (method: string, target: string) => HttpAnswer,
   options: OneShotHttpOptions,
 ): Promise<HttpServer> {
+  const notHttpBody = options.notHttpHint === undefined ? "not an HTTP request\n" : `not an HTTP request: ${options.notHttpHint}\n`;
   const open = new Set<Socket>();
   const server = createServer((socket) => {
     open.add(socket);
@@ -76,13 +81,21 @@ export function startOneShotHttpServer(
         leadingDropped += leading;
       }
       if (head.length > MAX_HEAD_BYTES + 4) head = head.slice(0, MAX_HEAD_BYTES + 4);
+      // Not HTTP at all (a lock client pointed at this port: its frames start with a zero byte):
+      // answered at once, where waiting for the end of a head would leave it hanging until the timeout.
+      if (NOT_A_REQUEST_START.test(head)) {
+        answerAndDrain(textAnswer(400, notHttpBody));
+        return;
+      }
       // Searched from where the last read left off, so a head trickled in byte by byte costs no more
       // than one sent whole.
       HEAD_END.lastIndex = leading > 0 ? 0 : scanFrom;
       const end = HEAD_END.exec(head);
       if (end === null && head.length <= MAX_HEAD_BYTES && leadingDropped <= MAX_HEAD_BYTES) return;
       const tooLong = end === null || end.index > MAX_HEAD_BYTES;
-      const answer = tooLong ? textAnswer(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo);
+      answerAndDrain(tooLong ? textAnswer(431, "request head too large\n") : answerHead(head.slice(0, end.index), answerTo));
+    };
+    const answerAndDrain = (answer: HttpAnswer): void => {
       // Whatever follows is read and dropped, so the client's close still arrives; a client that
       // goes on sending (past the read that held the head) is cut off rather than read at full speed.
       let drained = 0;

@@ -189,6 +189,30 @@ describe("the metrics server", () => {
     expect(await exchange(`${"\r\n".repeat(512)}GET /metrics HTTP/1.1\r\nX-Big: ${"a".repeat(15 * 1024)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 
+  it("answers 400 at once, saying which port this is, to bytes no HTTP request starts with, such as a lock request", async () => {
+    server = await startMetricsServer("127.0.0.1", 0, () => READING, 600_000);
+    // A lock request frame (length 53, then the rest): without the early answer, this waits for the
+    // 10-minute timeout and the test times out.
+    const frame = Buffer.alloc(57);
+    frame.writeUInt32BE(53, 0);
+    frame[4] = 1;
+    const answer = await exchange(frame.toString("latin1"));
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(answer).toContain("\r\n\r\nnot an HTTP request: this is lockd's metrics address (--metrics-listen)");
+    // A CR whose LF comes in a later read is not taken for such a byte.
+    const split = await new Promise<string>((resolve, reject) => {
+      const socket = connect(server!.address.port, "127.0.0.1", () => {
+        socket.setNoDelay(true).write("\r");
+        setTimeout(() => socket.write("\nGET /metrics HTTP/1.1\r\n\r\n"), 50);
+      });
+      let received = "";
+      socket.setEncoding("latin1").on("data", (text: string) => (received += text));
+      socket.on("error", reject);
+      socket.on("end", () => resolve(received));
+    });
+    expect(split).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+
   it("cuts off a client that goes on sending after its answer, instead of reading it at full speed until the timeout", async () => {
     server = await startMetricsServer("127.0.0.1", 0, () => READING, 600_000);
     // Without the cut-off this connection would stay open for the 10-minute timeout: the test would time out.
