@@ -188,7 +188,7 @@ export class Connection {
       timerDelay(this.options.connectTimeoutMs),
     );
     this.dials.set(socket, giveUp);
-    socket.once("error", (error) => giveUp(new ConnectionError(this.label, `connect failed: ${error.message}`, { cause: error })));
+    socket.once("error", (error) => giveUp(new ConnectionError(this.label, `connect failed: ${error.message}${connectHint(error)}`, { cause: error })));
     socket.once("connect", () => {
       clearTimeout(timer);
       this.dials.delete(socket);
@@ -318,4 +318,9 @@ function sharedDial(): SharedDial {
   // Every caller may have stopped waiting (its own timeout) by the time the last dial fails.
   promise.catch(() => {});
   return { promise, resolve, reject };
+}
+
+/** What a failed dial most likely means, for the message: a refusal is nothing listening there. */
+function connectHint(error: NodeJS.ErrnoException): string {
+  return error.code === "ECONNREFUSED" ? " (nothing listens there: is lockd running, and is this its --listen address?)" : "";
 }

@@ -112,7 +112,10 @@ function checkNumbers(command: Command, response: Response): void {
   const { fencingToken, expiresAt } = response;
   const aboutLease = response.status === Status.Ok || response.status === Status.Expired;
   if (fencingToken > MAX_WIRE_NUMBER || expiresAt > MAX_WIRE_NUMBER || (aboutLease && fencingToken === 0n)) {
-    throw new ProtocolError(`impossible answer to ${COMMAND_NAMES[command]}: status ${response.status}, token ${fencingToken}, expires_at ${expiresAt}`);
+    throw new ProtocolError(
+      `impossible answer to ${COMMAND_NAMES[command]}: status ${response.status}, token ${fencingToken}, expires_at ${expiresAt} ` +
+        "(no lockd answers that: is the endpoint a lockd's --listen address?)",
+    );
   }
 }
 

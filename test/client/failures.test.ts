@@ -259,6 +259,7 @@ describe("answers about a lease carry its token", () => {
       const error = await rejection(call());
       expect(error.code).toBe("BATON_PROTOCOL");
       expect(error.message).toContain("impossible answer");
+      expect(error.message).toContain("(no lockd answers that: is the endpoint a lockd's --listen address?)");
     }
   });
 });

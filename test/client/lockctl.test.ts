@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatonClient } from "../../client/index.js";
 import { Command } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
+import { startMetricsServer } from "../../src/server/metrics.js";
 import { ScriptedServer, ok } from "./support/scripted-server.js";
 
 const LOCKCTL = resolve(fileURLToPath(new URL("../../dist/client/cli/lockctl.js", import.meta.url)));
@@ -520,6 +521,22 @@ describe("lockctl bench", () => {
     const run = await lockctl(["bench", "--duration", "300ms", "--endpoints", "127.0.0.1:1"]);
     expect(run.code).toBe(69);
     expect(run.stdout).toBe("");
-    expect(run.stderr).toMatch(/^lockctl: 127\.0\.0\.1:1: connect failed/);
+    expect(run.stderr).toMatch(/^lockctl: 127\.0\.0\.1:1: connect failed: connect ECONNREFUSED 127\.0\.0\.1:1 \(nothing listens there: is lockd running, and is this its --listen address\?\)/);
+  });
+});
+
+describe("lockctl pointed at lockd's metrics address", () => {
+  it("fails at once (exit 70), saying the endpoint is no lockd's --listen address", async () => {
+    const metrics = await startMetricsServer("127.0.0.1", 0, () => {
+      throw new Error("nothing here scrapes");
+    });
+    try {
+      const run = await lockctl(["inspect", "jobs", "--endpoints", `127.0.0.1:${metrics.address.port}`, "--timeout", "60000"]);
+      expect(run.code).toBe(70);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toMatch(/^lockctl: impossible answer to INSPECT: status 72, .*\(no lockd answers that: is the endpoint a lockd's --listen address\?\)\n$/);
+    } finally {
+      await metrics.close();
+    }
   });
 });
