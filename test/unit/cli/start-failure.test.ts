@@ -6,7 +6,7 @@ import { describeStartFailure } from "../../../src/cli/start-failure.js";
 import { useTempDirs } from "../../support/temp-dir.js";
 
 const tempDir = useTempDirs();
-const config = { host: "127.0.0.1", port: 5625, dataDir: "/var/lib/baton" };
+const config = { host: "127.0.0.1", port: 5625, dataDir: "/var/lib/baton", metricsListen: null };
 
 /** The error Node gives for `fail`, as lockd's start would see it. */
 function errorOf(fail: () => void): NodeJS.ErrnoException {
@@ -42,9 +42,16 @@ describe("why lockd could not start", () => {
     const second = createServer();
     const error = await new Promise<NodeJS.ErrnoException>((resolve) => second.once("error", resolve).listen(port, "127.0.0.1"));
     taken.close();
-    expect(describeStartFailure(error, { ...config, port })).toBe(`cannot listen on 127.0.0.1:${port}: address already in use`);
+    expect(describeStartFailure(error, { ...config, port })).toBe(`cannot listen on 127.0.0.1:${port} (--listen): address already in use`);
+    // Taken by lockd's own metrics server, which opens first.
+    expect(describeStartFailure(error, { ...config, port, metricsListen: { host: "127.0.0.1", port } })).toBe(
+      `cannot listen on 127.0.0.1:${port} (--listen): address already in use (by this lockd's --metrics-listen)`,
+    );
+    expect(describeStartFailure(error, { ...config, port, metricsListen: { host: "127.0.0.1", port: port + 1 } })).toBe(
+      `cannot listen on 127.0.0.1:${port} (--listen): address already in use`,
+    );
     const denied = Object.assign(new Error("listen EACCES: permission denied 127.0.0.1:80"), { code: "EACCES", syscall: "listen" });
-    expect(describeStartFailure(denied, { ...config, port: 80 })).toBe("cannot listen on 127.0.0.1:80: permission denied");
+    expect(describeStartFailure(denied, { ...config, port: 80 })).toBe("cannot listen on 127.0.0.1:80 (--listen): permission denied");
     const foreign = Object.assign(new Error("listen EADDRNOTAVAIL: address not available 2001:db8::1:5625"), { code: "EADDRNOTAVAIL", syscall: "listen" });
     expect(describeStartFailure(foreign, { ...config, host: "2001:db8::1" })).toBe(
       "cannot listen on [2001:db8::1]:5625 (--listen): listen EADDRNOTAVAIL: address not available 2001:db8::1:5625",
