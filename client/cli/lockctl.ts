@@ -161,7 +161,7 @@ const program = new Command("lockctl")
   .version(packageVersion())
   .exitOverride()
   // Usage errors in the same one-line form as every other error (client/README.md, "lockctl").
-  .configureOutput({ outputError: (message, write) => write(usageErrorLine(message.replace(/^error: /, "").trimEnd())) })
+  .configureOutput({ outputError: (message, write) => write(usageErrorLine(message.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " "))) })
   .addHelpText(
     "after",
     `

@@ -57,6 +57,11 @@ function hostPort(raw: string): { host: string; port: number } {
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
 }
 
+/** Commander's message, its suggestion ("Did you mean …?") on the same line. */
+function oneLine(message: string): string {
+  return message.trim().replace(/\s*\n\s*/g, " ");
+}
+
 const d = DEFAULT_CONFIG;
 const program = new Command("lockd")
   .description("baton lock server: leases with fencing tokens over a fixed-size binary protocol (see protocol.md)")
@@ -65,7 +70,7 @@ const program = new Command("lockd")
   .option("--data <dir>", "data directory (log, snapshots)", d.dataDir)
   .addOption(new Option("--fsync <mode>", "always: fdatasync before every reply; never: UNSAFE, benchmarks only").choices(["always", "never"]).default(d.fsync))
   .option("--max-ttl <ms>", "largest ttl_ms of a new request, at most 100 years (a retry of a remembered request still gets its answer)", integer(1, MAX_TTL_LIMIT_MS), d.maxTtlMs)
-  .option("--dedupe-window <ms>", "how long a request id's answer is replayed to retries", integer(1), d.dedupeWindowMs)
+  .option("--dedupe-window <ms>", "how long a request id's answer is replayed to retries (at least 1)", integer(1), d.dedupeWindowMs)
   .option("--max-dedupe-entries <n>", "request ids remembered at most; then every change with a new request id answers 6", integer(1), d.maxDedupeEntries)
   .option("--expired-retention <ms>", "how long an expired lease is remembered (its owner gets 5, not 2)", integer(0), d.expiredRetentionMs)
   .option("--max-locks <n>", "lock records at most; then new locks answer 6", integer(1), d.maxLocks)
@@ -73,13 +78,13 @@ const program = new Command("lockd")
   .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
   .option("--max-inflight-total <n>", "unanswered requests on all connections together before none is read", integer(1), d.maxInflightTotal)
   .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read (at least 17, one answer)", integer(17), d.maxQueuedReplyBytes)
-  .option("--max-frame-length <bytes>", "largest length field of a request frame; a larger one is answered 3 and the connection closed", integer(LONG_BODY_BYTES, MAX_FRAME_LENGTH), d.maxFrameLength)
+  .option("--max-frame-length <bytes>", `largest length field of a request frame, ${LONG_BODY_BYTES}..${MAX_FRAME_LENGTH}; a larger one is answered 3 and the connection closed`, integer(LONG_BODY_BYTES, MAX_FRAME_LENGTH), d.maxFrameLength)
   .option("--frame-timeout <ms>", "close a connection holding half a frame this long (0 = never)", integer(0), d.frameTimeoutMs)
   .option("--idle-timeout <ms>", "close a connection silent with nothing in flight this long (0 = never)", integer(0), d.idleTimeoutMs)
   .option("--reply-timeout <ms>", "close a connection whose client has taken none of its queued answers this long (0 = never)", integer(0), d.replyTimeoutMs)
-  .option("--snapshot-every <bytes>", "write a snapshot after this many log bytes", integer(1 << 16), d.snapshotEveryBytes)
+  .option("--snapshot-every <bytes>", "write a snapshot after this many log bytes (at least 65536)", integer(1 << 16), d.snapshotEveryBytes)
   // Each segment is written with zeros in full before use: a mistyped size must not fill the disk.
-  .option("--segment-bytes <bytes>", "log segment file size (at most 1 GiB)", integer(1 << 16, 1 << 30), d.segmentBytes)
+  .option("--segment-bytes <bytes>", "log segment file size, 65536 up to 1 GiB", integer(1 << 16, 1 << 30), d.segmentBytes)
   .addOption(
     new Option("--inline-sync-max <entries>", "fdatasync batches of up to this many entries on the event loop when no other batch is syncing, larger ones on the thread pool (0 = always the pool)")
       .argParser(integerOrUnlimited(0))
@@ -94,7 +99,8 @@ const program = new Command("lockd")
       .choices(["auto", "always", "never"])
       .default("auto"),
   )
-  .showHelpAfterError("(lockd --help lists every option)")
+  // A usage error is one line, like every other error lockd prints at a start.
+  .configureOutput({ outputError: (message, write) => write(`lockd: ${oneLine(message.replace(/^error: /, ""))} (lockd --help lists every option)\n`) })
   .addHelpText(
     "after",
     `

@@ -389,7 +389,7 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
   });
 
   it("reports a usage error as one line on stderr, like every other error, and nothing on stdout", async () => {
-    const misuse = [["acquire", "cli", "--ttl", "0"], ["acquire"], ["no-such-command"], ["run", "cli", "--json", "--", "true"], ["renew", "cli"], ["release", "cli", "--owner", "not-hex"], ["acquire", "cli", "--dedupe-window", "0"]];
+    const misuse = [["acquire", "cli", "--ttl", "0"], ["acquire"], ["no-such-command"], ["run", "cli", "--json", "--", "true"], ["renew", "cli"], ["release", "cli", "--owner", "not-hex"], ["acquire", "cli", "--dedupe-window", "0"], ["acquire", "cli", "--tll", "1000"], ["aquire", "cli"]];
     for (const args of misuse) {
       const finished = await lockctl(args);
       expect(finished.code).toBe(64);

@@ -73,6 +73,17 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     });
   }
 
+  it("says a usage error in one line, the suggestion on it, pointing at --help", () => {
+    for (const [args, line] of [
+      [["--lisen", "127.0.0.1:1"], "lockd: unknown option '--lisen' (Did you mean --listen?) (lockd --help lists every option)\n"],
+      [["--max-ttl", "abc"], `lockd: option '--max-ttl <ms>' argument 'abc' is invalid. expected a whole number, got "abc" (lockd --help lists every option)\n`],
+    ] as const) {
+      const result = runLockd([...args]);
+      expect(result.status).toBe(1);
+      expect(result.stderr).toBe(line);
+    }
+  });
+
   it("exits non-zero on a busy port, saying so", async () => {
     const blocker = createServer();
     await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
@@ -80,7 +91,7 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", `127.0.0.1:${port}`, "--data", scratchDir], { encoding: "utf8", timeout: 10_000 });
     await new Promise((resolve) => blocker.close(resolve));
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}.*address already in use`));
+    expect(result.stderr).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} \\(--listen\\): address already in use`));
   });
 
   it("--help lists every flag and exits 0", () => {
