@@ -34,6 +34,22 @@ interface JsonFlag {
 
 const DEFAULT_TTL_MS = 30_000;
 
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A time in whole milliseconds, or whole units of s, m or h: `--ttl 30` is 30 ms (the wire's unit),
+ * and `--ttl 30s` says what was meant where seconds were.
+ */
+function milliseconds(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    const match = /^(\d+)(ms|s|m|h)?$/.exec(raw);
+    if (match === null) throw new FlagError(`expected whole milliseconds, or a whole number with a unit (500ms, 30s, 2m, 1h), got "${raw}"`);
+    const value = Number(match[1]) * UNIT_MS[match[2] ?? "ms"]!;
+    if (value < min || value > max || !Number.isSafeInteger(value)) throw new FlagError(`expected ${min}..${max} ms, got ${raw}`);
+    return value;
+  };
+}
+
 function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: string): number => {
     if (!/^\d+$/.test(raw)) throw new FlagError(`expected a whole number, got "${raw}"`);
@@ -76,9 +92,9 @@ function lockCommand(parent: Command, name: string, description: string): Comman
     .argument("<name>", "lock name (hashed to the lock id as protocol.md says), or with --hex-id a raw id")
     .addOption(endpointsOption())
     .option("--hex-id", "NAME is a raw lock id in hex (1-32 digits), not a name", false)
-    .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply (default: 3000 connect, 5000 reply)", wholeNumber(1))
+    .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply (default: 3000 connect, 5000 reply)", milliseconds(1))
     .option("--attempts <n>", `attempts per request before giving up (retries reuse the request id) (default: ${DEFAULT_ATTEMPTS})`, wholeNumber(1))
-    .option("--dedupe-window <ms>", "the server's --dedupe-window: no retry is sent that could reach it later (default: 60000)", wholeNumber(1));
+    .option("--dedupe-window <ms>", "the server's --dedupe-window: no retry is sent that could reach it later (default: 60000)", milliseconds(1));
   const envOwner = process.env.BATON_OWNER;
   if (envOwner !== undefined && envOwner !== "") {
     command.hook("preAction", () => {
@@ -166,6 +182,7 @@ const program = new Command("lockctl")
     "after",
     `
 Endpoints come from --endpoints or $BATON_ENDPOINTS (default ${DEFAULT_HOST}:${DEFAULT_PORT}).
+Times (<ms>) are whole milliseconds, or whole units: 500ms, 30s, 2m, 1h.
 
 Exit codes (acquire, renew, release, inspect: the protocol status of the answer):
   0 ok (acquired, renewed, released; inspect: held by you)   1 held (inspect: by another owner)
@@ -185,8 +202,8 @@ Examples:
 
 lockCommand(program, "acquire", "acquire a lock once (or keep trying for --wait ms); prints the fencing token and the owner id")
   .option("--json", "print one JSON object instead of a line", false)
-  .option("--ttl <ms>", "lease length", wholeNumber(1), DEFAULT_TTL_MS)
-  .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
+  .option("--ttl <ms>", "lease length", milliseconds(1), DEFAULT_TTL_MS)
+  .option("--wait <ms>", "keep trying this long while someone else holds it", milliseconds(0), 0)
   .addOption(ownerOption("default: a new random owner, printed"))
   .addHelpText(
     "after",
@@ -224,7 +241,7 @@ printed with lease-lost=deadline, and may already have passed to another owner.`
 
 lockCommand(program, "renew", "extend a lease held by --owner by --ttl from now")
   .option("--json", "print one JSON object instead of a line", false)
-  .option("--ttl <ms>", "new lease length from now", wholeNumber(1), DEFAULT_TTL_MS)
+  .option("--ttl <ms>", "new lease length from now", milliseconds(1), DEFAULT_TTL_MS)
   .addOption(ownerOption("required: the owner that acquired the lock"))
   .addHelpText(
     "after",
@@ -297,10 +314,10 @@ Examples:
 
 lockCommand(program, "run", "hold a lock while a command runs, renewing it; release when it exits")
   .argument("<command...>", "the command and its arguments (put them after --)")
-  .option("--ttl <ms>", "lease length; renewed every ttl/3", wholeNumber(1), DEFAULT_TTL_MS)
-  .option("--wait <ms>", "keep trying this long while someone else holds it", wholeNumber(0), 0)
+  .option("--ttl <ms>", "lease length; renewed every ttl/3", milliseconds(1), DEFAULT_TTL_MS)
+  .option("--wait <ms>", "keep trying this long while someone else holds it", milliseconds(0), 0)
   // At most what one Node timer holds (MAX_TIMER_MS): a longer one would fire at once.
-  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command's process group if the command has not exited this long after SIGTERM", wholeNumber(0, MAX_TIMER_MS), 10_000)
+  .option("--kill-after <ms>", "after a lost lease, SIGKILL the command's process group if the command has not exited this long after SIGTERM", milliseconds(0, MAX_TIMER_MS), 10_000)
   .addOption(ownerOption("default: a new random owner"))
   .addHelpText(
     "after",
@@ -338,8 +355,8 @@ program
   )
   // The default is shown as the text that means it: a bare number is seconds.
   .addOption(new Option("--duration <time>", "how long: 10s, 500ms, 2m (a bare number is seconds)").argParser(flagParser(parseDurationMs)).default(10_000, "10s"))
-  .option("--ttl <ms>", "ttl of acquired and renewed leases", wholeNumber(1), 10_000)
-  .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply; a request unanswered this long after --duration is given up (default: 3000 connect, 5000 reply)", wholeNumber(1))
+  .option("--ttl <ms>", "ttl of acquired and renewed leases", milliseconds(1), 10_000)
+  .option("--timeout <ms>", "per-attempt timeout, for the connect and the reply; a request unanswered this long after --duration is given up (default: 3000 connect, 5000 reply)", milliseconds(1))
   .option("--attempts <n>", "attempts per request before it counts as an error", wholeNumber(1), BENCH_DEFAULT_ATTEMPTS)
   .option("--json", "print the summary as JSON", false)
   .addHelpText(

@@ -354,6 +354,23 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     expect((await lockctl(["inspect", "cli"])).code).toBe(2);
   });
 
+  it("takes times in milliseconds, or with a unit: --ttl 2m is 120000 ms", async () => {
+    const expiry = async (lock: string, ttl: string) => {
+      const acquired = json(await lockctl(["acquire", lock, "--ttl", ttl, "--json"]));
+      expect(acquired.status).toBe("acquired");
+      return acquired.expiresAt as number;
+    };
+    for (const [ttl, ms] of [["2m", 120_000], ["1h", 3_600_000], ["45s", 45_000], ["90000ms", 90_000]] as const) {
+      // Logical time never goes back, so grants of ms before and after bracket this one's expiry
+      // exactly when its ttl is ms.
+      const before = await expiry(`ttl-unit-before-${ttl}`, String(ms));
+      const withUnit = await expiry(`ttl-unit-${ttl}`, ttl);
+      const after = await expiry(`ttl-unit-after-${ttl}`, String(ms));
+      expect(withUnit).toBeGreaterThanOrEqual(before);
+      expect(withUnit).toBeLessThanOrEqual(after);
+    }
+  });
+
   it("exits 76 for a grant that came after its lease's local deadline, printing its token and why", async () => {
     // A 2 ms ttl less the default 2 ms margin: the deadline is the send itself, so the grant is late.
     const asJson = await lockctl(["acquire", "late-grant", "--ttl", "2", "--json"]);
@@ -381,11 +398,20 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     // Longer than one Node timer holds: it would fire at once, with no grace period at all.
     const tooLong = await lockctl(["run", "cli", "--kill-after", "3000000000", "--", "true"]);
     expect(tooLong.code).toBe(64);
-    expect(tooLong.stderr).toContain("expected 0..2147483647, got 3000000000");
+    expect(tooLong.stderr).toContain("expected 0..2147483647 ms, got 3000000000");
     // Past 2^53 - 1 the number is too large, and the message gives both ends.
     const huge = await lockctl(["inspect", "cli", "--timeout", "99999999999999999999"]);
     expect(huge.code).toBe(64);
-    expect(huge.stderr).toContain("expected 1..9007199254740991, got 99999999999999999999");
+    expect(huge.stderr).toContain("expected 1..9007199254740991 ms, got 99999999999999999999");
+    // With a unit, the range is still in milliseconds; a fraction or an unknown unit is no time.
+    const hours = await lockctl(["run", "cli", "--kill-after", "600h", "--", "true"]);
+    expect(hours.code).toBe(64);
+    expect(hours.stderr).toContain("expected 0..2147483647 ms, got 600h");
+    for (const ttl of ["1.5s", "30x", "s", "-1s", "30 s"]) {
+      const bad = await lockctl(["acquire", "cli", "--ttl", ttl]);
+      expect(bad.code).toBe(64);
+      expect(bad.stderr).toContain(`expected whole milliseconds, or a whole number with a unit (500ms, 30s, 2m, 1h), got "${ttl}"`);
+    }
   });
 
   it("reports a usage error as one line on stderr, like every other error, and nothing on stdout", async () => {
