@@ -63,9 +63,12 @@ export function validSafetyMarginMs(value: unknown, ttl: number): number {
   return value;
 }
 
+const BACKOFF_OPTION_NAMES: ReadonlySet<string> = new Set(["baseMs", "maxMs"]);
+
 export function backoffOptions(value: unknown): BackoffOptions {
   if (value === undefined) return DEFAULT_BACKOFF;
   if (typeof value !== "object" || value === null) throw new InvalidArgumentError(`backoff must be an object, got ${shown(value)}`);
+  knownOptions(value, "backoff", BACKOFF_OPTION_NAMES);
   const { baseMs = DEFAULT_BACKOFF.baseMs, maxMs = DEFAULT_BACKOFF.maxMs } = value as Partial<BackoffOptions>;
   const options = { baseMs: positiveNumber(baseMs, "backoff.baseMs"), maxMs: positiveNumber(maxMs, "backoff.maxMs") };
   if (options.maxMs < options.baseMs) {
@@ -74,10 +77,41 @@ export function backoffOptions(value: unknown): BackoffOptions {
   return options;
 }
 
-/** `options` of a call that has required fields (acquire, renew, withLock). */
-export function requiredOptions<T extends object>(value: T | undefined, call: string, needs: string): T {
+/**
+ * Every option of any call, the lease's included. Each call takes any of them (those it has no use
+ * for are ignored), so one options object can serve an acquire and the calls after it; a name
+ * outside them is a mistake.
+ */
+export const CALL_OPTION_NAMES: ReadonlySet<string> = new Set(["signal", "timeoutMs", "attempts", "owner", "ttlMs", "waitMs", "autoRenew", "safetyMarginMs"]);
+
+/** `options` of a call that has required fields (acquire, renew, withLock), with only options of `names`. */
+export function requiredOptions<T extends object>(value: T | undefined, call: string, needs: string, names: ReadonlySet<string>): T {
   if (typeof value !== "object" || value === null) {
     throw new InvalidArgumentError(`${call} needs an options object with ${needs}, got ${shown(value)}`);
   }
+  knownOptions(value, call, names);
   return value;
+}
+
+/** `options` of a call whose options may all be left out: an object with only options of `names`, if given. */
+export function optionalOptions<T extends object>(value: T | undefined, call: string, names: ReadonlySet<string>): T | Record<string, never> {
+  if (value === undefined) return {};
+  if (typeof value !== "object" || value === null) throw new InvalidArgumentError(`${call}'s options must be an object, got ${shown(value)}`);
+  knownOptions(value, call, names);
+  return value;
+}
+
+/**
+ * Throws for an option `options` has that `call` does not take: from JavaScript a misspelt option
+ * (`timeout` for `timeoutMs`, `endpoint` for `endpoints`) would otherwise be ignored, and the call
+ * would run on the default without a word.
+ */
+export function knownOptions(options: object, call: string, names: ReadonlySet<string>): void {
+  for (const key of Object.keys(options)) {
+    if (names.has(key)) continue;
+    const lower = key.toLowerCase();
+    const near = [...names].filter((name) => name.toLowerCase().startsWith(lower) || lower.startsWith(name.toLowerCase()));
+    const hint = near.length === 1 ? ` (did you mean ${near[0]}?)` : "";
+    throw new InvalidArgumentError(`${call} has no option ${JSON.stringify(key)}${hint}; it takes ${[...names].join(", ")}`);
+  }
 }

@@ -6,7 +6,19 @@
  */
 import { EventEmitter } from "node:events";
 import { COMMAND_NAMES, Command, Status, bytesToHex, encodeRequest, randomId, type Response } from "../src/protocol/index.js";
-import { backoffOptions, nonNegativeNumber, positiveInteger, positiveNumber, requiredOptions, shown, validSafetyMarginMs, validTtlMs } from "./arguments.js";
+import {
+  backoffOptions,
+  CALL_OPTION_NAMES,
+  knownOptions,
+  nonNegativeNumber,
+  optionalOptions,
+  positiveInteger,
+  positiveNumber,
+  requiredOptions,
+  shown,
+  validSafetyMarginMs,
+  validTtlMs,
+} from "./arguments.js";
 import { backoffDelayMs, sleep, throwIfAborted, type BackoffOptions } from "./backoff.js";
 import { defaultClock, type MonotonicClock } from "./clock.js";
 import { Connection } from "./connection.js";
@@ -66,6 +78,21 @@ export interface BatonClientOptions {
   /** The clock lease deadlines are measured on (tests inject one); by default one that counts suspended time. */
   readonly clock?: MonotonicClock;
 }
+
+const CLIENT_OPTION_NAMES: ReadonlySet<string> = new Set([
+  "endpoints",
+  "owner",
+  "timeoutMs",
+  "attempts",
+  "dedupeWindowMs",
+  "connectTimeoutMs",
+  "backoff",
+  "maxInFlightPerConnection",
+  "clock",
+]);
+
+const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set(["signal"]);
+const AUTO_RENEW_OPTION_NAMES: ReadonlySet<string> = new Set(["intervalMs"]);
 
 /** Options every call takes. */
 export interface CallOptions {
@@ -200,6 +227,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
   constructor(options: BatonClientOptions = {}) {
     super();
+    if (typeof options !== "object" || options === null) throw new InvalidArgumentError(`BatonClient's options must be an object, got ${shown(options)}`);
+    knownOptions(options, "BatonClient", CLIENT_OPTION_NAMES);
     const listed: unknown = options.endpoints ?? [`${DEFAULT_HOST}:${DEFAULT_PORT}`];
     if (!Array.isArray(listed)) throw new InvalidArgumentError(`endpoints must be an array of "host:port" strings or endpoints, got ${typeof listed}`);
     // Array.from, not map: map skips an array's holes, which would then be endpoints of nothing.
@@ -253,7 +282,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * Connects to the first endpoint that accepts, so configuration mistakes show at start-up.
    * Optional: every call connects on demand.
    */
-  async connect(options: { signal?: AbortSignal } = {}): Promise<void> {
+  async connect(given?: { signal?: AbortSignal }): Promise<void> {
+    const options: { signal?: AbortSignal } = optionalOptions(given, "connect", CONNECT_OPTION_NAMES);
     let lastError: unknown;
     for (let i = 0; i < this.connections.length; i++) {
       const index = (this.current + i) % this.connections.length;
@@ -288,7 +318,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * option, else a new random id drawn for this call (every retry and every try of the wait uses it).
    */
   async acquire(lock: LockRef, options: AcquireOptions): Promise<AcquireResult> {
-    requiredOptions(options, "acquire", "ttlMs");
+    requiredOptions(options, "acquire", "ttlMs", CALL_OPTION_NAMES);
     const ttlMs = validTtlMs(options.ttlMs);
     const lockId = toLockId(lock);
     // A lease of its own owner id: the server renews and releases an owner's current lease of a lock,
@@ -337,18 +367,20 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
 
   /** Extends a lease held by this owner (or `owner`). Prefer Lease.renew, which also tracks the local deadline. */
   async renew(lock: LockRef, options: RenewOptions): Promise<RenewResult> {
-    requiredOptions(options, "renew", "ttlMs");
+    requiredOptions(options, "renew", "ttlMs", CALL_OPTION_NAMES);
     const ttlMs = validTtlMs(options.ttlMs);
     return renewResult((await this.send({ command: Command.Renew, lock: toLockId(lock), owner: this.ownerOf(options), ttlMs }, options)).response);
   }
 
   /** Releases a lock held by this owner (or `owner`). Prefer Lease.release. */
-  async release(lock: LockRef, options: CallOptions = {}): Promise<ReleaseResult> {
+  async release(lock: LockRef, given?: CallOptions): Promise<ReleaseResult> {
+    const options: CallOptions = optionalOptions(given, "release", CALL_OPTION_NAMES);
     return releaseResult((await this.send({ command: Command.Release, lock: toLockId(lock), owner: this.ownerOf(options) }, options)).response);
   }
 
   /** Reads the lock's state as this owner (or `owner`) sees it. Changes nothing. */
-  async inspect(lock: LockRef, options: CallOptions = {}): Promise<InspectResult> {
+  async inspect(lock: LockRef, given?: CallOptions): Promise<InspectResult> {
+    const options: CallOptions = optionalOptions(given, "inspect", CALL_OPTION_NAMES);
     return inspectResult((await this.send({ command: Command.Inspect, lock: toLockId(lock), owner: this.ownerOf(options) }, options)).response);
   }
 
@@ -363,7 +395,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * only: the release at the end is sent even once it aborted.
    */
   async withLock<T>(lock: LockRef, options: WithLockOptions, fn: (lease: Lease) => Promise<T> | T): Promise<T> {
-    requiredOptions(options, "withLock", "ttlMs");
+    requiredOptions(options, "withLock", "ttlMs", CALL_OPTION_NAMES);
     if (typeof fn !== "function") throw new InvalidArgumentError(`withLock needs a function to run while holding the lock, got ${typeof fn}`);
     const lockId = toLockId(lock);
     const result = await this.acquire(lockId, { ...options, autoRenew: options.autoRenew ?? true });
@@ -560,6 +592,7 @@ function autoRenewIntervalMs(
   if (typeof autoRenew !== "object" || autoRenew === null) {
     throw new InvalidArgumentError(`autoRenew must be true, false or { intervalMs }, got ${shown(autoRenew)}`);
   }
+  knownOptions(autoRenew, "autoRenew", AUTO_RENEW_OPTION_NAMES);
   if (autoRenew.intervalMs === undefined) return { intervalMs: undefined };
   const intervalMs = positiveNumber(autoRenew.intervalMs, "autoRenew.intervalMs");
   validRenewInterval(intervalMs, ttlMs, safetyMarginMs);

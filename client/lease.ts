@@ -6,7 +6,7 @@
  * lateness. `signal` aborts the moment the lease may no longer be held: at that deadline, when a
  * renewal is refused, when the lease is released, or when the client closes.
  */
-import { validSafetyMarginMs, validTtlMs } from "./arguments.js";
+import { CALL_OPTION_NAMES, optionalOptions, validSafetyMarginMs, validTtlMs } from "./arguments.js";
 import { timerDelay } from "./backoff.js";
 import type { MonotonicClock } from "./clock.js";
 import { InvalidArgumentError, LeaseLostError, type BatonError, type LeaseLossReason } from "./errors.js";
@@ -235,7 +235,13 @@ export class Lease {
    * that failed, or had an attempt time out or lose its connection, may still run on the server
    * later: every later deadline of the lease is computed with at most its ttl.
    */
-  renew(options: LeaseRenewOptions = {}): Promise<LeaseRenewResult> {
+  renew(given?: LeaseRenewOptions): Promise<LeaseRenewResult> {
+    let options: LeaseRenewOptions;
+    try {
+      options = optionalOptions(given, "lease.renew", CALL_OPTION_NAMES);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     return this.queueRenewal(options, undefined);
   }
 
@@ -252,7 +258,8 @@ export class Lease {
    * local deadline (`lost` too): the server releases the owner's current lease of the lock, whatever
    * its token, and by then that may be a newer lease this owner took since.
    */
-  async release(options: LeaseCallOptions = {}): Promise<LeaseReleaseResult> {
+  async release(given?: LeaseCallOptions): Promise<LeaseReleaseResult> {
+    const options: LeaseCallOptions = optionalOptions(given, "lease.release", CALL_OPTION_NAMES);
     if (!this.held) return { status: "lost" };
     const deadlineMs = this.deadlineMs;
     this.end("released");

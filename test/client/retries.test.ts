@@ -289,7 +289,25 @@ describe("errors users can branch on", () => {
     await invalid(misconfigured({ backoff: { baseMs: -1 } }), "backoff.baseMs");
     await invalid(misconfigured({ backoff: { baseMs: 2000, maxMs: 10 } }), "backoff.maxMs (10) must be at least backoff.baseMs (2000)");
     await invalid(misconfigured({ maxInFlightPerConnection: 0.5 }), "maxInFlightPerConnection");
+    // A misspelt option, from JavaScript, is refused rather than ignored for its default.
+    await invalid(misconfigured({ endpoint: [server.endpoint] }), 'BatonClient has no option "endpoint" (did you mean endpoints?); it takes endpoints, owner,');
+    await invalid(misconfigured({ timeout: 100 }), 'BatonClient has no option "timeout" (did you mean timeoutMs?)');
+    await invalid(misconfigured(null), "BatonClient's options must be an object, got null");
+    await invalid(misconfigured({ backoff: { base: 10 } }), 'backoff has no option "base" (did you mean baseMs?); it takes baseMs, maxMs');
+    await invalid(() => c.acquire("jobs", { ttlMs: 1000, wait: 5000 } as never), 'acquire has no option "wait" (did you mean waitMs?)');
+    await invalid(() => c.acquire("jobs", { ttlMs: 1000, autoRenew: { interval: 10 } } as never), 'autoRenew has no option "interval" (did you mean intervalMs?)');
+    await invalid(() => c.renew("jobs", { ttlMs: 1000, timeout: 10 } as never), 'renew has no option "timeout" (did you mean timeoutMs?)');
+    await invalid(() => c.withLock("jobs", { ttl: 1000, ttlMs: 1000 } as never, () => undefined), 'withLock has no option "ttl" (did you mean ttlMs?)');
+    await invalid(() => c.release("jobs", { ownerId: "ab" } as never), 'release has no option "ownerId" (did you mean owner?)');
+    await invalid(() => c.inspect("jobs", { sigal: undefined } as never), 'inspect has no option "sigal"; it takes signal,');
+    await invalid(() => c.inspect("jobs", 5 as never), "inspect's options must be an object, got 5");
+    await invalid(() => c.connect({ timeoutMs: 5 } as never), 'connect has no option "timeoutMs"; it takes signal');
     expect(server.seen).toHaveLength(0);
+    // One options object can serve an acquire and the calls after it.
+    const shared = { ttlMs: 1000, timeoutMs: 2000, attempts: 2 };
+    expect((await c.inspect("shared", shared)).status).toBe("heldByYou");
+    expect(server.seen).toHaveLength(1);
+    server.seen.length = 0;
 
     // A margin that fits the grant's ttl can be too thin for a longer renewal: refused before sending.
     const granted = await c.acquire("jobs", { ttlMs: 1000, safetyMarginMs: 50 });
@@ -297,6 +315,9 @@ describe("errors users can branch on", () => {
     if (granted.status !== "acquired") return;
     await invalid(() => granted.lease.renew({ ttlMs: 10_000 }), "exceed ttl/100 + 1 ms");
     await invalid(() => granted.lease.renew({ ttlMs: 0 }), "ttlMs");
+    await invalid(() => granted.lease.renew({ ttl: 500 } as never), 'lease.renew has no option "ttl" (did you mean ttlMs?)');
+    await invalid(() => granted.lease.release({ timeout: 5 } as never), 'lease.release has no option "timeout" (did you mean timeoutMs?)');
+    expect(granted.lease.held).toBe(true);
     expect(server.seen).toHaveLength(1);
   });
 
