@@ -175,13 +175,21 @@ function usageErrorLine(message: string): string {
 const program = new Command("lockctl")
   .description("baton command line: take, inspect and release leases with fencing tokens; hold a lock around a command; load a server")
   .version(packageVersion())
+  // Also before the command, as etcdctl and kubectl take theirs: `lockctl --endpoints H:P inspect x`.
+  .addOption(new Option("--endpoints <list>", "comma-separated HOST:PORT list, for any command ($BATON_ENDPOINTS)").argParser(flagParser(parseEndpointList)))
+  .hook("preAction", (self, command) => {
+    // The command's own --endpoints, given after it, wins; otherwise the one given before it.
+    const before = self.getOptionValue("endpoints") as Endpoint[] | undefined;
+    if (before !== undefined && command.getOptionValueSource("endpoints") !== "cli") command.setOptionValueWithSource("endpoints", before, "cli");
+  })
   .exitOverride()
   // Usage errors in the same one-line form as every other error (client/README.md, "lockctl").
   .configureOutput({ outputError: (message, write) => write(usageErrorLine(message.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " "))) })
   .addHelpText(
     "after",
     `
-Endpoints come from --endpoints or $BATON_ENDPOINTS (default ${DEFAULT_HOST}:${DEFAULT_PORT}).
+Endpoints come from --endpoints (before or after the command) or $BATON_ENDPOINTS (default
+${DEFAULT_HOST}:${DEFAULT_PORT}).
 Times (<ms>) are whole milliseconds, or whole units: 500ms, 30s, 2m, 1h.
 
 Exit codes (acquire, renew, release, inspect: the protocol status of the answer):

@@ -424,6 +424,18 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
     }
   });
 
+  it("takes --endpoints before the command too, as etcdctl does; given after it as well, that one wins", async () => {
+    const dead = { BATON_ENDPOINTS: "127.0.0.1:1" };
+    const before = await lockctl(["--endpoints", endpoint, "inspect", "endpoints-before", "--attempts", "1"], undefined, dead);
+    expect(before.code).toBe(2);
+    expect(before.stdout).toBe("free endpoints-before\n");
+    const both = await lockctl(["--endpoints", "127.0.0.1:1", "inspect", "endpoints-both", "--endpoints", endpoint, "--attempts", "1"], undefined, dead);
+    expect(both.code).toBe(2);
+    const bothDead = await lockctl(["--endpoints", endpoint, "inspect", "endpoints-both", "--endpoints", "127.0.0.1:1", "--attempts", "1"]);
+    expect(bothDead.code).toBe(69);
+    expect((await lockctl(["--endpoints", "a:b:c", "inspect", "x"])).code).toBe(64);
+  });
+
   it("names the environment variable when $BATON_ENDPOINTS or $BATON_OWNER is malformed", async () => {
     const endpoints = await lockctl(["inspect", "cli"], undefined, { BATON_ENDPOINTS: "garbage::" });
     expect(endpoints.code).toBe(64);
