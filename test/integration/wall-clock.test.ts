@@ -91,6 +91,35 @@ describe("a wall clock stepped forward", () => {
   });
 });
 
+describe("a wall clock stepped while a restart writes its record", () => {
+  it("is absorbed like any step: a lease granted before the kill still lasts its ttl", async () => {
+    const shiftFile = join(tempDir(), "shift");
+    writeFileSync(shiftFile, "0");
+    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+    lockd = await spawnLockd({ env });
+    const dataDir = lockd.dataDir;
+    const first = await RawClient.open(lockd.port);
+    const sentAt = performance.now();
+    first.write(acquire({ lock: 1n, owner: 1n }, BigInt(TTL_MS)));
+    const [granted] = splitAnswers(await first.read(17));
+    expect(granted!.status).toBe(Status.Ok);
+    first.close();
+    await lockd.kill();
+    // A step while lockd is down: the restart (same boot) has some of it to absorb, so it writes a
+    // record before serving; a minute more while it writes it must not be taken at once.
+    writeFileSync(shiftFile, "2000");
+    lockd = await spawnLockd({ env: { ...env, BATON_TEST_WALL_STEP_AFTER_RECORD_MS: "60000" }, dataDir });
+    expect(lockd.stderr()).toMatch(/the wall clock moved \d+ ms further than real time while lockd was down/);
+    const client = await RawClient.open(lockd.port);
+    const elapsedMs = (await waitForSecondGrant(client, granted!.fencingToken)) - sentAt;
+    // ttl / 1.01 less 1 ms, and 1 ms more for the restart (protocol.md §4, "Time").
+    expect(elapsedMs).toBeGreaterThanOrEqual((TTL_MS - 2) / 1.01);
+    client.close();
+    await lockd.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});
+
 describe("a wall clock stepped back, then put right", () => {
   it("does not end early a lease granted while it was behind: another owner is refused until ttl / 1.01 of real time has passed", async () => {
     const shiftFile = join(tempDir(), "shift");
