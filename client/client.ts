@@ -91,7 +91,6 @@ const CLIENT_OPTION_NAMES: ReadonlySet<string> = new Set([
   "clock",
 ]);
 
-const CONNECT_OPTION_NAMES: ReadonlySet<string> = new Set(["signal"]);
 const AUTO_RENEW_OPTION_NAMES: ReadonlySet<string> = new Set(["intervalMs"]);
 
 /** Options every call takes. */
@@ -283,7 +282,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * Optional: every call connects on demand.
    */
   async connect(given?: { signal?: AbortSignal }): Promise<void> {
-    const options: { signal?: AbortSignal } = optionalOptions(given, "connect", CONNECT_OPTION_NAMES);
+    const options: { signal?: AbortSignal } = optionalOptions(given, "connect", CALL_OPTION_NAMES);
     let lastError: unknown;
     for (let i = 0; i < this.connections.length; i++) {
       const index = (this.current + i) % this.connections.length;

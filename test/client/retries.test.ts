@@ -5,7 +5,7 @@ import { getEventListeners } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { describe, expect, it, vi } from "vitest";
 import { Command } from "../../src/protocol/index.js";
-import { BatonClient, InvalidArgumentError, type BatonError, type RetryEvent } from "../../client/index.js";
+import { BatonClient, InvalidArgumentError, type AcquireOptions, type BatonError, type RetryEvent } from "../../client/index.js";
 import { ok, reply, type ScriptedServer } from "./support/scripted-server.js";
 import { rejection, useScriptedSession } from "./support/scripted-session.js";
 
@@ -301,10 +301,11 @@ describe("errors users can branch on", () => {
     await invalid(() => c.release("jobs", { ownerId: "ab" } as never), 'release has no option "ownerId" (did you mean owner?)');
     await invalid(() => c.inspect("jobs", { sigal: undefined } as never), 'inspect has no option "sigal"; it takes signal,');
     await invalid(() => c.inspect("jobs", 5 as never), "inspect's options must be an object, got 5");
-    await invalid(() => c.connect({ timeoutMs: 5 } as never), 'connect has no option "timeoutMs"; it takes signal');
+    await invalid(() => c.connect({ signl: undefined } as never), 'connect has no option "signl"; it takes signal,');
     expect(server.seen).toHaveLength(0);
     // One options object can serve an acquire and the calls after it.
-    const shared = { ttlMs: 1000, timeoutMs: 2000, attempts: 2 };
+    const shared: AcquireOptions = { ttlMs: 1000, timeoutMs: 2000, attempts: 2 };
+    await c.connect(shared);
     expect((await c.inspect("shared", shared)).status).toBe("heldByYou");
     expect(server.seen).toHaveLength(1);
     server.seen.length = 0;
