@@ -11,10 +11,11 @@ export function describeStartFailure(
 ): string {
   const address = addressText(config.host, config.port);
   if (error.syscall === "listen" && error.code === "EADDRINUSE") {
-    // The metrics port opens first: the same address given to both is taken by lockd itself.
+    // The metrics port opens first: given the same port, lockd may have taken it itself, whether the
+    // hosts are written alike or one is a wildcard or a name for the other.
     const metrics = config.metricsListen;
-    const byMetrics = metrics !== null && metrics.port === config.port && addressText(metrics.host, metrics.port) === address;
-    return `cannot listen on ${address} (--listen): address already in use${byMetrics ? " (by this lockd's --metrics-listen)" : ""}`;
+    const samePort = metrics !== null && metrics.port === config.port && config.port !== 0;
+    return `cannot listen on ${address} (--listen): address already in use${samePort ? ` (--metrics-listen ${addressText(metrics.host, metrics.port)} has the same port)` : ""}`;
   }
   if (error.syscall === "listen" && error.code === "EACCES") return `cannot listen on ${address} (--listen): permission denied`;
   // Any other error of the lock port's address: a host that does not resolve (getaddrinfo) or is

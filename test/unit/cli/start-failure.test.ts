@@ -45,7 +45,10 @@ describe("why lockd could not start", () => {
     expect(describeStartFailure(error, { ...config, port })).toBe(`cannot listen on 127.0.0.1:${port} (--listen): address already in use`);
     // Taken by lockd's own metrics server, which opens first.
     expect(describeStartFailure(error, { ...config, port, metricsListen: { host: "127.0.0.1", port } })).toBe(
-      `cannot listen on 127.0.0.1:${port} (--listen): address already in use (by this lockd's --metrics-listen)`,
+      `cannot listen on 127.0.0.1:${port} (--listen): address already in use (--metrics-listen 127.0.0.1:${port} has the same port)`,
+    );
+    expect(describeStartFailure(error, { ...config, port, metricsListen: { host: "0.0.0.0", port } })).toBe(
+      `cannot listen on 127.0.0.1:${port} (--listen): address already in use (--metrics-listen 0.0.0.0:${port} has the same port)`,
     );
     expect(describeStartFailure(error, { ...config, port, metricsListen: { host: "127.0.0.1", port: port + 1 } })).toBe(
       `cannot listen on 127.0.0.1:${port} (--listen): address already in use`,
