@@ -422,6 +422,8 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
       expect(finished.stdout).toBe("");
       expect(finished.stderr).toMatch(/^lockctl: [^\n]+ \(see --help\)\n$/);
     }
+    // Commander's suggestion stays, on the same line.
+    expect((await lockctl(["acquire", "cli", "--tll", "1000"])).stderr).toBe("lockctl: unknown option '--tll' (Did you mean --ttl?) (see --help)\n");
   });
 
   it("takes --endpoints before the command too, as etcdctl does; given after it as well, that one wins", async () => {
