@@ -65,6 +65,11 @@ const PLACES_BY_CODE: ReadonlyMap<number, WritePlace> = new Map(
   (Object.entries(PLACE_CODES) as [WritePlace, number][]).map(([place, code]) => [code, place]),
 );
 
+/** Whether a count field marks the first record of a write issued when every earlier record was durable. */
+export function startsWriteAfterDurable(countField: number): boolean {
+  return ((countField & PLACE_BITS) >>> 0) === PLACE_CODES["first-after-durable"];
+}
+
 /** The place a count field's top bits name, or null for a combination no writer sets. */
 function placeOf(countField: number): WritePlace | null {
   return PLACES_BY_CODE.get((countField & PLACE_BITS) >>> 0) ?? null;

@@ -10,9 +10,9 @@ import type { Logger } from "../server/logger.js";
 import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
 import { cleanStopPath, readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
-import type { DataDir } from "./data-dir.js";
+import type { DataDir, SegmentFile } from "./data-dir.js";
 import { syncDirectory, type LogFileOpener } from "./log-file.js";
-import { recover, type Recovered } from "./recovery.js";
+import { lastWriteAfterDurable, recover, type Recovered } from "./recovery.js";
 import { SegmentLog } from "./segment-log.js";
 
 export interface DurableStorageOptions {
@@ -77,7 +77,21 @@ export function openDurableStorage(dir: DataDir, options: DurableStorageOptions)
  */
 function syncRecoveredLog(dir: DataDir, recovered: Recovered, files: LogFileOpener): void {
   const segments = recovered.active === null ? recovered.sealed : [...recovered.sealed, recovered.active];
-  for (const segment of segments) syncOrExplain(segment.path, () => files.syncExisting(segment.path));
+  // A sync that failed before the restart leaves its pages cached and marked clean: read back, they
+  // replayed as if written, but a sync now writes nothing, and once the cache drops them the log has
+  // a hole before whatever this run appends. Every write after the last one issued when all before
+  // it was durable may be such a write: those bytes are written again, so the sync covers them.
+  const rewriteFrom = new Map<SegmentFile, number>();
+  for (let s = segments.length - 1; s >= 0; s--) {
+    const at = lastWriteAfterDurable(segments[s]!);
+    rewriteFrom.set(segments[s]!, at ?? 0);
+    if (at !== null) break;
+  }
+  for (const segment of segments) {
+    const from = rewriteFrom.get(segment);
+    if (from === undefined) syncOrExplain(segment.path, () => files.syncExisting(segment.path));
+    else if (from < segment.bytes) syncOrExplain(segment.path, () => files.rewriteExisting(segment.path, from, segment.bytes));
+  }
   syncOrExplain(dir.logDir, () => syncDirectory(dir.logDir));
 }
 

@@ -7,7 +7,7 @@
  * thread-pool round trip per batch. The fdatasync, which waits for the device, is asynchronous so the
  * next batch is read and executed while the disk works.
  */
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import { open } from "node:fs/promises";
 
 export interface LogFile {
@@ -25,6 +25,13 @@ export interface LogFileOpener {
   open(path: string, create: boolean): LogFile;
   /** Makes an existing segment's bytes durable, through a read-only descriptor: for recovery. */
   syncExisting(path: string): void;
+  /**
+   * Writes bytes `from` to `to` of an existing segment again, as they read now, and makes them
+   * durable: for recovery, where they may be pages whose writeback failed. Linux marks those clean
+   * and keeps them cached, so a sync alone would write nothing, and the file would read them until
+   * the cache dropped them.
+   */
+  rewriteExisting(path: string, from: number, to: number): void;
 }
 
 export class NodeLogFile implements LogFile {
@@ -54,7 +61,24 @@ export const nodeLogFiles: LogFileOpener = {
   syncExisting(path) {
     syncThroughDescriptor(path, fdatasyncSync);
   },
+  rewriteExisting(path, from, to) {
+    const fd = openSync(path, "r+");
+    try {
+      const chunk = Buffer.allocUnsafe(Math.min(REWRITE_CHUNK_BYTES, Math.max(1, to - from)));
+      for (let at = from; at < to; ) {
+        const read = readSync(fd, chunk, 0, Math.min(chunk.length, to - at), at);
+        if (read === 0) throw new Error(`${path} ends at ${at}, before ${to}`);
+        for (let written = 0; written < read; ) written += writeSync(fd, chunk, written, read - written, at + written);
+        at += read;
+      }
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  },
 };
+
+const REWRITE_CHUNK_BYTES = 1 << 20;
 
 /** `syncDirectory` on the thread pool, for work that must not hold up the event loop. */
 export async function syncDirectoryAsync(dir: string): Promise<void> {

@@ -13,7 +13,17 @@ import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, sta
 import { emptyStateFor } from "../core/snapshot-codec.js";
 import type { StateMachine, StateMachineConfig } from "../core/state-machine.js";
 import { MAX_APPENDS_IN_FLIGHT } from "../log/commit-log.js";
-import { ENTRY_BYTES, RECORD_COUNT_AT, RECORD_HEADER_BYTES, countFitsLength, entryCount, firstNonZero, readRecord, type RecordHeader } from "../log/record.js";
+import {
+  ENTRY_BYTES,
+  RECORD_COUNT_AT,
+  RECORD_HEADER_BYTES,
+  countFitsLength,
+  entryCount,
+  firstNonZero,
+  readRecord,
+  startsWriteAfterDurable,
+  type RecordHeader,
+} from "../log/record.js";
 import type { Logger } from "../server/logger.js";
 import { cleanStopPath } from "./clean-stop-file.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
@@ -194,7 +204,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
  * countFitsLength), and every entry it counts takes ENTRY_BYTES of the file, so damage can never make
  * it claim more entries than the file holds.
  */
-function scanHeaders(path: string, firstIndex: number): { readonly lastIndex: number; readonly end: number } {
+function scanHeaders(path: string, firstIndex: number, before = Number.POSITIVE_INFINITY): HeaderScan {
   const fd = openSync(path, "r");
   try {
     const size = fstatSync(fd).size;
@@ -205,25 +215,44 @@ function scanHeaders(path: string, firstIndex: number): { readonly lastIndex: nu
     let windowEnd = 0;
     let last = firstIndex - 1;
     let at = 0;
-    while (at + RECORD_HEADER_BYTES <= size) {
+    let lastWriteAfterDurableAt: number | null = null;
+    while (at + RECORD_HEADER_BYTES <= size && at < before) {
       if (at + RECORD_HEADER_BYTES > windowEnd) {
         windowStart = at;
         windowEnd = at + readSync(fd, window, 0, window.length, at);
         if (at + RECORD_HEADER_BYTES > windowEnd) break;
       }
       const length = window.readUInt32BE(at - windowStart);
-      const count = entryCount(window.readUInt32BE(at - windowStart + RECORD_COUNT_AT));
+      const countField = window.readUInt32BE(at - windowStart + RECORD_COUNT_AT);
+      const count = entryCount(countField);
       if (length === 0 || !countFitsLength(count, length) || at + 4 + length > size) break;
+      if (startsWriteAfterDurable(countField)) lastWriteAfterDurableAt = at;
       last += count;
       at += 4 + length;
     }
-    return { lastIndex: last, end: at };
+    return { lastIndex: last, end: at, lastWriteAfterDurableAt };
   } finally {
     closeSync(fd);
   }
 }
 
 const HEADER_WINDOW_BYTES = 1 << 20;
+
+interface HeaderScan {
+  readonly lastIndex: number;
+  readonly end: number;
+  /** Where the last record that starts a write issued when every earlier record was durable begins. */
+  readonly lastWriteAfterDurableAt: number | null;
+}
+
+/**
+ * Where, in `segment` (a recovered one: its records end at `segment.bytes`), the last write begins
+ * that was issued when everything before it was durable, or null if none of its writes was. The
+ * bytes before it had been synced successfully; those from it on may not have been.
+ */
+export function lastWriteAfterDurable(segment: SegmentFile): number | null {
+  return scanHeaders(segment.path, segment.firstIndex, segment.bytes).lastWriteAfterDurableAt;
+}
 
 /**
  * What damage at the end of the newest segment is: writes that never finished (dropped), bytes

@@ -26,9 +26,35 @@ export class PowerLossFiles implements LogFileOpener {
   /** A blocking sync was cut short by a power failure: the test must call powerLoss() now. */
   powerFailedInSync = false;
 
+  /**
+   * Writes whose writeback failed: Linux keeps their pages cached and marks them clean, so the file
+   * reads them, no later sync writes them, and a power loss (or the cache dropping them) loses them.
+   * Only writing them again makes them durable.
+   */
+  private failedWriteback: WriteRange[] = [];
+
   syncExisting(path: string): void {
     // Of a file no live handle writes: durable at once.
     this.unsynced = this.unsynced.filter((range) => range.path !== path);
+  }
+
+  rewriteExisting(path: string, from: number, to: number): void {
+    nodeLogFiles.rewriteExisting(path, from, to);
+    // Writes start at records, and `from` is the start of one: a range is either all before it or all in.
+    const rewritten = (range: WriteRange) => range.path === path && range.position >= from && range.position < to;
+    this.failedWriteback = this.failedWriteback.filter((range) => !rewritten(range));
+    this.unsynced = this.unsynced.filter((range) => range.path !== path);
+  }
+
+  /** The device fails every queued sync (EIO): their writes' writeback failed (see failedWriteback). */
+  failSyncs(): void {
+    const queued = this.queuedSyncs;
+    this.queuedSyncs = [];
+    for (const sync of queued) {
+      this.failedWriteback.push(...sync.covers);
+      this.unsynced = this.unsynced.filter((range) => !sync.covers.has(range));
+    }
+    for (const sync of queued) sync.done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
   }
 
   open(path: string, create: boolean): LogFile {
@@ -99,6 +125,16 @@ export class PowerLossFiles implements LogFileOpener {
     this.queuedSyncs = [];
     let tornBytes = 0;
     let lostBytes = 0;
+    for (const range of this.failedWriteback) {
+      const fd = openSync(range.path, "r+");
+      try {
+        writeSync(fd, Buffer.alloc(range.length), 0, range.length, range.position);
+        lostBytes += range.length;
+      } finally {
+        closeSync(fd);
+      }
+    }
+    this.failedWriteback = [];
     for (const range of this.unsynced) {
       const roll = random.next();
       const end = range.position + range.length;

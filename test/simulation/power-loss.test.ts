@@ -77,6 +77,47 @@ function randomCommand(random: SeededRandom, requestSeq: () => bigint): Sent {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
+describe("simulation: a restart after a failed sync, on the same boot", () => {
+  it("makes the writes whose writeback failed durable before serving, so a later power loss leaves no hole before what it acknowledged", async () => {
+    const root = tempDir();
+    const files = new PowerLossFiles();
+    // Syncs on the thread pool: the test decides when each completes, or fails.
+    let node = boot(root, files, 1_000_000, 0, true);
+    let request = 1n;
+    const ids = (lock: bigint) => ({ lock, owner: 1n, request: request++ });
+    expect((await answerOf(node, files, acquire(ids(1n), 60_000n))).status).toBe(Status.Ok);
+
+    // The next write's fdatasync fails: answered 6, the pages stay cached but will never be written.
+    node.harness.submit(acquire(ids(2n), 60_000n), acquire(ids(3n), 60_000n));
+    await turn();
+    files.failSyncs();
+    await turn();
+    expect(node.harness.sink.answers.slice(1).map((answer) => answer.status)).toEqual([Status.Unavailable, Status.Unavailable]);
+
+    // kill -9 and a restart on the same boot: recovery reads those pages and replays them.
+    files.processCrash();
+    node = boot(root, files, 1_000_100, 0, true);
+    const granted = await answerOf(node, files, acquire(ids(4n), 60_000n));
+    expect(granted.status).toBe(Status.Ok);
+
+    // Power fails: what never reached the disk is gone. The start must neither refuse (a hole in
+    // the log before acknowledged records) nor lose the grant made after the restart.
+    files.powerLoss(seededRandom("failed writeback then power loss"));
+    node = boot(root, files, 1_000_200, 0, true);
+    const held = await answerOf(node, files, inspect({ lock: 4n, owner: 1n, request: request++ }));
+    expect(held).toEqual({ status: Status.Ok, fencingToken: granted.fencingToken, expiresAt: granted.expiresAt });
+  });
+});
+
+/** Submits `frame`, lets the disk finish its sync, and returns the answer. */
+async function answerOf(node: ReturnType<typeof boot>, files: PowerLossFiles, frame: Buffer): Promise<ReturnType<typeof decodeResponse>> {
+  node.harness.submit(frame);
+  await turn();
+  files.completeSyncs();
+  await node.harness.pipeline.whenIdle();
+  return node.harness.sink.answers.at(-1)!;
+}
+
 describe("simulation: acknowledged state survives power loss at any moment", () => {
   it("keeps every promise the replies made, across many seeded power failures", async () => {
     const random = seededRandom("power-loss simulation");

@@ -36,6 +36,11 @@ export class FaultyFiles implements LogFileOpener {
     nodeLogFiles.syncExisting(path);
   }
 
+  rewriteExisting(path: string, from: number, to: number): void {
+    this.syncs++;
+    nodeLogFiles.rewriteExisting(path, from, to);
+  }
+
   open(path: string, create: boolean): LogFile {
     const real = nodeLogFiles.open(path, create);
     const take = (kinds: Fault["kind"][]): Fault | undefined => {

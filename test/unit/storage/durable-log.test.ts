@@ -85,12 +85,10 @@ describe("a restart makes the log it recovered durable before it serves", () => 
     await node.harness.run(acquire({ lock: 1n, owner: 9n }, 30_000n));
     await node.log.close();
     const [segment] = listSegments(openDataDir(root));
-    const failing = {
-      ...nodeLogFiles,
-      syncExisting: () => {
-        throw Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
-      },
+    const fail = () => {
+      throw Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
     };
+    const failing = { ...nodeLogFiles, syncExisting: fail, rewriteExisting: fail };
     expect(() =>
       openDurableStorage(openDataDir(root), {
         config: CONFIG,
@@ -102,6 +100,45 @@ describe("a restart makes the log it recovered durable before it serves", () => 
         runCompaction: async (job) => compact(job),
       }),
     ).toThrow(`cannot make the recovered log durable before serving: syncing ${segment!.path} failed (EIO: i/o error, fdatasync)`);
+  });
+});
+
+describe("the start makes the recovered log durable", () => {
+  it("syncs older segments, and writes again every write from the last one issued when all before it was durable", async () => {
+    const root = tempDir();
+    // Small segments: the writes below fill several.
+    const node = openNode(root, { segmentBytes: 1024 });
+    for (let n = 0n; n < 40n; n++) await node.harness.run(acquire({ lock: n, owner: 9n }, 30_000n));
+    await node.log.close();
+    const segments = listSegments(openDataDir(root));
+    expect(segments.length).toBeGreaterThan(2);
+    const newest = segments.at(-1)!;
+    const calls: string[] = [];
+    const recording = {
+      ...nodeLogFiles,
+      syncExisting: (path: string) => {
+        calls.push(`sync ${path}`);
+        nodeLogFiles.syncExisting(path);
+      },
+      rewriteExisting: (path: string, from: number, to: number) => {
+        calls.push(`rewrite ${path} ${from}..${to}`);
+        nodeLogFiles.rewriteExisting(path, from, to);
+      },
+    };
+    const { recovered } = openDurableStorage(openDataDir(root), {
+      config: CONFIG,
+      logger: silentLogger,
+      files: recording,
+      fsync: "always",
+      segmentBytes: 1024,
+      snapshotEveryBytes: Infinity,
+      runCompaction: async (job) => compact(job),
+    });
+    // Every write was synced before the next (the default): only the last one is written again, one
+    // record of one entry at the end of the newest segment.
+    const lastWriteAt = recovered.active!.bytes - recordBytes(1);
+    expect(calls).toEqual([...segments.slice(0, -1).map((segment) => `sync ${segment.path}`), `rewrite ${newest.path} ${lastWriteAt}..${recovered.active!.bytes}`]);
+    expect(recovered.stateMachine.lockRecordCount).toBe(40);
   });
 });
 
