@@ -24,6 +24,13 @@ afterEach(async () => {
   lockd = undefined;
 });
 
+/** A wall clock the test steps by writing to `shiftFile`, starting in step; `env` starts lockd on it. */
+function shiftableWallClock(): { shiftFile: string; env: Record<string, string> } {
+  const shiftFile = join(tempDir(), "shift");
+  writeFileSync(shiftFile, "0");
+  return { shiftFile, env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } };
+}
+
 /** Polls the lock as owner 2 (a new request id each time) until it is granted; returns when. */
 async function waitForSecondGrant(client: RawClient, firstToken: bigint): Promise<number> {
   for (let attempt = 0; attempt < 400; attempt++) {
@@ -46,9 +53,7 @@ const TTL_MS = 3_000;
  * the wall clock an hour ahead and lets lockd see it (owner 2 is refused).
  */
 async function grantThenStepAnHour(): Promise<{ client: RawClient; granted: Response; sentAt: number; env: Record<string, string> }> {
-  const shiftFile = join(tempDir(), "shift");
-  writeFileSync(shiftFile, "0");
-  const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+  const { shiftFile, env } = shiftableWallClock();
   lockd = await spawnLockd({ env });
   const client = await RawClient.open(lockd.port);
   const sentAt = performance.now();
@@ -93,9 +98,7 @@ describe("a wall clock stepped forward", () => {
 
 describe("a wall clock stepped while a restart writes its record", () => {
   it("is absorbed like any step: a lease granted before the kill still lasts its ttl", async () => {
-    const shiftFile = join(tempDir(), "shift");
-    writeFileSync(shiftFile, "0");
-    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+    const { shiftFile, env } = shiftableWallClock();
     lockd = await spawnLockd({ env });
     const dataDir = lockd.dataDir;
     const first = await RawClient.open(lockd.port);
@@ -122,9 +125,8 @@ describe("a wall clock stepped while a restart writes its record", () => {
 
 describe("a wall clock stepped back, then put right", () => {
   it("does not end early a lease granted while it was behind: another owner is refused until ttl / 1.01 of real time has passed", async () => {
-    const shiftFile = join(tempDir(), "shift");
-    writeFileSync(shiftFile, "0");
-    lockd = await spawnLockd({ env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
+    const { shiftFile, env } = shiftableWallClock();
+    lockd = await spawnLockd({ env });
     const client = await RawClient.open(lockd.port);
     client.write(acquire({ lock: 9n, owner: 1n }, 1_000n));
     expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
@@ -147,11 +149,10 @@ describe("a wall clock stepped back, then put right", () => {
 
 describe("a wall-clock step lockd cannot record", () => {
   it("makes lockd refuse every request with 6: a lease granted after it could end early at a restart", async () => {
-    const shiftFile = join(tempDir(), "shift");
-    writeFileSync(shiftFile, "0");
+    const { shiftFile, env } = shiftableWallClock();
     const dataDir = tempDir();
     mkdirSync(join(dataDir, "clock-step.tmp")); // the record's temporary file cannot be created
-    lockd = await spawnLockd({ dataDir, env: { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile } });
+    lockd = await spawnLockd({ dataDir, env });
     const client = await RawClient.open(lockd.port);
     client.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
     expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.Ok);
@@ -168,10 +169,9 @@ describe("a wall-clock step lockd cannot record", () => {
 describe("a wall clock near 2^53 ms (the year 287,396), past which times are no longer exact numbers", () => {
   it("answers 3 to a lease that would end past 2^53 - 1 and, with the clock past it, stops time there instead of crashing", async () => {
     const latest = 2n ** 53n - 1n;
-    const shiftFile = join(tempDir(), "shift");
+    const { shiftFile, env } = shiftableWallClock();
     const wallAt = (target: number): void => writeFileSync(shiftFile, String(target - Date.now()));
     wallAt(Number.MAX_SAFE_INTEGER - 5_000);
-    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
     const args = ["--max-ttl", "3155760000000"];
     lockd = await spawnLockd({ env, args });
     let client = await RawClient.open(lockd.port);
@@ -238,9 +238,7 @@ describe("a wall-clock step still being absorbed at restarts", () => {
 
 describe("a wall clock stepped forward while lockd was down (a restart on the same boot)", () => {
   it("does not end the recovered leases early: another owner is refused, and the step is absorbed like one seen running", async () => {
-    const shiftFile = join(tempDir(), "shift");
-    writeFileSync(shiftFile, "0");
-    const env = { NODE_OPTIONS: `--import ${SHIFT_PRELOAD}`, BATON_TEST_WALL_SHIFT_FILE: shiftFile };
+    const { shiftFile, env } = shiftableWallClock();
     lockd = await spawnLockd({ env });
     const dataDir = lockd.dataDir;
     let client = await RawClient.open(lockd.port);
