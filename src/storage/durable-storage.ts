@@ -10,7 +10,7 @@ import type { Logger } from "../server/logger.js";
 import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
 import { cleanStopPath, readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
-import type { DataDir, SegmentFile } from "./data-dir.js";
+import type { DataDir } from "./data-dir.js";
 import { syncDirectory, type LogFileOpener } from "./log-file.js";
 import { lastWriteAfterDurable, recover, type Recovered } from "./recovery.js";
 import { SegmentLog } from "./segment-log.js";
@@ -81,17 +81,21 @@ function syncRecoveredLog(dir: DataDir, recovered: Recovered, files: LogFileOpen
   // replayed as if written, but a sync now writes nothing, and once the cache drops them the log has
   // a hole before whatever this run appends. Every write after the last one issued when all before
   // it was durable may be such a write: those bytes are written again, so the sync covers them.
-  const rewriteFrom = new Map<SegmentFile, number>();
+  // Segments from `first` on are written again, the one at `first` from `from`.
+  let first = segments.length;
+  let from = 0;
   for (let s = segments.length - 1; s >= 0; s--) {
-    const at = lastWriteAfterDurable(segments[s]!);
-    rewriteFrom.set(segments[s]!, at ?? 0);
+    const segment = segments[s]!;
+    const at = segment === recovered.active ? recovered.activeLastWriteAfterDurableAt : lastWriteAfterDurable(segment);
+    first = s;
+    from = at ?? 0;
     if (at !== null) break;
   }
-  for (const segment of segments) {
-    const from = rewriteFrom.get(segment);
-    if (from === undefined) syncOrExplain(segment.path, () => files.syncExisting(segment.path));
-    else if (from < segment.bytes) syncOrExplain(segment.path, () => files.rewriteExisting(segment.path, from, segment.bytes));
-  }
+  segments.forEach((segment, s) => {
+    const start = s === first ? from : 0;
+    if (s < first) syncOrExplain(segment.path, () => files.syncExisting(segment.path));
+    else if (start < segment.bytes) syncOrExplain(segment.path, () => files.rewriteExisting(segment.path, start, segment.bytes));
+  });
   syncOrExplain(dir.logDir, () => syncDirectory(dir.logDir));
 }
 

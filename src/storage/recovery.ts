@@ -44,6 +44,11 @@ export interface Recovered {
   readonly lastTerm: number;
   /** The newest segment, to keep appending to; null when there is none. */
   readonly active: SegmentFile | null;
+  /**
+   * Where in `active` the last write begins that was issued when everything before it was durable
+   * (lastWriteAfterDurable), from the walk of its headers recovery makes anyway; null if none.
+   */
+  readonly activeLastWriteAfterDurableAt: number | null;
   /** Older segments not yet folded into a snapshot, oldest first. */
   readonly sealed: readonly (SegmentFile & { readonly lastIndex: number })[];
   readonly snapshotPath: string | null;
@@ -116,6 +121,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
   const afterWindow = report === null ? undefined : (replayed: ReplayProgress) => report.replayed(replayed.entries, entriesToReplay);
   const sealed: (SegmentFile & { lastIndex: number })[] = [];
   let active: SegmentFile | null = null;
+  let activeLastWriteAfterDurableAt: number | null = null;
 
   for (let s = 0; s < segments.length; s++) {
     const segment = segments[s]!;
@@ -174,8 +180,14 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
       logger.warn(`${segment.path}: dropped ${bytes.length - at} bytes at offset ${at}, ${what}`);
     }
     const recovered: SegmentFile = { path: segment.path, firstIndex: segment.firstIndex, bytes: at };
-    if (isNewest) active = recovered;
-    else sealed.push({ ...recovered, lastIndex: progress.lastIndex });
+    if (isNewest) {
+      active = recovered;
+      // The walk went as far as the headers did: a mark in bytes dropped above is not this log's.
+      const mark = newestHeaders!.lastWriteAfterDurableAt;
+      activeLastWriteAfterDurableAt = mark === null || mark < at ? mark : lastWriteAfterDurable(recovered);
+    } else {
+      sealed.push({ ...recovered, lastIndex: progress.lastIndex });
+    }
   }
 
   if (stoppedCleanlyAt !== null && progress.lastIndex !== stoppedCleanlyAt) {
@@ -190,6 +202,7 @@ export function recover(dir: DataDir, config: StateMachineConfig, logger: Logger
     lastIndex: progress.lastIndex,
     lastTerm: progress.lastTerm,
     active,
+    activeLastWriteAfterDurableAt,
     sealed,
     snapshotPath,
     entriesReplayed: progress.entries,

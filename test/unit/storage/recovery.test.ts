@@ -111,7 +111,20 @@ describe("a torn tail (a partial or bad LAST record) is truncated, with a log li
     const bytes = readFileSync(segment!);
     bytes[writtenEnd(bytes) - 3]! ^= 0x40;
     writeFileSync(segment!, bytes);
-    expect(recover(openDataDir(root), CONFIG, capturingLogger()).lastIndex).toBe(9);
+    const recovered = recover(openDataDir(root), CONFIG, capturingLogger());
+    expect(recovered.lastIndex).toBe(9);
+    // Its header was whole, so the walk of the headers ended on its mark; the last write kept runs
+    // from the mark before it to the end.
+    const end = recovered.active!.bytes;
+    const places: string[] = [];
+    for (let at = recovered.activeLastWriteAfterDurableAt!; at < end; ) {
+      const scan = readRecord(bytes, at);
+      if (scan.kind !== "record") throw new Error(`no record at ${at}`);
+      places.push(scan.header.place);
+      at = scan.end;
+    }
+    expect(places[0]).toBe("first-after-durable");
+    expect(places.slice(1).every((place) => place === "later")).toBe(true);
   });
 });
 
