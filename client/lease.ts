@@ -235,14 +235,8 @@ export class Lease {
    * that failed, or had an attempt time out or lose its connection, may still run on the server
    * later: every later deadline of the lease is computed with at most its ttl.
    */
-  renew(given?: LeaseRenewOptions): Promise<LeaseRenewResult> {
-    let options: LeaseRenewOptions;
-    try {
-      options = optionalOptions(given, "lease.renew", CALL_OPTION_NAMES);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    return this.queueRenewal(options, undefined);
+  async renew(given?: LeaseRenewOptions): Promise<LeaseRenewResult> {
+    return this.queueRenewal(optionalOptions(given, "lease.renew", CALL_OPTION_NAMES), undefined);
   }
 
   /** Runs a renewal after those before it. */
