@@ -13,6 +13,7 @@ import { BENCH_COMMANDS, BENCH_DEFAULT_ATTEMPTS, bench, parseDurationMs, parseMi
 import { ExitCode } from "./exit-codes.js";
 import { printResult } from "./output.js";
 import { runLocked } from "./run.js";
+import { commanderMessageLine } from "../../src/cli/commander-message.js";
 import { packageVersion } from "../../src/version.js";
 
 interface ConnectionFlags {
@@ -184,7 +185,7 @@ const program = new Command("lockctl")
   })
   .exitOverride()
   // Usage errors in the same one-line form as every other error (client/README.md, "lockctl").
-  .configureOutput({ outputError: (message, write) => write(usageErrorLine(message.replace(/^error: /, "").trim().replace(/\s*\n\s*/g, " "))) })
+  .configureOutput({ outputError: (message, write) => write(usageErrorLine(commanderMessageLine(message))) })
   .addHelpText(
     "after",
     `

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { addressText, DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
+import { commanderMessageLine } from "./commander-message.js";
 import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
 import { STOP_SIGNALS } from "../storage/group-signals.js";
 import { shouldStamp, stderrLogger, type LogTimestamps } from "../server/logger.js";
@@ -57,11 +58,6 @@ function hostPort(raw: string): { host: string; port: number } {
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
 }
 
-/** Commander's message, its suggestion ("Did you mean …?") on the same line. */
-function oneLine(message: string): string {
-  return message.trim().replace(/\s*\n\s*/g, " ");
-}
-
 const d = DEFAULT_CONFIG;
 const program = new Command("lockd")
   .description("baton lock server: leases with fencing tokens over a fixed-size binary protocol (see protocol.md)")
@@ -100,7 +96,7 @@ const program = new Command("lockd")
       .default("auto"),
   )
   // A usage error is one line, like every other error lockd prints at a start.
-  .configureOutput({ outputError: (message, write) => write(`lockd: ${oneLine(message.replace(/^error: /, ""))} (lockd --help lists every option)\n`) })
+  .configureOutput({ outputError: (message, write) => write(`lockd: ${commanderMessageLine(message)} (lockd --help lists every option)\n`) })
   .addHelpText(
     "after",
     `
