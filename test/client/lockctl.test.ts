@@ -33,11 +33,15 @@ interface Finished {
   readonly stderr: string;
 }
 
-function lockctl(args: readonly string[], onStdout?: (text: string) => void, envOverrides: NodeJS.ProcessEnv = {}): Promise<Finished> {
+/** The environment lockctl runs in here: this file's lockd, no owner of the caller's, then `overrides`. */
+function lockctlEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
   delete env.BATON_OWNER;
-  Object.assign(env, envOverrides);
-  const child = spawn(process.execPath, [LOCKCTL, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  return Object.assign(env, overrides);
+}
+
+function lockctl(args: readonly string[], onStdout?: (text: string) => void, envOverrides: NodeJS.ProcessEnv = {}): Promise<Finished> {
+  const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(envOverrides), stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (text: string) => {
@@ -52,30 +56,34 @@ function json(finished: Finished): Record<string, unknown> {
   return JSON.parse(finished.stdout) as Record<string, unknown>;
 }
 
-interface TickingRun {
+/** A lockctl left running: its process, what it has printed so far, and its exit code. */
+interface RunningLockctl {
   readonly process: ChildProcess;
+  stdout(): string;
+  readonly exited: Promise<number | null>;
+}
+
+function startLockctl(args: readonly string[]): RunningLockctl {
+  const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", "pipe", "ignore"] });
+  let stdout = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)));
+  return { process: child, stdout: () => stdout, exited };
+}
+
+interface TickingRun extends RunningLockctl {
   /** The command's pid, once it has written its first tick. */
   readonly commandPid: Promise<number>;
-  readonly exited: Promise<number | null>;
 }
 
 /** `lockctl run NAME --ttl TTL` of a command that prints its pid, then appends a byte to `ticks` every 10 ms. */
 function startTicking(name: string, ttlMs: string, ticks: string): TickingRun {
   writeFileSync(ticks, "");
   const command = `console.log("pid " + process.pid); setInterval(() => require("node:fs").appendFileSync(${JSON.stringify(ticks)}, "x"), 10)`;
-  const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
-  delete env.BATON_OWNER;
-  const run = spawn(process.execPath, [LOCKCTL, "run", name, "--ttl", ttlMs, "--", process.execPath, "-e", command], { env, stdio: ["ignore", "pipe", "ignore"] });
-  let stdout = "";
-  const commandPid = new Promise<number>((resolvePid) =>
-    run.stdout.setEncoding("utf8").on("data", (text: string) => {
-      stdout += text;
-      const pid = /pid (\d+)\n/.exec(stdout);
-      if (pid !== null) resolvePid(Number(pid[1]));
-    }),
-  );
-  const exited = new Promise<number | null>((resolveExit) => run.once("exit", (code) => resolveExit(code)));
-  return { process: run, commandPid, exited };
+  const run = startLockctl(["run", name, "--ttl", ttlMs, "--", process.execPath, "-e", command]);
+  const pidLine = /pid (\d+)\n/;
+  const commandPid = waitFor(() => pidLine.test(run.stdout())).then(() => Number(pidLine.exec(run.stdout())![1]));
+  return { ...run, commandPid };
 }
 
 /** A process's scheduler state from /proc (R running, S sleeping, T stopped), or null once it is gone. */
@@ -161,19 +169,10 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
   it.each(["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"] as const)("passes %s on to the command, then releases and exits with the command's code", async (signal) => {
     // The command answers the signal with an exit code of its own, so the code shows it arrived.
     const command = `process.on("${signal}", () => process.exit(42)); console.log("started"); setInterval(() => {}, 1000)`;
-    const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
-    delete env.BATON_OWNER;
-    const run = spawn(process.execPath, [LOCKCTL, "run", `forward-${signal}`, "--ttl", "5000", "--", process.execPath, "-e", command], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    await new Promise<void>((resolveReady) =>
-      run.stdout.setEncoding("utf8").on("data", (text: string) => {
-        stdout += text;
-        if (stdout.includes("started")) resolveReady();
-      }),
-    );
-    const exited = new Promise<number | null>((resolveExit) => run.once("exit", (code) => resolveExit(code)));
-    run.kill(signal);
-    expect(await exited).toBe(42);
+    const run = startLockctl(["run", `forward-${signal}`, "--ttl", "5000", "--", process.execPath, "-e", command]);
+    await waitFor(() => run.stdout().includes("started"));
+    run.process.kill(signal);
+    expect(await run.exited).toBe(42);
     expect((await lockctl(["inspect", `forward-${signal}`])).code).toBe(2); // released
   });
 
@@ -219,24 +218,18 @@ describe("lockctl run: the command's exit code, and its own codes", () => {
     const thief = new BatonClient({ endpoints: [endpoint], owner });
     // The command takes its time over SIGTERM: it says so, and exits 300 ms later.
     const command = `process.on("SIGTERM", () => { console.log("term " + process.pid); setTimeout(() => { console.log("done"); process.exit(0); }, 300); }); console.log("started"); setInterval(() => {}, 1000)`;
-    const env: NodeJS.ProcessEnv = { ...process.env, BATON_ENDPOINTS: endpoint };
-    delete env.BATON_OWNER;
-    const args = ["run", "lost-then-stopped", "--ttl", "900", "--kill-after", "60000", "--owner", owner, "--", process.execPath, "-e", command];
-    const run = spawn(process.execPath, [LOCKCTL, ...args], { env, stdio: ["ignore", "pipe", "ignore"] });
-    let stdout = "";
-    run.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-    const exited = new Promise<number | null>((resolveExit) => run.once("exit", (code) => resolveExit(code)));
+    const run = startLockctl(["run", "lost-then-stopped", "--ttl", "900", "--kill-after", "60000", "--owner", owner, "--", process.execPath, "-e", command]);
     try {
-      await waitFor(() => stdout.includes("started"));
+      await waitFor(() => run.stdout().includes("started"));
       expect((await thief.release("lost-then-stopped")).status).toBe("released"); // the next renewal is refused
-      await waitFor(() => /term \d+/.test(stdout));
-      const commandPid = Number(/term (\d+)/.exec(stdout)![1]);
-      run.kill("SIGTSTP");
+      await waitFor(() => /term \d+/.test(run.stdout()));
+      const commandPid = Number(/term (\d+)/.exec(run.stdout())![1]);
+      run.process.kill("SIGTSTP");
       await waitForState(commandPid, "T");
-      run.kill("SIGCONT");
+      run.process.kill("SIGCONT");
       // Without a SIGCONT of its own the command would stay stopped until --kill-after (a minute).
-      expect(await exited).toBe(76);
-      expect(stdout).toContain("done");
+      expect(await run.exited).toBe(76);
+      expect(run.stdout()).toContain("done");
     } finally {
       thief.close();
     }
