@@ -71,6 +71,7 @@ const program = new Command("lockd")
   .option("--expired-retention <ms>", "how long an expired lease is remembered (its owner gets 5, not 2)", integer(0), d.expiredRetentionMs)
   .option("--max-locks <n>", "lock records at most; then new locks answer 6", integer(1), d.maxLocks)
   .option("--max-connections <n>", "open connections at most (fewer if the open-file limit allows fewer: the hard one, ulimit -Hn, which Node raises the soft one to); more are closed", integer(1), d.maxConnections)
+  .option("--accepts-per-turn <n>", "connections accepted at most per turn of the event loop, 1..1024 (each a descriptor of the listening socket)", integer(1, 1024), d.acceptsPerTurn)
   .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
   .option("--max-inflight-total <n>", "unanswered requests on all connections together before none is read", integer(1), d.maxInflightTotal)
   .option("--max-queued-reply-bytes <n>", "unread reply bytes per connection before it is not read (at least 17, one answer)", integer(17), d.maxQueuedReplyBytes)
@@ -122,6 +123,7 @@ const config: ServerConfig = {
   expiredRetentionMs: flags.expiredRetention,
   maxLocks: flags.maxLocks,
   maxConnections: flags.maxConnections,
+  acceptsPerTurn: flags.acceptsPerTurn,
   maxInflightPerConnection: flags.maxInflight,
   maxInflightTotal: flags.maxInflightTotal,
   maxQueuedReplyBytes: flags.maxQueuedReplyBytes,

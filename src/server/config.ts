@@ -30,6 +30,11 @@ export interface ServerConfig {
   readonly maxLocks: number;
   /** Open client connections at most; more are closed at once. */
   readonly maxConnections: number;
+  /**
+   * Connections accepted at most per turn of the event loop, each through a descriptor of its own for
+   * the listening socket (Node accepts one per descriptor per turn).
+   */
+  readonly acceptsPerTurn: number;
   /** Requests read but not yet answered on one connection; beyond it the server stops reading it. */
   readonly maxInflightPerConnection: number;
   /** Requests read but not yet answered on all connections together; beyond it no connection is read. */
@@ -121,10 +126,14 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxDedupeEntries: defaultMaxDedupeEntries(TOTAL_MEMORY_BYTES),
   maxLocks: defaultMaxLocks(TOTAL_MEMORY_BYTES),
   maxConnections: 10_000,
+  // A saturated turn lasts up to tens of ms: 64 per turn lets in thousands of new connections a
+  // second, where one per turn let a client resetting connections in a loop keep the queue full.
+  acceptsPerTurn: 64,
   maxInflightPerConnection: 1024,
   // Above the 8000 that 500 clients pipelining 16 each keep in flight. A saturated event loop turn
-  // runs up to this many commands, and Node accepts one connection per turn: at 65536 new clients
-  // waited seconds behind 200 deeply pipelining ones (README, "Requests in flight").
+  // runs up to this many commands, and accepts up to acceptsPerTurn connections: at 65536, accepting
+  // one per turn, new clients waited seconds behind 200 deeply pipelining ones (README, "Requests in
+  // flight").
   maxInflightTotal: 16_384,
   maxQueuedReplyBytes: 64 << 10,
   maxFrameLength: MAX_FRAME_LENGTH,

@@ -3,7 +3,8 @@
  * stuck on half a frame or idle too long, and shuts down gracefully (stop accepting, answer what was
  * read, flush, close).
  */
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, Server, type AddressInfo, type Socket } from "node:net";
+import type { ListenerHandle } from "../storage/compactor.js";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 import { Connection } from "./connection.js";
@@ -14,6 +15,10 @@ const SWEEP_EVERY_MS = 250;
 const CLOSE_GRACE_MS = 2_000;
 /** The most one read takes from a socket (libuv's own suggestion for a read buffer). */
 const READ_BUFFER_BYTES = 64 * 1024;
+/** The kernel's queue of connections not yet accepted. */
+const ACCEPT_BACKLOG = 4096;
+/** How every descriptor of the listening socket accepts: the Connection starts reading, into the shared buffer. */
+const ACCEPT_OPTIONS = { allowHalfOpen: true, noDelay: true, pauseOnConnect: true } as const;
 
 /** Connections lockd closed itself since it started, by why; each a counter. */
 export interface ClosedConnections {
@@ -29,6 +34,9 @@ export interface ClosedConnections {
 
 export class LockServer {
   private readonly server: Server;
+  /** Further descriptors of the listening socket, each accepting too (acceptThroughCopies). */
+  private readonly copies: Server[] = [];
+  private closing = false;
   private readonly connections = new Set<Connection>();
   private readonly sweepTimer: NodeJS.Timeout;
   /** Coarse monotonic time for timeouts, refreshed by the sweep instead of read per packet. */
@@ -56,21 +64,7 @@ export class LockServer {
     private readonly connectionLimitText: string,
   ) {
     this.inflight = new InflightBudget(config.maxInflightTotal);
-    // pauseOnConnect: a Connection starts the reading, into the shared buffer.
-    this.server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (socket) => {
-      if (!this.serving) {
-        socket.destroy();
-        return;
-      }
-      if (this.connections.size >= this.config.maxConnections) {
-        this.closed.overLimit++;
-        socket.destroy();
-        return;
-      }
-      const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, this.inflight, () => this.coarseNowMs);
-      this.connections.add(connection);
-      connection.onClose(() => this.connections.delete(connection));
-    });
+    this.server = createServer(ACCEPT_OPTIONS, this.accept);
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
     this.sweepTimer.unref();
   }
@@ -89,12 +83,62 @@ export class LockServer {
     const lockServer = new LockServer(config, pipeline, logger, connectionLimitText);
     return new Promise((resolve, reject) => {
       lockServer.server.once("error", reject);
-      lockServer.server.listen({ host: config.host, port: config.port, backlog: 4096 }, () => {
+      lockServer.server.listen({ host: config.host, port: config.port, backlog: ACCEPT_BACKLOG }, () => {
         lockServer.server.off("error", reject);
         lockServer.server.on("error", (error) => logger.error(`listener: ${error.message}`));
         resolve(lockServer);
       });
     });
+  }
+
+  private readonly accept = (socket: Socket): void => {
+    if (!this.serving) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= this.config.maxConnections) {
+      this.closed.overLimit++;
+      socket.destroy();
+      return;
+    }
+    const connection = new Connection(socket, this.readBuffer, this.pipeline, this.config, this.inflight, () => this.coarseNowMs);
+    this.connections.add(connection);
+    connection.onClose(() => this.connections.delete(connection));
+  };
+
+  /**
+   * Accepts up to `perTurn` connections per turn of the event loop instead of one. Node's event loop
+   * (libuv, since 1.45) accepts one connection per descriptor each time it polls, and a turn under
+   * full load can run thousands of commands: connections arriving faster than turns end, or a client
+   * opening and resetting them in a loop, would fill the kernel's queue and keep new clients waiting
+   * for seconds. Each further descriptor of the same socket accepts one more per turn; `copy` gets
+   * them (from another process: Node has no dup()). Resolves with the descriptors accepting now
+   * (1 if the listener's handle cannot be reached, as on a Node without `_handle`), or null once the
+   * server is closing, whatever became of the copies.
+   */
+  async acceptThroughCopies(perTurn: number, copy: (handle: ListenerHandle, count: number) => Promise<ListenerHandle[]>): Promise<number | null> {
+    const handle = (this.server as unknown as { _handle?: ListenerHandle | null })._handle;
+    if (this.closing) return null;
+    if (perTurn <= 1 || handle === null || handle === undefined) return 1 + this.copies.length;
+    let handles: ListenerHandle[];
+    try {
+      handles = await copy(handle, perTurn - 1 - this.copies.length);
+    } catch (error) {
+      if (this.closing) return null;
+      throw error;
+    }
+    if (this.closing) {
+      for (const each of handles) each.close();
+      return null;
+    }
+    for (const each of handles) {
+      const server = new Server(ACCEPT_OPTIONS, this.accept);
+      server.on("error", (error) => this.logger.error(`listener: ${error.message}`));
+      // The same backlog as the first: listen() on a listening socket sets its queue's length again.
+      server.listen(each, ACCEPT_BACKLOG);
+      this.copies.push(server);
+    }
+    return 1 + this.copies.length;
   }
 
   /** Serves every connection accepted from now on. */
@@ -113,7 +157,8 @@ export class LockServer {
   /** Stops accepting, answers every request already read, then closes every connection. */
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.closing = true;
+    const closed = Promise.all([this.server, ...this.copies].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const connection of this.connections) connection.stopReading();
     await this.pipeline.whenIdle();
     for (const connection of this.connections) connection.stopReading();

@@ -4,7 +4,7 @@
  */
 import { randomInt } from "node:crypto";
 import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
-import { startCompactionLauncher } from "../storage/compactor.js";
+import { startCompactionLauncher, type CompactionLauncher } from "../storage/compactor.js";
 import { currentBootId, machineMonotonicMs, openClockAnchor, readClockAnchor, type ClockAnchorWriter } from "../storage/clock-anchor-file.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../storage/data-dir.js";
@@ -137,7 +137,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
     const fileLimit = readOpenFileLimit();
-    const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit);
+    const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit, config.acceptsPerTurn);
     // How refusals name the limit: not a --max-connections value the operator never gave.
     let connectionLimitText: string | undefined;
     if (maxConnections < config.maxConnections) {
@@ -184,6 +184,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
       server.serve();
+      if (config.acceptsPerTurn > 1) acceptMorePerTurn(server, config.acceptsPerTurn, launcher, logger);
     } catch (error) {
       await server?.close();
       await metrics?.close();
@@ -206,7 +207,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
         await metrics?.close();
         await lockServer.close();
         const cleanStop = await closeDurableStorage(dir, opened, config.fsync, pipeline.failed !== null);
-        launcher.close();
+        await launcher.close();
         await memory.close();
         anchor?.close();
         watch?.stop();
@@ -222,13 +223,32 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       const unrecorded = cleanStop === null ? null : describeUnrecordedCleanStop(cleanStop);
       if (unrecorded !== null) logger.warn(unrecorded);
     }
-    launcher.close();
+    await launcher.close();
     void memory.close();
     anchor?.close();
     watch?.stop();
     dirLock.release();
     throw error;
   }
+}
+
+/**
+ * Gives the server its further descriptors of the listening socket in the background: it serves
+ * meanwhile, accepting one connection per turn, and a launcher that does not answer delays nothing.
+ */
+function acceptMorePerTurn(server: LockServer, perTurn: number, launcher: CompactionLauncher, logger: Logger): void {
+  server.acceptThroughCopies(perTurn, launcher.copyListener).then(
+    (accepting) => {
+      if (accepting === null) return; // stopping meanwhile
+      if (accepting === perTurn) logger.info(`accepting up to ${perTurn} connections per event-loop turn`);
+      else logger.warn(`accepting ${accepting} connection(s) per event-loop turn, not --accepts-per-turn ${perTurn}: Node's listener handle was not found`);
+    },
+    (error: Error) =>
+      logger.warn(
+        `accepting one connection per event-loop turn, not --accepts-per-turn ${perTurn}: no further descriptors of the listening socket ` +
+          `(${error.message}). Under full load new connections wait longer to be accepted.`,
+      ),
+  );
 }
 
 const RESTORE_FROM_BACKUP =

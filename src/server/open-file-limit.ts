@@ -33,8 +33,12 @@ export function readOpenFileLimit(): number | null {
   }
 }
 
-/** The connections lockd can serve: the configured maximum, or what fits under the limit if fewer (at least 1). */
-export function connectionsWithinFileLimit(configured: number, openFileLimit: number | null): number {
+/**
+ * The connections lockd can serve: the configured maximum, or what fits under the limit if fewer (at
+ * least 1). The listening socket takes `listenerDescriptors` (--accepts-per-turn), one of them among
+ * the reserved.
+ */
+export function connectionsWithinFileLimit(configured: number, openFileLimit: number | null, listenerDescriptors = 1): number {
   if (openFileLimit === null) return configured;
-  return Math.max(1, Math.min(configured, openFileLimit - RESERVED_DESCRIPTORS));
+  return Math.max(1, Math.min(configured, openFileLimit - RESERVED_DESCRIPTORS - (listenerDescriptors - 1)));
 }

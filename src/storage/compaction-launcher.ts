@@ -11,7 +11,12 @@
 // (its IPC channel closes: exit, crash or kill -9), it kills the job in progress and exits, so no
 // snapshot is written for a lockd that no longer exists. Stop signals sent to lockd's whole process
 // group are lockd's to act on (group-signals.ts).
-import { fork, type ChildProcess } from "node:child_process";
+//
+// It also gives lockd more descriptors for its listening socket. Node's event loop accepts one
+// connection per descriptor per turn, and Node has no dup(): a descriptor sent over the IPC channel
+// arrives as a new one, so the launcher sends the one it got back as many times as asked, then
+// closes its own. It holds it for no longer than that, so a lockd that stops frees its port.
+import { fork, type ChildProcess, type SendHandle } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { CompactionJob } from "./compaction.js";
 import type { CompactionReply } from "./compactor.js";
@@ -23,13 +28,18 @@ import { removeUnfinishedSnapshotOf } from "./snapshot-file.js";
 export type LauncherRequest =
   /** `idlePriority`: start the compaction process at the scheduler's idle priority where possible. */
   | { readonly kind: "run"; readonly id: number; readonly job: CompactionJob; readonly idlePriority: boolean }
-  | { readonly kind: "abort"; readonly id: number };
+  | { readonly kind: "abort"; readonly id: number }
+  /** Sent with a listening socket's native handle: send it back `count` times. */
+  | { readonly kind: "copy-listener"; readonly id: number; readonly count: number };
 
-/** What the launcher sends back, once per run request. */
-export interface LauncherReply {
-  readonly id: number;
-  readonly reply: CompactionReply;
-}
+/** What the launcher sends back. */
+export type LauncherReply =
+  /** Once per run request. */
+  | { readonly kind: "compaction"; readonly id: number; readonly reply: CompactionReply }
+  /** Sent with one copy of the listening socket's handle. */
+  | { readonly kind: "listener-copy"; readonly id: number }
+  /** After the copies, or when a send failed (`error`: why); the launcher has closed its own by then. */
+  | { readonly kind: "listener-copied"; readonly id: number; readonly error: string | null };
 
 const COMPACTION_PROCESS = fileURLToPath(new URL("./compaction-process.js", import.meta.url));
 
@@ -39,7 +49,7 @@ let idleLaunch: ChildLaunch | null | undefined;
 
 function answer(id: number, reply: CompactionReply): void {
   if (current?.id === id) current = null;
-  if (process.connected) process.send!({ id, reply } satisfies LauncherReply);
+  if (process.connected) process.send!({ kind: "compaction", id, reply } satisfies LauncherReply);
 }
 
 function run(id: number, job: CompactionJob, idlePriority: boolean): void {
@@ -73,10 +83,33 @@ function run(id: number, job: CompactionJob, idlePriority: boolean): void {
   child.send(job);
 }
 
+/** Sends `handle` back `count` times, one after another, then closes it here. */
+function copyListener(id: number, count: number, handle: { close(): void } | undefined): void {
+  const done = (error: string | null): void => {
+    handle?.close();
+    if (process.connected) process.send!({ kind: "listener-copied", id, error } satisfies LauncherReply);
+  };
+  if (handle === undefined) return done("no handle came with the request");
+  let sent = 0;
+  const sendNext = (): void => {
+    if (sent === count) return done(null);
+    sent++;
+    if (!process.connected) return done("lockd went away");
+    // A native handle, not a net.Server: a Server arriving is listened on again with Node's default
+    // backlog, which would shrink the shared socket's queue. Node's typings know only the wrappers.
+    process.send!({ kind: "listener-copy", id } satisfies LauncherReply, handle as unknown as SendHandle, {}, (error) =>
+      error === null ? sendNext() : done(error.message),
+    );
+  };
+  sendNext();
+}
+
 leaveStopSignalsToLockd();
 
-process.on("message", (request: LauncherRequest) => {
-  if (request.kind === "abort") {
+process.on("message", (request: LauncherRequest, handle?: { close(): void }) => {
+  if (request.kind === "copy-listener") {
+    copyListener(request.id, request.count, handle);
+  } else if (request.kind === "abort") {
     // SIGKILL: the process leaves the stop signals to lockd, has nothing to clean up itself (its
     // part-written snapshot is removed here once it has exited), and a stopped one (SIGSTOP, a
     // debugger) would hold any other signal until continued, with lockd's shutdown waiting on it.

@@ -10,7 +10,7 @@
  * sealed segment, and nothing is deleted unless a snapshot covers it.
  */
 import { statSync } from "node:fs";
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess, type SendHandle } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { StateMachineConfig } from "../core/state-machine.js";
 import type { Logger } from "../server/logger.js";
@@ -178,11 +178,26 @@ function durationText(ms: number): string {
 /** What a compaction process sends back. */
 export type CompactionReply = { readonly ok: true; readonly result: CompactionResult } | { readonly ok: false; readonly message: string };
 
+/** A listening socket's native handle (net.Server's `_handle`), as Node sends it between processes. */
+export interface ListenerHandle {
+  close(): void;
+}
+
 /** The compaction launcher lockd starts once (compaction-launcher.ts), as its compactor's runner. */
 export interface CompactionLauncher {
   readonly run: CompactionRunner;
-  /** Lets the launcher go: it exits, killing a job still in progress. */
-  close(): void;
+  /**
+   * `count` more descriptors for the listening socket whose handle this is, each as a handle of its
+   * own (compaction-launcher.ts says why). Rejects if the launcher fails first; the copies that came
+   * are closed then.
+   */
+  copyListener(handle: ListenerHandle, count: number): Promise<ListenerHandle[]>;
+  /**
+   * Lets the launcher go: it exits, killing a job still in progress. Resolves at once, or, if the
+   * launcher may still hold a descriptor of the listening socket (a copyListener in progress), once
+   * it has exited: until then the port would still take connections that nobody accepts.
+   */
+  close(): Promise<void>;
 }
 
 const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.url));
@@ -200,12 +215,16 @@ const LAUNCHER_ABORT_GRACE_MS = 2500;
  */
 export function startCompactionLauncher({ idlePriority, logger }: { readonly idlePriority: boolean; readonly logger: Logger }): CompactionLauncher {
   const pending = new Map<number, { resolve: (result: CompactionResult) => void; reject: (error: Error) => void }>();
+  const copying = new Map<number, { readonly copies: ListenerHandle[]; readonly settle: (error: Error | null) => void }>();
   let nextId = 1;
   let launcher: ChildProcess | null = null;
+  /** The launcher that was sent a listening socket and has not yet said it closed its own descriptor of it. */
+  let holdingListener: ChildProcess | null = null;
 
   const failAll = (error: Error): void => {
     for (const waiter of pending.values()) waiter.reject(error);
     pending.clear();
+    for (const waiter of copying.values()) waiter.settle(error);
   };
   // The launcher keeps this process alive only while a job is in progress.
   const holdWhileBusy = (child: ChildProcess): void => {
@@ -228,7 +247,18 @@ export function startCompactionLauncher({ idlePriority, logger }: { readonly idl
   };
   const start = (): ChildProcess => {
     const child = fork(LAUNCHER, [], { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "json" });
-    child.on("message", (message: LauncherReply) => {
+    child.on("message", (message: LauncherReply, handle?: ListenerHandle) => {
+      if (message.kind !== "compaction") {
+        const waiter = copying.get(message.id);
+        if (message.kind === "listener-copy") {
+          if (waiter === undefined) handle?.close();
+          else if (handle !== undefined) waiter.copies.push(handle);
+        } else {
+          if (holdingListener === child) holdingListener = null;
+          waiter?.settle(message.error === null ? null : new Error(message.error));
+        }
+        return;
+      }
       const waiter = take(message.id, child);
       if (waiter === undefined) return;
       if (message.reply.ok) waiter.resolve(message.reply.result);
@@ -248,7 +278,10 @@ export function startCompactionLauncher({ idlePriority, logger }: { readonly idl
     };
     // "error" can come more than once (a spawn failure, a message that could not be sent).
     child.on("error", (error) => gone(`failed: ${error.message}`));
-    child.once("exit", (code, signal) => gone(`exited with ${signal ?? code}`));
+    child.once("exit", (code, signal) => {
+      if (holdingListener === child) holdingListener = null;
+      gone(`exited with ${signal ?? code}`);
+    });
     holdWhileBusy(child);
     return child;
   };
@@ -285,13 +318,42 @@ export function startCompactionLauncher({ idlePriority, logger }: { readonly idl
       });
     });
 
+  const copyListener = (handle: ListenerHandle, count: number): Promise<ListenerHandle[]> =>
+    new Promise((resolve, reject) => {
+      const child = launcher;
+      if (child === null || !child.connected) return reject(new Error("the compaction launcher is not running"));
+      const id = nextId++;
+      const copies: ListenerHandle[] = [];
+      copying.set(id, {
+        copies,
+        settle: (error) => {
+          copying.delete(id);
+          if (error === null) return resolve(copies);
+          for (const copy of copies) copy.close();
+          reject(error);
+        },
+      });
+      holdingListener = child;
+      // The native handle itself (compaction-launcher.ts says why); Node's typings know only the wrappers.
+      child.send({ kind: "copy-listener", id, count } satisfies LauncherRequest, handle as unknown as SendHandle, {}, (error) => {
+        if (error !== null) copying.get(id)?.settle(error);
+      });
+    });
+
   return {
     run,
-    close() {
+    copyListener,
+    async close() {
       const child = launcher;
       launcher = null;
       failAll(new Error("compaction launcher closed"));
       if (child?.connected) child.disconnect();
+      if (child === null || holdingListener !== child) return;
+      // It exits once it sees the channel close; one that does not (stopped, hung) is killed.
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      const unresponsive = setTimeout(() => child.kill("SIGKILL"), LAUNCHER_ABORT_GRACE_MS);
+      await exited;
+      clearTimeout(unresponsive);
     },
   };
 }

@@ -5,7 +5,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { getEventListeners } from "node:events";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { connect, createServer, Server, type AddressInfo } from "node:net";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -73,6 +74,30 @@ async function catchesStopSignals(pid: number): Promise<void> {
   throw new Error(`${pid} does not catch SIGHUP, SIGINT and SIGTERM (SigCgt ${caught.toString(16)})`);
 }
 
+/** A launcher of the built code, as lockd starts it, and its pid (launchers of earlier tests may still be exiting). */
+async function startLauncherProcess(): Promise<{ launcher: CompactorModule.CompactionLauncher; pid: number }> {
+  const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
+  const isLauncher = (each: ProcessInfo): boolean => each.command.includes("compaction-launcher.js");
+  const earlier = new Set(childrenOf(process.pid).filter(isLauncher).map((each) => each.pid));
+  const launcher = startCompactionLauncher({ idlePriority: false, logger: capturingLogger() });
+  for (let tries = 0; tries < 500; tries++) {
+    const started = childrenOf(process.pid).find((each) => isLauncher(each) && !earlier.has(each.pid));
+    if (started !== undefined) return { launcher, pid: started.pid };
+    await sleep(10);
+  }
+  await launcher.close();
+  throw new Error("the launcher did not start");
+}
+
+/** The socket a descriptor of process `pid` refers to (`socket:[inode]`), or null if it has none there. */
+function socketOf(pid: number | "self", fd: number | string): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return null;
+  }
+}
+
 /** Runs `test` with a launcher of the built code (as lockd starts it) and the lines it logs; closes it after. */
 async function withLauncher(test: (launcher: CompactorModule.CompactionLauncher, lines: string[]) => Promise<void>): Promise<void> {
   const { startCompactionLauncher } = (await import(BUILT_COMPACTOR)) as typeof CompactorModule;
@@ -81,7 +106,7 @@ async function withLauncher(test: (launcher: CompactorModule.CompactionLauncher,
   try {
     await test(launcher, logger.lines);
   } finally {
-    launcher.close();
+    await launcher.close();
   }
 }
 
@@ -246,6 +271,67 @@ describe("the compaction launcher", () => {
         const empty = await launcher.run({ dir, config: CONFIG, snapshotPath: null, segments: [] }, new AbortController().signal);
         expect(empty).toMatchObject({ lastIndex: 0 });
       }));
+  });
+
+  it("hands back copies of a listening socket, each a descriptor of its own that accepts, and keeps none itself", async () => {
+    const { launcher, pid: launcherPid } = await startLauncherProcess();
+    const server = createServer();
+    const copyServers: Server[] = [];
+    try {
+      await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, resolve));
+      const { port } = server.address() as AddressInfo;
+      const handle = (server as unknown as { _handle: CompactorModule.ListenerHandle & { fd: number } })._handle;
+      const listener = socketOf("self", handle.fd);
+      const copies = (await launcher.copyListener(handle, 3)) as (CompactorModule.ListenerHandle & { fd: number })[];
+      expect(copies).toHaveLength(3);
+      const fds = copies.map((copy) => copy.fd);
+      expect(new Set([handle.fd, ...fds]).size).toBe(4);
+      expect(fds.map((fd) => socketOf("self", fd))).toEqual([listener, listener, listener]);
+      // The launcher closed its own: a lockd gone frees its port.
+      expect(readdirSync(`/proc/${launcherPid}/fd`).map((fd) => socketOf(launcherPid, fd))).not.toContain(listener);
+
+      // Each copy accepts once listened on, and the queue keeps the length it was given.
+      const accepted: Promise<string>[] = [];
+      for (const copy of copies) {
+        const copyServer = new Server();
+        copyServers.push(copyServer);
+        accepted.push(new Promise((resolve) => copyServer.once("connection", (socket) => (socket.destroy(), resolve("copy")))));
+        copyServer.listen(copy, 4096);
+      }
+      server.close(); // only its own descriptor: the copies go on accepting
+      await new Promise<void>((resolve, reject) => connect(port, "127.0.0.1", resolve).on("error", reject));
+      expect(await Promise.race(accepted)).toBe("copy");
+      expect(spawnSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "utf8" }).stdout).toMatch(/^LISTEN\s+\d+\s+4096\s/);
+    } finally {
+      for (const copyServer of copyServers) copyServer.close();
+      server.close();
+      await launcher.close();
+    }
+  });
+
+  it("closed while it hands back copies of a listening socket, it has let go of the socket once close resolves", async () => {
+    const { launcher, pid: launcherPid } = await startLauncherProcess();
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+    const { port } = server.address() as AddressInfo;
+    const handle = (server as unknown as { _handle: CompactorModule.ListenerHandle & { fd: number } })._handle;
+    const copies = launcher.copyListener(handle, 63).then(
+      () => "copied",
+      (error: Error) => error.message,
+    );
+    // Closed once the launcher has the socket, while it sends it back.
+    const listener = socketOf("self", handle.fd);
+    const holds = (): boolean => readdirSync(`/proc/${launcherPid}/fd`).some((fd) => socketOf(launcherPid, fd) === listener);
+    for (let tries = 0; tries < 500 && !holds(); tries++) await sleep(2);
+    expect(holds()).toBe(true);
+    await launcher.close();
+    expect(await copies).toBe("compaction launcher closed");
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => (socket.destroy(), resolve(false)));
+      socket.on("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
   });
 
   it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", () =>

@@ -1,12 +1,17 @@
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
+import { DEFAULT_CONFIG } from "../../src/server/config.js";
 import { RESERVED_DESCRIPTORS } from "../../src/server/open-file-limit.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, inspect, release } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
+import { useTempDirs } from "../support/temp-dir.js";
 
 const spawned: LockdProcess[] = [];
 async function lockdWith(args: string[]): Promise<LockdProcess> {
@@ -467,7 +472,8 @@ describe("--reply-timeout: a client that stops reading its answers is let go, an
 
 describe("a --max-connections above the open-file limit is lowered to what fits, and said so", () => {
   const FILE_LIMIT = 160;
-  const FITS = FILE_LIMIT - RESERVED_DESCRIPTORS;
+  // Each descriptor of the listening socket beyond the first counts too (--accepts-per-turn).
+  const FITS = FILE_LIMIT - RESERVED_DESCRIPTORS - (DEFAULT_CONFIG.acceptsPerTurn - 1);
   let lockd: LockdProcess;
   beforeAll(async () => {
     lockd = await spawnLockd({ openFileLimit: FILE_LIMIT });
@@ -498,5 +504,49 @@ describe("a --max-connections above the open-file limit is lowered to what fits,
     expect(refused()).toBe(10);
     for (const client of clients) await expectServed(client, 5000n);
     for (const client of clients) client.close();
+  });
+});
+
+describe("--accepts-per-turn: connections waiting to be accepted are let in many per turn of the event loop", () => {
+  const ACCEPT_TURNS_PRELOAD = fileURLToPath(new URL("../support/accept-turns.mjs", import.meta.url));
+  const tempDir = useTempDirs();
+  const BURST = 256;
+
+  /**
+   * Stops lockd, connects BURST clients (the kernel completes each handshake and queues it), lets
+   * lockd go on, and gets every client an answer. Returns the turns the accepts took, as the preload
+   * counted them.
+   */
+  async function turnsToAcceptBurst(args: string[], expectedLine: RegExp): Promise<number> {
+    const countFile = join(tempDir(), "accept-turns");
+    const lockd = await spawnLockd({ args, env: { NODE_OPTIONS: `--import ${ACCEPT_TURNS_PRELOAD}`, BATON_TEST_ACCEPT_TURNS_FILE: countFile } });
+    spawned.push(lockd);
+    await expectLogged(lockd, expectedLine);
+    process.kill(lockd.child.pid!, "SIGSTOP");
+    let clients: RawClient[];
+    try {
+      clients = await Promise.all(Array.from({ length: BURST }, () => RawClient.open(lockd.port)));
+      for (const [n, client] of clients.entries()) client.write(inspect({ lock: BigInt(n), owner: 1n }));
+    } finally {
+      process.kill(lockd.child.pid!, "SIGCONT");
+    }
+    for (const client of clients) expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.NotHeld);
+    for (const client of clients) client.close();
+    // Every connection was counted in the turn that accepted it, before its request was read.
+    const [connections, turns] = readFileSync(countFile, "utf8").split(" ").map(Number);
+    expect(connections).toBe(BURST);
+    return turns!;
+  }
+
+  it(`accepts a burst of ${BURST} in a handful of turns by default, not one turn each`, async () => {
+    const turns = await turnsToAcceptBurst([], /accepting up to 64 connections per event-loop turn\n/);
+    // 64 a turn: four turns, with room for a turn that found the queue partly filled.
+    expect(turns).toBeLessThanOrEqual(8);
+  });
+
+  it("accepts one per turn with --accepts-per-turn 1, as Node alone does", async () => {
+    const turns = await turnsToAcceptBurst(["--accepts-per-turn", "1"], /limits: /);
+    expect(turns).toBe(BURST);
+    expect(spawned.at(-1)!.stderr()).not.toContain("per event-loop turn");
   });
 });

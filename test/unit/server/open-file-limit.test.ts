@@ -25,6 +25,12 @@ describe("the open-file limit bounds the connections served", () => {
     expect(connectionsWithinFileLimit(5, 10)).toBe(1); // never below one
   });
 
+  it("counts every descriptor of the listening socket beyond the first (--accepts-per-turn)", () => {
+    expect(connectionsWithinFileLimit(10_000, 1024, 1)).toBe(1024 - RESERVED_DESCRIPTORS);
+    expect(connectionsWithinFileLimit(10_000, 1024, 64)).toBe(1024 - RESERVED_DESCRIPTORS - 63);
+    expect(connectionsWithinFileLimit(10_000, 10_000 + RESERVED_DESCRIPTORS + 63, 64)).toBe(10_000);
+  });
+
   it("reads this process's own limit on Linux", async () => {
     const { readOpenFileLimit } = await import("../../../src/server/open-file-limit.js");
     const { readFileSync } = await import("node:fs");
