@@ -1,15 +1,19 @@
 /**
  * connect-under-load: how long a new client waits to be served while lockd is saturated by clients
- * that pipeline deeply. Node's event loop accepts one connection per turn, and a saturated turn runs
- * up to --max-inflight-total commands, so that budget sets how fast newcomers get in.
+ * that pipeline deeply. Node's event loop accepts one connection per listening descriptor per turn,
+ * and a saturated turn runs up to --max-inflight-total commands, so that budget and
+ * --accepts-per-turn set how fast newcomers get in.
  *
- * For each budget given, a fresh lockd (fsync always) gets `--flooders` connections that each keep
- * 1024 ACQUIREs of their own locks in flight for the whole run; after a second, `--newcomers` new
+ * For each budget and accepts-per-turn given, a fresh lockd (fsync always) gets `--flooders`
+ * connections that each keep 1024 ACQUIREs of their own locks in flight for the whole run, and
+ * `--churners` loops that each open a connection and reset it as soon as it is established, again
+ * and again, as a hostile client filling the accept queue would; after a second, `--newcomers` new
  * connections open one after another, `--spacing` ms apart (20), and each sends one INSPECT as soon as it connects.
- * Reported: from each newcomer's connect call to its answer (p50, max), and the flooders' answers per
- * second over the run.
+ * Reported: from each newcomer's connect call to its answer (p50, max), the flooders' answers per
+ * second over the run, and the connections the churners got established.
  *
- *   node bench/out/build/bench/connect-under-load.js [--budgets 65536,16384] [--flooders 200] [--newcomers 100] [--spacing 20]
+ *   node bench/out/build/bench/connect-under-load.js [--budgets 65536,16384] [--accepts 64] [--churners 0]
+ *     [--flooders 200] [--newcomers 100] [--spacing 20]
  *
  * LOCKD_ARGS="--stats-every 1000" adds flags to every lockd started, and shows its stderr.
  */
@@ -29,12 +33,16 @@ const IN_FLIGHT_PER_FLOODER = 1024;
 const { values } = parseArgs({
   options: {
     budgets: { type: "string", default: "65536,16384" },
+    accepts: { type: "string", default: "64" },
+    churners: { type: "string", default: "0" },
     flooders: { type: "string", default: "200" },
     newcomers: { type: "string", default: "100" },
     spacing: { type: "string", default: "20" },
   },
 });
 const budgets = values.budgets.split(",").map(Number);
+const acceptsPerTurn = values.accepts.split(",").map(Number);
+const churnerCount = Number(values.churners);
 const flooderCount = Number(values.flooders);
 const newcomerCount = Number(values.newcomers);
 const spacingMs = Number(values.spacing);
@@ -54,8 +62,9 @@ function frame(command: Command, connection: number, n: number, lock: number): B
   });
 }
 
-function startLockd(budget: number, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [LOCKD, "--listen", "127.0.0.1:0", "--data", dataDir, "--max-inflight-total", String(budget), ...(process.env.LOCKD_ARGS ?? "").split(" ").filter(Boolean)], {
+function startLockd(budget: number, accepts: number, dataDir: string): Promise<{ child: ChildProcess; port: number }> {
+  const flags = ["--max-inflight-total", String(budget), "--accepts-per-turn", String(accepts)];
+  const child = spawn(process.execPath, [LOCKD, "--listen", "127.0.0.1:0", "--data", dataDir, ...flags, ...(process.env.LOCKD_ARGS ?? "").split(" ").filter(Boolean)], {
     stdio: ["ignore", "pipe", process.env.LOCKD_ARGS ? "inherit" : "ignore"],
   });
   return new Promise((done, fail) => {
@@ -98,6 +107,17 @@ function flood(port: number, index: number, counter: { answers: number }): Socke
   return socket;
 }
 
+/** Opens a connection and resets it once established, again and again until `running.on` is false. */
+function churn(port: number, running: { on: boolean }, counter: { established: number }): void {
+  if (!running.on) return;
+  const socket = connect({ port, host: "127.0.0.1" }, () => {
+    counter.established++;
+    socket.resetAndDestroy();
+  });
+  socket.on("error", () => undefined);
+  socket.on("close", () => churn(port, running, counter));
+}
+
 /** Milliseconds from the connect call to the answer of one INSPECT sent on connect. */
 function newcomer(port: number, index: number): Promise<number> {
   const started = performance.now();
@@ -117,13 +137,16 @@ function newcomer(port: number, index: number): Promise<number> {
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
-async function measure(budget: number): Promise<void> {
+async function measure(budget: number, accepts: number): Promise<void> {
   const dataRoot = join(ROOT, "bench/out/data");
   mkdirSync(dataRoot, { recursive: true });
   const dataDir = mkdtempSync(join(dataRoot, "connect-"));
-  const { child, port } = await startLockd(budget, dataDir);
+  const { child, port } = await startLockd(budget, accepts, dataDir);
   const counter = { answers: 0 };
   const flooders = Array.from({ length: flooderCount }, (_, i) => flood(port, i, counter));
+  const churning = { on: true };
+  const churned = { established: 0 };
+  for (let i = 0; i < churnerCount; i++) churn(port, churning, churned);
   await sleep(1000);
   const answersBefore = counter.answers;
   const started = performance.now();
@@ -135,6 +158,7 @@ async function measure(budget: number): Promise<void> {
   const times = (await Promise.all(waits)).sort((a, b) => a - b);
   const seconds = (performance.now() - started) / 1000;
   const throughput = Math.round((counter.answers - answersBefore) / seconds);
+  churning.on = false;
   for (const socket of flooders) socket.destroy();
   child.kill("SIGTERM");
   await new Promise((done) => child.once("exit", done));
@@ -142,8 +166,20 @@ async function measure(budget: number): Promise<void> {
   const p50 = times[Math.floor(times.length / 2)]!;
   const max = times[times.length - 1]!;
   console.log(
-    JSON.stringify({ suite: "connect-under-load", budget, flooders: flooderCount, newcomers: newcomerCount, spacingMs, p50Ms: +p50.toFixed(1), maxMs: +max.toFixed(1), floodOpsPerS: throughput }),
+    JSON.stringify({
+      suite: "connect-under-load",
+      budget,
+      acceptsPerTurn: accepts,
+      flooders: flooderCount,
+      churners: churnerCount,
+      newcomers: newcomerCount,
+      spacingMs,
+      p50Ms: +p50.toFixed(1),
+      maxMs: +max.toFixed(1),
+      floodOpsPerS: throughput,
+      churnedConnections: churned.established,
+    }),
   );
 }
 
-for (const budget of budgets) await measure(budget);
+for (const budget of budgets) for (const accepts of acceptsPerTurn) await measure(budget, accepts);
