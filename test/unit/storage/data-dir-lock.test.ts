@@ -13,8 +13,16 @@ afterEach(() => {
 });
 
 /** Another process (its own process group) holding an exclusive flock on `file`, as a lockd would. */
+/**
+ * A process that holds an exclusive flock on `file` (which exists). One process only: `flock FILE
+ * COMMAND` would leave the lock with two (flock and its child), and the one still exiting after the
+ * other was seen to exit could keep the lock a moment longer.
+ */
 async function holdElsewhere(file: string): Promise<ChildProcess> {
-  const holder = spawn("flock", ["--exclusive", file, "sh", "-c", "echo locked; exec sleep 60"], { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+  const holder = spawn("sh", ["-c", 'exec 9<"$0" && flock --exclusive 9 && echo locked && exec sleep 60', file], {
+    detached: true,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   holders.push(holder);
   await new Promise<void>((resolve, reject) => {
     holder.stdout!.once("data", () => resolve());
