@@ -31,8 +31,8 @@ export interface ServerConfig {
   /** Open client connections at most; more are closed at once. */
   readonly maxConnections: number;
   /**
-   * Connections accepted at most per turn of the event loop, each through a descriptor of its own for
-   * the listening socket (Node accepts one per descriptor per turn).
+   * Connections accepted at most per turn of the event loop once connections queue up, each through a
+   * descriptor of its own for the listening socket (Node accepts one per descriptor per turn).
    */
   readonly acceptsPerTurn: number;
   /** Requests read but not yet answered on one connection; beyond it the server stops reading it. */

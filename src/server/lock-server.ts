@@ -17,6 +17,11 @@ const CLOSE_GRACE_MS = 2_000;
 const READ_BUFFER_BYTES = 64 * 1024;
 /** The kernel's queue of connections not yet accepted. */
 const ACCEPT_BACKLOG = 4096;
+/**
+ * Turns in a row that each accepted a connection, after which connections are taken to be queued
+ * and the listening socket's further descriptors are fetched (acceptMoreWhenQueued).
+ */
+const QUEUED_AFTER_TURNS = 8;
 /** How every descriptor of the listening socket accepts: the Connection starts reading, into the shared buffer. */
 const ACCEPT_OPTIONS = { allowHalfOpen: true, noDelay: true, pauseOnConnect: true } as const;
 
@@ -37,6 +42,12 @@ export class LockServer {
   /** Further descriptors of the listening socket, each accepting too (acceptThroughCopies). */
   private readonly copies: Server[] = [];
   private closing = false;
+  /** Set by acceptMoreWhenQueued; taken (set to null) when connections are first found queued. */
+  private whenQueued: (() => void) | null = null;
+  /** A connection was accepted in this turn of the event loop (closeAcceptTurn runs at its end). */
+  private acceptTurnOpen = false;
+  /** Turns in a row that each accepted a connection, up to the last one that ended (0: it accepted none). */
+  private acceptTurnsInARow = 0;
   private readonly connections = new Set<Connection>();
   private readonly sweepTimer: NodeJS.Timeout;
   /** Coarse monotonic time for timeouts, refreshed by the sweep instead of read per packet. */
@@ -92,6 +103,10 @@ export class LockServer {
   }
 
   private readonly accept = (socket: Socket): void => {
+    if (this.whenQueued !== null && !this.acceptTurnOpen) {
+      this.acceptTurnOpen = true;
+      setImmediate(this.closeAcceptTurn);
+    }
     if (!this.serving) {
       socket.destroy();
       return;
@@ -105,6 +120,43 @@ export class LockServer {
     this.connections.add(connection);
     connection.onClose(() => this.connections.delete(connection));
   };
+
+  // Node accepts one connection per descriptor per turn, and the listening descriptor stays ready
+  // while connections are queued: queued connections show as a connection accepted in every turn.
+  // Each turn that accepted ends with closeAcceptTurn; the judging runs at the end of the next turn,
+  // just before that turn's own closeAcceptTurn if it accepted too.
+  private readonly closeAcceptTurn = (): void => {
+    this.acceptTurnOpen = false;
+    if (this.acceptTurnsInARow === 0) this.acceptTurnsInARow = 1;
+    setImmediate(this.judgeNextTurn);
+  };
+
+  private readonly judgeNextTurn = (): void => {
+    this.acceptTurnsInARow = this.acceptTurnOpen ? this.acceptTurnsInARow + 1 : 0;
+    if (this.acceptTurnsInARow < QUEUED_AFTER_TURNS || this.whenQueued === null) return;
+    const fetchCopies = this.whenQueued;
+    this.whenQueued = null;
+    fetchCopies();
+  };
+
+  /**
+   * Once connections are found queued (a connection accepted in each of QUEUED_AFTER_TURNS turns in a
+   * row), fetches the listening socket's further descriptors with acceptThroughCopies, once, and
+   * reports what came of it. Not sooner: while the other process holds the socket, a lockd killed
+   * with -9 would leave the port taking connections until that process has seen it go. Fetched only
+   * when needed, that moment comes under a flood of connections, if ever, not at every start.
+   */
+  acceptMoreWhenQueued(perTurn: number, copy: (handle: ListenerHandle, count: number) => Promise<ListenerHandle[]>, report: (outcome: number | Error) => void): void {
+    if (perTurn <= 1) return;
+    this.whenQueued = () => {
+      this.acceptThroughCopies(perTurn, copy).then(
+        (accepting) => {
+          if (accepting !== null) report(accepting);
+        },
+        (error: Error) => report(error),
+      );
+    };
+  }
 
   /**
    * Accepts up to `perTurn` connections per turn of the event loop instead of one. Node's event loop
@@ -158,6 +210,7 @@ export class LockServer {
   async close(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.closing = true;
+    this.whenQueued = null;
     const closed = Promise.all([this.server, ...this.copies].map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
     for (const connection of this.connections) connection.stopReading();
     await this.pipeline.whenIdle();

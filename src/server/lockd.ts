@@ -4,7 +4,7 @@
  */
 import { randomInt } from "node:crypto";
 import { DEFAULT_RETENTION, MAX_FENCING_TOKEN, type RetentionSettings, type StateMachine, type StateMachineConfig } from "../core/state-machine.js";
-import { startCompactionLauncher, type CompactionLauncher } from "../storage/compactor.js";
+import { startCompactionLauncher } from "../storage/compactor.js";
 import { currentBootId, machineMonotonicMs, openClockAnchor, readClockAnchor, type ClockAnchorWriter } from "../storage/clock-anchor-file.js";
 import { readClockStep, writeClockStep } from "../storage/clock-step-file.js";
 import { holdsState, openDataDir, volatileFileSystem, type DataDir } from "../storage/data-dir.js";
@@ -24,7 +24,7 @@ import { readSystemClocks, resumeClockAt, SLEW_RATE, systemClock, type Clock } f
 import { addressText, type ServerConfig } from "./config.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
-import { connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
+import { acceptsPerTurnWithinFileLimit, connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
 import { bumpFencingToken, bumpRefusal } from "./fencing-bump.js";
 import { changeRetention, sameRetention } from "./retention-change.js";
@@ -137,7 +137,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       logger.warn(`every fencing token up to ${MAX_FENCING_TOKEN} has been issued: ACQUIREs that would grant answer 6`);
     }
     const fileLimit = readOpenFileLimit();
-    const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit, config.acceptsPerTurn);
+    const maxConnections = connectionsWithinFileLimit(config.maxConnections, fileLimit);
     // How refusals name the limit: not a --max-connections value the operator never gave.
     let connectionLimitText: string | undefined;
     if (maxConnections < config.maxConnections) {
@@ -145,6 +145,13 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       logger.warn(
         `--max-connections ${config.maxConnections} does not fit the open-file limit (ulimit -n ${fileLimit}): ` +
           `serving at most ${maxConnections} connections. Raise the limit to serve more.`,
+      );
+    }
+    const acceptsPerTurn = acceptsPerTurnWithinFileLimit(config.acceptsPerTurn, maxConnections, fileLimit);
+    if (acceptsPerTurn < config.acceptsPerTurn) {
+      logger.warn(
+        `--accepts-per-turn ${config.acceptsPerTurn} does not fit the open-file limit (ulimit -n ${fileLimit}) beside ${maxConnections} ` +
+          `connections: accepting at most ${acceptsPerTurn} per event-loop turn. Raise the limit, or lower --max-connections, to accept more.`,
       );
     }
     logger.info(
@@ -184,7 +191,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
       server.serve();
-      if (config.acceptsPerTurn > 1) acceptMorePerTurn(server, config.acceptsPerTurn, launcher, logger);
+      server.acceptMoreWhenQueued(acceptsPerTurn, launcher.copyListener, reportAcceptsPerTurn(acceptsPerTurn, logger));
     } catch (error) {
       await server?.close();
       await metrics?.close();
@@ -232,23 +239,20 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
   }
 }
 
-/**
- * Gives the server its further descriptors of the listening socket in the background: it serves
- * meanwhile, accepting one connection per turn, and a launcher that does not answer delays nothing.
- */
-function acceptMorePerTurn(server: LockServer, perTurn: number, launcher: CompactionLauncher, logger: Logger): void {
-  server.acceptThroughCopies(perTurn, launcher.copyListener).then(
-    (accepting) => {
-      if (accepting === null) return; // stopping meanwhile
-      if (accepting === perTurn) logger.info(`accepting up to ${perTurn} connections per event-loop turn`);
-      else logger.warn(`accepting ${accepting} connection(s) per event-loop turn, not --accepts-per-turn ${perTurn}: Node's listener handle was not found`);
-    },
-    (error: Error) =>
+/** How lockd reports the outcome of fetching the listening socket's further descriptors (LockServer.acceptMoreWhenQueued). */
+function reportAcceptsPerTurn(perTurn: number, logger: Logger): (outcome: number | Error) => void {
+  return (outcome) => {
+    if (outcome instanceof Error) {
       logger.warn(
-        `accepting one connection per event-loop turn, not --accepts-per-turn ${perTurn}: no further descriptors of the listening socket ` +
-          `(${error.message}). Under full load new connections wait longer to be accepted.`,
-      ),
-  );
+        `connections are queued, and lockd accepts one per event-loop turn, not ${perTurn}: no further descriptors of the listening socket ` +
+          `(${outcome.message}). Under full load new connections wait longer to be accepted.`,
+      );
+    } else if (outcome === perTurn) {
+      logger.info(`connections are queued: accepting up to ${perTurn} per event-loop turn from now on`);
+    } else {
+      logger.warn(`connections are queued, and lockd accepts ${outcome} per event-loop turn, not ${perTurn}: Node's listener handle was not found`);
+    }
+  };
 }
 
 const RESTORE_FROM_BACKUP =

@@ -33,12 +33,18 @@ export function readOpenFileLimit(): number | null {
   }
 }
 
-/**
- * The connections lockd can serve: the configured maximum, or what fits under the limit if fewer (at
- * least 1). The listening socket takes `listenerDescriptors` (--accepts-per-turn), one of them among
- * the reserved.
- */
-export function connectionsWithinFileLimit(configured: number, openFileLimit: number | null, listenerDescriptors = 1): number {
+/** The connections lockd can serve: the configured maximum, or what fits under the limit if fewer (at least 1). */
+export function connectionsWithinFileLimit(configured: number, openFileLimit: number | null): number {
   if (openFileLimit === null) return configured;
-  return Math.max(1, Math.min(configured, openFileLimit - RESERVED_DESCRIPTORS - (listenerDescriptors - 1)));
+  return Math.max(1, Math.min(configured, openFileLimit - RESERVED_DESCRIPTORS));
+}
+
+/**
+ * The connections one turn of the event loop may accept: `configured` (--accepts-per-turn), or fewer
+ * where the open-file limit leaves fewer descriptors beyond the connections' own, since each one past
+ * the first is a further descriptor of the listening socket. Connections come first; at least 1.
+ */
+export function acceptsPerTurnWithinFileLimit(configured: number, connections: number, openFileLimit: number | null): number {
+  if (openFileLimit === null) return configured;
+  return Math.max(1, Math.min(configured, openFileLimit - RESERVED_DESCRIPTORS - connections + 1));
 }

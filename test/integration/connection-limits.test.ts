@@ -1,11 +1,10 @@
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
-import { DEFAULT_CONFIG } from "../../src/server/config.js";
 import { RESERVED_DESCRIPTORS } from "../../src/server/open-file-limit.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
@@ -472,8 +471,7 @@ describe("--reply-timeout: a client that stops reading its answers is let go, an
 
 describe("a --max-connections above the open-file limit is lowered to what fits, and said so", () => {
   const FILE_LIMIT = 160;
-  // Each descriptor of the listening socket beyond the first counts too (--accepts-per-turn).
-  const FITS = FILE_LIMIT - RESERVED_DESCRIPTORS - (DEFAULT_CONFIG.acceptsPerTurn - 1);
+  const FITS = FILE_LIMIT - RESERVED_DESCRIPTORS;
   let lockd: LockdProcess;
   beforeAll(async () => {
     lockd = await spawnLockd({ openFileLimit: FILE_LIMIT });
@@ -507,21 +505,29 @@ describe("a --max-connections above the open-file limit is lowered to what fits,
   });
 });
 
-describe("--accepts-per-turn: connections waiting to be accepted are let in many per turn of the event loop", () => {
+describe("--accepts-per-turn: once connections queue up, many are let in per turn of the event loop", () => {
   const ACCEPT_TURNS_PRELOAD = fileURLToPath(new URL("../support/accept-turns.mjs", import.meta.url));
   const tempDir = useTempDirs();
   const BURST = 256;
 
-  /**
-   * Stops lockd, connects BURST clients (the kernel completes each handshake and queues it), lets
-   * lockd go on, and gets every client an answer. Returns the turns the accepts took, as the preload
-   * counted them.
-   */
-  async function turnsToAcceptBurst(args: string[], expectedLine: RegExp): Promise<number> {
+  async function lockdCountingAccepts(args: string[]): Promise<{ lockd: LockdProcess; counted: () => { connections: number; turns: number } }> {
     const countFile = join(tempDir(), "accept-turns");
     const lockd = await spawnLockd({ args, env: { NODE_OPTIONS: `--import ${ACCEPT_TURNS_PRELOAD}`, BATON_TEST_ACCEPT_TURNS_FILE: countFile } });
     spawned.push(lockd);
-    await expectLogged(lockd, expectedLine);
+    const counted = () => {
+      const [connections, turns] = readFileSync(countFile, "utf8").split(" ").map(Number);
+      return { connections: connections!, turns: turns! };
+    };
+    return { lockd, counted };
+  }
+
+  /**
+   * Stops lockd, connects BURST clients (the kernel completes each handshake and queues it), lets
+   * lockd go on, and gets every client an answer. Returns the turns lockd took to accept them, as the
+   * preload counted them (each connection is counted in the turn that accepts it, before its request
+   * is read).
+   */
+  async function turnsToAcceptBurst(lockd: LockdProcess, counted: () => { connections: number; turns: number }, before = { connections: 0, turns: 0 }): Promise<number> {
     process.kill(lockd.child.pid!, "SIGSTOP");
     let clients: RawClient[];
     try {
@@ -532,21 +538,55 @@ describe("--accepts-per-turn: connections waiting to be accepted are let in many
     }
     for (const client of clients) expect(splitAnswers(await client.read(17))[0]!.status).toBe(Status.NotHeld);
     for (const client of clients) client.close();
-    // Every connection was counted in the turn that accepted it, before its request was read.
-    const [connections, turns] = readFileSync(countFile, "utf8").split(" ").map(Number);
-    expect(connections).toBe(BURST);
-    return turns!;
+    const after = counted();
+    expect(after.connections - before.connections).toBe(BURST);
+    return after.turns - before.turns;
   }
 
-  it(`accepts a burst of ${BURST} in a handful of turns by default, not one turn each`, async () => {
-    const turns = await turnsToAcceptBurst([], /accepting up to 64 connections per event-loop turn\n/);
+  /** Descriptors of lockd (pid) that refer to the socket it listens on. */
+  function listeningDescriptors(pid: number, port: number): number {
+    const inode = /^\s*\d+: [0-9A-F]+:([0-9A-F]{4}) 00000000:0000 0A (?:\S+\s+){5}(\d+)/gm;
+    const listening = [...readFileSync("/proc/net/tcp", "utf8").matchAll(inode)].find((match) => parseInt(match[1]!, 16) === port);
+    expect(listening).toBeDefined();
+    const socket = `socket:[${listening![2]}]`;
+    return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === socket;
+      } catch {
+        return false;
+      }
+    }).length;
+  }
+
+  it(`takes one per turn until connections are queued, then up to 64: a second burst of ${BURST} in a handful of turns`, async () => {
+    const { lockd, counted } = await lockdCountingAccepts([]);
+    expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
+    // One a turn for eight turns in a row, then more once the copies are there.
+    expect(await turnsToAcceptBurst(lockd, counted)).toBeGreaterThan(8);
+    await expectLogged(lockd, /connections are queued: accepting up to 64 per event-loop turn from now on\n/);
+    expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(64);
     // 64 a turn: four turns, with room for a turn that found the queue partly filled.
-    expect(turns).toBeLessThanOrEqual(8);
+    expect(await turnsToAcceptBurst(lockd, counted, counted())).toBeLessThanOrEqual(8);
   });
 
-  it("accepts one per turn with --accepts-per-turn 1, as Node alone does", async () => {
-    const turns = await turnsToAcceptBurst(["--accepts-per-turn", "1"], /limits: /);
-    expect(turns).toBe(BURST);
-    expect(spawned.at(-1)!.stderr()).not.toContain("per event-loop turn");
+  it("takes one per turn throughout with --accepts-per-turn 1, as Node alone does", async () => {
+    const { lockd, counted } = await lockdCountingAccepts(["--accepts-per-turn", "1"]);
+    expect(await turnsToAcceptBurst(lockd, counted)).toBe(BURST);
+    expect(await turnsToAcceptBurst(lockd, counted, counted())).toBe(BURST);
+    expect(lockd.stderr()).not.toContain("per event-loop turn");
+    expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
+  });
+
+  it("holds its one listening descriptor while connections come one at a time, so a kill -9 frees the port at once", async () => {
+    const lockd = await spawnLockd();
+    for (let n = 0; n < 20; n++) {
+      const client = await RawClient.open(lockd.port);
+      await expectServed(client, BigInt(n));
+      client.close();
+    }
+    expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
+    await lockd.kill();
+    await expect(RawClient.open(lockd.port)).rejects.toThrow("ECONNREFUSED");
+    lockd.cleanup();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RESERVED_DESCRIPTORS, connectionsWithinFileLimit, parseOpenFileLimit } from "../../../src/server/open-file-limit.js";
+import { RESERVED_DESCRIPTORS, acceptsPerTurnWithinFileLimit, connectionsWithinFileLimit, parseOpenFileLimit } from "../../../src/server/open-file-limit.js";
 
 const limitsText = (openFiles: string) =>
   [
@@ -25,10 +25,14 @@ describe("the open-file limit bounds the connections served", () => {
     expect(connectionsWithinFileLimit(5, 10)).toBe(1); // never below one
   });
 
-  it("counts every descriptor of the listening socket beyond the first (--accepts-per-turn)", () => {
-    expect(connectionsWithinFileLimit(10_000, 1024, 1)).toBe(1024 - RESERVED_DESCRIPTORS);
-    expect(connectionsWithinFileLimit(10_000, 1024, 64)).toBe(1024 - RESERVED_DESCRIPTORS - 63);
-    expect(connectionsWithinFileLimit(10_000, 10_000 + RESERVED_DESCRIPTORS + 63, 64)).toBe(10_000);
+  it("gives the listening socket's further descriptors only what the connections leave (--accepts-per-turn)", () => {
+    expect(acceptsPerTurnWithinFileLimit(64, 10_000, null)).toBe(64);
+    expect(acceptsPerTurnWithinFileLimit(64, 10_000, 10_000 + RESERVED_DESCRIPTORS + 63)).toBe(64);
+    expect(acceptsPerTurnWithinFileLimit(64, 10_000, 10_000 + RESERVED_DESCRIPTORS + 10)).toBe(11);
+    // Connections lowered to what fits leave nothing: one per turn, as Node alone.
+    const limit = 1024;
+    expect(acceptsPerTurnWithinFileLimit(64, connectionsWithinFileLimit(10_000, limit), limit)).toBe(1);
+    expect(acceptsPerTurnWithinFileLimit(64, 100, limit)).toBe(64);
   });
 
   it("reads this process's own limit on Linux", async () => {
