@@ -83,16 +83,29 @@ function run(id: number, job: CompactionJob, idlePriority: boolean): void {
   child.send(job);
 }
 
+/** The most copies one request may ask for: --accepts-per-turn's largest value, less the original. */
+export const MAX_LISTENER_COPIES = 1023;
+/** How often the launcher looks whether lockd is still there while it holds lockd's socket. */
+const LOCKD_CHECK_EVERY_MS = 10;
+
 /** Sends `handle` back `count` times, one after another, then closes it here. */
 function copyListener(id: number, count: number, handle: { close(): void } | undefined): void {
+  // While a handle it sent is unacknowledged, Node holds back the 'disconnect' of a lockd that died
+  // (it waits for that handle's queue to drain, which never happens): looked for here instead, so
+  // that this process lets go of the port and ends its compaction as it would on 'disconnect'.
+  const lockdCheck = setInterval(() => {
+    if (!process.connected) lockdGone();
+  }, LOCKD_CHECK_EVERY_MS);
   const done = (error: string | null): void => {
+    clearInterval(lockdCheck);
     handle?.close();
     if (process.connected) process.send!({ kind: "listener-copied", id, error } satisfies LauncherReply);
   };
   if (handle === undefined) return done("no handle came with the request");
+  if (!Number.isInteger(count) || count < 0 || count > MAX_LISTENER_COPIES) return done(`cannot make ${count} copies (0 to ${MAX_LISTENER_COPIES})`);
   let sent = 0;
   const sendNext = (): void => {
-    if (sent === count) return done(null);
+    if (sent >= count) return done(null);
     sent++;
     if (!process.connected) return done("lockd went away");
     // A native handle, not a net.Server: a Server arriving is listened on again with Node's default
@@ -121,7 +134,10 @@ process.on("message", (request: LauncherRequest, handle?: { close(): void }) => 
   }
 });
 
-process.on("disconnect", () => {
+/** lockd is gone (its IPC channel closed: exit, crash or kill -9): so is the job, and this process. */
+function lockdGone(): void {
   current?.child.kill("SIGKILL");
   process.exit(0);
-});
+}
+
+process.on("disconnect", lockdGone);

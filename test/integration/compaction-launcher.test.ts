@@ -3,9 +3,10 @@
  * fork() copies the parent's page tables, which in a lockd holding GBs stopped every connection for
  * tens of ms at each compaction. These tests run the real built processes.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { getEventListeners } from "node:events";
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer, Server, type AddressInfo } from "node:net";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -327,6 +328,51 @@ describe("the compaction launcher", () => {
     await launcher.close();
     expect(await copies).toBe("compaction launcher closed");
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => (socket.destroy(), resolve(false)));
+      socket.on("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+
+  it("a lockd killed with -9 while the launcher hands back copies takes the launcher and its compaction with it, and frees its port", async () => {
+    // A stand-in for lockd: a launcher running a compaction, copies of a listening socket being
+    // handed back, and a kill -9 once a few have arrived. Node holds back the launcher's 'disconnect'
+    // while a handle it sent is unacknowledged.
+    const dir = openDataDir(tempDir());
+    const fifo = join(dir.logDir, "00000000000000000001.seg");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    const script = `
+      import { createServer } from "node:net";
+      import { readdirSync, readlinkSync } from "node:fs";
+      const { startCompactionLauncher } = await import(${JSON.stringify(BUILT_COMPACTOR)});
+      const launcher = startCompactionLauncher({ idlePriority: false, logger: { info() {}, warn() {}, error() {} } });
+      const job = { dir: ${JSON.stringify(dir)}, config: ${JSON.stringify(CONFIG)}, snapshotPath: null, segments: [{ path: ${JSON.stringify(fifo)}, lastIndex: 5 }] };
+      launcher.run(job, new AbortController().signal).catch(() => {});
+      const server = createServer().listen({ host: "127.0.0.1", port: 0 }, () => {
+        const listener = readlinkSync("/proc/self/fd/" + server._handle.fd);
+        launcher.copyListener(server._handle, 63).catch(() => {});
+        const held = () => readdirSync("/proc/self/fd").filter((fd) => { try { return readlinkSync("/proc/self/fd/" + fd) === listener; } catch { return false; } }).length;
+        const watch = setInterval(() => {
+          if (held() < 4) return;
+          clearInterval(watch);
+          console.log(server.address().port);
+          process.kill(process.pid, "SIGKILL");
+        }, 1);
+      });`;
+    // Its stdout is a file: the launcher and the compaction inherit it, and a pipe would stay open as long as they live.
+    const portFile = join(tempDir(), "port");
+    const scriptFile = join(tempDir(), "stand-in.mjs");
+    writeFileSync(scriptFile, script);
+    const standIn = spawn(process.execPath, [scriptFile], { stdio: ["ignore", openSync(portFile, "w"), "inherit"] });
+    const [, signal] = (await once(standIn, "exit")) as [number | null, NodeJS.Signals | null];
+    expect(signal).toBe("SIGKILL");
+    const port = Number(readFileSync(portFile, "utf8").trim());
+    expect(port).toBeGreaterThan(0);
+    const leftBehind = (): ProcessInfo[] =>
+      processes().filter((each) => each.state !== "Z" && each.command.includes(BUILT_COMPACTOR.replace("compactor.js", "compaction-")) && each.ppid !== process.pid);
+    for (let tries = 0; tries < 250 && leftBehind().length > 0; tries++) await sleep(20);
+    expect(leftBehind()).toEqual([]);
     const refused = await new Promise<boolean>((resolve) => {
       const socket = connect(port, "127.0.0.1", () => (socket.destroy(), resolve(false)));
       socket.on("error", () => resolve(true));

@@ -579,14 +579,17 @@ describe("--accepts-per-turn: once connections queue up, many are let in per tur
 
   it("holds its one listening descriptor while connections come one at a time, so a kill -9 frees the port at once", async () => {
     const lockd = await spawnLockd();
-    for (let n = 0; n < 20; n++) {
-      const client = await RawClient.open(lockd.port);
-      await expectServed(client, BigInt(n));
-      client.close();
+    try {
+      for (let n = 0; n < 20; n++) {
+        const client = await RawClient.open(lockd.port);
+        await expectServed(client, BigInt(n));
+        client.close();
+      }
+      expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
+    } finally {
+      await lockd.kill();
+      lockd.cleanup();
     }
-    expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
-    await lockd.kill();
     await expect(RawClient.open(lockd.port)).rejects.toThrow("ECONNREFUSED");
-    lockd.cleanup();
   });
 });
