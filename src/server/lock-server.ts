@@ -4,11 +4,11 @@
  * read, flush, close).
  */
 import { createServer, Server, type AddressInfo, type Socket } from "node:net";
-import type { ListenerHandle } from "../storage/compactor.js";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 import { Connection } from "./connection.js";
 import { InflightBudget } from "./inflight-budget.js";
+import type { AcceptCopies, CopyListener, ListenerHandle } from "./listener-copies.js";
 import type { Logger } from "./logger.js";
 
 const SWEEP_EVERY_MS = 250;
@@ -146,15 +146,10 @@ export class LockServer {
    * with -9 would leave the port taking connections until that process has seen it go. Fetched only
    * when needed, that moment comes under a flood of connections, if ever, not at every start.
    */
-  acceptMoreWhenQueued(perTurn: number, copy: (handle: ListenerHandle, count: number) => Promise<ListenerHandle[]>, report: (outcome: number | Error) => void): void {
+  acceptMoreWhenQueued(perTurn: number, copy: CopyListener, report: (outcome: AcceptCopies | Error) => void): void {
     if (perTurn <= 1) return;
     this.whenQueued = () => {
-      this.acceptThroughCopies(perTurn, copy).then(
-        (accepting) => {
-          if (accepting !== null) report(accepting);
-        },
-        (error: Error) => report(error),
-      );
+      this.acceptThroughCopies(perTurn, copy).then(report, report);
     };
   }
 
@@ -164,33 +159,40 @@ export class LockServer {
    * full load can run thousands of commands: connections arriving faster than turns end, or a client
    * opening and resetting them in a loop, would fill the kernel's queue and keep new clients waiting
    * for seconds. Each further descriptor of the same socket accepts one more per turn; `copy` gets
-   * them (from another process: Node has no dup()). Resolves with the descriptors accepting now
-   * (1 if the listener's handle cannot be reached, as on a Node without `_handle`), or null once the
-   * server is closing, whatever became of the copies.
+   * them (from another process: Node has no dup()). Rejects if `copy` does, unless the server began
+   * to close meanwhile.
    */
-  async acceptThroughCopies(perTurn: number, copy: (handle: ListenerHandle, count: number) => Promise<ListenerHandle[]>): Promise<number | null> {
+  async acceptThroughCopies(perTurn: number, copy: CopyListener): Promise<AcceptCopies> {
     const handle = (this.server as unknown as { _handle?: ListenerHandle | null })._handle;
-    if (this.closing) return null;
-    if (perTurn <= 1 || handle === null || handle === undefined) return 1 + this.copies.length;
-    let handles: ListenerHandle[];
+    if (this.closing) return { kind: "closing" };
+    if (handle === null || handle === undefined) return { kind: "no-handle" };
+    const asked = Math.max(0, perTurn - 1 - this.copies.length);
+    let handles: ListenerHandle[] = [];
     try {
-      handles = await copy(handle, perTurn - 1 - this.copies.length);
+      if (asked > 0) handles = await copy(handle, asked);
     } catch (error) {
-      if (this.closing) return null;
+      if (this.closing) return { kind: "closing" };
       throw error;
     }
-    if (this.closing) {
-      for (const each of handles) each.close();
-      return null;
-    }
     for (const each of handles) {
+      if (this.closing) {
+        each.close();
+        continue;
+      }
       const server = new Server(ACCEPT_OPTIONS, this.accept);
       server.on("error", (error) => this.logger.error(`listener: ${error.message}`));
-      // The same backlog as the first: listen() on a listening socket sets its queue's length again.
-      server.listen(each, ACCEPT_BACKLOG);
+      try {
+        // The same backlog as the first: listen() on a listening socket sets its queue's length again.
+        server.listen(each, ACCEPT_BACKLOG);
+      } catch (error) {
+        this.logger.error(`listener: a further descriptor of the listening socket could not be used: ${(error as Error).message}`);
+        each.close();
+        continue;
+      }
       this.copies.push(server);
     }
-    return 1 + this.copies.length;
+    if (this.closing) return { kind: "closing" };
+    return { kind: "accepting", descriptors: 1 + this.copies.length, asked: perTurn };
   }
 
   /** Serves every connection accepted from now on. */

@@ -22,6 +22,7 @@ import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
 import { readSystemClocks, resumeClockAt, SLEW_RATE, systemClock, type Clock } from "./clock.js";
 import { addressText, type ServerConfig } from "./config.js";
+import type { AcceptCopies } from "./listener-copies.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
 import type { Logger } from "./logger.js";
 import { acceptsPerTurnWithinFileLimit, connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
@@ -191,7 +192,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
       if (!sameRetention(sm.retention, retention)) await changeRetentionBeforeServing(pipeline, sm, retention, logger);
       if (config.bumpFencingToken > 0) await bumpBeforeServing(pipeline, sm, config.bumpFencingToken, logger);
       server.serve();
-      server.acceptMoreWhenQueued(acceptsPerTurn, launcher.copyListener, reportAcceptsPerTurn(acceptsPerTurn, logger));
+      server.acceptMoreWhenQueued(acceptsPerTurn, launcher.copyListener, reportAcceptsPerTurn(logger));
     } catch (error) {
       await server?.close();
       await metrics?.close();
@@ -240,17 +241,19 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
 }
 
 /** How lockd reports the outcome of fetching the listening socket's further descriptors (LockServer.acceptMoreWhenQueued). */
-function reportAcceptsPerTurn(perTurn: number, logger: Logger): (outcome: number | Error) => void {
+function reportAcceptsPerTurn(logger: Logger): (outcome: AcceptCopies | Error) => void {
   return (outcome) => {
     if (outcome instanceof Error) {
       logger.warn(
-        `connections are queued, and lockd accepts one per event-loop turn, not ${perTurn}: no further descriptors of the listening socket ` +
+        "connections are queued, and lockd goes on accepting one per event-loop turn: no further descriptors of the listening socket " +
           `(${outcome.message}). Under full load new connections wait longer to be accepted.`,
       );
-    } else if (outcome === perTurn) {
-      logger.info(`connections are queued: accepting up to ${perTurn} per event-loop turn from now on`);
-    } else {
-      logger.warn(`connections are queued, and lockd accepts ${outcome} per event-loop turn, not ${perTurn}: Node's listener handle was not found`);
+    } else if (outcome.kind === "no-handle") {
+      logger.warn("connections are queued, and lockd goes on accepting one per event-loop turn: this Node's listener has no handle to copy");
+    } else if (outcome.kind === "accepting" && outcome.descriptors === outcome.asked) {
+      logger.info(`connections are queued: accepting up to ${outcome.asked} per event-loop turn from now on`);
+    } else if (outcome.kind === "accepting") {
+      logger.warn(`connections are queued, and lockd accepts up to ${outcome.descriptors} per event-loop turn, not ${outcome.asked}: the other descriptors could not be used`);
     }
   };
 }

@@ -13,6 +13,7 @@ import { statSync } from "node:fs";
 import { fork, type ChildProcess, type SendHandle } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { StateMachineConfig } from "../core/state-machine.js";
+import type { CopyListener, ListenerHandle } from "../server/listener-copies.js";
 import type { Logger } from "../server/logger.js";
 import type { CompactionJob, CompactionResult } from "./compaction.js";
 import type { LauncherReply, LauncherRequest } from "./compaction-launcher.js";
@@ -178,11 +179,6 @@ function durationText(ms: number): string {
 /** What a compaction process sends back. */
 export type CompactionReply = { readonly ok: true; readonly result: CompactionResult } | { readonly ok: false; readonly message: string };
 
-/** A listening socket's native handle (net.Server's `_handle`), as Node sends it between processes. */
-export interface ListenerHandle {
-  close(): void;
-}
-
 /** The compaction launcher lockd starts once (compaction-launcher.ts), as its compactor's runner. */
 export interface CompactionLauncher {
   readonly run: CompactionRunner;
@@ -191,7 +187,7 @@ export interface CompactionLauncher {
    * own (compaction-launcher.ts says why). Rejects if the launcher fails first; the copies that came
    * are closed then.
    */
-  copyListener(handle: ListenerHandle, count: number): Promise<ListenerHandle[]>;
+  readonly copyListener: CopyListener;
   /**
    * Lets the launcher go: it exits, killing a job still in progress. Resolves at once, or, if the
    * launcher may still hold a descriptor of the listening socket (a copyListener in progress), once
@@ -206,6 +202,8 @@ const LAUNCHER = fileURLToPath(new URL("./compaction-launcher.js", import.meta.u
  * compaction process at once and answers once it has removed the process's part-written snapshot.
  */
 const LAUNCHER_ABORT_GRACE_MS = 2500;
+/** How long a launcher that may still hold lockd's listening socket has to exit once let go, before it is killed. */
+const LAUNCHER_EXIT_GRACE_MS = 2500;
 
 /**
  * Starts the launcher now, while this process is small (see compaction-launcher.ts for why). Each
@@ -253,6 +251,8 @@ export function startCompactionLauncher({ idlePriority, logger }: { readonly idl
         if (message.kind === "listener-copy") {
           if (waiter === undefined) handle?.close();
           else if (handle !== undefined) waiter.copies.push(handle);
+          // Node drops a descriptor it could not receive (this process out of descriptors).
+          else waiter.settle(new Error("a copy arrived without its descriptor (is the open-file limit reached?)"));
         } else {
           if (holdingListener === child) holdingListener = null;
           waiter?.settle(message.error === null ? null : new Error(message.error));
@@ -318,7 +318,7 @@ export function startCompactionLauncher({ idlePriority, logger }: { readonly idl
       });
     });
 
-  const copyListener = (handle: ListenerHandle, count: number): Promise<ListenerHandle[]> =>
+  const copyListener: CopyListener = (handle, count) =>
     new Promise((resolve, reject) => {
       const child = launcher;
       if (child === null || !child.connected) return reject(new Error("the compaction launcher is not running"));
@@ -340,20 +340,30 @@ export function startCompactionLauncher({ idlePriority, logger }: { readonly idl
       });
     });
 
+  let closed: Promise<void> | null = null;
+  const letGo = async (): Promise<void> => {
+    const child = launcher;
+    launcher = null;
+    failAll(new Error("compaction launcher closed"));
+    if (child?.connected) child.disconnect();
+    // Also one that failed (an 'error') and is no longer `launcher`, if it may still hold the socket.
+    const holder = holdingListener;
+    if (holder === null || holder.exitCode !== null || holder.signalCode !== null) return;
+    // It exits once it sees the channel close; one that does not (stopped, hung) is killed. Until
+    // its exit is seen, it keeps this process alive: it is unref'd while idle.
+    holder.ref();
+    const exited = new Promise((resolve) => holder.once("exit", resolve));
+    const unresponsive = setTimeout(() => holder.kill("SIGKILL"), LAUNCHER_EXIT_GRACE_MS);
+    await exited;
+    clearTimeout(unresponsive);
+  };
+
   return {
     run,
     copyListener,
-    async close() {
-      const child = launcher;
-      launcher = null;
-      failAll(new Error("compaction launcher closed"));
-      if (child?.connected) child.disconnect();
-      if (child === null || holdingListener !== child) return;
-      // It exits once it sees the channel close; one that does not (stopped, hung) is killed.
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      const unresponsive = setTimeout(() => child.kill("SIGKILL"), LAUNCHER_ABORT_GRACE_MS);
-      await exited;
-      clearTimeout(unresponsive);
+    close() {
+      closed ??= letGo();
+      return closed;
     },
   };
 }

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { openDataDir } from "../../src/storage/data-dir.js";
 import type { CompactionJob } from "../../src/storage/compaction.js";
+import type { ListenerHandle } from "../../src/server/listener-copies.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
 import { capturingLogger } from "../support/capturing-logger.js";
 import { sleep } from "../support/answers.js";
@@ -281,9 +282,9 @@ describe("the compaction launcher", () => {
     try {
       await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, resolve));
       const { port } = server.address() as AddressInfo;
-      const handle = (server as unknown as { _handle: CompactorModule.ListenerHandle & { fd: number } })._handle;
+      const handle = (server as unknown as { _handle: ListenerHandle & { fd: number } })._handle;
       const listener = socketOf("self", handle.fd);
-      const copies = (await launcher.copyListener(handle, 3)) as (CompactorModule.ListenerHandle & { fd: number })[];
+      const copies = (await launcher.copyListener(handle, 3)) as (ListenerHandle & { fd: number })[];
       expect(copies).toHaveLength(3);
       const fds = copies.map((copy) => copy.fd);
       expect(new Set([handle.fd, ...fds]).size).toBe(4);
@@ -315,7 +316,7 @@ describe("the compaction launcher", () => {
     const server = createServer();
     await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
     const { port } = server.address() as AddressInfo;
-    const handle = (server as unknown as { _handle: CompactorModule.ListenerHandle & { fd: number } })._handle;
+    const handle = (server as unknown as { _handle: ListenerHandle & { fd: number } })._handle;
     const copies = launcher.copyListener(handle, 63).then(
       () => "copied",
       (error: Error) => error.message,
@@ -344,7 +345,7 @@ describe("the compaction launcher", () => {
     expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
     const script = `
       import { createServer } from "node:net";
-      import { readdirSync, readlinkSync } from "node:fs";
+      import { readdirSync, readFileSync, readlinkSync } from "node:fs";
       const { startCompactionLauncher } = await import(${JSON.stringify(BUILT_COMPACTOR)});
       const launcher = startCompactionLauncher({ idlePriority: false, logger: { info() {}, warn() {}, error() {} } });
       const job = { dir: ${JSON.stringify(dir)}, config: ${JSON.stringify(CONFIG)}, snapshotPath: null, segments: [{ path: ${JSON.stringify(fifo)}, lastIndex: 5 }] };
@@ -354,30 +355,53 @@ describe("the compaction launcher", () => {
         launcher.copyListener(server._handle, 63).catch(() => {});
         const held = () => readdirSync("/proc/self/fd").filter((fd) => { try { return readlinkSync("/proc/self/fd/" + fd) === listener; } catch { return false; } }).length;
         const watch = setInterval(() => {
-          if (held() < 4) return;
+          const children = (pid) => readFileSync("/proc/" + pid + "/task/" + pid + "/children", "utf8").trim().split(" ").filter(Boolean).map(Number);
+          const [launcherPid] = children(process.pid);
+          const compactions = children(launcherPid);
+          if (held() < 4 || compactions.length === 0) return;
           clearInterval(watch);
-          console.log(server.address().port);
+          console.log(JSON.stringify({ launcherPid, compactions, listener }));
           process.kill(process.pid, "SIGKILL");
         }, 1);
       });`;
     // Its stdout is a file: the launcher and the compaction inherit it, and a pipe would stay open as long as they live.
-    const portFile = join(tempDir(), "port");
+    const reportFile = join(tempDir(), "report");
     const scriptFile = join(tempDir(), "stand-in.mjs");
     writeFileSync(scriptFile, script);
-    const standIn = spawn(process.execPath, [scriptFile], { stdio: ["ignore", openSync(portFile, "w"), "inherit"] });
+    const standIn = spawn(process.execPath, [scriptFile], { stdio: ["ignore", openSync(reportFile, "w"), "inherit"] });
     const [, signal] = (await once(standIn, "exit")) as [number | null, NodeJS.Signals | null];
     expect(signal).toBe("SIGKILL");
-    const port = Number(readFileSync(portFile, "utf8").trim());
-    expect(port).toBeGreaterThan(0);
-    const leftBehind = (): ProcessInfo[] =>
-      processes().filter((each) => each.state !== "Z" && each.command.includes(BUILT_COMPACTOR.replace("compactor.js", "compaction-")) && each.ppid !== process.pid);
-    for (let tries = 0; tries < 250 && leftBehind().length > 0; tries++) await sleep(20);
-    expect(leftBehind()).toEqual([]);
-    const refused = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, "127.0.0.1", () => (socket.destroy(), resolve(false)));
-      socket.on("error", () => resolve(true));
-    });
-    expect(refused).toBe(true);
+    const { launcherPid, compactions, listener } = JSON.parse(readFileSync(reportFile, "utf8")) as { launcherPid: number; compactions: number[]; listener: string };
+    expect(compactions).toHaveLength(1);
+    for (let tries = 0; tries < 250 && alive([launcherPid, ...compactions]).length > 0; tries++) await sleep(20);
+    expect(alive([launcherPid, ...compactions])).toEqual([]);
+    // Nothing listens on the socket any more (its port may be anyone's again by now).
+    const inode = /^socket:\[(\d+)\]$/.exec(listener)![1]!;
+    const listening = readFileSync("/proc/net/tcp", "utf8").split("\n").filter((line) => / 0A /.test(line) && line.trim().split(/\s+/)[9] === inode);
+    expect(listening).toEqual([]);
+  });
+
+  it("a launcher killed while it hands back copies: the copies that came are closed, and the request fails", async () => {
+    const { launcher, pid: launcherPid } = await startLauncherProcess();
+    const server = createServer();
+    try {
+      await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
+      const handle = (server as unknown as { _handle: ListenerHandle & { fd: number } })._handle;
+      const listener = socketOf("self", handle.fd);
+      const held = (): number => readdirSync("/proc/self/fd").filter((fd) => socketOf("self", fd) === listener).length;
+      const copies = launcher.copyListener(handle, 63).then(
+        () => "copied",
+        (error: Error) => error.message,
+      );
+      for (let tries = 0; tries < 1000 && held() < 4; tries++) await sleep(1);
+      expect(held()).toBeGreaterThanOrEqual(4);
+      process.kill(launcherPid, "SIGKILL");
+      expect(await copies).toBe("compaction launcher exited with SIGKILL");
+      expect(held()).toBe(1);
+    } finally {
+      server.close();
+      await launcher.close();
+    }
   });
 
   it("reports a failed job's reason, takes the next job, and leaves no listener on the compactor's signal", () =>

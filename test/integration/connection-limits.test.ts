@@ -577,6 +577,23 @@ describe("--accepts-per-turn: once connections queue up, many are let in per tur
     expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
   });
 
+  it("stops cleanly while a stopped launcher holds back the copies it was asked for", async () => {
+    const { lockd, counted } = await lockdCountingAccepts([]);
+    const launcher = readFileSync("/proc/" + lockd.child.pid + "/task/" + lockd.child.pid + "/children", "utf8").trim().split(" ").map(Number)[0]!;
+    process.kill(launcher, "SIGSTOP");
+    try {
+      await turnsToAcceptBurst(lockd, counted); // queued connections: lockd asks the launcher for copies
+      expect(await lockd.stop()).toBe(0);
+      expect(lockd.stderr()).toContain("stopped: every answer sent, the log closed");
+    } finally {
+      try {
+        process.kill(launcher, "SIGKILL");
+      } catch {
+        // killed by lockd's stop, as it should be
+      }
+    }
+  });
+
   it("holds its one listening descriptor while connections come one at a time, so a kill -9 frees the port at once", async () => {
     const lockd = await spawnLockd();
     try {

@@ -4,6 +4,8 @@
  * that arrives while it closes: a descriptor left open keeps the port listening with nobody
  * accepting, and a restart on the same port would fail.
  */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +16,7 @@ import { CommitPipeline } from "../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../src/server/config.js";
 import { LockServer } from "../../src/server/lock-server.js";
 import { silentLogger } from "../../src/server/logger.js";
+import type { CopyListener } from "../../src/server/listener-copies.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
 import { splitAnswers } from "../support/answers.js";
 import { ImmediateLog } from "../support/fake-commit-io.js";
@@ -59,7 +62,12 @@ describe("a server accepting through copies of its listening socket", () => {
     const copier = await startLauncher();
     const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, newPipeline(), silentLogger);
     server.serve();
-    expect(await server.acceptThroughCopies(8, copier.copyListener)).toBe(8);
+    expect(await server.acceptThroughCopies(8, copier.copyListener)).toEqual({ kind: "accepting", descriptors: 8, asked: 8 });
+    // Every descriptor listens with the queue length lockd asks for, not Node's default of 511.
+    const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8"));
+    expect(spawnSync("ss", ["-ltnH", `sport = :${server.address().port}`], { encoding: "utf8" }).stdout).toMatch(
+      new RegExp(`^LISTEN\\s+\\d+\\s+${Math.min(4096, somaxconn)}\\s`),
+    );
     const { port } = server.address();
     const clients = await Promise.all(Array.from({ length: 20 }, () => RawClient.open(port)));
     for (const [n, client] of clients.entries()) client.write(inspect({ lock: BigInt(n), owner: 1n }));
@@ -69,18 +77,18 @@ describe("a server accepting through copies of its listening socket", () => {
     expect(await listening(port)).toBe(false);
   });
 
-  it("closes copies that arrive while it closes, and says so with null", async () => {
+  it("closes copies that arrive while it closes, and says so", async () => {
     const copier = await startLauncher();
     const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, newPipeline(), silentLogger);
     server.serve();
     const { port } = server.address();
     let closing: Promise<void> | null = null;
-    const copiesAfterClose = (handle: CompactorModule.ListenerHandle, count: number) =>
+    const copiesAfterClose: CopyListener = (handle, count) =>
       copier.copyListener(handle, count).then((copies) => {
         closing = server.close();
         return copies;
       });
-    expect(await server.acceptThroughCopies(4, copiesAfterClose)).toBeNull();
+    expect(await server.acceptThroughCopies(4, copiesAfterClose)).toEqual({ kind: "closing" });
     await closing;
     expect(await listening(port)).toBe(false);
   });
