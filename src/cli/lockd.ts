@@ -71,6 +71,7 @@ const program = new Command("lockd")
   .option("--expired-retention <ms>", "how long an expired lease is remembered (its owner gets 5, not 2)", integer(0), d.expiredRetentionMs)
   .option("--max-locks <n>", "lock records at most; then new locks answer 6", integer(1), d.maxLocks)
   .option("--max-connections <n>", "open connections at most (fewer if the open-file limit allows fewer: the hard one, ulimit -Hn, which Node raises the soft one to); more are closed", integer(1), d.maxConnections)
+  // Up to 1024: libuv's poll reports at most 1024 ready descriptors at a time, and each is one more open file.
   .option("--accepts-per-turn <n>", "connections accepted at most per turn of the event loop once connections queue up, 1..1024 (each a descriptor of the listening socket)", integer(1, 1024), d.acceptsPerTurn)
   .option("--max-inflight <n>", "unanswered requests per connection before it is not read", integer(1), d.maxInflightPerConnection)
   .option("--max-inflight-total <n>", "unanswered requests on all connections together before none is read", integer(1), d.maxInflightTotal)

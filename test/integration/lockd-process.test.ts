@@ -53,6 +53,9 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     [["--max-frame-length", "56"], /max-frame-length.*expected 57\.\.1024/s],
     [["--max-frame-length", "1025"], /max-frame-length.*expected 57\.\.1024/s],
     [["--inline-sync-max", "all"], /inline-sync-max.*whole number/s],
+    // Each accept past the first is a descriptor of the listening socket; 1024 is what one poll of libuv returns.
+    [["--accepts-per-turn", "0"], /accepts-per-turn.*expected 1\.\.1024, got 0/s],
+    [["--accepts-per-turn", "1025"], /accepts-per-turn.*expected 1\.\.1024, got 1025/s],
     [["--listen", "nowhere"], /HOST:PORT/],
     [["--listen", "127.0.0.1:70000"], /port out of range/],
     [["--fsync", "sometimes"], /fsync.*always.*never/s],
