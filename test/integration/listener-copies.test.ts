@@ -10,32 +10,19 @@ import { connect } from "node:net";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { StateMachine } from "../../src/core/state-machine.js";
 import { Status } from "../../src/protocol/index.js";
-import { CommitPipeline } from "../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../src/server/config.js";
 import { LockServer } from "../../src/server/lock-server.js";
 import { silentLogger } from "../../src/server/logger.js";
 import type { CopyListener } from "../../src/server/listener-copies.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
 import { splitAnswers } from "../support/answers.js";
-import { ImmediateLog } from "../support/fake-commit-io.js";
 import { inspect } from "../support/frames.js";
+import { immediatePipeline } from "../support/pipeline-harness.js";
 import { RawClient } from "../support/raw-client.js";
 
 const BUILT_COMPACTOR = resolve(fileURLToPath(new URL("../../dist/src/storage/compactor.js", import.meta.url)));
 
-function newPipeline(): CommitPipeline {
-  return new CommitPipeline({
-    stateMachine: new StateMachine({ dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 9 }),
-    log: new ImmediateLog(),
-    limits: { maxLocks: 1_000, maxDedupeEntries: 1_000, maxTtlMs: 3_600_000 },
-    clock: { nowMs: () => 1_000_000 },
-    logger: silentLogger,
-    term: 1,
-    nextIndex: 1,
-  });
-}
 
 let launcher: CompactorModule.CompactionLauncher | null = null;
 afterEach(async () => {
@@ -60,7 +47,7 @@ function listening(port: number): Promise<boolean> {
 describe("a server accepting through copies of its listening socket", () => {
   it("serves through them, and once closed nothing listens on its port", async () => {
     const copier = await startLauncher();
-    const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, newPipeline(), silentLogger);
+    const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, immediatePipeline(), silentLogger);
     server.serve();
     expect(await server.acceptThroughCopies(8, copier.copyListener)).toEqual({ kind: "accepting", descriptors: 8, asked: 8 });
     // Every descriptor listens with the queue length lockd asks for, not Node's default of 511.
@@ -79,7 +66,7 @@ describe("a server accepting through copies of its listening socket", () => {
 
   it("closes copies that arrive while it closes, and says so", async () => {
     const copier = await startLauncher();
-    const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, newPipeline(), silentLogger);
+    const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, immediatePipeline(), silentLogger);
     server.serve();
     const { port } = server.address();
     let closing: Promise<void> | null = null;
@@ -94,7 +81,7 @@ describe("a server accepting through copies of its listening socket", () => {
   });
 
   it("serves on through its one descriptor when no copies come, and says why", async () => {
-    const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, newPipeline(), silentLogger);
+    const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, immediatePipeline(), silentLogger);
     server.serve();
     await expect(server.acceptThroughCopies(4, () => Promise.reject(new Error("no launcher")))).rejects.toThrow("no launcher");
     const client = await RawClient.open(server.address().port);

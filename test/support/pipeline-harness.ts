@@ -3,12 +3,13 @@
  * submit request frames the way a connection does (validate, then submit).
  */
 import { CommitPipeline, type ReplySink } from "../../src/server/commit-pipeline.js";
-import type { StateMachine } from "../../src/core/state-machine.js";
+import { StateMachine } from "../../src/core/state-machine.js";
 import type { CommitLog } from "../../src/log/commit-log.js";
 import { isWellFormedRequestBody } from "../../src/protocol/request.js";
 import { decodeResponse, Status, type Response } from "../../src/protocol/index.js";
 import { writeResponse } from "../../src/protocol/response.js";
 import { silentLogger } from "../../src/server/logger.js";
+import { ImmediateLog } from "./fake-commit-io.js";
 
 export class CollectingSink implements ReplySink {
   openReplies: Uint8Array = new Uint8Array(17 * 8192);
@@ -78,4 +79,17 @@ export class PipelineHarness {
     await this.pipeline.whenIdle();
     return this.sink.answers.slice(before);
   }
+}
+
+/** A pipeline over a fresh state machine, a log that completes every append at once and a clock that stands still. */
+export function immediatePipeline(): CommitPipeline {
+  return new CommitPipeline({
+    stateMachine: new StateMachine({ dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 9 }),
+    log: new ImmediateLog(),
+    limits: { maxLocks: 1_000, maxDedupeEntries: 1_000, maxTtlMs: 3_600_000 },
+    clock: { nowMs: () => 1_000_000 },
+    logger: silentLogger,
+    term: 1,
+    nextIndex: 1,
+  });
 }

@@ -5,28 +5,15 @@
  * connection: its connection is closed unread, as one over the limit is.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { StateMachine } from "../../../src/core/state-machine.js";
-import { ImmediateLog } from "../../support/fake-commit-io.js";
 import { Status } from "../../../src/protocol/index.js";
-import { CommitPipeline } from "../../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { LockServer } from "../../../src/server/lock-server.js";
 import { silentLogger } from "../../../src/server/logger.js";
 import { splitAnswers } from "../../support/answers.js";
 import { acquire } from "../../support/frames.js";
+import { immediatePipeline } from "../../support/pipeline-harness.js";
 import { RawClient } from "../../support/raw-client.js";
 
-function newPipeline(): CommitPipeline {
-  return new CommitPipeline({
-    stateMachine: new StateMachine({ dedupeWindowMs: 60_000, expiredRetentionMs: 60_000, hashSeed: 9 }),
-    log: new ImmediateLog(),
-    limits: { maxLocks: 1_000, maxDedupeEntries: 1_000, maxTtlMs: 3_600_000 },
-    clock: { nowMs: () => 1_000_000 },
-    logger: silentLogger,
-    term: 1,
-    nextIndex: 1,
-  });
-}
 
 const clients: RawClient[] = [];
 let server: LockServer | null = null;
@@ -44,7 +31,7 @@ async function openClient(port: number): Promise<RawClient> {
 
 describe("a connection accepted before the server serves", () => {
   it("is closed without its request being read, and a connection after serve() is answered", async () => {
-    const pipeline = newPipeline();
+    const pipeline = immediatePipeline();
     server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, pipeline, silentLogger);
     const early = await openClient(server.address().port);
     early.write(acquire({ lock: 1n, owner: 1n }, 60_000n));
