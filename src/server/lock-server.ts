@@ -174,11 +174,12 @@ export class LockServer {
       if (this.closing) return { kind: "closing" };
       throw error;
     }
+    // Checked once: nothing below waits, so the server cannot begin to close while the copies are taken in.
+    if (this.closing) {
+      for (const each of handles) each.close();
+      return { kind: "closing" };
+    }
     for (const each of handles) {
-      if (this.closing) {
-        each.close();
-        continue;
-      }
       const server = new Server(ACCEPT_OPTIONS, this.accept);
       server.on("error", (error) => this.logger.error(`listener: ${error.message}`));
       try {
@@ -191,7 +192,6 @@ export class LockServer {
       }
       this.copies.push(server);
     }
-    if (this.closing) return { kind: "closing" };
     return { kind: "accepting", descriptors: 1 + this.copies.length, asked: perTurn };
   }
 

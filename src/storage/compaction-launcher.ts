@@ -84,7 +84,7 @@ function run(id: number, job: CompactionJob, idlePriority: boolean): void {
 }
 
 /** The most copies one request may ask for: --accepts-per-turn's largest value, less the original. */
-export const MAX_LISTENER_COPIES = 1023;
+const MAX_LISTENER_COPIES = 1023;
 /** How often the launcher looks whether lockd is still there while it holds lockd's socket. */
 const LOCKD_CHECK_EVERY_MS = 10;
 
