@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { getEventListeners } from "node:events";
-import { openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, Server, type AddressInfo } from "node:net";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,7 @@ import type { CompactionJob } from "../../src/storage/compaction.js";
 import type { ListenerHandle } from "../../src/server/listener-copies.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
 import { capturingLogger } from "../support/capturing-logger.js";
+import { descriptorTarget, descriptorsFor, listeningSockets } from "../support/descriptors.js";
 import { sleep } from "../support/answers.js";
 import { acquire } from "../support/frames.js";
 import { spawnLockd } from "../support/lockd-process.js";
@@ -89,15 +90,6 @@ async function startLauncherProcess(): Promise<{ launcher: CompactorModule.Compa
   }
   await launcher.close();
   throw new Error("the launcher did not start");
-}
-
-/** The socket a descriptor of process `pid` refers to (`socket:[inode]`), or null if it has none there. */
-function socketOf(pid: number | "self", fd: number | string): string | null {
-  try {
-    return readlinkSync(`/proc/${pid}/fd/${fd}`);
-  } catch {
-    return null;
-  }
 }
 
 /** Runs `test` with a launcher of the built code (as lockd starts it) and the lines it logs; closes it after. */
@@ -283,14 +275,14 @@ describe("the compaction launcher", () => {
       await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, resolve));
       const { port } = server.address() as AddressInfo;
       const handle = (server as unknown as { _handle: ListenerHandle & { fd: number } })._handle;
-      const listener = socketOf("self", handle.fd);
+      const listener = descriptorTarget("self", handle.fd);
       const copies = (await launcher.copyListener(handle, 3)) as (ListenerHandle & { fd: number })[];
       expect(copies).toHaveLength(3);
       const fds = copies.map((copy) => copy.fd);
       expect(new Set([handle.fd, ...fds]).size).toBe(4);
-      expect(fds.map((fd) => socketOf("self", fd))).toEqual([listener, listener, listener]);
+      expect(fds.map((fd) => descriptorTarget("self", fd))).toEqual([listener, listener, listener]);
       // The launcher closed its own: a lockd gone frees its port.
-      expect(readdirSync(`/proc/${launcherPid}/fd`).map((fd) => socketOf(launcherPid, fd))).not.toContain(listener);
+      expect(descriptorsFor(launcherPid, listener)).toBe(0);
 
       // Each copy accepts once listened on, and the queue keeps the length it was given.
       const accepted: Promise<string>[] = [];
@@ -322,8 +314,8 @@ describe("the compaction launcher", () => {
       (error: Error) => error.message,
     );
     // Closed once the launcher has the socket, while it sends it back.
-    const listener = socketOf("self", handle.fd);
-    const holds = (): boolean => readdirSync(`/proc/${launcherPid}/fd`).some((fd) => socketOf(launcherPid, fd) === listener);
+    const listener = descriptorTarget("self", handle.fd);
+    const holds = (): boolean => descriptorsFor(launcherPid, listener) > 0;
     for (let tries = 0; tries < 500 && !holds(); tries++) await sleep(2);
     expect(holds()).toBe(true);
     await launcher.close();
@@ -376,9 +368,7 @@ describe("the compaction launcher", () => {
     for (let tries = 0; tries < 250 && alive([launcherPid, ...compactions]).length > 0; tries++) await sleep(20);
     expect(alive([launcherPid, ...compactions])).toEqual([]);
     // Nothing listens on the socket any more (its port may be anyone's again by now).
-    const inode = /^socket:\[(\d+)\]$/.exec(listener)![1]!;
-    const listening = readFileSync("/proc/net/tcp", "utf8").split("\n").filter((line) => / 0A /.test(line) && line.trim().split(/\s+/)[9] === inode);
-    expect(listening).toEqual([]);
+    expect(listeningSockets().filter((socket) => socket.target === listener)).toEqual([]);
   });
 
   it("a launcher killed while it hands back copies: the copies that came are closed, and the request fails", async () => {
@@ -387,8 +377,8 @@ describe("the compaction launcher", () => {
     try {
       await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve));
       const handle = (server as unknown as { _handle: ListenerHandle & { fd: number } })._handle;
-      const listener = socketOf("self", handle.fd);
-      const held = (): number => readdirSync("/proc/self/fd").filter((fd) => socketOf("self", fd) === listener).length;
+      const listener = descriptorTarget("self", handle.fd);
+      const held = (): number => descriptorsFor("self", listener);
       const copies = launcher.copyListener(handle, 63).then(
         () => "copied",
         (error: Error) => error.message,

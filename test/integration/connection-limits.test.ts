@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "node:net";
@@ -10,6 +10,7 @@ import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire, inspect, release } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
+import { descriptorsFor, listeningSockets } from "../support/descriptors.js";
 import { useTempDirs } from "../support/temp-dir.js";
 
 const spawned: LockdProcess[] = [];
@@ -545,18 +546,12 @@ describe("--accepts-per-turn: once connections queue up, many are let in per tur
 
   /** Descriptors of lockd (pid) that refer to the socket it listens on. */
   function listeningDescriptors(pid: number, port: number): number {
-    const inode = /^\s*\d+: [0-9A-F]+:([0-9A-F]{4}) 00000000:0000 0A (?:\S+\s+){5}(\d+)/gm;
-    const listening = [...readFileSync("/proc/net/tcp", "utf8").matchAll(inode)].find((match) => parseInt(match[1]!, 16) === port);
+    const listening = listeningSockets().find((socket) => socket.port === port);
     expect(listening).toBeDefined();
-    const socket = `socket:[${listening![2]}]`;
-    return readdirSync(`/proc/${pid}/fd`).filter((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) === socket;
-      } catch {
-        return false;
-      }
-    }).length;
+    return descriptorsFor(pid, listening!.target);
   }
+
+
 
   it(`takes one per turn until connections are queued, then up to 64: a second burst of ${BURST} in a handful of turns`, async () => {
     const { lockd, counted } = await lockdCountingAccepts([]);
