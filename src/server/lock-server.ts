@@ -265,14 +265,18 @@ export class LockServer {
   private logClosed(): void {
     const { closed, logged, config } = this;
     if (closed.overLimit > logged.overLimit) {
-      this.logger.warn(`refused ${closed.overLimit - logged.overLimit} connections: ${this.connectionLimitText} reached`);
+      this.logger.warn(`refused ${connections(closed.overLimit - logged.overLimit)}: ${this.connectionLimitText} reached`);
     }
     if (closed.frameTimeout > logged.frameTimeout) {
-      this.logger.warn(`closed ${closed.frameTimeout - logged.frameTimeout} connections holding half a frame for --frame-timeout ${config.frameTimeoutMs} ms`);
+      this.logger.warn(`closed ${connections(closed.frameTimeout - logged.frameTimeout)} holding half a frame for --frame-timeout ${config.frameTimeoutMs} ms`);
     }
     if (closed.replyTimeout > logged.replyTimeout) {
-      this.logger.warn(`closed ${closed.replyTimeout - logged.replyTimeout} connections that took none of their answers for --reply-timeout ${config.replyTimeoutMs} ms`);
+      this.logger.warn(`closed ${connections(closed.replyTimeout - logged.replyTimeout)} that took none of their answers for --reply-timeout ${config.replyTimeoutMs} ms`);
     }
     Object.assign(logged, closed);
   }
+}
+
+function connections(count: number): string {
+  return count === 1 ? "1 connection" : `${count} connections`;
 }

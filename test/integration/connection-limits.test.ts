@@ -87,7 +87,7 @@ describe("a client sending half a frame and going silent is dropped after --fram
       expect(other.socket.destroyed).toBe(false); // connections without a partial frame stay
       other.close();
     }
-    await expectLogged(lockd, /lockd: warning: closed 1 connections holding half a frame for --frame-timeout 300 ms\n/);
+    await expectLogged(lockd, /lockd: warning: closed 1 connection holding half a frame for --frame-timeout 300 ms\n/);
   });
 
   it("never drops a half frame before --frame-timeout has passed", async () => {
@@ -466,7 +466,7 @@ describe("--reply-timeout: a client that stops reading its answers is let go, an
     await expectServed(accepted!, 1n);
     accepted!.close();
     stalled.socket.destroy();
-    await expectLogged(lockd, /lockd: warning: closed 1 connections that took none of their answers for --reply-timeout 300 ms\n/);
+    await expectLogged(lockd, /lockd: warning: closed 1 connection that took none of their answers for --reply-timeout 300 ms\n/);
   });
 });
 
@@ -496,7 +496,7 @@ describe("a --max-connections above the open-file limit is lowered to what fits,
     // once per sweep: the ten may be split over two lines when they arrive across a sweep.
     const refused = (): number => {
       let total = 0;
-      for (const line of lockd.stderr().matchAll(new RegExp(`refused (\\d+) connections: the ${FITS} connections that fit the open-file limit \\(ulimit -n ${FILE_LIMIT}\\) reached`, "g"))) total += Number(line[1]);
+      for (const line of lockd.stderr().matchAll(new RegExp(`refused (\\d+) connections?: the ${FITS} connections that fit the open-file limit \\(ulimit -n ${FILE_LIMIT}\\) reached`, "g"))) total += Number(line[1]);
       return total;
     };
     for (let attempt = 0; attempt < 40 && refused() < 10; attempt++) await sleep(100);
