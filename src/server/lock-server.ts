@@ -204,6 +204,11 @@ export class LockServer {
     return this.server.address() as AddressInfo;
   }
 
+  /** Descriptors of the listening socket that accept: the first, and the copies acceptThroughCopies added. */
+  get acceptingDescriptors(): number {
+    return 1 + this.copies.length;
+  }
+
   get connectionCount(): number {
     return this.connections.size;
   }

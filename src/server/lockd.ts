@@ -29,7 +29,7 @@ import { acceptsPerTurnWithinFileLimit, connectionsWithinFileLimit, readOpenFile
 import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
 import { bumpFencingToken, bumpRefusal } from "./fencing-bump.js";
 import { changeRetention, sameRetention } from "./retention-change.js";
-import { startMetricsServer, type MetricsServer } from "./metrics.js";
+import { startMetricsServer, type MetricsReading, type MetricsServer } from "./metrics.js";
 import { packageVersion } from "../version.js";
 import { WarmMemory } from "./warm-memory.js";
 
@@ -181,8 +181,8 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     if (bumpRefused !== null) throw new Error(`--bump-fencing-token ${config.bumpFencingToken}: ${bumpRefused}`);
     // Before the bump changes anything and before the lock port opens: a metrics address that cannot
     // be served stops the start with nothing done.
-    const closedConnections = () => server?.closed ?? NONE_CLOSED;
-    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters, closedConnections);
+    const listenerFacts = (): ListenerFacts => ({ connectionsClosed: server?.closed ?? NONE_CLOSED, acceptingDescriptors: server?.acceptingDescriptors ?? 0 });
+    const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters, listenerFacts);
     if (metrics !== null) logger.info(`metrics on http://${addressText(metrics.address.address, metrics.address.port)}/metrics`);
     try {
       // The port before the entries a start logs: one it cannot listen on stops the start with nothing
@@ -276,13 +276,16 @@ const DATA_DIR_ADVICE: Record<DataDirLoss["kind"], string> = {
 
 const NONE_CLOSED: ClosedConnections = { overLimit: 0, frameTimeout: 0, idleTimeout: 0, replyTimeout: 0 };
 
+/** What the metrics read from the lock port's server (none before it listens). */
+type ListenerFacts = Pick<MetricsReading, "connectionsClosed" | "acceptingDescriptors">;
+
 /** Starts the metrics server over `read`, saying which address failed if it cannot listen. */
 async function serveMetrics(
   listen: { host: string; port: number },
   read: () => ServerReading,
   limits: StatsLimits,
   counters: CommitCounters,
-  connectionsClosed: () => ClosedConnections,
+  listenerFacts: () => ListenerFacts,
 ): Promise<MetricsServer> {
   const version = packageVersion();
   try {
@@ -291,7 +294,7 @@ async function serveMetrics(
       ...limits,
       version,
       commitBuckets: counters.cumulativeBuckets(),
-      connectionsClosed: connectionsClosed(),
+      ...listenerFacts(),
     }));
   } catch (error) {
     throw new Error(`cannot serve metrics on ${addressText(listen.host, listen.port)}: ${(error as Error).message}`);

@@ -14,6 +14,8 @@ export interface MetricsReading extends ServerReading, StatsLimits {
   readonly version: string;
   /** Connections lockd closed itself, by why (lock-server.ts). */
   readonly connectionsClosed: Readonly<ClosedConnections>;
+  /** Descriptors of the listening socket that accept, each one connection per event-loop turn (--accepts-per-turn). */
+  readonly acceptingDescriptors: number;
   /** Cumulative commit counts per bound of COMMIT_BUCKET_BOUNDS_MS, then the total. */
   readonly commitBuckets: readonly number[];
 }
@@ -51,6 +53,12 @@ export function metricsText(reading: MetricsReading): string {
       `baton_connections_closed_total{reason="idle_timeout"} ${reading.connectionsClosed.idleTimeout}`,
       `baton_connections_closed_total{reason="reply_timeout"} ${reading.connectionsClosed.replyTimeout}`,
     ]),
+    family(
+      "baton_accepting_descriptors",
+      "gauge",
+      "Descriptors of the listening socket lockd accepts on, each at most one connection per event-loop turn: 1 until connections queue up, then up to --accepts-per-turn.",
+      [`baton_accepting_descriptors ${reading.acceptingDescriptors}`],
+    ),
     family("baton_requests_in_flight", "gauge", "Requests read and not yet answered, on all connections together.", [
       `baton_requests_in_flight ${reading.requestsInFlight}`,
     ]),

@@ -11,6 +11,7 @@ import { RawClient } from "../support/raw-client.js";
 import { acquire, inspect, release } from "../support/frames.js";
 import { sleep, splitAnswers } from "../support/answers.js";
 import { descriptorsFor, listeningSockets } from "../support/descriptors.js";
+import { scrapeMetrics } from "../support/metrics.js";
 import { useTempDirs } from "../support/temp-dir.js";
 
 const spawned: LockdProcess[] = [];
@@ -30,12 +31,6 @@ afterAll(async () => {
 async function expectLogged(lockd: LockdProcess, pattern: RegExp): Promise<void> {
   for (const giveUpAtMs = performance.now() + 5_000; !pattern.test(lockd.stderr()) && performance.now() < giveUpAtMs; ) await sleep(20);
   expect(lockd.stderr()).toMatch(pattern);
-}
-
-/** The metrics a lockd started with `--metrics-listen 127.0.0.1:0` serves, as text. */
-async function scrape(lockd: LockdProcess): Promise<string> {
-  const url = /metrics on (http:\/\/\S+)/.exec(lockd.stderr())![1]!;
-  return (await fetch(url)).text();
 }
 
 /** ACQUIREs of `count` consecutive fresh locks from `firstLock`, in one stream. */
@@ -428,7 +423,7 @@ describe("--idle-timeout: a connection silent with nothing in flight is closed",
     const client = await RawClient.open(lockd.port);
     await expectServed(client, 1n);
     expect(await client.closedWithin(5000)).toBe(true);
-    expect(await scrape(lockd)).toContain('baton_connections_closed_total{reason="idle_timeout"} 1\n');
+    expect((await scrapeMetrics(lockd)).get('baton_connections_closed_total{reason="idle_timeout"}')).toBe(1);
     expect(lockd.stderr()).not.toMatch(/closed \d+ connections/);
   });
 
@@ -551,15 +546,16 @@ describe("--accepts-per-turn: once connections queue up, many are let in per tur
     return descriptorsFor(pid, listening!.target);
   }
 
-
-
   it(`takes one per turn until connections are queued, then up to 64: a second burst of ${BURST} in a handful of turns`, async () => {
-    const { lockd, counted } = await lockdCountingAccepts([]);
+    const { lockd, counted } = await lockdCountingAccepts(["--metrics-listen", "127.0.0.1:0"]);
     expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(1);
+    // The preload counts the metrics port's connections too: counting starts after the scrape.
+    expect((await scrapeMetrics(lockd)).get("baton_accepting_descriptors")).toBe(1);
     // One a turn for eight turns in a row, then more once the copies are there.
-    expect(await turnsToAcceptBurst(lockd, counted)).toBeGreaterThan(8);
+    expect(await turnsToAcceptBurst(lockd, counted, counted())).toBeGreaterThan(8);
     await expectLogged(lockd, /connections are queued: accepting up to 64 per event-loop turn from now on\n/);
     expect(listeningDescriptors(lockd.child.pid!, lockd.port)).toBe(64);
+    expect((await scrapeMetrics(lockd)).get("baton_accepting_descriptors")).toBe(64);
     // 64 a turn: four turns, with room for a turn that found the queue partly filled.
     expect(await turnsToAcceptBurst(lockd, counted, counted())).toBeLessThanOrEqual(8);
   });

@@ -49,7 +49,9 @@ describe("a server accepting through copies of its listening socket", () => {
     const copier = await startLauncher();
     const server = await LockServer.listen({ ...DEFAULT_CONFIG, port: 0 }, immediatePipeline(), silentLogger);
     server.serve();
+    expect(server.acceptingDescriptors).toBe(1);
     expect(await server.acceptThroughCopies(8, copier.copyListener)).toEqual({ kind: "accepting", descriptors: 8, asked: 8 });
+    expect(server.acceptingDescriptors).toBe(8);
     // Every descriptor listens with the queue length lockd asks for, not Node's default of 511.
     const somaxconn = Number(readFileSync("/proc/sys/net/core/somaxconn", "utf8"));
     expect(spawnSync("ss", ["-ltnH", `sport = :${server.address().port}`], { encoding: "utf8" }).stdout).toMatch(

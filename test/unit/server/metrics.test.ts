@@ -24,6 +24,7 @@ const READING: MetricsReading = {
   maxDedupeEntries: 5000,
   nextFencingToken: 42,
   connectionsClosed: { overLimit: 1, frameTimeout: 2, idleTimeout: 3, replyTimeout: 4 },
+  acceptingDescriptors: 9,
 };
 
 describe("metricsText", () => {
@@ -55,6 +56,7 @@ describe("metricsText", () => {
       'baton_connections_closed_total{reason="frame_timeout"} 2',
       'baton_connections_closed_total{reason="idle_timeout"} 3',
       'baton_connections_closed_total{reason="reply_timeout"} 4',
+      "baton_accepting_descriptors 9",
       "baton_requests_in_flight 6",
       "baton_requests_in_flight_limit 4096",
       "baton_lock_records 5",
@@ -66,7 +68,7 @@ describe("metricsText", () => {
     const families = lines.filter((line) => line.startsWith("# TYPE ")).map((line) => line.split(" ")[2]);
     const helped = lines.filter((line) => line.startsWith("# HELP ")).map((line) => line.split(" ")[2]);
     expect(helped).toEqual(families);
-    expect(families).toHaveLength(14);
+    expect(families).toHaveLength(15);
     expect(metricsText(READING).endsWith("\n")).toBe(true);
   });
 });
