@@ -180,6 +180,11 @@ interface Request {
   readonly attemptFailed?: ((error: BatonError) => void) | undefined;
 }
 
+/** What is left of a lease as an attempt's timeout: whole milliseconds (they show in timeout messages), at least 1. */
+function wholeMsAtLeast1(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}
+
 /**
  * A renewal pauses between its retries at most a quarter of what is left of its lease: the backoff
  * grows to a second, and a server back a little before the deadline must still get the renewal.
@@ -261,14 +266,20 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
           ttlMs,
           stopReason,
           maxPauseMs,
-          maxAttemptMs: automatic && (() => automatic.attemptTimeoutMs()),
+          // An attempt waits no longer than the lease lasts: at its deadline the renewal is moot.
+          maxAttemptMs: automatic ? () => automatic.attemptTimeoutMs() : () => wholeMsAtLeast1(lease.remainingMs),
           attemptFailed: automatic && ((error) => automatic.attemptFailed(error)),
         };
         const answered = await this.send(request, callOptions);
         return { result: renewResult(answered.response), sentAtMs: answered.sentAtMs, uncertain: answered.uncertain };
       },
-      release: async (lease, stopReason, callOptions) =>
-        releaseResult((await this.send({ command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, stopReason }, callOptions)).response),
+      release: async (lease, stopReason, callOptions, untilDeadlineMs) => {
+        // Not past the deadline either: no retry is sent after it, so an attempt waiting beyond it
+        // could only end in `lost` later.
+        const maxAttemptMs = () => wholeMsAtLeast1(untilDeadlineMs());
+        const request: Request = { command: Command.Release, lock: lease.lock, owner: lease.ownerBytes, stopReason, maxAttemptMs };
+        return releaseResult((await this.send(request, callOptions)).response);
+      },
       // Only leases with timers or a signal are tracked, so plain acquire/release loops keep no state.
       track: (lease) => (this.closed ? lease.abandon() : this.leases.add(lease)),
       closedAtMs: () => this.closedAtMs,
@@ -524,6 +535,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         throw error;
       }
     }
+    // The last attempt ran into the end of the lease it served: that is the outcome, not the attempts.
+    const stopped = request.stopReason?.();
+    if (stopped !== undefined) throw new LeaseLostError(stopped);
     throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempts, bytesToHex(requestId), lastError);
   }
 

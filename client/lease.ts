@@ -57,7 +57,8 @@ export interface LeaseDriver {
     options: LeaseCallOptions,
     automatic?: AutomaticRenewal,
   ): Promise<RenewOutcome>;
-  release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions): Promise<ReleaseResult>;
+  /** `untilDeadlineMs`: what was left of the lease's local deadline when it was released, now. */
+  release(lease: Lease, stopReason: () => LeaseLossReason | undefined, options: LeaseCallOptions, untilDeadlineMs: () => number): Promise<ReleaseResult>;
   /** The lease has timers or a signal to end when the client closes. */
   track(lease: Lease): void;
   /** When the client was closed (on `clock`), or undefined while it is open: a lease it does not track ends when next looked at. */
@@ -258,7 +259,8 @@ export class Lease {
     const deadlineMs = this.deadlineMs;
     this.end("released");
     try {
-      return await this.driver.release(this, () => (this.driver.clock() >= deadlineMs ? "deadline" : undefined), options);
+      const untilDeadlineMs = () => deadlineMs - this.driver.clock();
+      return await this.driver.release(this, () => (untilDeadlineMs() <= 0 ? "deadline" : undefined), options, untilDeadlineMs);
     } catch (error) {
       if (error instanceof LeaseLostError) return { status: "lost" };
       throw error;

@@ -3,6 +3,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { BatonClient, type Lease, type LeaseLostError } from "../../client/index.js";
+import { Command } from "../../src/protocol/index.js";
 import { ScriptedServer, ok, reply } from "./support/scripted-server.js";
 
 let server: ScriptedServer | undefined;
@@ -186,5 +187,40 @@ describe("a renewal whose outcome was uncertain bounds every later deadline of t
     clock.nowMs = 500;
     expect(await lease.renew({ ttlMs: 10_000 })).toMatchObject({ status: "renewed" });
     expectHeldUntil(lease, clock, 500 + 10_000 - 1000);
+  });
+});
+
+describe("a renewal or release asked for by hand ends with the lease, not at its own timeout", () => {
+  /** A lease of `ttlMs` granted by a server that answers nothing after the ACQUIRE; the clock is real. */
+  async function leaseOfServerGoneSilent(name: string, ttlMs: number): Promise<Lease> {
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(16n, 99_999n) : "silence"));
+    client = new BatonClient({ endpoints: [server.endpoint], attempts: 1 });
+    const result = await client.acquire(name, { ttlMs });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    return result.lease;
+  }
+
+  // Each attempt is given a minute, twice the test's own time limit: only the lease's end can end it.
+  it("a renewal waiting for its answer answers lost at the lease's deadline", async () => {
+    const lease = await leaseOfServerGoneSilent("renewal-outlived", 300);
+    expect(await lease.renew({ timeoutMs: 60_000 })).toEqual({ status: "lost" });
+    expect(lease.lossReason).toBe("deadline");
+    expect(server!.seen.map((request) => request.command)).toEqual([Command.Acquire, Command.Renew]);
+  });
+
+  it("so does a release", async () => {
+    const lease = await leaseOfServerGoneSilent("release-outlived", 300);
+    expect(await lease.release({ timeoutMs: 60_000 })).toEqual({ status: "lost" });
+    expect(lease.deadlinePassed).toBe(true);
+    expect(server!.seen.map((request) => request.command)).toEqual([Command.Acquire, Command.Release]);
+  });
+
+  it("and with retries left, none is sent after the deadline", async () => {
+    server = await ScriptedServer.start((_request, index) => (index === 0 ? ok(16n, 99_999n) : "silence"));
+    client = new BatonClient({ endpoints: [server.endpoint], attempts: 5, backoff: { baseMs: 1, maxMs: 1 } });
+    const result = await client.acquire("retries-outlived", { ttlMs: 300 });
+    if (result.status !== "acquired") throw new Error("expected a grant");
+    expect(await result.lease.renew({ timeoutMs: 60_000 })).toEqual({ status: "lost" });
+    expect(server.seen.map((request) => request.command)).toEqual([Command.Acquire, Command.Renew]);
   });
 });
