@@ -50,12 +50,25 @@ function zeroOrBetween(min: number, max: number) {
 /** The longest interval a Node timer keeps: a longer one fires after 1 ms instead. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * "HOST:PORT" or "[IPV6]:PORT", as the clients write endpoints. An IPv6 address without brackets is
+ * refused rather than split at its last colon: "::1:8709" is itself an IPv6 address.
+ */
 function hostPort(raw: string): { host: string; port: number } {
-  const match = /^(.+):(\d+)$/.exec(raw);
-  if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"`);
+  const match = /^(\[[^\]]+\]|[^:[\]]+):(\d+)$/.exec(raw);
+  if (match === null) {
+    const hint = /^[^[]*:.*:/.test(raw) ? " (an IPv6 address goes in brackets: [::1]:5625)" : "";
+    throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"${hint}`);
+  }
   const port = Number(match[2]);
   if (port > 65535) throw new InvalidArgumentError(`port out of range: ${port}`);
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+}
+
+/** A path: an empty one (an unset variable in a unit file) would put the data in the working directory. */
+function nonEmptyPath(raw: string): string {
+  if (raw.trim() === "") throw new InvalidArgumentError("expected a directory, got an empty path");
+  return raw;
 }
 
 const d = DEFAULT_CONFIG;
@@ -63,7 +76,7 @@ const program = new Command("lockd")
   .description("baton lock server: leases with fencing tokens over a fixed-size binary protocol (see protocol.md)")
   .version(packageVersion())
   .addOption(new Option("--listen <host:port>", "address to listen on").argParser(hostPort).default({ host: d.host, port: d.port }, `${d.host}:${d.port}`))
-  .option("--data <dir>", "data directory (log, snapshots)", d.dataDir)
+  .option("--data <dir>", "data directory (log, snapshots)", nonEmptyPath, d.dataDir)
   .addOption(new Option("--fsync <mode>", "always: fdatasync before every reply; never: UNSAFE, benchmarks only").choices(["always", "never"]).default(d.fsync))
   .option("--max-ttl <ms>", "largest ttl_ms of a new request, at most 100 years (a retry of a remembered request still gets its answer)", integer(1, MAX_TTL_LIMIT_MS), d.maxTtlMs)
   .option("--dedupe-window <ms>", "how long a request id's answer is replayed to retries (at least 1)", integer(1), d.dedupeWindowMs)

@@ -58,6 +58,10 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
     [["--accepts-per-turn", "1025"], /accepts-per-turn.*expected 1\.\.1024, got 1025/s],
     [["--listen", "nowhere"], /HOST:PORT/],
     [["--listen", "127.0.0.1:70000"], /port out of range/],
+    // "::1:8709" is an IPv6 address of its own: not split at its last colon, as the clients do not either.
+    [["--listen", "::1:8709"], /expected HOST:PORT, got "::1:8709" \(an IPv6 address goes in brackets: \[::1\]:5625\)/],
+    [["--metrics-listen", "::1:9625"], /an IPv6 address goes in brackets/],
+
     [["--fsync", "sometimes"], /fsync.*always.*never/s],
     // A Node timer longer than 2^31 - 1 ms fires after 1 ms; one under 100 ms would flood stderr.
     [["--stats-every", "2147483648"], /stats-every.*expected 0 \(off\) or 100\.\.2147483647/s],
@@ -75,6 +79,16 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
       expect(result.stdout).not.toMatch(/listening/);
     });
   }
+
+  it("refuses an empty --data (an unset variable in `--data $DIR`) without creating anything in its working directory", () => {
+    for (const empty of ["", "  "]) {
+      const cwd = mkdtempSync(join(scratchDir, "cwd-"));
+      const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", empty], { cwd, encoding: "utf8", timeout: 10_000 });
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(/--data.*expected a directory, got an empty path/s);
+      expect(readdirSync(cwd)).toEqual([]);
+    }
+  });
 
   it("says a usage error in one line, the suggestion on it, pointing at --help", () => {
     for (const [args, line] of [
