@@ -5,6 +5,7 @@ import { RawClient } from "../support/raw-client.js";
 import { acquire, release } from "../support/frames.js";
 import { INVALID_HEX, splitAnswers } from "../support/answers.js";
 import { seededRandom } from "../support/seeded-random.js";
+import { loadVectors } from "../support/vectors.js";
 
 const lockd = useLockd();
 
@@ -21,6 +22,27 @@ async function expectServed(client: RawClient, lock: bigint): Promise<void> {
   expect(granted!.status).toBe(Status.Ok);
   expect(released!.fencingToken).toBe(granted!.fencingToken);
 }
+
+describe("the test vectors' invalid frames get the answer the vector file gives", () => {
+  const invalid = loadVectors().frames.filter((frame) => !frame.valid);
+
+  it("on one connection, pipelined, the connection usable after each but the over-long length", async () => {
+    const client = await RawClient.open(lockd.port);
+    const keptOpen = invalid.filter((frame) => frame.closes_connection !== true);
+    expect(keptOpen.length).toBeGreaterThan(10);
+    client.write(Buffer.concat(keptOpen.map((frame) => Buffer.from(frame.hex, "hex"))));
+    const answers = await client.read(keptOpen.length * 17);
+    expect(keptOpen.map((frame, n) => [frame.name, answers.subarray(n * 17, (n + 1) * 17).toString("hex")])).toEqual(keptOpen.map((frame) => [frame.name, frame.answer]));
+    await expectServed(client, 1n << 55n);
+    client.close();
+    for (const frame of invalid.filter((each) => each.closes_connection === true)) {
+      const closing = await RawClient.open(lockd.port);
+      closing.write(Buffer.from(frame.hex, "hex"));
+      expect((await closing.read(17)).toString("hex")).toBe(frame.answer);
+      expect(await closing.closedWithin(5000)).toBe(true);
+    }
+  });
+});
 
 describe("unknown cmd, or a length that does not fit the cmd, with length <= 1024: status 3, the frame is skipped, the connection stays usable", () => {
   it("answers 3 to random frames from many sockets at once, keeps each usable, and keeps serving other clients", async () => {

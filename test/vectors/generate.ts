@@ -38,6 +38,8 @@ export interface FrameCase {
   readonly reason?: string;
   /** Length over 1024: the server answers 3 and then closes the connection. */
   readonly closes_connection?: boolean;
+  /** An invalid frame's answer, its 17 bytes in hex: status 3, token 0, expires_at 0. */
+  readonly answer?: string;
   readonly fields: FrameFields;
 }
 
@@ -117,15 +119,18 @@ function frame(name: string, r: Request, invalid?: string): FrameCase {
   };
   return invalid === undefined
     ? { name, hex: u32(length) + body, valid: true, fields }
-    : { name, hex: u32(length) + body, valid: false, reason: invalid, fields };
+    : { name, hex: u32(length) + body, valid: false, reason: invalid, answer: INVALID_ANSWER, fields };
 }
+
+/** What every invalid frame is answered: status 3, fencing_token 0, expires_at 0. */
+const INVALID_ANSWER = "03" + "00".repeat(16);
 
 /** An invalid frame given as its body bytes; cmd and length are the only fields reported. */
 function rawFrame(name: string, bodyHex: string, reason: string): FrameCase {
   const length = bodyHex.length / 2;
   const fields: FrameFields =
     length === 0 ? { cmd_name: "none", length } : { cmd: parseInt(bodyHex.slice(0, 2), 16), cmd_name: cmdName(parseInt(bodyHex.slice(0, 2), 16)), length };
-  return { name, hex: u32(length) + bodyHex, valid: false, reason, fields };
+  return { name, hex: u32(length) + bodyHex, valid: false, reason, answer: INVALID_ANSWER, fields };
 }
 
 function cmdName(cmd: number): string {
@@ -177,6 +182,7 @@ function frames(): FrameCase[] {
       valid: false,
       reason: "length over 1024",
       closes_connection: true,
+      answer: INVALID_ANSWER,
       fields: { cmd_name: "none", length: 1025 },
     },
     frame("ACQUIRE with an all-zero request id", { ...base, cmd: "ACQUIRE", request: ZERO_ID, ttl: 1000n }, "all-zero request_id"),
@@ -319,7 +325,7 @@ export function buildVectors(): VectorFile {
       "Request frame: u32 length (big-endian, bytes after the field) + body; body = u8 cmd, request_id[16], lock_id[16], owner_id[16], ttl_ms u64 (ACQUIRE/RENEW; RELEASE/INSPECT may send it as an ignored trailer).",
       "Response: exactly 17 bytes, u8 status | u64 fencing_token | u64 expires_at, big-endian, no length prefix.",
       "Ids are 32 hex digits (16 raw bytes). ttl_ms, fencing_token, expires_at and at_ms are decimal strings (u64).",
-      "frames: every frame with valid=false is answered 3 (token 0, expires_at 0); closes_connection marks a length over 1024 (3, then the server closes). A frame's hex is authoritative; an invalid frame's fields give only what makes it invalid.",
+      "frames: every frame with valid=false is answered 3 (token 0, expires_at 0), its answer given in hex; closes_connection marks a length over 1024 (3, then the server closes). A frame's hex is authoritative; an invalid frame's fields give only what makes it invalid.",
       "lock_names: lock_id = first 16 bytes of SHA-256 of the UTF-8 name, exactly as given (no Unicode normalization: the last two are NFC and NFD forms of one word, and two different locks).",
       "sequences: each starts from an empty state (no locks, no dedupe entries, logical now 0, next fencing token 1) with the config below; send the steps in order, each with its at_ms as the server's clock sample, and expect each response byte for byte. A running server samples its own clock instead: against one, compare each step's status and fencing token, and its expires_at as the server's time of processing plus the ttl.",
     ],
