@@ -357,6 +357,14 @@ function resumeClock(
         `and logical time catches up running ${SLEW_RATE * 100}% fast`,
     );
   }
+  // The clock's first reading is the wall clock less what is left to absorb; logical time waits for it.
+  const behindMs = recoveredMs - (reading.wallMs - unabsorbedMs);
+  if (behindMs >= REPORTED_DOWNTIME_STEP_MS) {
+    logger.warn(
+      `the wall clock is ${Math.round(behindMs)} ms behind the time lockd recovered (it was stepped back while lockd was down, or put right ` +
+        `after a forward step lockd had not absorbed): logical time stands still until the clock catches up, about that long, and leases last longer meanwhile`,
+    );
+  }
   if (newRecord !== null) {
     try {
       writeClockStep(dir, newRecord);

@@ -261,3 +261,28 @@ describe("a wall clock stepped forward while lockd was down (a restart on the sa
     rmSync(dataDir, { recursive: true, force: true });
   });
 });
+
+describe("a wall clock stepped back while lockd was down", () => {
+  it("is said at the start, and the recovered lease is not shortened by it", async () => {
+    const { shiftFile, env } = shiftableWallClock();
+    lockd = await spawnLockd({ env });
+    const dataDir = lockd.dataDir;
+    let client = await RawClient.open(lockd.port);
+    client.write(acquire({ lock: 1n, owner: 1n }, 20_000n));
+    const [granted] = splitAnswers(await client.read(17));
+    expect(granted!.status).toBe(Status.Ok);
+    client.close();
+    await lockd.kill();
+    expect(lockd.stderr()).not.toMatch(/behind the time lockd recovered/);
+
+    writeFileSync(shiftFile, "-30000"); // while lockd is down, its wall clock steps 30 s back
+    lockd = await spawnLockd({ env, dataDir });
+    expect(lockd.stderr()).toMatch(/the wall clock is (29\d{3}|30\d{3}) ms behind the time lockd recovered .*logical time stands still until the clock catches up/);
+    client = await RawClient.open(lockd.port);
+    client.write(inspect({ lock: 1n, owner: 1n }));
+    expect(splitAnswers(await client.read(17))).toEqual([{ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt }]);
+    client.close();
+    await lockd.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+});
