@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { lockIdFromName, Status } from "../../src/protocol/index.js";
@@ -53,5 +54,20 @@ describe("a raw-socket Python client written from protocol.md works against lock
     expect(code).toBe(0);
     expect(stdout.split("\n")[0]).toBe(`ACQUIRE status=1 fencing_token=0 expires_at=${ours!.expiresAt}`);
     client.close();
+  });
+
+  it("says in one line, without a traceback, when nothing listens or the port is not a number", async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const refused = await runPython(["127.0.0.1", String(closed)]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`^lock_example\\.py: 127\\.0\\.0\\.1:${closed}: .*Connection refused\n$`));
+    const notAPort = await runPython(["127.0.0.1", "notaport"]);
+    expect(notAPort.code).toBe(1);
+    expect(notAPort.stderr).toMatch(/^lock_example\.py: PORT must be a number, got 'notaport'\nUsage: /);
   });
 });
