@@ -117,7 +117,8 @@ export interface AcquireOptions extends CallOptions {
   readonly ttlMs: number;
   /**
    * While someone else holds the lock, keep trying this long (backoff with jitter between tries),
-   * each try a new request. Default 0: one try.
+   * each try a new request; a try whose server cannot be reached is retried, with its request id,
+   * past `attempts` until the wait ends. Default 0: one try.
    */
   readonly waitMs?: number;
   /** Renew in the background until released or lost. Default false (true in withLock). */
@@ -178,6 +179,11 @@ interface Request {
   readonly maxAttemptMs?: (() => number) | undefined;
   /** Told of each failed attempt, when the next one is about to be made (with the `retry` event). */
   readonly attemptFailed?: ((error: BatonError) => void) | undefined;
+  /**
+   * Attempts go on past the call's `attempts` until this time on the client's clock (a waiting
+   * ACQUIRE's wait): a server restarting within the wait must not end it early.
+   */
+  readonly retryUntilMs?: number;
 }
 
 /** What is left of a lease as an attempt's timeout: whole milliseconds (they show in timeout messages), at least 1. */
@@ -342,7 +348,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const giveUpAtMs = this.clock() + waitMs;
     // Bounded by the wait: every pass returns, throws, or sleeps at least WAIT_BACKOFF.baseMs / 2.
     for (let retry = 1; ; retry++) {
-      const result = await this.acquireOnce(lockId, owner, ttlMs, autoRenew, options);
+      const result = await this.acquireOnce(lockId, owner, ttlMs, autoRenew, options, waitMs > 0 ? giveUpAtMs : undefined);
       const leftMs = giveUpAtMs - this.clock();
       if (result.status === "acquired" || leftMs <= 0) return result;
       await sleep(Math.min(leftMs, backoffDelayMs(retry, WAIT_BACKOFF)), options.signal, this.closing.signal);
@@ -355,8 +361,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     ttlMs: number,
     autoRenew: LeaseInit["autoRenew"],
     options: AcquireOptions,
+    retryUntilMs: number | undefined,
   ): Promise<AcquireResult> {
-    const { response, sentAtMs } = await this.send({ command: Command.Acquire, lock: lockId, owner, ttlMs }, options);
+    // Retries of one try resend its frame, request id included: a grant whose answer was lost is
+    // answered again, not asked for anew (which would find the lock held by this very owner).
+    const request: Request = { command: Command.Acquire, lock: lockId, owner, ttlMs, ...(retryUntilMs === undefined ? {} : { retryUntilMs }) };
+    const { response, sentAtMs } = await this.send(request, options);
     const outcome = acquireOutcome(response);
     if (outcome.status === "held") return outcome;
     const lease = new Lease(this.leaseDriver, {
@@ -478,14 +488,21 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     // followed (the next endpoint, after a pause, instead): two nodes naming each other cannot use up
     // the attempts at once, nor keep the request from the others.
     let notLeaders: Set<number> | undefined;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
+    const retryUntilMs = request.retryUntilMs ?? Number.NEGATIVE_INFINITY;
+    let attempt = 1;
+    for (; attempt <= attempts || (lastError !== undefined && this.clock() < retryUntilMs); attempt++) {
       if (this.closed) throw new ClientClosedError();
       throwIfAborted(signal);
       const connection = this.connections[index]!;
       if (lastError !== undefined) {
         request.attemptFailed?.(lastError);
         if (delayNext) {
-          const pauseMs = Math.min(backoffDelayMs(attempt - 1, this.backoff), request.maxPauseMs?.() ?? Infinity);
+          const pauseMs = Math.min(
+            backoffDelayMs(attempt - 1, this.backoff),
+            request.maxPauseMs?.() ?? Infinity,
+            // Past the call's attempts only the wait keeps it going: no pause beyond it.
+            attempt > attempts ? Math.max(1, retryUntilMs - this.clock()) : Infinity,
+          );
           await sleep(pauseMs, signal, this.closing.signal);
         }
       }
@@ -538,7 +555,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     // The last attempt ran into the end of the lease it served: that is the outcome, not the attempts.
     const stopped = request.stopReason?.();
     if (stopped !== undefined) throw new LeaseLostError(stopped);
-    throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempts, bytesToHex(requestId), lastError);
+    throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError);
   }
 
   /**

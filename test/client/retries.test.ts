@@ -41,6 +41,31 @@ describe("a logical request keeps one request id across every retry", () => {
     expect(server.seen[1]!.requestId).toBe(server.seen[0]!.requestId);
   });
 
+  it("goes on past the attempts, resending the same request id, while a waiting ACQUIRE's wait lasts", async () => {
+    // Connections dropped under the first five tries: a server restarting within the wait.
+    const server = await serve((_request, index) => (index < 5 ? "close" : ok(5n, 1000n)));
+    const c = client({ endpoints: [server.endpoint], attempts: 2, backoff: { baseMs: 1, maxMs: 5 } });
+    const result = await c.acquire("jobs", { ttlMs: 1000, waitMs: 60_000 });
+    expect(result).toMatchObject({ status: "acquired", fencingToken: 5n });
+    expect(server.seen).toHaveLength(6);
+    expect(new Set(server.seen.map((request) => request.requestId)).size).toBe(1);
+  });
+
+  it("stops at the wait's end, or at the attempts when there is no wait", async () => {
+    const server = await serve(() => "close");
+    let nowMs = 0;
+    const c = client({ endpoints: [server.endpoint], attempts: 2, backoff: { baseMs: 1, maxMs: 1 }, clock: () => nowMs });
+    // Each attempt moves the client's clock on a second: the 5 s wait allows five more after the two.
+    c.on("retry", () => (nowMs += 1000));
+    const waited = await rejection(c.acquire("jobs", { ttlMs: 1000, waitMs: 5_500 }));
+    expect(waited.code).toBe("BATON_RETRIES_EXHAUSTED");
+    expect(waited.message).toMatch(/after 7 attempt/);
+    expect(server.seen).toHaveLength(7);
+    const unwaited = await rejection(c.acquire("jobs", { ttlMs: 1000 }));
+    expect(unwaited.message).toMatch(/after 2 attempt/);
+    expect(server.seen).toHaveLength(9);
+  });
+
   it("uses a new request id for each new logical request", async () => {
     const server = await serve(() => reply(2));
     const c = client({ endpoints: [server.endpoint] });
