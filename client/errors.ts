@@ -91,7 +91,9 @@ export class NotLeaderError extends BatonError {
 /** The server answered status 6: it cannot decide now. Retried with the same request id; seen only as a cause. */
 export class ServerUnavailableError extends BatonError {
   constructor(readonly endpoint: string) {
-    super("BATON_UNAVAILABLE", `${endpoint} is unavailable (status 6)`);
+    // What status 6 means (protocol.md, statuses), so that the message points at where to look: the
+    // server is up and answering, but a limit of its own or its storage stops it from deciding.
+    super("BATON_UNAVAILABLE", `${endpoint} is unavailable (status 6: a capacity limit of the server is reached, or its storage failed; see lockd's log)`);
   }
 }
 

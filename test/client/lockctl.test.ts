@@ -9,7 +9,7 @@ import { BatonClient } from "../../client/index.js";
 import { Command } from "../../src/protocol/index.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { startMetricsServer } from "../../src/server/metrics.js";
-import { ScriptedServer, ok } from "./support/scripted-server.js";
+import { ScriptedServer, ok, reply } from "./support/scripted-server.js";
 
 const LOCKCTL = resolve(fileURLToPath(new URL("../../dist/client/cli/lockctl.js", import.meta.url)));
 
@@ -570,6 +570,19 @@ describe("lockctl pointed at lockd's metrics address", () => {
       expect(run.stderr).toMatch(/^lockctl: impossible answer to INSPECT: status 72, .*\(no lockd answers that: is the endpoint a lockd's --listen address\?\)\n$/);
     } finally {
       await metrics.close();
+    }
+  });
+});
+
+describe("lockctl's failure messages say what the failure means", () => {
+  it("status 6 (unavailable): a capacity limit of the server, or its storage, and where to look", async () => {
+    const full = await ScriptedServer.start(() => reply(6));
+    try {
+      const run = await lockctl(["inspect", "jobs", "--endpoints", full.endpoint, "--attempts", "1"]);
+      expect(run.code).toBe(69);
+      expect(run.stderr).toContain(`${full.endpoint} is unavailable (status 6: a capacity limit of the server is reached, or its storage failed; see lockd's log)`);
+    } finally {
+      await full.close();
     }
   });
 });
