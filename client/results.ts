@@ -3,7 +3,7 @@
  * Statuses 4 (not leader) and 6 (unavailable) never get here: the client retries them. Status 3 and
  * any status a command cannot have are errors, not results.
  */
-import { COMMAND_NAMES, Command, Status, type Response } from "../src/protocol/index.js";
+import { COMMAND_NAMES, Command, Status, encodeResponse, type Response } from "../src/protocol/index.js";
 import { InvalidRequestError, ProtocolError } from "./errors.js";
 import type { Lease } from "./lease.js";
 
@@ -109,14 +109,29 @@ export function inspectResult(response: Response): InspectResult {
  * fact about the lock.
  */
 function checkNumbers(command: Command, response: Response): void {
+  rejectHttp(response);
   const { fencingToken, expiresAt } = response;
   const aboutLease = response.status === Status.Ok || response.status === Status.Expired;
   if (fencingToken > MAX_WIRE_NUMBER || expiresAt > MAX_WIRE_NUMBER || (aboutLease && fencingToken === 0n)) {
     throw new ProtocolError(
       `impossible answer to ${COMMAND_NAMES[command]}: status ${response.status}, token ${fencingToken}, expires_at ${expiresAt} ` +
-        "(no lockd answers that: is the endpoint a lockd's --listen address?)",
+        NOT_LOCKD_HINT,
     );
   }
+}
+
+const NOT_LOCKD_HINT = "(no lockd answers that: is the endpoint a lockd's --listen address?)";
+
+const HTTP_PREFIX = Buffer.from("HTTP/", "latin1");
+
+/**
+ * An HTTP server answers the first bytes of a frame with its status line ("HTTP/1.1 400 ..."), which
+ * reads as a reply of status 72. Said as what it is: the endpoint is an HTTP server, most likely
+ * lockd's own metrics address, which answers a lock client there with a 400 that says so.
+ */
+function rejectHttp(response: Response): void {
+  if (!encodeResponse(response).subarray(0, HTTP_PREFIX.length).equals(HTTP_PREFIX)) return;
+  throw new ProtocolError("the endpoint answered in HTTP: it is an HTTP server (perhaps lockd's --metrics-listen address), not lockd's lock port (its --listen address)");
 }
 
 const MAX_WIRE_NUMBER = BigInt(Number.MAX_SAFE_INTEGER);
@@ -124,5 +139,5 @@ const MAX_WIRE_NUMBER = BigInt(Number.MAX_SAFE_INTEGER);
 function unexpected(command: Command, response: Response): never {
   const name = COMMAND_NAMES[command];
   if (response.status === Status.Invalid) throw new InvalidRequestError(name);
-  throw new ProtocolError(`unexpected status ${response.status} for ${name}`);
+  throw new ProtocolError(`unexpected status ${response.status} for ${name} ${NOT_LOCKD_HINT}`);
 }

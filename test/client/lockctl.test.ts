@@ -559,7 +559,7 @@ describe("lockctl bench", () => {
 });
 
 describe("lockctl pointed at lockd's metrics address", () => {
-  it("fails at once (exit 70), saying the endpoint is no lockd's --listen address", async () => {
+  it("fails at once (exit 70), saying the endpoint is an HTTP server and not lockd's lock port", async () => {
     const metrics = await startMetricsServer("127.0.0.1", 0, () => {
       throw new Error("nothing here scrapes");
     });
@@ -567,7 +567,7 @@ describe("lockctl pointed at lockd's metrics address", () => {
       const run = await lockctl(["inspect", "jobs", "--endpoints", `127.0.0.1:${metrics.address.port}`, "--timeout", "60000"]);
       expect(run.code).toBe(70);
       expect(run.stdout).toBe("");
-      expect(run.stderr).toMatch(/^lockctl: impossible answer to INSPECT: status 72, .*\(no lockd answers that: is the endpoint a lockd's --listen address\?\)\n$/);
+      expect(run.stderr).toBe("lockctl: the endpoint answered in HTTP: it is an HTTP server (perhaps lockd's --metrics-listen address), not lockd's lock port (its --listen address)\n");
     } finally {
       await metrics.close();
     }
@@ -575,6 +575,17 @@ describe("lockctl pointed at lockd's metrics address", () => {
 });
 
 describe("lockctl's failure messages say what the failure means", () => {
+  it("a status no command can have asks whether the endpoint is a lockd, as impossible numbers do", async () => {
+    const odd = await ScriptedServer.start(() => reply(7));
+    try {
+      const run = await lockctl(["inspect", "jobs", "--endpoints", odd.endpoint, "--attempts", "1"]);
+      expect(run.code).toBe(70);
+      expect(run.stderr).toBe("lockctl: unexpected status 7 for INSPECT (no lockd answers that: is the endpoint a lockd's --listen address?)\n");
+    } finally {
+      await odd.close();
+    }
+  });
+
   it("status 6 (unavailable): a capacity limit of the server, or its storage, and where to look", async () => {
     const full = await ScriptedServer.start(() => reply(6));
     try {
