@@ -404,6 +404,19 @@ Examples:
     },
   );
 
+// Commander's own `help [command]` shows the whole help for a name it does not know, with no word
+// that the name is unknown: this one says so, as `lockctl NAME` does for an unknown command.
+program.helpCommand(false);
+program
+  .command("help [command]")
+  .description("display help for command")
+  .action((name: string | undefined) => {
+    if (name === undefined) return program.help();
+    const command = program.commands.find((known) => known.name() === name || known.aliases().includes(name));
+    if (command === undefined) return program.error(`unknown command '${name}'`, { exitCode: ExitCode.Usage, code: "commander.unknownCommand" });
+    command.help();
+  });
+
 function exitCodeOf(error: unknown): number {
   if (error instanceof FlagError) return ExitCode.Usage;
   if (error instanceof CommanderError) return error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;

@@ -415,6 +415,8 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
       expect(finished.stdout).toBe("");
       expect(finished.stderr).toMatch(/^lockctl: [^\n]+ \(see --help\)\n$/);
     }
+    const unknownHelp = await lockctl(["help", "bogus"]);
+    expect(unknownHelp).toMatchObject({ code: 64, stdout: "", stderr: "lockctl: unknown command 'bogus' (see --help)\n" });
     // Commander's suggestion stays, on the same line.
     expect((await lockctl(["acquire", "cli", "--tll", "1000"])).stderr).toBe("lockctl: unknown option '--tll' (Did you mean --ttl?) (see --help)\n");
   });
@@ -472,6 +474,14 @@ describe("lockctl acquire, renew, release, inspect: the exit code is the answer'
       expect(help.code).toBe(0);
       expect(help.stdout).toContain("Examples:");
     }
+    for (const command of ["acquire", "bench"]) {
+      const help = await lockctl(["help", command]);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toBe((await lockctl([command, "--help"])).stdout);
+    }
+    const bare = await lockctl(["help"]);
+    expect(bare.code).toBe(0);
+    expect(bare.stdout).toContain("Exit codes");
     const top = await lockctl(["--help"]);
     expect(top.stdout).toContain("Exit codes");
   });
