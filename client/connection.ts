@@ -188,7 +188,7 @@ export class Connection {
       timerDelay(this.options.connectTimeoutMs),
     );
     this.dials.set(socket, giveUp);
-    socket.once("error", (error) => giveUp(new ConnectionError(this.label, `connect failed: ${error.message}${connectHint(error)}`, { cause: error })));
+    socket.once("error", (error) => giveUp(new ConnectionError(this.label, `connect failed: ${connectFailure(error)}`, { cause: error })));
     socket.once("connect", () => {
       clearTimeout(timer);
       this.dials.delete(socket);
@@ -320,7 +320,21 @@ function sharedDial(): SharedDial {
   return { promise, resolve, reject };
 }
 
-/** What a failed dial most likely means, for the message: a refusal is nothing listening there. */
-function connectHint(error: NodeJS.ErrnoException): string {
-  return error.code === "ECONNREFUSED" ? " (nothing listens there: is lockd running, and is this its --listen address?)" : "";
+/**
+ * What a failed dial most likely means, for the message: a refusal is nothing listening there; a
+ * table of descriptors that is full is this process's (or this machine's) limit, not the server
+ * failing, and Node's " - Local (undefined:undefined)" after it says nothing.
+ */
+function connectFailure(error: NodeJS.ErrnoException): string {
+  const message = error.message.replace(/ - Local \([^)]*\)$/, "");
+  switch (error.code) {
+    case "ECONNREFUSED":
+      return `${message} (nothing listens there: is lockd running, and is this its --listen address?)`;
+    case "EMFILE":
+      return `this process ran out of file descriptors (EMFILE: its open-file limit, ulimit -n, is reached; the server was not reached): raise the limit or open fewer connections`;
+    case "ENFILE":
+      return `this machine ran out of file descriptors (ENFILE: the system's open-file table is full; the server was not reached)`;
+    default:
+      return message;
+  }
 }

@@ -52,6 +52,16 @@ function lockctl(args: readonly string[], onStdout?: (text: string) => void, env
   return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
 }
 
+/** lockctl started through /bin/sh, so that `shell` (a ulimit, a redirection) applies to it alone; exec keeps it lockctl. */
+function lockctlThroughShell(shell: string, args: readonly string[], stdio: "pipe" | "ignore" | number = "pipe"): Promise<Finished> {
+  const child = spawn("/bin/sh", ["-c", `${shell} && exec "$0" "$@"`, process.execPath, LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", stdio, "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+}
+
 function json(finished: Finished): Record<string, unknown> {
   return JSON.parse(finished.stdout) as Record<string, unknown>;
 }
@@ -585,6 +595,19 @@ describe("lockctl pointed at lockd's metrics address", () => {
 });
 
 describe("lockctl's failure messages say what the failure means", () => {
+  it("running out of its own file descriptors is lockctl's limit (ulimit -n), not the server failing", async () => {
+    const server = await ScriptedServer.start(() => reply(2));
+    try {
+      const run = await lockctlThroughShell("ulimit -n 100", ["bench", "--connections", "200", "--duration", "300ms", "--mix", "inspect=1", "--endpoints", server.endpoint]);
+      expect(run.code).toBe(69);
+      expect(run.stderr).toBe(
+        `lockctl: ${server.endpoint}: connect failed: this process ran out of file descriptors (EMFILE: its open-file limit, ulimit -n, is reached; the server was not reached): raise the limit or open fewer connections\n`,
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
   it("a status no command can have asks whether the endpoint is a lockd, as impossible numbers do", async () => {
     const odd = await ScriptedServer.start(() => reply(7));
     try {
