@@ -8,7 +8,9 @@ import { timerDelay } from "../backoff.js";
 import { DEFAULT_TIMEOUT_MS, type BatonClient } from "../client.js";
 import { BatonError, RetriesExhaustedError } from "../errors.js";
 import { LockId } from "../ids.js";
+import { ExitCode } from "./exit-codes.js";
 import { Histogram } from "./histogram.js";
+import { writeOut } from "./output.js";
 
 export const BENCH_COMMANDS = ["acquire", "renew", "release", "inspect"] as const;
 export type BenchCommand = (typeof BENCH_COMMANDS)[number];
@@ -121,8 +123,11 @@ export async function bench(options: BenchOptions): Promise<number> {
   if (process.stderr.isTTY) process.stderr.write("\n");
   for (const client of clients) client.close();
 
-  if (options.json) process.stdout.write(`${JSON.stringify(summary(stats, elapsedMs))}\n`);
-  else process.stdout.write(table(stats, elapsedMs, options));
+  const printed = await writeOut(options.json ? `${JSON.stringify(summary(stats, elapsedMs))}\n` : table(stats, elapsedMs, options));
+  if (!printed.written) {
+    process.stderr.write(`lockctl: could not write the bench summary to stdout (${printed.error.message})\n`);
+    return ExitCode.OutputFailed;
+  }
   return errorCount(stats) === 0 ? 0 : 1;
 }
 

@@ -18,6 +18,11 @@ export const ExitCode = {
   Unavailable: 69,
   /** The server broke the protocol, or lockctl failed unexpectedly. */
   Software: 70,
+  /**
+   * The output could not be written (EX_IOERR): a full disk, a closed stdout, a reader gone (EPIPE)
+   * before an answer was written. An acquire granted meanwhile is released first: nobody has its owner id.
+   */
+  OutputFailed: 74,
   /** run: the lock was still held after --wait (by another owner, or by this owner id through an earlier acquire). */
   LockBusy: 75,
   /**

@@ -9,9 +9,10 @@ import { BatonClient, DEFAULT_ATTEMPTS, type BatonClientOptions } from "../clien
 import { DEFAULT_HOST, DEFAULT_PORT, parseEndpointList, type Endpoint } from "../endpoints.js";
 import { BatonError, InvalidArgumentError } from "../errors.js";
 import { LockId, toOwnerBytes } from "../ids.js";
+import type { Lease } from "../lease.js";
 import { BENCH_COMMANDS, BENCH_DEFAULT_ATTEMPTS, bench, parseDurationMs, parseMix } from "./bench.js";
 import { ExitCode } from "./exit-codes.js";
-import { printResult } from "./output.js";
+import { outputSettled, printResult, watchOutput, writeOut, type WriteOutcome } from "./output.js";
 import { runLocked } from "./run.js";
 import { commanderMessageLine } from "../../src/cli/commander-message.js";
 import { packageVersion } from "../../src/version.js";
@@ -168,6 +169,30 @@ const EXIT_BY_STATUS: Readonly<Record<string, number>> = {
   expired: ExitCode.Expired,
 };
 
+/**
+ * An answer its reader never got exits OutputFailed, not the answer's own code, which would pass for
+ * an answer delivered. A grant is released first, best effort: its owner id was in the answer, so
+ * nobody else can release it, and it would stay held for its whole ttl.
+ */
+async function answerNotWritten(printed: Extract<WriteOutcome, { written: false }>, lock: LockId, grant?: Lease): Promise<number> {
+  const undone = grant === undefined ? "" : `; ${await releaseUnseenGrant(grant, lock)}`;
+  process.stderr.write(`lockctl: could not write the answer to stdout (${printed.error.message})${undone}\n`);
+  return ExitCode.OutputFailed;
+}
+
+async function releaseUnseenGrant(lease: Lease, lock: LockId): Promise<string> {
+  // Said in full where it was not released: stderr may still reach someone who can release it.
+  const what = `the lease on ${lock.label} (token=${lease.fencingToken} owner=${lease.owner})`;
+  try {
+    const released = await lease.release();
+    if (released.status === "released") return `released the lease granted on ${lock.label}, whose owner id nobody has`;
+    const why = released.status === "lost" ? "it had ended locally already" : `the server answered ${released.status}`;
+    return `${what} was not released (${why}); it expires after its ttl`;
+  } catch (error) {
+    return `${what} could not be released (${(error as Error).message}); it expires after its ttl`;
+  }
+}
+
 /** A usage error's line: the one-line form of every error, pointing at --help (client/README.md, "lockctl"). */
 function usageErrorLine(message: string): string {
   return `lockctl: ${message} (see --help)\n`;
@@ -185,7 +210,8 @@ const program = new Command("lockctl")
   })
   .exitOverride()
   // Usage errors in the same one-line form as every other error (client/README.md, "lockctl").
-  .configureOutput({ outputError: (message, write) => write(usageErrorLine(commanderMessageLine(message))) })
+  // Help and --version go through writeOut, so that a failure to write them is heard (main).
+  .configureOutput({ writeOut: (text) => void writeOut(text), outputError: (message, write) => write(usageErrorLine(commanderMessageLine(message))) })
   .addHelpText(
     "after",
     `
@@ -197,7 +223,7 @@ Exit codes (acquire, renew, release, inspect: the protocol status of the answer)
   0 ok (acquired, renewed, released; inspect: held by you)   1 held (inspect: by another owner)
   2 not held by this owner (inspect: free)                   5 this owner's lease expired
   64 usage error or request rejected as invalid              69 no server reachable / retries exhausted
-  70 protocol or internal error
+  70 protocol or internal error                             74 the answer could not be written (stdout)
   acquire: 76 granted after the lease's local deadline, so treat it as lost (the token is printed)
   run: the command's own code; 75 lock still held after --wait; 76 lease lost (command got SIGTERM);
   127 the command could not be started
@@ -239,7 +265,8 @@ printed with lease-lost=deadline, and may already have passed to another owner.`
       // not reported as held.
       const leaseLost = result.status === "acquired" ? result.lease.lossReason : undefined;
       const granted = result.status === "acquired" ? { fencingToken: result.fencingToken, ...(leaseLost === undefined ? {} : { leaseLost }) } : {};
-      printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
+      const printed = await printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
+      if (!printed.written) return answerNotWritten(printed, lock, result.status === "acquired" ? result.lease : undefined);
       if (leaseLost !== undefined) {
         process.stderr.write(`lockctl: the grant of ${lock.label} came after its lease's local deadline (${leaseLost}); treat the lease as lost\n`);
         return ExitCode.LeaseLost;
@@ -265,8 +292,8 @@ Examples:
     await withClient(flags, async (client) => {
       const result = await client.renew(lock, { ttlMs: flags.ttl });
       const fields = result.status === "notHeld" ? {} : { fencingToken: result.fencingToken, expiresAt: result.expiresAt };
-      printResult({ command: "renew", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
-      return EXIT_BY_STATUS[result.status]!;
+      const printed = await printResult({ command: "renew", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
+      return printed.written ? EXIT_BY_STATUS[result.status]! : answerNotWritten(printed, lock);
     });
   });
 
@@ -291,8 +318,8 @@ Examples:
           : result.status === "expired"
             ? { fencingToken: result.fencingToken, expiresAt: result.expiresAt }
             : {};
-      printResult({ command: "release", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
-      return EXIT_BY_STATUS[result.status]!;
+      const printed = await printResult({ command: "release", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
+      return printed.written ? EXIT_BY_STATUS[result.status]! : answerNotWritten(printed, lock);
     });
   });
 
@@ -316,8 +343,8 @@ Examples:
           : result.status === "heldByOther"
             ? { expiresAt: result.expiresAt }
             : {};
-      printResult({ command: "inspect", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
-      return EXIT_BY_STATUS[result.status]!;
+      const printed = await printResult({ command: "inspect", lock, owner: client.owner, status: result.status, ...fields }, flags.json);
+      return printed.written ? EXIT_BY_STATUS[result.status]! : answerNotWritten(printed, lock);
     });
   });
 
@@ -437,11 +464,7 @@ function exitCodeOf(error: unknown): number {
 }
 
 async function main(): Promise<void> {
-  // `lockctl … | head` closing the pipe early is not an error.
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
-    throw error;
-  });
+  watchOutput();
   try {
     await program.parseAsync();
   } catch (error) {
@@ -453,6 +476,13 @@ async function main(): Promise<void> {
       process.stderr.write(usage ? usageErrorLine(message) : `lockctl: ${message}\n`);
     }
     process.exitCode = exitCodeOf(error);
+  }
+  // Output other than an answer (help, --version), which the command did not check itself: a reader
+  // that stopped early (`lockctl --help | head`) is no error, but output lost otherwise is.
+  const settled = await outputSettled();
+  if (!settled.written && settled.error.code !== "EPIPE" && process.exitCode !== ExitCode.OutputFailed) {
+    process.stderr.write(`lockctl: could not write to stdout (${settled.error.message})\n`);
+    process.exitCode = ExitCode.OutputFailed;
   }
 }
 

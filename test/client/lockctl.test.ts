@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, type AddressInfo } from "node:net";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -60,6 +60,27 @@ function lockctlThroughShell(shell: string, args: readonly string[], stdio: "pip
   child.stdout?.setEncoding("utf8").on("data", (text: string) => (stdout += text));
   child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
   return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+}
+
+/** lockctl with stdout and stderr as given: a descriptor (/dev/full, say), or a pipe, which `onSpawn` may close at once. */
+function lockctlWritingTo(args: readonly string[], out: { stdout?: number; stderr?: number; onSpawn?: (child: ChildProcess) => void }): Promise<Finished> {
+  const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", out.stdout ?? "pipe", out.stderr ?? "pipe"] });
+  out.onSpawn?.(child);
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr?.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+}
+
+/** Runs `body` with /dev/full open for writing: every write to it fails with ENOSPC. */
+async function withFullDevice<T>(body: (full: number) => Promise<T>): Promise<T> {
+  const full = openSync("/dev/full", "w");
+  try {
+    return await body(full);
+  } finally {
+    closeSync(full);
+  }
 }
 
 function json(finished: Finished): Record<string, unknown> {
@@ -628,5 +649,64 @@ describe("lockctl's failure messages say what the failure means", () => {
     } finally {
       await full.close();
     }
+  });
+});
+
+describe("lockctl's output that cannot be written: exit 74, no stack trace, and no grant left held", () => {
+  const NO_STACK = /\n\s+at /;
+
+  it("acquire to a full disk: exit 74, one line on stderr, and the lease it was granted is released", async () => {
+    const run = await withFullDevice((full) => lockctlWritingTo(["acquire", "unwritten-full", "--ttl", "60000"], { stdout: full }));
+    expect(run.code).toBe(74);
+    expect(run.stderr).toBe("lockctl: could not write the answer to stdout (ENOSPC: no space left on device, write); released the lease granted on unwritten-full, whose owner id nobody has\n");
+    expect((await lockctl(["inspect", "unwritten-full"])).code).toBe(2); // free
+  });
+
+  it("acquire to a closed stdout (>&-): exit 74, and the lease is released", async () => {
+    const run = await lockctlThroughShell("exec >&-", ["acquire", "unwritten-closed", "--ttl", "60000"]);
+    expect(run.code).toBe(74);
+    expect(run.stderr).toContain("could not write the answer to stdout (stdout is closed); released the lease granted on unwritten-closed");
+    expect((await lockctl(["inspect", "unwritten-closed"])).code).toBe(2);
+  });
+
+  it("acquire into a pipe whose reader is gone (| true): exit 74, and the lease is released", async () => {
+    // The reading end is closed before lockctl has even started: its answer meets EPIPE.
+    const run = await lockctlWritingTo(["acquire", "unwritten-pipe", "--ttl", "60000"], { onSpawn: (child) => child.stdout!.destroy() });
+    expect(run.code).toBe(74);
+    expect(run.stderr).toContain("could not write the answer to stdout (write EPIPE); released the lease granted on unwritten-pipe");
+    expect((await lockctl(["inspect", "unwritten-pipe"])).code).toBe(2);
+  });
+
+  it("inspect to a full disk: exit 74, not the answer's own code", async () => {
+    const run = await withFullDevice((full) => lockctlWritingTo(["inspect", "unwritten-inspect"], { stdout: full }));
+    expect(run.code).toBe(74);
+    expect(run.stderr).toBe("lockctl: could not write the answer to stdout (ENOSPC: no space left on device, write)\n");
+  });
+
+  it("--help and --version to a full disk: exit 74 and one line, no trace from inside the parser", async () => {
+    for (const args of [["--help"], ["acquire", "--help"], ["--version"]]) {
+      const run = await withFullDevice((full) => lockctlWritingTo(args, { stdout: full }));
+      expect(run.code).toBe(74);
+      expect(run.stderr).toBe("lockctl: could not write to stdout (ENOSPC: no space left on device, write)\n");
+    }
+  });
+
+  it("an error with stderr on a full disk keeps its own exit code (69), with no trace", async () => {
+    const run = await withFullDevice((full) => lockctlWritingTo(["inspect", "x", "--endpoints", "127.0.0.1:1", "--attempts", "1"], { stderr: full }));
+    expect(run.code).toBe(69);
+    expect(run.stdout).toBe("");
+  });
+
+  it("bench's summary to a full disk: exit 74", async () => {
+    const run = await withFullDevice((full) => lockctlWritingTo(["bench", "--duration", "200ms", "--connections", "1", "--pipeline", "2", "--mix", "inspect=1"], { stdout: full }));
+    expect(run.code).toBe(74);
+    expect(run.stderr).toContain("could not write the bench summary to stdout (ENOSPC");
+    expect(run.stderr).not.toMatch(NO_STACK);
+  });
+
+  it("a deliberate discard (>/dev/null) is no failure: the answer's own exit code", async () => {
+    const run = await lockctlThroughShell("exec >/dev/null", ["inspect", "discarded"]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe("");
   });
 });
