@@ -6,7 +6,7 @@
  */
 import { timerDelay } from "../backoff.js";
 import { DEFAULT_TIMEOUT_MS, type BatonClient } from "../client.js";
-import { BatonError, RetriesExhaustedError } from "../errors.js";
+import { BatonError, InvalidRequestError, RetriesExhaustedError } from "../errors.js";
 import { LockId } from "../ids.js";
 import { ExitCode } from "./exit-codes.js";
 import { Histogram } from "./histogram.js";
@@ -31,6 +31,7 @@ export interface BenchOptions {
 }
 
 interface CommandStats {
+  /** Of answered requests only: a failure's time is its timeout or the like, no latency of the server's. */
   readonly latency: Histogram;
   readonly outcomes: Map<string, number>;
   errors: number;
@@ -79,6 +80,9 @@ export async function bench(options: BenchOptions): Promise<number> {
 
   const startMs = performance.now();
   const endMs = startMs + options.durationMs;
+  // A request the server refuses as invalid (a ttl above its --max-ttl, say) is refused the same way
+  // every time: the run stops at the first, rather than measure how fast refusals come back.
+  let refused: InvalidRequestError | undefined;
   // The duration bounds the run: a request still unanswered one attempt's timeout after it ends (a
   // silent server, retries under way) is given up, and counted as an error ("aborted").
   const giveUp = new AbortController();
@@ -97,7 +101,7 @@ export async function bench(options: BenchOptions): Promise<number> {
 
   const worker = async (client: BatonClient): Promise<void> => {
     // Bounded by the clock: each pass is one request, and the loop ends at endMs.
-    while (performance.now() < endMs) {
+    while (refused === undefined && performance.now() < endMs) {
       const command = pick();
       const lock = locks[Math.floor(Math.random() * locks.length)]!;
       const stat = stats.get(command)!;
@@ -106,10 +110,17 @@ export async function bench(options: BenchOptions): Promise<number> {
         const status = await issue(client, command, lock, options.ttlMs, giveUp.signal);
         stat.outcomes.set(status, (stat.outcomes.get(status) ?? 0) + 1);
       } catch (error) {
+        if (error instanceof InvalidRequestError) {
+          refused ??= error;
+          giveUp.abort();
+          return;
+        }
         stat.errors++;
         const kind = errorKind(error);
         stat.errorKinds.set(kind, (stat.errorKinds.get(kind) ?? 0) + 1);
+        continue;
       }
+      // Throughput and latency are of answered requests: a failure is no operation done.
       const latencyUs = (performance.now() - sentMs) * 1000;
       stat.latency.record(latencyUs);
       recent.record(latencyUs);
@@ -122,6 +133,10 @@ export async function bench(options: BenchOptions): Promise<number> {
   const elapsedMs = performance.now() - startMs;
   if (process.stderr.isTTY) process.stderr.write("\n");
   for (const client of clients) client.close();
+  if (refused !== undefined) {
+    process.stderr.write(`lockctl: bench stopped: ${refused.message}; every such request is refused alike\n`);
+    return ExitCode.Usage;
+  }
 
   const printed = await writeOut(options.json ? `${JSON.stringify(summary(stats, elapsedMs))}\n` : table(stats, elapsedMs, options));
   if (!printed.written) {
@@ -172,12 +187,19 @@ function errorCount(stats: Map<BenchCommand, CommandStats>): number {
   return errors;
 }
 
+function errorKindsOf(stats: Map<BenchCommand, CommandStats>): Map<string, number> {
+  const kinds = new Map<string, number>();
+  for (const stat of stats.values()) for (const [kind, count] of stat.errorKinds) kinds.set(kind, (kinds.get(kind) ?? 0) + count);
+  return kinds;
+}
+
+/** ops and opsPerSecond count answered requests; errors (by kind) the failed ones, which are in no other number. */
 function summary(stats: Map<BenchCommand, CommandStats>, elapsedMs: number) {
   const total = new Histogram();
   const commands: Record<string, unknown> = {};
   for (const [command, stat] of stats) {
     total.add(stat.latency);
-    if (stat.latency.count === 0) continue;
+    if (stat.latency.count === 0 && stat.errors === 0) continue;
     commands[command] = {
       ...row(stat.latency, elapsedMs),
       errors: stat.errors,
@@ -185,7 +207,7 @@ function summary(stats: Map<BenchCommand, CommandStats>, elapsedMs: number) {
       errorKinds: Object.fromEntries(stat.errorKinds),
     };
   }
-  return { elapsedMs: Math.round(elapsedMs), commands, total: { ...row(total, elapsedMs), errors: errorCount(stats) } };
+  return { elapsedMs: Math.round(elapsedMs), commands, total: { ...row(total, elapsedMs), errors: errorCount(stats), errorKinds: Object.fromEntries(errorKindsOf(stats)) } };
 }
 
 function row(latency: Histogram, elapsedMs: number) {
@@ -213,11 +235,13 @@ function table(stats: Map<BenchCommand, CommandStats>, elapsedMs: number, option
   const outcomes = [...stats.entries()]
     .filter(([, stat]) => stat.outcomes.size > 0 || stat.errorKinds.size > 0)
     .map(([command, stat]) => `${command}: ${[counts(stat.outcomes), stat.errorKinds.size > 0 ? `errors: ${counts(stat.errorKinds)}` : ""].filter((part) => part !== "").join("; ")}`);
+  const failed = total.errors === 0 ? [] : [`${format(total.errors)} request(s) failed (${counts(errorKindsOf(stats))}), counted in no ops, ops/s or latency`];
   return [
     `bench: ${options.connections} connection(s) x pipeline ${options.pipeline}, ${format(options.keys)} keys, ${(elapsedMs / 1000).toFixed(1)} s`,
     ...lines.map(render),
     "",
     ...outcomes,
+    ...failed,
     "",
   ].join("\n");
 }

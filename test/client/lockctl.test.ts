@@ -576,6 +576,52 @@ describe("lockctl bench", () => {
     }
   });
 
+  it("counts only answered requests as throughput: a server that answers nothing does 0 ops, with every failure said", async () => {
+    const silent = await ScriptedServer.start(() => "silence");
+    try {
+      const args = ["bench", "--duration", "200ms", "--timeout", "100", "--attempts", "1", "--connections", "1", "--pipeline", "4", "--mix", "inspect=1", "--endpoints", silent.endpoint];
+      const run = await lockctl([...args, "--json"]);
+      expect(run.code).toBe(1);
+      const summary = json(run) as { total: { ops: number; opsPerSecond: number; errors: number; errorKinds: Record<string, number> }; commands: { inspect: { ops: number; errors: number } } };
+      expect(summary.total.ops).toBe(0);
+      expect(summary.total.opsPerSecond).toBe(0);
+      expect(summary.total.errors).toBeGreaterThan(0);
+      expect(summary.commands.inspect).toMatchObject({ ops: 0, errors: summary.total.errors });
+      expect(Object.values(summary.total.errorKinds).reduce((sum, count) => sum + count, 0)).toBe(summary.total.errors);
+      const text = await lockctl(args);
+      expect(text.code).toBe(1);
+      expect(text.stdout).toMatch(/^total +0 +0 /m);
+      expect(text.stdout).toMatch(/^\d+ request\(s\) failed \(([a-z]+ \d+)(, [a-z]+ \d+)*\), counted in no ops, ops\/s or latency$/m);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it("stops at the first request refused as invalid (a ttl above the server's --max-ttl), exit 64, instead of timing refusals", async () => {
+    const strict = await spawnLockd({ args: ["--fsync", "never", "--max-ttl", "10000"] });
+    try {
+      // Long enough that a bench that went on would outlast the test.
+      const run = await lockctl(["bench", "--duration", "10m", "--ttl", "20000", "--endpoints", `127.0.0.1:${strict.port}`]);
+      expect(run.code).toBe(64);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toMatch(/^lockctl: bench stopped: the server rejected the (ACQUIRE|RENEW) request as invalid \(status 3\): check the ttl against the server's --max-ttl; every such request is refused alike\n$/);
+    } finally {
+      await strict.stop();
+      strict.cleanup();
+    }
+  });
+
+  it("sends no request after the first refusal as invalid but those already in flight", async () => {
+    const refusing = await ScriptedServer.start(() => reply(3));
+    try {
+      const run = await lockctl(["bench", "--duration", "10m", "--connections", "2", "--pipeline", "3", "--mix", "acquire=1", "--endpoints", refusing.endpoint]);
+      expect(run.code).toBe(64);
+      expect(refusing.seen.length).toBeLessThanOrEqual(6);
+    } finally {
+      await refusing.close();
+    }
+  });
+
   it("takes a --timeout longer than a Node timer holds without giving every request up at once", async () => {
     const run = await lockctl(["bench", "--duration", "300ms", "--timeout", "2147483648", "--connections", "1", "--pipeline", "4", "--json"]);
     expect(run.code).toBe(0);
