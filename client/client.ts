@@ -150,8 +150,24 @@ export interface RetryEvent {
   readonly reason: BatonError;
 }
 
+/**
+ * A logical request about to be sent for the first time. Its request id is the one every attempt
+ * carries, and the one to know when the caller stops waiting for it: an ACQUIRE given up on may
+ * still be granted, to `owner`.
+ */
+export interface RequestEvent {
+  readonly command: string;
+  /** The request id (hex). */
+  readonly requestId: string;
+  /** The lock (its name where it was given one, else its id in hex). */
+  readonly lock: string;
+  /** The owner id the request acts as (hex). */
+  readonly owner: string;
+}
+
 export type BatonClientEvents = {
   connect: [endpoint: string];
+  request: [event: RequestEvent];
   disconnect: [endpoint: string, error: Error | undefined];
   retry: [event: RetryEvent];
   /** A background task (an attempt of an auto-renewal, or the renewal; withLock's release) failed; nothing was lost yet. */
@@ -467,6 +483,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   private async send(request: Request, options: CallOptions): Promise<Answered> {
     if (this.closed) throw new ClientClosedError();
     const requestId = randomId();
+    this.emit("request", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), lock: request.lock.label, owner: bytesToHex(request.owner) });
     const frame = encodeRequest({
       command: request.command,
       requestId,

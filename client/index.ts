@@ -1,6 +1,6 @@
 // The baton client SDK: the package's main entry.
 export { BatonClient } from "./client.js";
-export type { AcquireOptions, AutoRenewOptions, BatonClientEvents, BatonClientOptions, CallOptions, RenewOptions, RetryEvent, WithLockOptions } from "./client.js";
+export type { AcquireOptions, AutoRenewOptions, BatonClientEvents, BatonClientOptions, CallOptions, RenewOptions, RequestEvent, RetryEvent, WithLockOptions } from "./client.js";
 export { Lease } from "./lease.js";
 export type { LeaseCallOptions, LeaseRenewOptions } from "./lease.js";
 export type { AcquireResult, InspectResult, LeaseReleaseResult, LeaseRenewResult, ReleaseResult, RenewResult } from "./results.js";
