@@ -83,6 +83,13 @@ export async function bench(options: BenchOptions): Promise<number> {
   // A request the server refuses as invalid (a ttl above its --max-ttl, say) is refused the same way
   // every time: the run stops at the first, rather than measure how fast refusals come back.
   let refused: InvalidRequestError | undefined;
+  // Ctrl-C ends the run where it is, and the summary of what it measured so far is printed still.
+  let interruptedAtMs: number | undefined;
+  const onInterrupt = () => {
+    interruptedAtMs ??= performance.now();
+    giveUp.abort();
+  };
+  process.on("SIGINT", onInterrupt);
   // The duration bounds the run: a request still unanswered one attempt's timeout after it ends (a
   // silent server, retries under way) is given up, and counted as an error ("aborted").
   const giveUp = new AbortController();
@@ -101,7 +108,7 @@ export async function bench(options: BenchOptions): Promise<number> {
 
   const worker = async (client: BatonClient): Promise<void> => {
     // Bounded by the clock: each pass is one request, and the loop ends at endMs.
-    while (refused === undefined && performance.now() < endMs) {
+    while (refused === undefined && interruptedAtMs === undefined && performance.now() < endMs) {
       const command = pick();
       const lock = locks[Math.floor(Math.random() * locks.length)]!;
       const stat = stats.get(command)!;
@@ -115,6 +122,8 @@ export async function bench(options: BenchOptions): Promise<number> {
           giveUp.abort();
           return;
         }
+        // Given up because of the Ctrl-C, not failed: the run is over, and this request is no part of it.
+        if (interruptedAtMs !== undefined) return;
         stat.errors++;
         const kind = errorKind(error);
         stat.errorKinds.set(kind, (stat.errorKinds.get(kind) ?? 0) + 1);
@@ -130,7 +139,8 @@ export async function bench(options: BenchOptions): Promise<number> {
   await Promise.all(clients.flatMap((client) => Array.from({ length: options.pipeline }, () => worker(client))));
   clearInterval(progress);
   clearTimeout(giveUpTimer);
-  const elapsedMs = performance.now() - startMs;
+  process.off("SIGINT", onInterrupt);
+  const elapsedMs = (interruptedAtMs ?? performance.now()) - startMs;
   if (process.stderr.isTTY) process.stderr.write("\n");
   for (const client of clients) client.close();
   if (refused !== undefined) {
@@ -138,11 +148,13 @@ export async function bench(options: BenchOptions): Promise<number> {
     return ExitCode.Usage;
   }
 
-  const printed = await writeOut(options.json ? `${JSON.stringify(summary(stats, elapsedMs))}\n` : table(stats, elapsedMs, options));
+  const interrupted = interruptedAtMs !== undefined;
+  const printed = await writeOut(options.json ? `${JSON.stringify({ ...summary(stats, elapsedMs), ...(interrupted ? { interrupted } : {}) })}\n` : table(stats, elapsedMs, options, interrupted));
   if (!printed.written) {
     process.stderr.write(`lockctl: could not write the bench summary to stdout (${printed.error.message})\n`);
     return ExitCode.OutputFailed;
   }
+  if (interrupted) return ExitCode.Interrupted;
   return errorCount(stats) === 0 ? 0 : 1;
 }
 
@@ -220,7 +232,7 @@ function row(latency: Histogram, elapsedMs: number) {
   };
 }
 
-function table(stats: Map<BenchCommand, CommandStats>, elapsedMs: number, options: BenchOptions): string {
+function table(stats: Map<BenchCommand, CommandStats>, elapsedMs: number, options: BenchOptions, interrupted: boolean): string {
   const { commands, total } = summary(stats, elapsedMs);
   const header = ["command", "ops", "ops/s", "p50 ms", "p99 ms", "p999 ms", "errors"];
   const lines: string[][] = [header];
@@ -237,7 +249,7 @@ function table(stats: Map<BenchCommand, CommandStats>, elapsedMs: number, option
     .map(([command, stat]) => `${command}: ${[counts(stat.outcomes), stat.errorKinds.size > 0 ? `errors: ${counts(stat.errorKinds)}` : ""].filter((part) => part !== "").join("; ")}`);
   const failed = total.errors === 0 ? [] : [`${format(total.errors)} request(s) failed (${counts(errorKindsOf(stats))}), counted in no ops, ops/s or latency`];
   return [
-    `bench: ${options.connections} connection(s) x pipeline ${options.pipeline}, ${format(options.keys)} keys, ${(elapsedMs / 1000).toFixed(1)} s`,
+    `bench: ${options.connections} connection(s) x pipeline ${options.pipeline}, ${format(options.keys)} keys, ${(elapsedMs / 1000).toFixed(1)} s${interrupted ? " (interrupted)" : ""}`,
     ...lines.map(render),
     "",
     ...outcomes,

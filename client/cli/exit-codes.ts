@@ -32,5 +32,10 @@ export const ExitCode = {
   LeaseLost: 76,
   /** run: the command could not be started (not found, not executable). */
   CommandNotFound: 127,
+  /**
+   * Ctrl-C (SIGINT), 128 + its number as a shell reports it: after saying what an ACQUIRE in flight
+   * was (acquire, run before its command starts), or printing bench's summary so far.
+   */
+  Interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

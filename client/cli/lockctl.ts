@@ -13,6 +13,7 @@ import type { Lease } from "../lease.js";
 import { BENCH_COMMANDS, BENCH_DEFAULT_ATTEMPTS, bench, parseDurationMs, parseMix } from "./bench.js";
 import { ExitCode } from "./exit-codes.js";
 import { outputSettled, printResult, watchOutput, writeOut, type WriteOutcome } from "./output.js";
+import { reportAcquireOnInterrupt } from "./interrupt.js";
 import { runLocked } from "./run.js";
 import { commanderMessageLine } from "../../src/cli/commander-message.js";
 import { packageVersion } from "../../src/version.js";
@@ -223,10 +224,11 @@ Exit codes (acquire, renew, release, inspect: the protocol status of the answer)
   0 ok (acquired, renewed, released; inspect: held by you)   1 held (inspect: by another owner)
   2 not held by this owner (inspect: free)                   5 this owner's lease expired
   64 usage error or request rejected as invalid              69 no server reachable / retries exhausted
-  70 protocol or internal error                             74 the answer could not be written (stdout)
+  70 protocol or internal error                              74 the answer could not be written (stdout)
   acquire: 76 granted after the lease's local deadline, so treat it as lost (the token is printed)
   run: the command's own code; 75 lock still held after --wait; 76 lease lost (command got SIGTERM);
   127 the command could not be started
+  130 Ctrl-C (an ACQUIRE in flight is printed first, to find its lease; bench prints its summary so far)
 
 Examples:
   lockctl acquire reports --ttl 60000            # prints the owner id to renew/release with
@@ -258,22 +260,33 @@ printed with lease-lost=deadline, and may already have passed to another owner.`
   .action(async (name: string, flags: ConnectionFlags & JsonFlag & { ttl: number; wait: number }) => {
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
-      // The owner it prints is the one the lease has: the client's (--owner, or the random one).
-      const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait, owner: client.owner });
-      // A grant that came after its lease's local deadline (a round trip longer than the ttl less its
-      // margin) may already have passed to another owner: shown, with its token for a release, but
-      // not reported as held.
-      const leaseLost = result.status === "acquired" ? result.lease.lossReason : undefined;
-      const granted = result.status === "acquired" ? { fencingToken: result.fencingToken, ...(leaseLost === undefined ? {} : { leaseLost }) } : {};
-      const printed = await printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
-      if (!printed.written) return answerNotWritten(printed, lock, result.status === "acquired" ? result.lease : undefined);
-      if (leaseLost !== undefined) {
-        process.stderr.write(`lockctl: the grant of ${lock.label} came after its lease's local deadline (${leaseLost}); treat the lease as lost\n`);
-        return ExitCode.LeaseLost;
+      // Until the answer is printed, a Ctrl-C says what the ACQUIRE was: nothing else would.
+      const stopReporting = reportAcquireOnInterrupt(client, { name, hexId: flags.hexId });
+      try {
+        return await acquireAndPrint(client, lock, flags);
+      } finally {
+        stopReporting();
       }
-      return EXIT_BY_STATUS[result.status]!;
     });
   });
+
+/** acquire's request and answer: the exit code, the answer printed (or why it could not be). */
+async function acquireAndPrint(client: BatonClient, lock: LockId, flags: JsonFlag & { ttl: number; wait: number }): Promise<number> {
+  // The owner it prints is the one the lease has: the client's (--owner, or the random one).
+  const result = await client.acquire(lock, { ttlMs: flags.ttl, waitMs: flags.wait, owner: client.owner });
+  // A grant that came after its lease's local deadline (a round trip longer than the ttl less its
+  // margin) may already have passed to another owner: shown, with its token for a release, but
+  // not reported as held.
+  const leaseLost = result.status === "acquired" ? result.lease.lossReason : undefined;
+  const granted = result.status === "acquired" ? { fencingToken: result.fencingToken, ...(leaseLost === undefined ? {} : { leaseLost }) } : {};
+  const printed = await printResult({ command: "acquire", lock, owner: client.owner, status: result.status, expiresAt: result.expiresAt, ...granted }, flags.json);
+  if (!printed.written) return answerNotWritten(printed, lock, result.status === "acquired" ? result.lease : undefined);
+  if (leaseLost !== undefined) {
+    process.stderr.write(`lockctl: the grant of ${lock.label} came after its lease's local deadline (${leaseLost}); treat the lease as lost\n`);
+    return ExitCode.LeaseLost;
+  }
+  return EXIT_BY_STATUS[result.status]!;
+}
 
 lockCommand(program, "renew", "extend a lease held by --owner by --ttl from now")
   .option("--json", "print one JSON object instead of a line", false)
@@ -373,7 +386,7 @@ Examples:
   .action(async (name: string, commandLine: string[], flags: ConnectionFlags & { ttl: number; wait: number; killAfter: number }) => {
     const lock = lockOf(name, flags);
     await withClient(flags, (client) =>
-      runLocked(client, { lock, ttlMs: flags.ttl, waitMs: flags.wait, killAfterMs: flags.killAfter, command: commandLine[0]!, args: commandLine.slice(1) }),
+      runLocked(client, { lock, lockArgument: { name, hexId: flags.hexId }, ttlMs: flags.ttl, waitMs: flags.wait, killAfterMs: flags.killAfter, command: commandLine[0]!, args: commandLine.slice(1) }),
     );
   });
 

@@ -18,9 +18,12 @@ import { constants } from "node:os";
 import type { BatonClient } from "../client.js";
 import { LockId } from "../ids.js";
 import { ExitCode } from "./exit-codes.js";
+import { reportAcquireOnInterrupt, type LockArgument } from "./interrupt.js";
 
 export interface RunOptions {
   readonly lock: LockId;
+  /** The lock as the command line gave it, for the commands a Ctrl-C during the acquire suggests. */
+  readonly lockArgument: LockArgument;
   readonly ttlMs: number;
   readonly waitMs: number;
   readonly killAfterMs: number;
@@ -42,7 +45,14 @@ function signalGroup(leaderPid: number | undefined, signal: NodeJS.Signals): voi
 }
 
 export async function runLocked(client: BatonClient, options: RunOptions): Promise<number> {
-  const acquired = await client.acquire(options.lock, { ttlMs: options.ttlMs, waitMs: options.waitMs, autoRenew: true });
+  // A Ctrl-C before the command starts says what the ACQUIRE was; once it runs, it is passed on to it.
+  const stopReporting = reportAcquireOnInterrupt(client, options.lockArgument);
+  let acquired: Awaited<ReturnType<BatonClient["acquire"]>>;
+  try {
+    acquired = await client.acquire(options.lock, { ttlMs: options.ttlMs, waitMs: options.waitMs, autoRenew: true });
+  } finally {
+    stopReporting();
+  }
   if (acquired.status === "held") {
     process.stderr.write(`lockctl: ${options.lock.label} is held (waited ${options.waitMs} ms)\n`);
     return ExitCode.LockBusy;

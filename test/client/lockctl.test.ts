@@ -756,3 +756,66 @@ describe("lockctl's output that cannot be written: exit 74, no stack trace, and 
     expect(run.stderr).toBe("");
   });
 });
+
+/** A lockctl left running with both outputs read, to be sent a signal. */
+function startCapturing(args: readonly string[]) {
+  const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  const exited = new Promise<Finished>((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+  return { process: child, stderr: () => stderr, exited };
+}
+
+describe("lockctl on Ctrl-C (SIGINT)", () => {
+  it("acquire with its ACQUIRE in flight: says the lock, owner id and request id it sent, then exits 130", async () => {
+    const silent = await ScriptedServer.start(() => "silence");
+    try {
+      const run = startCapturing(["acquire", "interrupted", "--endpoints", silent.endpoint, "--timeout", "60000"]);
+      await waitFor(() => silent.seen.length > 0);
+      run.process.kill("SIGINT");
+      const finished = await run.exited;
+      expect(finished.code).toBe(130);
+      expect(finished.stdout).toBe("");
+      const [sent] = silent.seen;
+      expect(finished.stderr).toBe(
+        `lockctl: interrupted with an ACQUIRE in flight (lock=interrupted owner=${sent!.ownerId} request=${sent!.requestId}), which the server may still grant: ` +
+          `\`lockctl inspect interrupted --owner ${sent!.ownerId}\` shows whether it did, \`lockctl release interrupted --owner ${sent!.ownerId}\` ends the lease\n`,
+      );
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it("run, before its command started: says the same of its ACQUIRE (with --hex-id where the lock is a raw id), then exits 130", async () => {
+    const silent = await ScriptedServer.start(() => "silence");
+    const marker = join(workDir, "interrupted-run-started");
+    try {
+      const run = startCapturing(["run", "00ff", "--hex-id", "--endpoints", silent.endpoint, "--timeout", "60000", "--", process.execPath, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`]);
+      await waitFor(() => silent.seen.length > 0);
+      run.process.kill("SIGINT");
+      const finished = await run.exited;
+      expect(finished.code).toBe(130);
+      const [sent] = silent.seen;
+      expect(finished.stderr).toContain(`(lock=${sent!.lockId} owner=${sent!.ownerId} request=${sent!.requestId})`);
+      expect(finished.stderr).toContain(`\`lockctl release 00ff --hex-id --owner ${sent!.ownerId}\``);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it("bench: prints its summary so far, then exits 130", async () => {
+    const run = startCapturing(["bench", "--duration", "10m", "--connections", "1", "--pipeline", "4", "--keys", "20", "--json"]);
+    await waitFor(() => /ops\/s/.test(run.stderr())); // the first progress line: a second of load done
+    run.process.kill("SIGINT");
+    const finished = await run.exited;
+    expect(finished.code).toBe(130);
+    const summary = json(finished) as { interrupted: boolean; total: { ops: number; errors: number } };
+    expect(summary.interrupted).toBe(true);
+    expect(summary.total.ops).toBeGreaterThan(0);
+    // Requests given up because of the Ctrl-C are no failures of the server.
+    expect(summary.total.errors).toBe(0);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * Ctrl-C (SIGINT) while an ACQUIRE is in flight. The server may grant it after lockctl is gone, to an
+ * owner id printed nowhere yet (a random one, unless --owner gave it), and the lease would then stay
+ * held for its ttl with nobody able to release it. So lockctl says, before it exits 130, what the
+ * ACQUIRE was: its lock, its owner and its request id, with the commands that see and end the lease.
+ */
+import type { BatonClient, RequestEvent } from "../client.js";
+import { ExitCode } from "./exit-codes.js";
+
+/** How a lock is named on lockctl's command line: NAME, with --hex-id for a raw id. */
+export interface LockArgument {
+  readonly name: string;
+  readonly hexId: boolean;
+}
+
+/** The stderr line for an ACQUIRE interrupted in flight. */
+export function interruptedAcquireLine(event: RequestEvent, lock: LockArgument): string {
+  const name = `${lock.name}${lock.hexId ? " --hex-id" : ""}`;
+  return (
+    `lockctl: interrupted with an ACQUIRE in flight (lock=${event.lock} owner=${event.owner} request=${event.requestId}), which the server may still grant: ` +
+    `\`lockctl inspect ${name} --owner ${event.owner}\` shows whether it did, \`lockctl release ${name} --owner ${event.owner}\` ends the lease\n`
+  );
+}
+
+/**
+ * From now until the returned function is called, SIGINT prints the ACQUIRE the client last sent, if
+ * any, and exits 130 (128 + SIGINT, what a shell reports for a command Ctrl-C ended).
+ */
+export function reportAcquireOnInterrupt(client: BatonClient, lock: LockArgument): () => void {
+  let acquire: RequestEvent | undefined;
+  const onRequest = (event: RequestEvent) => {
+    if (event.command === "ACQUIRE") acquire = event;
+  };
+  const onInterrupt = () => {
+    if (acquire !== undefined) process.stderr.write(interruptedAcquireLine(acquire, lock));
+    process.exit(ExitCode.Interrupted);
+  };
+  client.on("request", onRequest);
+  process.on("SIGINT", onInterrupt);
+  return () => {
+    client.off("request", onRequest);
+    process.off("SIGINT", onInterrupt);
+  };
+}
