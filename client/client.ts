@@ -483,7 +483,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   private async send(request: Request, options: CallOptions): Promise<Answered> {
     if (this.closed) throw new ClientClosedError();
     const requestId = randomId();
-    this.emit("request", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), lock: request.lock.label, owner: bytesToHex(request.owner) });
+    // Built only when listened to: every request passes here, and hex ids cost an allocation each.
+    if (this.listenerCount("request") > 0) {
+      this.emit("request", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), lock: request.lock.label, owner: bytesToHex(request.owner) });
+    }
     const frame = encodeRequest({
       command: request.command,
       requestId,
