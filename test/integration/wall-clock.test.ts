@@ -236,53 +236,51 @@ describe("a wall-clock step still being absorbed at restarts", () => {
   });
 });
 
+/**
+ * Owner 1 takes lock 1 for 20 s; lockd is killed, its wall clock stepped by `stepMs` while it is down,
+ * and it is started again on the same data (in `lockd`, on the same boot of the machine).
+ */
+async function grantThenStepWhileDown(stepMs: number): Promise<{ granted: Response; dataDir: string; firstStartLog: string }> {
+  const { shiftFile, env } = shiftableWallClock();
+  lockd = await spawnLockd({ env });
+  const dataDir = lockd.dataDir;
+  const client = await RawClient.open(lockd.port);
+  client.write(acquire({ lock: 1n, owner: 1n }, 20_000n));
+  const [granted] = splitAnswers(await client.read(17));
+  expect(granted!.status).toBe(Status.Ok);
+  client.close();
+  await lockd.kill();
+  const firstStartLog = lockd.stderr();
+  writeFileSync(shiftFile, String(stepMs));
+  lockd = await spawnLockd({ env, dataDir });
+  return { granted: granted!, dataDir, firstStartLog };
+}
+
 describe("a wall clock stepped forward while lockd was down (a restart on the same boot)", () => {
   it("does not end the recovered leases early: another owner is refused, and the step is absorbed like one seen running", async () => {
-    const { shiftFile, env } = shiftableWallClock();
-    lockd = await spawnLockd({ env });
-    const dataDir = lockd.dataDir;
-    let client = await RawClient.open(lockd.port);
-    client.write(acquire({ lock: 1n, owner: 1n }, 20_000n));
-    const [granted] = splitAnswers(await client.read(17));
-    expect(granted!.status).toBe(Status.Ok);
-    client.close();
-    await lockd.kill();
-
-    writeFileSync(shiftFile, "30000"); // while lockd is down, its wall clock steps 30 s ahead
-    lockd = await spawnLockd({ env, dataDir });
-    expect(lockd.stderr()).toMatch(/the wall clock moved (29\d{3}|30000) ms further than real time while lockd was down/);
-    client = await RawClient.open(lockd.port);
+    const { granted, dataDir } = await grantThenStepWhileDown(30_000);
+    expect(lockd!.stderr()).toMatch(/the wall clock moved (29\d{3}|30000) ms further than real time while lockd was down/);
+    const client = await RawClient.open(lockd!.port);
     client.write(acquire({ lock: 1n, owner: 2n }, 1_000n));
     const [refused] = splitAnswers(await client.read(17));
     // Without the anchor, logical time jumps 30 s at the start and the 20 s lease is over: a second holder.
-    expect(refused).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted!.expiresAt });
+    expect(refused).toEqual({ status: Status.Held, fencingToken: 0n, expiresAt: granted.expiresAt });
     client.close();
-    await lockd.stop();
+    await lockd!.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });
 });
 
 describe("a wall clock stepped back while lockd was down", () => {
   it("is said at the start, and the recovered lease is not shortened by it", async () => {
-    const { shiftFile, env } = shiftableWallClock();
-    lockd = await spawnLockd({ env });
-    const dataDir = lockd.dataDir;
-    let client = await RawClient.open(lockd.port);
-    client.write(acquire({ lock: 1n, owner: 1n }, 20_000n));
-    const [granted] = splitAnswers(await client.read(17));
-    expect(granted!.status).toBe(Status.Ok);
-    client.close();
-    await lockd.kill();
-    expect(lockd.stderr()).not.toMatch(/behind the time lockd recovered/);
-
-    writeFileSync(shiftFile, "-30000"); // while lockd is down, its wall clock steps 30 s back
-    lockd = await spawnLockd({ env, dataDir });
-    expect(lockd.stderr()).toMatch(/the wall clock is (29\d{3}|30\d{3}) ms behind the time lockd recovered .*logical time stands still until the clock catches up/);
-    client = await RawClient.open(lockd.port);
+    const { granted, dataDir, firstStartLog } = await grantThenStepWhileDown(-30_000);
+    expect(firstStartLog).not.toMatch(/behind the time lockd recovered/);
+    expect(lockd!.stderr()).toMatch(/the wall clock is (29\d{3}|30\d{3}) ms behind the time lockd recovered .*logical time stands still until the clock catches up/);
+    const client = await RawClient.open(lockd!.port);
     client.write(inspect({ lock: 1n, owner: 1n }));
-    expect(splitAnswers(await client.read(17))).toEqual([{ status: Status.Ok, fencingToken: granted!.fencingToken, expiresAt: granted!.expiresAt }]);
+    expect(splitAnswers(await client.read(17))).toEqual([{ status: Status.Ok, fencingToken: granted.fencingToken, expiresAt: granted.expiresAt }]);
     client.close();
-    await lockd.stop();
+    await lockd!.stop();
     rmSync(dataDir, { recursive: true, force: true });
   });
 });
