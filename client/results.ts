@@ -130,6 +130,8 @@ const HTTP_PREFIX = Buffer.from("HTTP/", "latin1");
  * lockd's own metrics address, which answers a lock client there with a 400 that says so.
  */
 function rejectHttp(response: Response): void {
+  // Status 72 ("H") first: every answer passes here, and no lockd answer has it.
+  if (response.status !== HTTP_PREFIX[0]) return;
   if (!encodeResponse(response).subarray(0, HTTP_PREFIX.length).equals(HTTP_PREFIX)) return;
   throw new ProtocolError("the endpoint answered in HTTP: it is an HTTP server (perhaps lockd's --metrics-listen address), not lockd's lock port (its --listen address)");
 }
