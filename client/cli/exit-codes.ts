@@ -19,7 +19,7 @@ export const ExitCode = {
   /** The server broke the protocol, or lockctl failed unexpectedly. */
   Software: 70,
   /**
-   * The output could not be written (EX_IOERR): a full disk, a closed stdout, a reader gone (EPIPE)
+   * The output could not be written (EX_IOERR): a full disk, a reader gone (EPIPE)
    * before an answer was written. An acquire granted meanwhile is released first: nobody has its owner id.
    */
   OutputFailed: 74,

@@ -1,9 +1,10 @@
 /**
  * How lockctl prints results: one readable line, or one JSON object per command with --json; and
- * what became of the writing, since an answer its reader never got (a full disk, a closed pipe, a
- * closed stdout) must not pass for one delivered.
+ * what became of the writing, since an answer its reader never got (a full disk, a pipe whose reader
+ * has gone) must not pass for one delivered. A stdout closed with `>&-` cannot be told: Node opens
+ * /dev/null in its place, read-write, as `subprocess.DEVNULL` and `stdio: "ignore"` open it, and
+ * those are a caller's choice to discard the output.
  */
-import { fstatSync, readFileSync, statSync } from "node:fs";
 import type { LockId } from "../ids.js";
 
 /** Whether output reached stdout, or the error that kept it from it. */
@@ -11,8 +12,8 @@ export type WriteOutcome = { readonly written: true } | { readonly written: fals
 
 const WRITTEN: WriteOutcome = { written: true };
 
-/** Set at start when stdout was closed: every write then fails with it. */
-let closedStdout: NodeJS.ErrnoException | undefined;
+/** Whether anything was written to stdout: with nothing written, nothing can have been lost. */
+let wroteAnything = false;
 
 /**
  * Call once, before anything is written. A write error on stdout is reported to whoever awaits the
@@ -22,39 +23,23 @@ let closedStdout: NodeJS.ErrnoException | undefined;
 export function watchOutput(): void {
   process.stdout.on("error", () => {});
   process.stderr.on("error", () => {});
-  if (stdoutWasClosed()) closedStdout = Object.assign(new Error("stdout is closed"), { code: "EBADF" });
-}
-
-/**
- * Node opens /dev/null, read-write, in place of a standard descriptor it finds closed at start, so
- * `lockctl acquire x >&-` would write its answer into nothing and exit 0. A shell's `>/dev/null`
- * opens it write-only: a deliberate discard, which stays one. (Linux only, through /proc; elsewhere
- * a closed stdout cannot be told apart.)
- */
-function stdoutWasClosed(): boolean {
-  try {
-    const flags = /^flags:\s*([0-7]+)$/m.exec(readFileSync("/proc/self/fdinfo/1", "utf8"));
-    const O_ACCMODE = 0o3;
-    const O_RDWR = 0o2;
-    if (flags === null || (Number.parseInt(flags[1]!, 8) & O_ACCMODE) !== O_RDWR) return false;
-    const stdout = fstatSync(1);
-    return stdout.isCharacterDevice() && stdout.rdev === statSync("/dev/null").rdev;
-  } catch {
-    return false;
-  }
 }
 
 /** Writes to stdout; resolves once the text has been handed on, or has failed to be. */
 export function writeOut(text: string): Promise<WriteOutcome> {
-  if (closedStdout !== undefined) return Promise.resolve({ written: false, error: closedStdout });
+  if (text.length > 0) wroteAnything = true;
   return new Promise((resolve) => {
     process.stdout.write(text, (error) => resolve(error == null ? WRITTEN : { written: false, error: error as NodeJS.ErrnoException }));
   });
 }
 
-/** Whether everything written to stdout so far got there: an empty write's callback comes after theirs, with their error. */
+/**
+ * Whether everything written to stdout so far got there: an empty write's callback comes after theirs,
+ * with their error. Nothing written is nothing lost: an error's exit code, or the code of the command
+ * `run` ran, stands whatever stdout is.
+ */
 export function outputSettled(): Promise<WriteOutcome> {
-  return writeOut("");
+  return wroteAnything ? writeOut("") : Promise.resolve(WRITTEN);
 }
 
 export interface Printed {

@@ -708,11 +708,25 @@ describe("lockctl's output that cannot be written: exit 74, no stack trace, and 
     expect((await lockctl(["inspect", "unwritten-full"])).code).toBe(2); // free
   });
 
-  it("acquire to a closed stdout (>&-): exit 74, and the lease is released", async () => {
-    const run = await lockctlThroughShell("exec >&-", ["acquire", "unwritten-closed", "--ttl", "60000"]);
-    expect(run.code).toBe(74);
-    expect(run.stderr).toContain("could not write the answer to stdout (stdout is closed); released the lease granted on unwritten-closed");
-    expect((await lockctl(["inspect", "unwritten-closed"])).code).toBe(2);
+  it("acquire to /dev/null opened read-write (subprocess.DEVNULL, stdio 'ignore', or >&-, which Node reopens so): a discard, the lease kept", async () => {
+    const run = await lockctlThroughShell("exec 1<>/dev/null", ["acquire", "discarded-rw", "--ttl", "60000", "--owner", "ab"]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe("");
+    expect((await lockctl(["inspect", "discarded-rw", "--owner", "ab"])).code).toBe(0); // held by ab
+  });
+
+  it("an error or a run writes nothing to stdout: its own exit code stands, whatever stdout is", async () => {
+    const cases: [string[], number][] = [
+      [["inspect", "x", "--endpoints", "127.0.0.1:1", "--attempts", "1"], 69],
+      [["acquire"], 64],
+      [["acquire", "x", "--ttl", "0"], 64],
+      [["run", "unwritten-run", "--ttl", "60000", "--", "sh", "-c", "exit 3"], 3],
+    ];
+    for (const [args, code] of cases) {
+      const run = await withFullDevice((full) => lockctlWritingTo(args, { stdout: full }));
+      expect([args.join(" "), run.code]).toEqual([args.join(" "), code]);
+      expect(run.stderr).not.toContain("could not write");
+    }
   });
 
   it("acquire into a pipe whose reader is gone (| true): exit 74, and the lease is released", async () => {
