@@ -7,19 +7,36 @@
 import type { BatonClient, RequestEvent } from "../client.js";
 import { ExitCode } from "./exit-codes.js";
 
-/** How a lock is named on lockctl's command line: NAME, with --hex-id for a raw id. */
+/** How a lock was named on lockctl's command line (NAME, with --hex-id for a raw id), and where it was asked for. */
 export interface LockArgument {
   readonly name: string;
   readonly hexId: boolean;
+  /** The endpoints the request went to, as --endpoints takes them. */
+  readonly endpoints: string;
 }
 
 /** The stderr line for an ACQUIRE interrupted in flight. */
 export function interruptedAcquireLine(event: RequestEvent, lock: LockArgument): string {
-  const name = `${lock.name}${lock.hexId ? " --hex-id" : ""}`;
+  const command = (verb: string) => `lockctl ${verb} ${followUpArguments(lock, event.owner)}`;
   return (
     `lockctl: interrupted with an ACQUIRE in flight (lock=${event.lock} owner=${event.owner} request=${event.requestId}), which the server may still grant: ` +
-    `\`lockctl inspect ${name} --owner ${event.owner}\` shows whether it did, \`lockctl release ${name} --owner ${event.owner}\` ends the lease\n`
+    `\`${command("inspect")}\` shows whether it did, \`${command("release")}\` ends the lease\n`
   );
+}
+
+/**
+ * The arguments that name the same lease to the same server, ready to paste into a shell: the
+ * endpoints it was asked of (a default from the environment may not be there where it is pasted),
+ * the owner, and the name quoted, after `--` when it could pass for an option.
+ */
+function followUpArguments(lock: LockArgument, owner: string): string {
+  const options = `--endpoints ${shellWord(lock.endpoints)} --owner ${owner}${lock.hexId ? " --hex-id" : ""}`;
+  return `${options} ${lock.name.startsWith("-") ? "-- " : ""}${shellWord(lock.name)}`;
+}
+
+/** A word a POSIX shell reads back as exactly `text`. */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /**

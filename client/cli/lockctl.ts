@@ -6,14 +6,14 @@
 import { Command, CommanderError, InvalidArgumentError as FlagError, Option } from "commander";
 import { MAX_TIMER_MS } from "../backoff.js";
 import { BatonClient, DEFAULT_ATTEMPTS, type BatonClientOptions } from "../client.js";
-import { DEFAULT_HOST, DEFAULT_PORT, parseEndpointList, type Endpoint } from "../endpoints.js";
+import { DEFAULT_HOST, DEFAULT_PORT, endpointLabel, parseEndpointList, type Endpoint } from "../endpoints.js";
 import { BatonError, InvalidArgumentError } from "../errors.js";
 import { LockId, toOwnerBytes } from "../ids.js";
 import type { Lease } from "../lease.js";
 import { BENCH_COMMANDS, BENCH_DEFAULT_ATTEMPTS, bench, parseDurationMs, parseMix } from "./bench.js";
 import { ExitCode } from "./exit-codes.js";
 import { outputSettled, printResult, watchOutput, writeOut, type WriteOutcome } from "./output.js";
-import { reportAcquireOnInterrupt } from "./interrupt.js";
+import { reportAcquireOnInterrupt, type LockArgument } from "./interrupt.js";
 import { runLocked } from "./run.js";
 import { commanderMessageLine } from "../../src/cli/commander-message.js";
 import { packageVersion } from "../../src/version.js";
@@ -123,6 +123,11 @@ function fromEnvironment<T>(variable: string, parse: () => T): T {
 /** A string is the default: $BATON_ENDPOINTS, or the built-in address. --endpoints arrives parsed. */
 function endpointsOf(value: Endpoint[] | string): Endpoint[] {
   return typeof value === "string" ? fromEnvironment("BATON_ENDPOINTS", () => parseEndpointList(value)) : value;
+}
+
+/** The lock as this command line gave it, and the endpoints it used: what a follow-up command must repeat. */
+function lockArgument(name: string, flags: ConnectionFlags): LockArgument {
+  return { name, hexId: flags.hexId, endpoints: endpointsOf(flags.endpoints).map(endpointLabel).join(",") };
 }
 
 function lockOf(name: string, flags: ConnectionFlags): LockId {
@@ -261,7 +266,7 @@ printed with lease-lost=deadline, and may already have passed to another owner.`
     const lock = lockOf(name, flags);
     await withClient(flags, async (client) => {
       // Until the answer is printed, a Ctrl-C says what the ACQUIRE was: nothing else would.
-      const stopReporting = reportAcquireOnInterrupt(client, { name, hexId: flags.hexId });
+      const stopReporting = reportAcquireOnInterrupt(client, lockArgument(name, flags));
       try {
         return await acquireAndPrint(client, lock, flags);
       } finally {
@@ -386,7 +391,7 @@ Examples:
   .action(async (name: string, commandLine: string[], flags: ConnectionFlags & { ttl: number; wait: number; killAfter: number }) => {
     const lock = lockOf(name, flags);
     await withClient(flags, (client) =>
-      runLocked(client, { lock, lockArgument: { name, hexId: flags.hexId }, ttlMs: flags.ttl, waitMs: flags.wait, killAfterMs: flags.killAfter, command: commandLine[0]!, args: commandLine.slice(1) }),
+      runLocked(client, { lock, lockArgument: lockArgument(name, flags), ttlMs: flags.ttl, waitMs: flags.wait, killAfterMs: flags.killAfter, command: commandLine[0]!, args: commandLine.slice(1) }),
     );
   });
 

@@ -782,6 +782,19 @@ function startCapturing(args: readonly string[]) {
   return { process: child, stderr: () => stderr, exited };
 }
 
+/** A command line run by /bin/sh as a user would paste it, `lockctl` being this one. */
+function pastedIntoShell(commandLine: string): Promise<Finished> {
+  const child = spawn("/bin/sh", ["-c", `lockctl() { "$NODE" "$LOCKCTL" "$@"; }; ${commandLine}`], {
+    env: { ...lockctlEnv(), NODE: process.execPath, LOCKCTL },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
+  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+}
+
 describe("lockctl on Ctrl-C (SIGINT)", () => {
   it("acquire with its ACQUIRE in flight: says the lock, owner id and request id it sent, then exits 130", async () => {
     const silent = await ScriptedServer.start(() => "silence");
@@ -795,7 +808,8 @@ describe("lockctl on Ctrl-C (SIGINT)", () => {
       const [sent] = silent.seen;
       expect(finished.stderr).toBe(
         `lockctl: interrupted with an ACQUIRE in flight (lock=interrupted owner=${sent!.ownerId} request=${sent!.requestId}), which the server may still grant: ` +
-          `\`lockctl inspect interrupted --owner ${sent!.ownerId}\` shows whether it did, \`lockctl release interrupted --owner ${sent!.ownerId}\` ends the lease\n`,
+          `\`lockctl inspect --endpoints ${silent.endpoint} --owner ${sent!.ownerId} interrupted\` shows whether it did, ` +
+          `\`lockctl release --endpoints ${silent.endpoint} --owner ${sent!.ownerId} interrupted\` ends the lease\n`,
       );
     } finally {
       await silent.close();
@@ -813,10 +827,35 @@ describe("lockctl on Ctrl-C (SIGINT)", () => {
       expect(finished.code).toBe(130);
       const [sent] = silent.seen;
       expect(finished.stderr).toContain(`(lock=${sent!.lockId} owner=${sent!.ownerId} request=${sent!.requestId})`);
-      expect(finished.stderr).toContain(`\`lockctl release 00ff --hex-id --owner ${sent!.ownerId}\``);
+      expect(finished.stderr).toContain(`\`lockctl release --endpoints ${silent.endpoint} --owner ${sent!.ownerId} --hex-id 00ff\``);
       expect(existsSync(marker)).toBe(false);
     } finally {
       await silent.close();
+    }
+  });
+
+  it("the commands it prints work pasted into a shell: the same lock, owner and server, whatever the name holds", async () => {
+    // The ACQUIRE goes unanswered; what the printed commands send is answered 2 (free, not held).
+    for (const name of ["with space", `q'uo"te $HOME`, "-looks-like-a-flag", "ünïcode/ロック"]) {
+      const server = await ScriptedServer.start((_request, index) => (index === 0 ? "silence" : reply(2)));
+      try {
+        const run = startCapturing(["acquire", "--endpoints", server.endpoint, "--timeout", "60000", "--", name]);
+        await waitFor(() => server.seen.length > 0);
+        run.process.kill("SIGINT");
+        const { stderr } = await run.exited;
+        const printed = [...stderr.matchAll(/`(lockctl [^`]+)`/g)].map((match) => match[1]!);
+        expect(printed.map((command) => command.split(" ")[1])).toEqual(["inspect", "release"]);
+        for (const command of printed) {
+          // $BATON_ENDPOINTS names another server: the printed command must say which one.
+          const pasted = await pastedIntoShell(command);
+          expect([command, pasted.code, pasted.stderr]).toEqual([command, 2, ""]);
+        }
+        const [acquired, inspected, released] = server.seen;
+        expect([inspected!.command, released!.command]).toEqual([Command.Inspect, Command.Release]);
+        for (const followUp of [inspected!, released!]) expect([followUp.lockId, followUp.ownerId]).toEqual([acquired!.lockId, acquired!.ownerId]);
+      } finally {
+        await server.close();
+      }
     }
   });
 

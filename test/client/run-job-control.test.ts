@@ -35,7 +35,7 @@ async function runFakeCommand(): Promise<{ clock: { nowMs: number }; sent: strin
     return true;
   });
   vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-  const status = runLocked(client, { lock: LockId.fromName("job-control"), lockArgument: { name: "job-control", hexId: false }, ttlMs: 60_000, waitMs: 0, killAfterMs: 10_000, command: "x", args: [] });
+  const status = runLocked(client, { lock: LockId.fromName("job-control"), lockArgument: { name: "job-control", hexId: false, endpoints: "127.0.0.1:5625" }, ttlMs: 60_000, waitMs: 0, killAfterMs: 10_000, command: "x", args: [] });
   while (command.listenerCount("exit") === 0) await new Promise((resolve) => setImmediate(resolve));
   return { clock, sent, status };
 }
