@@ -6,7 +6,7 @@
  */
 import { timerDelay } from "../backoff.js";
 import { DEFAULT_TIMEOUT_MS, type BatonClient } from "../client.js";
-import { BatonError, InvalidRequestError, RetriesExhaustedError } from "../errors.js";
+import { BatonError, InvalidRequestError, ProtocolError, RetriesExhaustedError } from "../errors.js";
 import { LockId } from "../ids.js";
 import { ExitCode } from "./exit-codes.js";
 import { Histogram } from "./histogram.js";
@@ -81,8 +81,9 @@ export async function bench(options: BenchOptions): Promise<number> {
   const startMs = performance.now();
   const endMs = startMs + options.durationMs;
   // A request the server refuses as invalid (a ttl above its --max-ttl, say) is refused the same way
-  // every time: the run stops at the first, rather than measure how fast refusals come back.
-  let refused: InvalidRequestError | undefined;
+  // every time, and an endpoint that breaks the protocol is no lockd (an HTTP port, say): the run
+  // stops at the first, rather than measure how fast refusals come back.
+  let refused: InvalidRequestError | ProtocolError | undefined;
   // Ctrl-C ends the run where it is, and the summary of what it measured so far is printed still.
   let interruptedAtMs: number | undefined;
   const onInterrupt = () => {
@@ -117,7 +118,7 @@ export async function bench(options: BenchOptions): Promise<number> {
         const status = await issue(client, command, lock, options.ttlMs, giveUp.signal);
         stat.outcomes.set(status, (stat.outcomes.get(status) ?? 0) + 1);
       } catch (error) {
-        if (error instanceof InvalidRequestError) {
+        if (error instanceof InvalidRequestError || error instanceof ProtocolError) {
           refused ??= error;
           giveUp.abort();
           return;
@@ -143,9 +144,13 @@ export async function bench(options: BenchOptions): Promise<number> {
   const elapsedMs = (interruptedAtMs ?? performance.now()) - startMs;
   if (process.stderr.isTTY) process.stderr.write("\n");
   for (const client of clients) client.close();
-  if (refused !== undefined) {
+  if (refused instanceof InvalidRequestError) {
     process.stderr.write(`lockctl: bench stopped: ${refused.message}; every such request is refused alike\n`);
     return ExitCode.Usage;
+  }
+  if (refused !== undefined) {
+    process.stderr.write(`lockctl: bench stopped: ${refused.message}\n`);
+    return ExitCode.Software;
   }
 
   const interrupted = interruptedAtMs !== undefined;

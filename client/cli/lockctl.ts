@@ -245,7 +245,7 @@ Examples:
 lockCommand(program, "acquire", "acquire a lock once (or keep trying for --wait ms); prints the fencing token and the owner id")
   .option("--json", "print one JSON object instead of a line", false)
   .option("--ttl <ms>", "lease length", milliseconds(1), DEFAULT_TTL_MS)
-  .option("--wait <ms>", "keep trying this long while someone else holds it", milliseconds(0), 0)
+  .option("--wait <ms>", "keep trying this long while someone else holds it, or while no server answers", milliseconds(0), 0)
   .addOption(ownerOption("default: a new random owner, printed"))
   .addHelpText(
     "after",
@@ -369,7 +369,7 @@ Examples:
 lockCommand(program, "run", "hold a lock while a command runs, renewing it; release when it exits")
   .argument("<command...>", "the command and its arguments (put them after --)")
   .option("--ttl <ms>", "lease length; renewed every ttl/3", milliseconds(1), DEFAULT_TTL_MS)
-  .option("--wait <ms>", "keep trying this long while someone else holds it", milliseconds(0), 0)
+  .option("--wait <ms>", "keep trying this long while someone else holds it, or while no server answers", milliseconds(0), 0)
   // At most what one Node timer holds (MAX_TIMER_MS): a longer one would fire at once.
   .option("--kill-after <ms>", "after a lost lease, SIGKILL the command's process group if the command has not exited this long after SIGTERM", milliseconds(0, MAX_TIMER_MS), 10_000)
   .addOption(ownerOption("default: a new random owner"))
