@@ -35,7 +35,11 @@ export function toEndpoint(input: EndpointInput): Endpoint {
   if (typeof input !== "string") return checkedEndpoint(input);
   const text = input.trim();
   const match = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(text);
-  if (match === null) throw new InvalidArgumentError(`expected HOST:PORT, got ${JSON.stringify(input)}`);
+  if (match === null) {
+    // "::1:8709" is an IPv6 address of its own: not split at a guessed colon.
+    const hint = /^[^[]*:.*:/.test(text) ? " (an IPv6 address goes in brackets: [::1]:5625)" : "";
+    throw new InvalidArgumentError(`expected HOST:PORT, got ${JSON.stringify(input)}${hint}`);
+  }
   const port = match[2] === undefined ? DEFAULT_PORT : Number(match[2]);
   if (port < 1 || port > 65535) throw new InvalidArgumentError(`port out of range in ${JSON.stringify(input)}`);
   return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };

@@ -67,7 +67,7 @@ function hostPort(raw: string): { host: string; port: number } {
 
 /** A path: an empty one (an unset variable in a unit file) would put the data in the working directory. */
 function nonEmptyPath(raw: string): string {
-  if (raw.trim() === "") throw new InvalidArgumentError("expected a directory, got an empty path");
+  if (raw.trim() === "") throw new InvalidArgumentError(`expected a directory, got ${raw === "" ? "an empty path" : `only blanks (${JSON.stringify(raw)})`}`);
   return raw;
 }
 

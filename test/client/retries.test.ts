@@ -297,6 +297,8 @@ describe("errors users can branch on", () => {
     const misconfigured = (options: unknown) => () => new BatonClient(options as ConstructorParameters<typeof BatonClient>[0]);
     await invalid(misconfigured({ endpoints: "127.0.0.1:5625" }), "endpoints must be an array");
     await invalid(misconfigured({ endpoints: [null] }), "an endpoint is a");
+    // "::1:5625" is an IPv6 address of its own, as lockd's --listen refuses it too.
+    await invalid(misconfigured({ endpoints: ["::1:5625"] }), 'expected HOST:PORT, got "::1:5625" (an IPv6 address goes in brackets: [::1]:5625)');
     // eslint-disable-next-line no-sparse-arrays
     await invalid(misconfigured({ endpoints: ["127.0.0.1:5625", , ] }), "got undefined");
     await invalid(misconfigured({ endpoints: [{ host: Object.create(null), port: 1 }] }), "got an object");

@@ -81,11 +81,11 @@ describe("a bad flag or a busy port: a clear message and a non-zero exit", () =>
   }
 
   it("refuses an empty --data (an unset variable in `--data $DIR`) without creating anything in its working directory", () => {
-    for (const empty of ["", "  "]) {
+    for (const [empty, said] of [["", "an empty path"], ["  ", 'only blanks ("  ")']] as const) {
       const cwd = mkdtempSync(join(scratchDir, "cwd-"));
       const result = spawnSync(process.execPath, [LOCKD_BIN, "--listen", "127.0.0.1:0", "--data", empty], { cwd, encoding: "utf8", timeout: 10_000 });
       expect(result.status).toBe(1);
-      expect(result.stderr).toMatch(/--data.*expected a directory, got an empty path/s);
+      expect(result.stderr).toContain(`expected a directory, got ${said}`);
       expect(readdirSync(cwd)).toEqual([]);
     }
   });
