@@ -3,6 +3,7 @@ import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { lockIdFromName, Status } from "../../src/protocol/index.js";
+import { startMetricsServer } from "../../src/server/metrics.js";
 import { useLockd } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 import { acquire } from "../support/frames.js";
@@ -68,6 +69,23 @@ describe("a raw-socket Python client written from protocol.md works against lock
     expect(refused.stderr).toMatch(new RegExp(`^lock_example\\.py: 127\\.0\\.0\\.1:${closed}: .*Connection refused\n$`));
     const notAPort = await runPython(["127.0.0.1", "notaport"]);
     expect(notAPort.code).toBe(1);
-    expect(notAPort.stderr).toMatch(/^lock_example\.py: PORT must be a number, got 'notaport'\nUsage: /);
+    expect(notAPort.stderr).toMatch(/^lock_example\.py: PORT must be a number from 1 to 65535, got 'notaport'\nUsage: /);
+    const outOfRange = await runPython(["127.0.0.1", "99999"]);
+    expect(outOfRange.code).toBe(1);
+    expect(outOfRange.stderr).toMatch(/^lock_example\.py: PORT must be a number from 1 to 65535, got '99999'\n/);
+  });
+
+  it("stops at an answer no lockd gives (an HTTP server's, say), instead of printing it", async () => {
+    const metrics = await startMetricsServer("127.0.0.1", 0, () => {
+      throw new Error("nothing here scrapes");
+    });
+    try {
+      const { code, stdout, stderr } = await runPython(["127.0.0.1", String(metrics.address.port)]);
+      expect(code).toBe(1);
+      expect(stdout).toBe("");
+      expect(stderr).toBe(`lock_example.py: 127.0.0.1:${metrics.address.port} answered status 72: is it lockd's --listen address?\n`);
+    } finally {
+      await metrics.close();
+    }
   });
 });
