@@ -155,7 +155,8 @@ export async function bench(options: BenchOptions): Promise<number> {
 
   const interrupted = interruptedAtMs !== undefined;
   const printed = await writeOut(options.json ? `${JSON.stringify({ ...summary(stats, elapsedMs), ...(interrupted ? { interrupted } : {}) })}\n` : table(stats, elapsedMs, options, interrupted));
-  if (!printed.written) {
+  // A reader that stopped early (`| head`) took what it wanted, as with help: no failure.
+  if (!printed.written && printed.error.code !== "EPIPE") {
     process.stderr.write(`lockctl: could not write the bench summary to stdout (${printed.error.message})\n`);
     return ExitCode.OutputFailed;
   }

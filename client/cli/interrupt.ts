@@ -1,10 +1,11 @@
 /**
- * Ctrl-C (SIGINT) while an ACQUIRE is in flight. The server may grant it after lockctl is gone, to an
+ * Ctrl-C (SIGINT) while an ACQUIRE is under way. The server may grant it after lockctl is gone, to an
  * owner id printed nowhere yet (a random one, unless --owner gave it), and the lease would then stay
  * held for its ttl with nobody able to release it. So lockctl says, before it exits 130, what the
  * ACQUIRE was: its lock, its owner and its request id, with the commands that see and end the lease.
  */
 import type { BatonClient, RequestEvent } from "../client.js";
+import { LockId } from "../ids.js";
 import { ExitCode } from "./exit-codes.js";
 
 /** How a lock was named on lockctl's command line (NAME, with --hex-id for a raw id), and where it was asked for. */
@@ -15,11 +16,11 @@ export interface LockArgument {
   readonly endpoints: string;
 }
 
-/** The stderr line for an ACQUIRE interrupted in flight. */
+/** The stderr line for an ACQUIRE interrupted under way (sent, or about to be: a refused dial sends nothing). */
 export function interruptedAcquireLine(event: RequestEvent, lock: LockArgument): string {
   const command = (verb: string) => `lockctl ${verb} ${followUpArguments(lock, event.owner)}`;
   return (
-    `lockctl: interrupted with an ACQUIRE in flight (lock=${event.lock} owner=${event.owner} request=${event.requestId}), which the server may still grant: ` +
+    `lockctl: interrupted with an ACQUIRE under way (lock=${event.lock} owner=${event.owner} request=${event.requestId}), which the server may still grant if it got it: ` +
     `\`${command("inspect")}\` shows whether it did, \`${command("release")}\` ends the lease\n`
   );
 }
@@ -30,8 +31,12 @@ export function interruptedAcquireLine(event: RequestEvent, lock: LockArgument):
  * the owner, and the name quoted, after `--` when it could pass for an option.
  */
 function followUpArguments(lock: LockArgument, owner: string): string {
-  const options = `--endpoints ${shellWord(lock.endpoints)} --owner ${owner}${lock.hexId ? " --hex-id" : ""}`;
-  return `${options} ${lock.name.startsWith("-") ? "-- " : ""}${shellWord(lock.name)}`;
+  // A name a terminal would not show as it is (control or invisible characters), or that would break
+  // the backquotes around the command, is given as its id instead.
+  const shown = !/[\p{Cc}\p{Cf}`]/u.test(lock.name);
+  const name = shown ? lock.name : (lock.hexId ? LockId.fromHex(lock.name) : LockId.fromName(lock.name)).hex;
+  const options = `--endpoints ${shellWord(lock.endpoints)} --owner ${owner}${lock.hexId || !shown ? " --hex-id" : ""}`;
+  return `${options} ${name.startsWith("-") ? "-- " : ""}${shellWord(name)}`;
 }
 
 /** A word a POSIX shell reads back as exactly `text`. */

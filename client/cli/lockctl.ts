@@ -191,7 +191,7 @@ async function releaseUnseenGrant(lease: Lease, lock: LockId): Promise<string> {
   const what = `the lease on ${lock.label} (token=${lease.fencingToken} owner=${lease.owner})`;
   try {
     const released = await lease.release();
-    if (released.status === "released") return `released the lease granted on ${lock.label}, whose owner id nobody has`;
+    if (released.status === "released") return `released the lease granted on ${lock.label}, since nobody saw it granted`;
     const why = released.status === "lost" ? "it had ended locally already" : `the server answered ${released.status}`;
     return `${what} was not released (${why}); it expires after its ttl`;
   } catch (error) {
@@ -233,7 +233,7 @@ Exit codes (acquire, renew, release, inspect: the protocol status of the answer)
   acquire: 76 granted after the lease's local deadline, so treat it as lost (the token is printed)
   run: the command's own code; 75 lock still held after --wait; 76 lease lost (command got SIGTERM);
   127 the command could not be started
-  130 Ctrl-C (an ACQUIRE in flight is printed first, to find its lease; bench prints its summary so far)
+  130 Ctrl-C (an ACQUIRE under way is printed first, to find its lease; bench prints its summary so far)
 
 Examples:
   lockctl acquire reports --ttl 60000            # prints the owner id to renew/release with
