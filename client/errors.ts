@@ -118,7 +118,11 @@ export class RetriesExhaustedError extends BatonError {
 
 /** The server broke the protocol (a status a command cannot have, a reply nobody asked for). */
 export class ProtocolError extends BatonError {
-  constructor(message: string) {
+  /** `fromHttpServer`: the answer was an HTTP status line, so the endpoint is no lockd's lock port at all. */
+  constructor(
+    message: string,
+    readonly fromHttpServer = false,
+  ) {
     super("BATON_PROTOCOL", message);
   }
 }

@@ -133,7 +133,7 @@ function rejectHttp(response: Response): void {
   // Status 72 ("H") first: every answer passes here, and no lockd answer has it.
   if (response.status !== HTTP_PREFIX[0]) return;
   if (!encodeResponse(response).subarray(0, HTTP_PREFIX.length).equals(HTTP_PREFIX)) return;
-  throw new ProtocolError("the endpoint answered in HTTP: it is an HTTP server (perhaps lockd's --metrics-listen address), not lockd's lock port (its --listen address)");
+  throw new ProtocolError("the endpoint answered in HTTP: it is an HTTP server (perhaps lockd's --metrics-listen address), not lockd's lock port (its --listen address)", true);
 }
 
 const MAX_WIRE_NUMBER = BigInt(Number.MAX_SAFE_INTEGER);

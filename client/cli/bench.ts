@@ -119,7 +119,9 @@ export async function bench(options: BenchOptions): Promise<number> {
         stat.outcomes.set(status, (stat.outcomes.get(status) ?? 0) + 1);
       } catch (error) {
         if (error instanceof InvalidRequestError || error instanceof ProtocolError) {
-          refused ??= error;
+          // Requests pipelined to an HTTP port meet its status line, then the rest of its answer read as
+          // replies: the status line's error says what the endpoint is, whichever of theirs comes first.
+          if (refused === undefined || (error instanceof ProtocolError && error.fromHttpServer)) refused = error;
           giveUp.abort();
           return;
         }

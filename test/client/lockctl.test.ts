@@ -655,11 +655,15 @@ describe("lockctl pointed at lockd's metrics address", () => {
       expect(run.code).toBe(70);
       expect(run.stdout).toBe("");
       expect(run.stderr).toBe("lockctl: the endpoint answered in HTTP: it is an HTTP server (perhaps lockd's --metrics-listen address), not lockd's lock port (its --listen address)\n");
-      // bench too stops at the first such answer, instead of counting them for its whole duration.
-      const benched = await lockctl(["bench", "--duration", "10m", "--connections", "2", "--mix", "inspect=1", "--endpoints", `127.0.0.1:${metrics.address.port}`]);
-      expect(benched.code).toBe(70);
-      expect(benched.stdout).toBe("");
-      expect(benched.stderr).toContain("lockctl: bench stopped: the endpoint answered in HTTP: it is an HTTP server");
+      // bench too stops at the first such answer, instead of counting them for its whole duration, and
+      // says what the endpoint is, although the rest of the HTTP answer meets its other pipelined
+      // requests (of every command, whose errors come back at different depths) as replies too.
+      for (let run = 0; run < 5; run++) {
+        const benched = await lockctl(["bench", "--duration", "10m", "--connections", "2", "--pipeline", "8", "--endpoints", `127.0.0.1:${metrics.address.port}`]);
+        expect(benched.code).toBe(70);
+        expect(benched.stdout).toBe("");
+        expect(benched.stderr).toContain("lockctl: bench stopped: the endpoint answered in HTTP: it is an HTTP server");
+      }
     } finally {
       await metrics.close();
     }
