@@ -202,6 +202,12 @@ interface Request {
   readonly retryUntilMs?: number;
 }
 
+/** Throws LeaseLostError if the lease `request` serves has ended (its stopReason gives why). */
+function throwIfLeaseEnded(request: Request): void {
+  const stopped = request.stopReason?.();
+  if (stopped !== undefined) throw new LeaseLostError(stopped);
+}
+
 /** What is left of a lease as an attempt's timeout: whole milliseconds (they show in timeout messages), at least 1. */
 function wholeMsAtLeast1(ms: number): number {
   return Math.max(1, Math.ceil(ms));
@@ -573,8 +579,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       }
     }
     // The last attempt ran into the end of the lease it served: that is the outcome, not the attempts.
-    const stopped = request.stopReason?.();
-    if (stopped !== undefined) throw new LeaseLostError(stopped);
+    throwIfLeaseEnded(request);
     throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError);
   }
 
@@ -585,8 +590,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * the time it is sent at. The answer can only change from yes to no as time passes.
    */
   private checkMaySend(request: Request, requestId: Uint8Array, attempt: number, firstSentAtMs: number | undefined, attemptTimeoutMs: number, lastError: BatonError | undefined): number {
-    const stopped = request.stopReason?.();
-    if (stopped !== undefined) throw new LeaseLostError(stopped);
+    throwIfLeaseEnded(request);
     const nowMs = this.clock();
     const remembered = request.command !== Command.Inspect;
     if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(nowMs - firstSentAtMs, attemptTimeoutMs)) {
