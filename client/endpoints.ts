@@ -1,6 +1,7 @@
 /** Server addresses: parsing "host:port" text and the structured form that can name a node id. */
 import { shown } from "./arguments.js";
 import { InvalidArgumentError } from "./errors.js";
+import { hostPortHint, splitHostPort } from "../src/protocol/host-port.js";
 
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 5625;
@@ -34,15 +35,11 @@ function checkedEndpoint(input: Partial<Record<keyof Endpoint, unknown>> | null)
 export function toEndpoint(input: EndpointInput): Endpoint {
   if (typeof input !== "string") return checkedEndpoint(input);
   const text = input.trim();
-  const match = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(text);
-  if (match === null) {
-    // "::1:8709" is an IPv6 address of its own: not split at a guessed colon.
-    const hint = /^[^[]*:.*:/.test(text) ? " (an IPv6 address goes in brackets: [::1]:5625)" : "";
-    throw new InvalidArgumentError(`expected HOST:PORT, got ${JSON.stringify(input)}${hint}`);
-  }
-  const port = match[2] === undefined ? DEFAULT_PORT : Number(match[2]);
+  const split = splitHostPort(text);
+  if (split === null) throw new InvalidArgumentError(`expected HOST:PORT, got ${JSON.stringify(input)}${hostPortHint(text)}`);
+  const port = split.port === undefined ? DEFAULT_PORT : Number(split.port);
   if (port < 1 || port > 65535) throw new InvalidArgumentError(`port out of range in ${JSON.stringify(input)}`);
-  return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  return { host: split.host, port };
 }
 
 /** A comma-separated list, as in --endpoints and BATON_ENDPOINTS. */

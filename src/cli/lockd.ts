@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { addressText, DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { commanderMessageLine } from "./commander-message.js";
+import { hostPortHint, splitHostPort } from "../protocol/host-port.js";
 import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
 import { STOP_SIGNALS } from "../storage/group-signals.js";
 import { shouldStamp, stderrLogger, type LogTimestamps } from "../server/logger.js";
@@ -50,19 +51,13 @@ function zeroOrBetween(min: number, max: number) {
 /** The longest interval a Node timer keeps: a longer one fires after 1 ms instead. */
 const MAX_TIMER_MS = 2_147_483_647;
 
-/**
- * "HOST:PORT" or "[IPV6]:PORT", as the clients write endpoints. An IPv6 address without brackets is
- * refused rather than split at its last colon: "::1:8709" is itself an IPv6 address.
- */
+/** "HOST:PORT" or "[IPV6]:PORT", as the clients write endpoints (host-port.ts), the port required here. */
 function hostPort(raw: string): { host: string; port: number } {
-  const match = /^(\[[^\]]+\]|[^:[\]]+):(\d+)$/.exec(raw);
-  if (match === null) {
-    const hint = /^[^[]*:.*:/.test(raw) ? " (an IPv6 address goes in brackets: [::1]:5625)" : "";
-    throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"${hint}`);
-  }
-  const port = Number(match[2]);
+  const split = splitHostPort(raw);
+  if (split === null || split.port === undefined) throw new InvalidArgumentError(`expected HOST:PORT, got "${raw}"${hostPortHint(raw)}`);
+  const port = Number(split.port);
   if (port > 65535) throw new InvalidArgumentError(`port out of range: ${port}`);
-  return { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port };
+  return { host: split.host, port };
 }
 
 /** A path: an empty one (an unset variable in a unit file) would put the data in the working directory. */

@@ -1,0 +1,18 @@
+/**
+ * How lockd and its clients write an address: "HOST:PORT", "[IPV6]:PORT", or "HOST" alone where a
+ * default port applies. An IPv6 address without brackets is not split at a guessed colon:
+ * "::1:8709" is itself an IPv6 address.
+ */
+
+const HOST_PORT = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/;
+
+/** The host (brackets taken off) and the port's digits (undefined when none was written); null if `text` is no address. */
+export function splitHostPort(text: string): { readonly host: string; readonly port: string | undefined } | null {
+  const match = HOST_PORT.exec(text);
+  return match === null ? null : { host: match[1]!.replace(/^\[(.*)\]$/, "$1"), port: match[2] };
+}
+
+/** What to add to "expected HOST:PORT" for `text`: the brackets, when it looks like an IPv6 address without them. */
+export function hostPortHint(text: string): string {
+  return /^[^[]*:.*:/.test(text) ? " (an IPv6 address goes in brackets: [::1]:5625)" : "";
+}
