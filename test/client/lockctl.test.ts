@@ -40,37 +40,33 @@ function lockctlEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return Object.assign(env, overrides);
 }
 
-function lockctl(args: readonly string[], onStdout?: (text: string) => void, envOverrides: NodeJS.ProcessEnv = {}): Promise<Finished> {
-  const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(envOverrides), stdio: ["ignore", "pipe", "pipe"] });
+/** Collects what `child` prints on whichever of stdout and stderr are pipes; `onStdout` sees stdout so far at each chunk. */
+function capture(child: ChildProcess, onStdout?: (text: string) => void): { stderr(): string; exited: Promise<Finished> } {
   let stdout = "";
   let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => {
+  child.stdout?.setEncoding("utf8").on("data", (text: string) => {
     stdout += text;
     onStdout?.(stdout);
   });
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+  child.stderr?.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+  const exited = new Promise<Finished>((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+  return { stderr: () => stderr, exited };
+}
+
+function lockctl(args: readonly string[], onStdout?: (text: string) => void, envOverrides: NodeJS.ProcessEnv = {}): Promise<Finished> {
+  return capture(spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(envOverrides), stdio: ["ignore", "pipe", "pipe"] }), onStdout).exited;
 }
 
 /** lockctl started through /bin/sh, so that `shell` (a ulimit, a redirection) applies to it alone; exec keeps it lockctl. */
 function lockctlThroughShell(shell: string, args: readonly string[], stdio: "pipe" | "ignore" | number = "pipe"): Promise<Finished> {
-  const child = spawn("/bin/sh", ["-c", `${shell} && exec "$0" "$@"`, process.execPath, LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", stdio, "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+  return capture(spawn("/bin/sh", ["-c", `${shell} && exec "$0" "$@"`, process.execPath, LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", stdio, "pipe"] })).exited;
 }
 
 /** lockctl with stdout and stderr as given: a descriptor (/dev/full, say), or a pipe, which `onSpawn` may close at once. */
 function lockctlWritingTo(args: readonly string[], out: { stdout?: number; stderr?: number; onSpawn?: (child: ChildProcess) => void }): Promise<Finished> {
   const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", out.stdout ?? "pipe", out.stderr ?? "pipe"] });
   out.onSpawn?.(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  child.stderr?.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+  return capture(child).exited;
 }
 
 /** Runs `body` with /dev/full open for writing: every write to it fails with ENOSPC. */
@@ -789,12 +785,7 @@ describe("lockctl's output that cannot be written: exit 74, no stack trace, and 
 /** A lockctl left running with both outputs read, to be sent a signal. */
 function startCapturing(args: readonly string[]) {
   const child = spawn(process.execPath, [LOCKCTL, ...args], { env: lockctlEnv(), stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  const exited = new Promise<Finished>((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
-  return { process: child, stderr: () => stderr, exited };
+  return { process: child, ...capture(child) };
 }
 
 /** A command line run by /bin/sh as a user would paste it, `lockctl` being this one. */
@@ -803,11 +794,7 @@ function pastedIntoShell(commandLine: string): Promise<Finished> {
     env: { ...lockctlEnv(), NODE: process.execPath, LOCKCTL },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-  child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-  return new Promise((resolveExit) => child.once("exit", (code) => resolveExit({ code, stdout, stderr })));
+  return capture(child).exited;
 }
 
 describe("lockctl on Ctrl-C (SIGINT)", () => {
