@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { lockIdFromName, Status } from "../../src/protocol/index.js";
@@ -58,15 +57,11 @@ describe("a raw-socket Python client written from protocol.md works against lock
   });
 
   it("says in one line, without a traceback, when nothing listens or the port is not a number", async () => {
-    const closed = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, "127.0.0.1", () => {
-        const { port } = probe.address() as AddressInfo;
-        probe.close(() => resolve(port));
-      });
-    });
-    const refused = await runPython(["127.0.0.1", String(closed)]);
+    // Port 1, where the other tests' dead endpoints are: an ephemeral port freed here could be taken
+    // meanwhile by a test running beside this one.
+    const refused = await runPython(["127.0.0.1", "1"]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(new RegExp(`^lock_example\\.py: 127\\.0\\.0\\.1:${closed}: .*Connection refused\n$`));
+    expect(refused.stderr).toMatch(/^lock_example\.py: 127\.0\.0\.1:1: .*Connection refused\n$/);
     const notAPort = await runPython(["127.0.0.1", "notaport"]);
     expect(notAPort.code).toBe(1);
     expect(notAPort.stderr).toMatch(/^lock_example\.py: PORT must be a number from 1 to 65535, got 'notaport'\nUsage: /);
