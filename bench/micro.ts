@@ -26,7 +26,7 @@ import {
 import { StateMachine } from "../src/core/state-machine.js";
 import { ENTRY_BYTES, RECORD_HEADER_BYTES, readRecord, recordBytes, sealRecord } from "../src/log/record.js";
 import type { AppendResult } from "../src/log/commit-log.js";
-import { silentLogger } from "../src/server/logger.js";
+import { silentLogger } from "../src/logging/logger.js";
 import { openDataDir } from "../src/storage/data-dir.js";
 import { nodeLogFiles } from "../src/storage/log-file.js";
 import { SegmentLog } from "../src/storage/segment-log.js";

@@ -1,10 +1,10 @@
 /** Server addresses: parsing "host:port" text and the structured form that can name a node id. */
 import { shown } from "./arguments.js";
 import { InvalidArgumentError } from "./errors.js";
-import { hostPortHint, splitHostPort } from "../src/protocol/host-port.js";
+import { DEFAULT_PORT, hostPortHint, joinHostPort, splitHostPort } from "../src/protocol/host-port.js";
 
+export { DEFAULT_PORT };
 export const DEFAULT_HOST = "127.0.0.1";
-export const DEFAULT_PORT = 5625;
 
 export interface Endpoint {
   readonly host: string;
@@ -50,5 +50,5 @@ export function parseEndpointList(list: string): Endpoint[] {
 }
 
 export function endpointLabel(endpoint: Endpoint): string {
-  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+  return joinHostPort(endpoint.host, endpoint.port);
 }

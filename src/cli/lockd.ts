@@ -4,13 +4,14 @@
  * stdout, and shuts down cleanly on SIGTERM, SIGINT or SIGHUP.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { addressText, DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
+import { joinHostPort } from "../protocol/host-port.js";
+import { DEFAULT_CONFIG, MAX_TTL_LIMIT_MS, type ServerConfig } from "../server/config.js";
 import { startLockd } from "../server/lockd.js";
 import { commanderMessageLine } from "./commander-message.js";
 import { hostPortHint, splitHostPort } from "../protocol/host-port.js";
 import { describeUnrecordedCleanStop, type CleanStopRecord } from "../storage/durable-storage.js";
 import { STOP_SIGNALS } from "../storage/group-signals.js";
-import { shouldStamp, stderrLogger, type LogTimestamps } from "../server/logger.js";
+import { shouldStamp, stderrLogger, type LogTimestamps } from "../logging/logger.js";
 import { LONG_BODY_BYTES, MAX_FRAME_LENGTH } from "../protocol/wire.js";
 import { packageVersion } from "../version.js";
 import { describeStartFailure } from "./start-failure.js";
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
   for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
 
   // Announce readiness only once the signal handlers are in place: a supervisor may signal at once.
-  process.stdout.write(`lockd listening on ${addressText(lockd.host, lockd.port)}\n`);
+  process.stdout.write(`lockd listening on ${joinHostPort(lockd.host, lockd.port)}\n`);
 }
 
 /** The last lines of a graceful stop: every answer was sent; whether the next start can check the log against this stop. */

@@ -22,8 +22,8 @@ import { COMMAND_WORDS, copyCommand, readCommandWords } from "../core/command-wo
 import { LATEST_TIME_MS, MAX_FENCING_TOKEN, PREFETCH_MAX, type AdmissionLimits, type StateMachine } from "../core/state-machine.js";
 import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
 import { ENTRY_BYTES, MAX_RECORD_ENTRIES, RECORD_HEADER_BYTES, sealRecord, type WritePlace } from "../log/record.js";
-import type { Clock } from "./clock.js";
-import type { Logger } from "./logger.js";
+import type { Clock } from "../clock/clock.js";
+import type { Logger } from "../logging/logger.js";
 import { CommitCounters } from "./stats.js";
 
 /** A connection as the pipeline sees it: a buffer that answers are written into, in request order. */

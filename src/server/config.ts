@@ -4,15 +4,9 @@
  */
 
 import { totalmem } from "node:os";
+import { DEFAULT_PORT } from "../protocol/host-port.js";
 import { MAX_FRAME_LENGTH } from "../protocol/wire.js";
-import { INLINE_SYNC_MAX_ENTRIES } from "../storage/segment-log.js";
-
-export type FsyncMode = "always" | "never";
-
-/** An address as `--listen` takes it and lockd prints it: an IPv6 host in brackets. */
-export function addressText(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
+import { INLINE_SYNC_MAX_ENTRIES, type FsyncMode } from "../storage/segment-log.js";
 
 export interface ServerConfig {
   readonly host: string;
@@ -118,7 +112,7 @@ const TOTAL_MEMORY_BYTES = memoryForDefaults(totalmem(), process.constrainedMemo
 
 export const DEFAULT_CONFIG: ServerConfig = {
   host: "127.0.0.1",
-  port: 5625,
+  port: DEFAULT_PORT,
   dataDir: "./data",
   maxTtlMs: 3_600_000,
   dedupeWindowMs: 60_000,

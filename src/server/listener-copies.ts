@@ -2,16 +2,8 @@
  * Further descriptors of lockd's listening socket. Node's event loop accepts one connection per
  * listening descriptor per turn, so each further one lets in one more connection per turn. Node has
  * no dup(): a descriptor comes as a new one only from another process, over an IPC channel (the
- * compaction launcher hands them over: compaction-launcher.ts).
+ * compaction launcher hands them over: compaction-launcher.ts, which defines the handle's type).
  */
-
-/** A listening socket's native handle (net.Server's `_handle`), as Node sends it between processes. */
-export interface ListenerHandle {
-  close(): void;
-}
-
-/** Gets `count` more descriptors of the listening socket whose handle this is, each as a handle of its own. */
-export type CopyListener = (handle: ListenerHandle, count: number) => Promise<ListenerHandle[]>;
 
 /** What came of fetching the copies (LockServer.acceptThroughCopies). */
 export type AcceptCopies =

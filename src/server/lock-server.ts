@@ -8,8 +8,9 @@ import type { CommitPipeline } from "./commit-pipeline.js";
 import type { ServerConfig } from "./config.js";
 import { Connection } from "./connection.js";
 import { InflightBudget } from "./inflight-budget.js";
-import type { AcceptCopies, CopyListener, ListenerHandle } from "./listener-copies.js";
-import type { Logger } from "./logger.js";
+import type { CopyListener, ListenerHandle } from "../storage/compaction-launcher.js";
+import type { AcceptCopies } from "./listener-copies.js";
+import type { Logger } from "../logging/logger.js";
 
 const SWEEP_EVERY_MS = 250;
 const CLOSE_GRACE_MS = 2_000;

@@ -20,11 +20,12 @@ import {
 } from "../storage/durable-storage.js";
 import { removeUnfinishedSnapshots } from "../storage/snapshot-file.js";
 import { CommitPipeline } from "./commit-pipeline.js";
-import { readSystemClocks, resumeClockAt, SLEW_RATE, systemClock, type Clock } from "./clock.js";
-import { addressText, type ServerConfig } from "./config.js";
+import { readSystemClocks, resumeClockAt, SLEW_RATE, systemClock, type Clock } from "../clock/clock.js";
+import { joinHostPort } from "../protocol/host-port.js";
+import type { ServerConfig } from "./config.js";
 import type { AcceptCopies } from "./listener-copies.js";
 import { LockServer, type ClosedConnections } from "./lock-server.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../logging/logger.js";
 import { acceptsPerTurnWithinFileLimit, connectionsWithinFileLimit, readOpenFileLimit } from "./open-file-limit.js";
 import { reportStats, type CommitCounters, type ServerReading, type StatsLimits } from "./stats.js";
 import { bumpFencingToken, bumpRefusal } from "./fencing-bump.js";
@@ -183,7 +184,7 @@ export async function startLockd(config: ServerConfig, deps: LockdDependencies):
     // be served stops the start with nothing done.
     const listenerFacts = (): ListenerFacts => ({ connectionsClosed: server?.closed ?? NONE_CLOSED, acceptingDescriptors: server?.acceptingDescriptors ?? 0 });
     const metrics = config.metricsListen === null ? null : await serveMetrics(config.metricsListen, read, limits, counters, listenerFacts);
-    if (metrics !== null) logger.info(`metrics on http://${addressText(metrics.address.address, metrics.address.port)}/metrics`);
+    if (metrics !== null) logger.info(`metrics on http://${joinHostPort(metrics.address.address, metrics.address.port)}/metrics`);
     try {
       // The port before the entries a start logs: one it cannot listen on stops the start with nothing
       // changed. Connections accepted meanwhile are closed unread.
@@ -297,7 +298,7 @@ async function serveMetrics(
       ...listenerFacts(),
     }));
   } catch (error) {
-    throw new Error(`cannot serve metrics on ${addressText(listen.host, listen.port)}: ${(error as Error).message}`);
+    throw new Error(`cannot serve metrics on ${joinHostPort(listen.host, listen.port)}: ${(error as Error).message}`);
   }
 }
 

@@ -19,7 +19,7 @@
  */
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from "node:worker_threads";
 import type { TableMemory } from "../core/table-memory.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../logging/logger.js";
 
 /** Prepared buffers kept per recurring size: a request-id chunk's arrays fill in ~0.1 s at full speed. */
 const STOCK_PER_SIZE = 2;

@@ -7,7 +7,7 @@
  * which removes what it covers as after any compaction: one slower start instead of ever slower ones.
  */
 import { snapshotBytesFor, writeSnapshot } from "../core/snapshot-codec.js";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../logging/logger.js";
 import type { CompactionResult } from "./compaction.js";
 import type { DataDir } from "./data-dir.js";
 import type { Recovered } from "./recovery.js";

@@ -9,7 +9,7 @@
  */
 import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import type { ClockAnchor } from "../server/clock.js";
+import type { ClockAnchor } from "../clock/clock.js";
 import type { DataDir } from "./data-dir.js";
 import { readFileIfThere } from "./small-file.js";
 

@@ -4,7 +4,7 @@
  * effect at once (see SteadyWallClock). Written rarely (once per step), atomically and synced.
  */
 import { join } from "node:path";
-import type { ClockStep } from "../server/clock.js";
+import type { ClockStep } from "../clock/clock.js";
 import type { DataDir } from "./data-dir.js";
 import { readFileIfThere, replaceFileDurably } from "./small-file.js";
 

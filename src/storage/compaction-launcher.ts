@@ -24,6 +24,14 @@ import { leaveStopSignalsToLockd } from "./group-signals.js";
 import { idlePriorityLaunch, type ChildLaunch } from "./idle-priority.js";
 import { removeUnfinishedSnapshotOf } from "./snapshot-file.js";
 
+/** A listening socket's native handle (net.Server's `_handle`), as Node sends it between processes. */
+export interface ListenerHandle {
+  close(): void;
+}
+
+/** Gets `count` more descriptors of the listening socket whose handle this is, each as a handle of its own. */
+export type CopyListener = (handle: ListenerHandle, count: number) => Promise<ListenerHandle[]>;
+
 /** What lockd sends. */
 export type LauncherRequest =
   /** `idlePriority`: start the compaction process at the scheduler's idle priority where possible. */

@@ -5,15 +5,14 @@
  * restart a node on the same directory.
  */
 import type { StateMachineConfig } from "../core/state-machine.js";
-import type { FsyncMode } from "../server/config.js";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { CATCH_UP_FACTOR, writeCatchUpSnapshot } from "./catch-up-snapshot.js";
 import { cleanStopPath, readCleanStop, removeCleanStop, writeCleanStop } from "./clean-stop-file.js";
 import { Compactor, type CompactionRunner } from "./compactor.js";
 import type { DataDir } from "./data-dir.js";
 import { syncDirectory, type LogFileOpener } from "./log-file.js";
 import { lastWriteAfterDurable, recover, type Recovered } from "./recovery.js";
-import { SegmentLog } from "./segment-log.js";
+import { SegmentLog, type FsyncMode } from "./segment-log.js";
 
 export interface DurableStorageOptions {
   readonly config: StateMachineConfig;

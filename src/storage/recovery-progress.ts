@@ -6,7 +6,7 @@
  * says nothing until the one line lockd logs when it is done.
  */
 import { ENTRY_BYTES } from "../log/record.js";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../logging/logger.js";
 
 /** A snapshot plus log entries of this many bytes take about a second or more to recover here. */
 export const ANNOUNCED_RECOVERY_BYTES = 256 << 20;

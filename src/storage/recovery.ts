@@ -24,7 +24,7 @@ import {
   startsWriteAfterDurable,
   type RecordHeader,
 } from "../log/record.js";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { cleanStopPath } from "./clean-stop-file.js";
 import { listSegments, listSnapshots, type DataDir, type SegmentFile } from "./data-dir.js";
 import { syncDirectory } from "./log-file.js";

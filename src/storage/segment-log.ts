@@ -16,8 +16,7 @@ import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { MAX_APPENDS_IN_FLIGHT, type AppendResult, type CommitLog } from "../log/commit-log.js";
 import { RECORD_HEADER_BYTES, recordFirstIndex } from "../log/record.js";
-import type { FsyncMode } from "../server/config.js";
-import type { Logger } from "../server/logger.js";
+import type { Logger } from "../logging/logger.js";
 import { segmentPath, type DataDir } from "./data-dir.js";
 import { removeIfThere } from "./file-removal.js";
 import { syncDirectory, type LogFile, type LogFileOpener } from "./log-file.js";
@@ -48,6 +47,9 @@ export interface SegmentLogOptions {
 }
 
 /** Reports the bytes an unprivileged writer may still take on the file system holding `path`. */
+/** Whether each batch is made durable (fdatasync) before its commands are answered. */
+export type FsyncMode = "always" | "never";
+
 export type FreeBytes = (path: string, done: (bytes: number | null) => void) => void;
 
 const statfsFreeBytes: FreeBytes = (path, done) =>
@@ -305,7 +307,7 @@ export class SegmentLog implements CommitLog {
   private roll(): void {
     const sealed: SealedSegment = { path: this.path, firstIndex: this.firstIndex, lastIndex: this.lastIndex, bytes: this.position };
     const nextPath = segmentPath(this.options.dir, this.lastIndex + 1);
-    if (statSafe(nextPath) === 0) unlinkSync(nextPath); // an empty leftover of an interrupted roll
+    if (sizeIfThere(nextPath) === 0) unlinkSync(nextPath); // an empty leftover of an interrupted roll
     let next: LogFile;
     if (this.spareReady) {
       this.spareReady = false;
@@ -355,7 +357,7 @@ export class SegmentLog implements CommitLog {
     if (free === null) return true;
     const needed = 2 * this.options.segmentBytes;
     // A spare left by an earlier run is refilled in place: its space counts as free.
-    const leftover = statSafe(this.sparePath) ?? 0;
+    const leftover = sizeIfThere(this.sparePath) ?? 0;
     if (free + leftover >= needed) {
       this.lowOnSpace = false;
       return true;
@@ -433,7 +435,11 @@ function preallocateSync(path: string, size: number): void {
   }
 }
 
-function statSafe(path: string): number | null {
+/**
+ * The file's size, or null when it cannot be looked at (most likely it is not there). Both callers
+ * are safe either way: an unexpected file is then left alone, and its space not counted as free.
+ */
+function sizeIfThere(path: string): number | null {
   try {
     return statSync(path).size;
   } catch {

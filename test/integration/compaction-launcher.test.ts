@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { openDataDir } from "../../src/storage/data-dir.js";
 import type { CompactionJob } from "../../src/storage/compaction.js";
-import type { ListenerHandle } from "../../src/server/listener-copies.js";
+import type { ListenerHandle } from "../../src/storage/compaction-launcher.js";
 import type * as CompactorModule from "../../src/storage/compactor.js";
 import { capturingLogger } from "../support/capturing-logger.js";
 import { descriptorTarget, descriptorsFor, listeningSockets } from "../support/descriptors.js";

@@ -14,7 +14,7 @@
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../src/core/state-machine.js";
 import { Command, decodeResponse, Status } from "../../src/protocol/index.js";
-import { silentLogger } from "../../src/server/logger.js";
+import { silentLogger } from "../../src/logging/logger.js";
 import { compact } from "../../src/storage/compaction.js";
 import type { Compactor } from "../../src/storage/compactor.js";
 import { openDurableStorage } from "../../src/storage/durable-storage.js";

@@ -1,5 +1,5 @@
 /** A logger that keeps every line it is given, for tests that check what lockd said. */
-import type { Logger } from "../../src/server/logger.js";
+import type { Logger } from "../../src/logging/logger.js";
 
 export function capturingLogger(): Logger & { readonly lines: string[] } {
   const lines: string[] = [];

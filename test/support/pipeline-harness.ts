@@ -8,7 +8,7 @@ import type { CommitLog } from "../../src/log/commit-log.js";
 import { isWellFormedRequestBody } from "../../src/protocol/request.js";
 import { decodeResponse, Status, type Response } from "../../src/protocol/index.js";
 import { writeResponse } from "../../src/protocol/response.js";
-import { silentLogger } from "../../src/server/logger.js";
+import { silentLogger } from "../../src/logging/logger.js";
 import { ImmediateLog } from "./fake-commit-io.js";
 
 export class CollectingSink implements ReplySink {

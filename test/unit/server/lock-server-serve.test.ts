@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { Status } from "../../../src/protocol/index.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { LockServer } from "../../../src/server/lock-server.js";
-import { silentLogger } from "../../../src/server/logger.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { splitAnswers } from "../../support/answers.js";
 import { acquire } from "../../support/frames.js";
 import { immediatePipeline } from "../../support/pipeline-harness.js";

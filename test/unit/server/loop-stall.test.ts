@@ -12,7 +12,7 @@ import { Status } from "../../../src/protocol/index.js";
 import { CommitPipeline } from "../../../src/server/commit-pipeline.js";
 import { DEFAULT_CONFIG } from "../../../src/server/config.js";
 import { LockServer } from "../../../src/server/lock-server.js";
-import { silentLogger } from "../../../src/server/logger.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { splitAnswers } from "../../support/answers.js";
 import { acquire } from "../../support/frames.js";
 import { RawClient } from "../../support/raw-client.js";

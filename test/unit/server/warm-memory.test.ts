@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { StateMachine } from "../../../src/core/state-machine.js";
 import { FRESH_MEMORY, type TableMemory } from "../../../src/core/table-memory.js";
-import type { Logger } from "../../../src/server/logger.js";
+import type { Logger } from "../../../src/logging/logger.js";
 import { WarmMemory } from "../../../src/server/warm-memory.js";
 import { Command } from "../../../src/protocol/wire.js";
 import { seededRandom } from "../../support/seeded-random.js";

@@ -7,7 +7,7 @@ import { mkdirSync, rmdirSync, statSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { StateMachine, StateMachineConfig } from "../../../src/core/state-machine.js";
 import { Status } from "../../../src/protocol/index.js";
-import { silentLogger, type Logger } from "../../../src/server/logger.js";
+import { silentLogger, type Logger } from "../../../src/logging/logger.js";
 import { CATCH_UP_FACTOR } from "../../../src/storage/catch-up-snapshot.js";
 import { listSegments, listSnapshots, openDataDir, snapshotPath, type DataDir } from "../../../src/storage/data-dir.js";
 import { openDurableStorage, type DurableStorage } from "../../../src/storage/durable-storage.js";

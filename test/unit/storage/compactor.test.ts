@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
-import { silentLogger } from "../../../src/server/logger.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { Compactor } from "../../../src/storage/compactor.js";
 import { openDataDir } from "../../../src/storage/data-dir.js";
 import { capturingLogger } from "../../support/capturing-logger.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { BODY_CMD, Command, Status } from "../../../src/protocol/index.js";
-import { silentLogger } from "../../../src/server/logger.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { openDurableStorage } from "../../../src/storage/durable-storage.js";
 import { listSegments, listSnapshots, openDataDir, type DataDir } from "../../../src/storage/data-dir.js";

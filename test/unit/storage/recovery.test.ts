@@ -4,7 +4,7 @@ import { describe, expect, it, vi } from "vitest";
 import type { StateMachineConfig } from "../../../src/core/state-machine.js";
 import { FRESH_MEMORY, type TableMemory } from "../../../src/core/table-memory.js";
 import { lockRecordBuffers, recordingMemory } from "../../support/recording-memory.js";
-import { silentLogger } from "../../../src/server/logger.js";
+import { silentLogger } from "../../../src/logging/logger.js";
 import { compact } from "../../../src/storage/compaction.js";
 import { listSegments, listSnapshots, openDataDir, segmentPath, type DataDir } from "../../../src/storage/data-dir.js";
 import { nodeLogFiles, syncDirectory } from "../../../src/storage/log-file.js";

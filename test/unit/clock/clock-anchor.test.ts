@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { leadSinceAnchorMs, type ClockAnchor } from "../../../src/server/clock.js";
+import { leadSinceAnchorMs, type ClockAnchor } from "../../../src/clock/clock.js";
 import { currentBootId, machineMonotonicMs, openClockAnchor, readClockAnchor } from "../../../src/storage/clock-anchor-file.js";
 import { openDataDir } from "../../../src/storage/data-dir.js";
 import { useTempDirs } from "../../support/temp-dir.js";

@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { resumeClockAt, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockReading, type ClockStep } from "../../../src/server/clock.js";
+import { resumeClockAt, SLEW_RATE, SteadyWallClock, TIGHT_READ_MS, unabsorbedStepMs, type ClockAnchor, type ClockReading, type ClockStep } from "../../../src/clock/clock.js";
 import { randomFromSeed, testSeed } from "../../support/seeded-random.js";
 
 const seed = Number(testSeed("leader clock under wall-clock steps")) | 0;
