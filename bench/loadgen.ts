@@ -12,7 +12,8 @@
 import { connect, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { LatencyHistogram } from "./histogram.js";
+import { Histogram } from "../client/cli/histogram.js";
+import { tenths } from "./results.js";
 
 interface Options {
   host: string;
@@ -102,7 +103,7 @@ const RESPONSE_BYTES = 17;
 
 /** Shared run state: counters and the phase clock (ms, performance.now()). */
 class Run {
-  readonly histogram = new LatencyHistogram();
+  readonly histogram = new Histogram();
   recordFromMs = 0;
   issueUntilMs = Infinity;
   acquiresLeft = Infinity;
@@ -327,12 +328,12 @@ async function main(): Promise<void> {
     acquire_status: statusObject(run.acquireStatus),
     release_status: statusObject(run.releaseStatus),
     lat_us: {
-      p50: h.percentile(50),
-      p90: h.percentile(90),
-      p99: h.percentile(99),
-      p999: h.percentile(99.9),
-      max: Math.round(h.max * 10) / 10,
-      mean: Number(h.mean.toFixed(1)),
+      p50: tenths(h.percentileUs(0.5)),
+      p90: tenths(h.percentileUs(0.9)),
+      p99: tenths(h.percentileUs(0.99)),
+      p999: tenths(h.percentileUs(0.999)),
+      max: tenths(h.maxUs),
+      mean: tenths(h.meanUs),
     },
     proto_errors: run.protoErrors,
     conn_errors: run.connErrors,

@@ -10,7 +10,8 @@ import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, 
 import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { LatencyHistogram } from "./histogram.js";
+import { Histogram } from "../client/cli/histogram.js";
+import { tenths } from "./results.js";
 
 function argument(name: string, fallback: string): string {
   const at = process.argv.indexOf(name);
@@ -38,11 +39,11 @@ function fileSystem(dir: string): { device: string; type: string } {
 }
 
 /** Appends `bytes`-sized records and fdatasyncs after each, like a log taking one command at a time. */
-function fdatasyncLatency(dir: string, syncs: number, bytes: number): LatencyHistogram {
+function fdatasyncLatency(dir: string, syncs: number, bytes: number): Histogram {
   const scratch = mkdtempSync(join(dir, "probe-"));
   const fd = openSync(join(scratch, "append"), "a");
   const record = Buffer.alloc(bytes, 0x5a);
-  const histogram = new LatencyHistogram();
+  const histogram = new Histogram();
   try {
     for (let i = 0; i < syncs; i++) {
       const start = performance.now();
@@ -73,6 +74,6 @@ const summary = {
     data_dir_device: disk.device,
     data_dir_fs: disk.type,
   },
-  fdatasync_us: { syncs, p50: sync.percentile(50), p99: sync.percentile(99), p999: sync.percentile(99.9) },
+  fdatasync_us: { syncs, p50: tenths(sync.percentileUs(0.5)), p99: tenths(sync.percentileUs(0.99)), p999: tenths(sync.percentileUs(0.999)) },
 };
 process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -175,3 +175,8 @@ export function parseCase(spec: string): { conns: number; pipeline: number } {
   if (match === null) return { conns: NaN, pipeline: NaN };
   return { conns: Number(match[1]), pipeline: Number(match[2]) };
 }
+
+/** A latency as results files record it: microseconds to a tenth. */
+export function tenths(us: number): number {
+  return Math.round(us * 10) / 10;
+}

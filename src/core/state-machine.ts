@@ -9,7 +9,7 @@
  * Two more commands exist only in the log, never on the wire: BUMP_FENCING_TOKEN and SET_RETENTION
  * (below).
  */
-import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, BODY_TTL, Command, LONG_BODY_BYTES, Status } from "../protocol/wire.js";
+import { BODY_CMD, BODY_LOCK_ID, BODY_REQUEST_ID, BODY_TTL, Command, isCommand, LONG_BODY_BYTES, Status } from "../protocol/wire.js";
 import { writeU64 } from "../protocol/u64.js";
 import { writeResponse } from "../protocol/response.js";
 import { COMMAND_WORDS, WORD_LOCK_ID, WORD_OWNER_ID, WORD_REQUEST_ID, readCommandWords, readIdWords, ttlOf, u64Of } from "./command-words.js";
@@ -106,7 +106,7 @@ export function writeRetentionEntry(entry: Uint8Array, at: number, settings: Ret
  * did (a newer version's, read after a downgrade) would give different answers than were acknowledged.
  */
 export function isLogCommand(cmd: number): boolean {
-  return (cmd >= Command.Acquire && cmd <= Command.Inspect) || cmd === BUMP_FENCING_TOKEN || cmd === SET_RETENTION;
+  return isCommand(cmd) || cmd === BUMP_FENCING_TOKEN || cmd === SET_RETENTION;
 }
 
 /**
@@ -210,6 +210,8 @@ export class StateMachine {
    * time stamp they will run at.
    */
   prefetch(bytes: Uint8Array, starts: Int32Array, count: number, stampMs: number): void {
+    // The bound keeps the tables' look-ahead scratch at a fixed size; callers pass their batches in pieces.
+    if (count > PREFETCH_MAX) throw new RangeError(`prefetch of ${count} commands, more than ${PREFETCH_MAX}`);
     const now = stampMs > this.nowMs ? stampMs : this.nowMs;
     this.dedupe.prefetch(bytes, starts, count, BODY_REQUEST_ID, now, this.dedupeWindowMs, count * PRUNE_BUDGET_PER_COMMAND);
     this.locks.prefetch(bytes, starts, count, BODY_LOCK_ID);

@@ -68,6 +68,7 @@ export function commandTakesTtl(cmd: number): boolean {
   return cmd === Command.Acquire || cmd === Command.Renew;
 }
 
+/** One of the four commands a client sends. */
 export function isCommand(cmd: number): cmd is Command {
   return cmd >= Command.Acquire && cmd <= Command.Inspect;
 }

@@ -8,7 +8,7 @@
 import { bumpLeavesToken, MAX_FENCING_TOKEN, writeBumpEntry } from "../core/state-machine.js";
 import { ENTRY_BYTES } from "../log/record.js";
 import { readU64 } from "../protocol/u64.js";
-import { Status } from "../protocol/wire.js";
+import { RESPONSE_STATUS, RESPONSE_TOKEN, Status } from "../protocol/wire.js";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import { commitOwnEntry } from "./own-entry.js";
 
@@ -32,8 +32,8 @@ export async function bumpFencingToken(pipeline: CommitPipeline, amount: number)
   const entry = new Uint8Array(ENTRY_BYTES);
   writeBumpEntry(entry, 0, amount);
   const answer = await commitOwnEntry(pipeline, entry);
-  const status = answer[0];
-  if (status === Status.Ok) return { ok: true, nextToken: readU64(answer, 1) };
+  const status = answer[RESPONSE_STATUS];
+  if (status === Status.Ok) return { ok: true, nextToken: readU64(answer, RESPONSE_TOKEN) };
   if (status === Status.Invalid) return { ok: false, reason: noTokenLeft(amount) };
   return {
     ok: false,

@@ -3,7 +3,7 @@
  * settings): log-only entries that go through the pipeline like a client's, so every replay,
  * compaction and snapshot after them keeps their effect.
  */
-import { RESPONSE_BYTES, Status } from "../protocol/wire.js";
+import { RESPONSE_BYTES, RESPONSE_STATUS, Status } from "../protocol/wire.js";
 import type { CommitPipeline, ReplySink } from "./commit-pipeline.js";
 
 /** Executes and logs the 57-byte entry, waits until it is durable, and returns its answer (status 6 if its batch failed). */
@@ -29,6 +29,6 @@ class SingleAnswer implements ReplySink {
 
   releaseReplies(failed: boolean): void {
     this.answer.set(this.openReplies);
-    if (failed) this.answer[0] = Status.Unavailable;
+    if (failed) this.answer[RESPONSE_STATUS] = Status.Unavailable;
   }
 }

@@ -7,7 +7,7 @@
  */
 import { writeRetentionEntry, type RetentionSettings } from "../core/state-machine.js";
 import { ENTRY_BYTES } from "../log/record.js";
-import { Status } from "../protocol/wire.js";
+import { RESPONSE_STATUS, Status } from "../protocol/wire.js";
 import type { CommitPipeline } from "./commit-pipeline.js";
 import { commitOwnEntry } from "./own-entry.js";
 
@@ -20,5 +20,5 @@ export async function changeRetention(pipeline: CommitPipeline, settings: Retent
   const entry = new Uint8Array(ENTRY_BYTES);
   writeRetentionEntry(entry, 0, settings);
   const answer = await commitOwnEntry(pipeline, entry);
-  return answer[0] === Status.Ok;
+  return answer[RESPONSE_STATUS] === Status.Ok;
 }

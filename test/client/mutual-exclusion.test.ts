@@ -17,6 +17,7 @@
 import { createServer, Socket, type AddressInfo, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatonClient, type Lease } from "../../client/index.js";
+import { sleep } from "../support/answers.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { randomFromSeed, seededRandom, type SeededRandom } from "../support/seeded-random.js";
 
@@ -116,10 +117,6 @@ class Relay {
     upstream.on("end", () => downstream.end());
     upstream.connect(this.upstreamPort, "127.0.0.1");
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
 import { acquire, inspect, release } from "../support/frames.js";
-import { splitAnswers } from "../support/answers.js";
+import { sleep, splitAnswers } from "../support/answers.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { scrapeMetrics } from "../support/metrics.js";
 import { RawClient } from "../support/raw-client.js";
@@ -18,8 +18,6 @@ import { useTempDirs } from "../support/temp-dir.js";
 
 const STALL_PRELOAD = fileURLToPath(new URL("../support/stalling-sync.mjs", import.meta.url));
 const tempDir = useTempDirs();
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe("frames held back on a connection its client reset", () => {
   it("are dropped: a RELEASE given up by its client does not end the owner's newer lease", async () => {
     const stallFile = join(tempDir(), "stall");

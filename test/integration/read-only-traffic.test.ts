@@ -37,7 +37,6 @@ describe("a flood of read-only commands", () => {
 
     // One entry at most per clock tick of the flood (each read is stamped once); 20,000 before.
     const logged = (await scrapeMetrics(lockd)).get("baton_log_index")! - loggedBefore;
-    expect(logged).toBeGreaterThanOrEqual(0);
     expect(logged).toBeLessThan(1_000);
   });
 });

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Status } from "../../src/protocol/index.js";
 import { acquire, inspect, release, renew } from "../support/frames.js";
-import { splitAnswers } from "../support/answers.js";
+import { sleep, splitAnswers } from "../support/answers.js";
 import { spawnLockd, type LockdProcess } from "../support/lockd-process.js";
 import { RawClient } from "../support/raw-client.js";
 
@@ -30,8 +30,6 @@ async function ask(client: RawClient, frame: Buffer) {
   client.write(frame);
   return splitAnswers(await client.read(17))[0]!;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("a restart with other retention settings", () => {
   it("keeps a grant made to a request id seen again after a short window, when the window is then raised", async () => {

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openDataDir } from "../../../src/storage/data-dir.js";
 import { watchDataDir, type DataDirLoss, type DataDirWatch } from "../../../src/storage/data-dir-watch.js";
 import { useTempDirs } from "../../support/temp-dir.js";
+import { sleep } from "../../support/answers.js";
 
 const tempDir = useTempDirs();
 const watches: DataDirWatch[] = [];
@@ -41,8 +42,6 @@ function failingFor(path: () => string, code: string, failing: { on: boolean }):
     return statSync(looked);
   };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("the data directory watch", () => {
   it("says nothing while the directory stays where it is", async () => {
