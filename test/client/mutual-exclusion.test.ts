@@ -2,9 +2,10 @@
  * The question a lock service answers, asked of the SDK end to end: can two clients ever both believe
  * they hold one lock at the same moment? Clients of the SDK contend on a few locks against a real
  * lockd while it is killed with SIGKILL and restarted, paused with SIGSTOP, has its connections
- * cut, and has its answers lost while its requests still arrive. Each holder keeps asking `lease.held` while it holds, as code guarding a critical section
- * would, and every answer `true` is recorded in the order it was given (all clients share this
- * process's one thread, so that order is the order of real time).
+ * cut, has its answers lost while its requests still arrive, and gets requests late, also after
+ * their client gave up and retried. Each holder keeps asking `lease.held` while it holds, as code
+ * guarding a critical section would, and every answer `true` is recorded in the order it was given
+ * (all clients share this process's one thread, so that order is the order of real time).
  *
  * Then, per lock, the recorded holders must follow one another: once a lease with a higher fencing
  * token was seen held, no earlier lease may be seen held again. Short ttls, leases walked away from
@@ -42,20 +43,30 @@ interface Tally {
   walkedAway: number;
   ranOut: number;
   lostWhileRenewing: number;
+  renewalsAsked: number;
   callFailures: number;
   failuresInjected: number;
 }
 
+/** One client connection through the relay, and what the relay is doing to it. */
+interface Link {
+  readonly downstream: Socket;
+  readonly upstream: Socket;
+  /** Answers are dropped. */
+  muted: boolean;
+  /** Requests held back, to be delivered late; null while they pass at once. */
+  held: Buffer[] | null;
+}
+
 /**
  * A TCP relay on a fixed port in front of whichever lockd is running, so the clients keep one endpoint
- * across restarts (a restarted lockd gets a new ephemeral port). It can cut every connection at once,
- * and swallow the answers on the connections open now while still passing their requests on.
+ * across restarts (a restarted lockd gets a new ephemeral port). What it can do to the connections
+ * open at a moment: cut them all; swallow their answers while still passing their requests on; or
+ * hold their requests back and deliver them late, even after the client gave up the connection.
  */
 class Relay {
   private upstreamPort: number | undefined;
-  private readonly open = new Set<Socket>();
-  /** Upstream sockets whose answers are dropped. */
-  private readonly muted = new Set<Socket>();
+  private readonly links = new Set<Link>();
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<Relay> {
@@ -76,17 +87,39 @@ class Relay {
   }
 
   cutAll(): void {
-    for (const socket of this.open) socket.resetAndDestroy();
-    this.open.clear();
-    this.muted.clear();
+    for (const link of this.links) {
+      link.held = null;
+      link.downstream.resetAndDestroy();
+      link.upstream.resetAndDestroy();
+    }
+    this.links.clear();
   }
 
   /**
-   * From now on the connections open now deliver requests but lose their answers, as a path that
-   * fails one way does: the server acts on requests whose answers the clients never see.
+   * The server acts on requests whose answers the clients never see, as on a path that fails one way:
+   * on each connection open now for which `pick` says so.
    */
-  muteAnswers(): void {
-    for (const socket of this.open) this.muted.add(socket);
+  muteAnswers(pick: () => boolean): void {
+    for (const link of this.links) if (pick()) link.muted = true;
+  }
+
+  /**
+   * Requests sent on the connections open now for which `pick` says so reach the server `delayMs`
+   * late, as through a relay or a path that delivers late: also those of a client that gave the
+   * connection up meanwhile and retried on another.
+   */
+  holdRequests(delayMs: number, pick: () => boolean): void {
+    for (const link of this.links) {
+      if (link.held !== null || !pick()) continue;
+      const held: Buffer[] = [];
+      link.held = held;
+      setTimeout(() => {
+        if (link.held !== held) return; // cut meanwhile
+        link.held = null;
+        for (const requests of held) link.upstream.write(requests);
+        if (link.downstream.destroyed) link.upstream.end(); // the server answers them, then sees the close
+      }, delayMs);
+    }
   }
 
   close(): Promise<void> {
@@ -99,22 +132,26 @@ class Relay {
       downstream.resetAndDestroy();
       return;
     }
-    const upstream = new Socket();
-    for (const socket of [downstream, upstream]) {
-      this.open.add(socket);
-      socket.on("error", () => undefined);
-      socket.on("close", () => {
-        this.open.delete(socket);
-        this.muted.delete(socket);
-        downstream.destroy();
-        upstream.destroy();
-      });
-    }
-    downstream.pipe(upstream);
-    upstream.on("data", (answers: Buffer) => {
-      if (!this.muted.has(upstream)) downstream.write(answers);
+    const link: Link = { downstream, upstream: new Socket(), muted: false, held: null };
+    const { upstream } = link;
+    this.links.add(link);
+    downstream.on("error", () => undefined);
+    upstream.on("error", () => undefined);
+    downstream.on("data", (requests: Buffer) => {
+      if (link.held !== null) link.held.push(requests);
+      else upstream.write(requests);
     });
-    upstream.on("end", () => downstream.end());
+    upstream.on("data", (answers: Buffer) => {
+      if (!link.muted && !downstream.destroyed) downstream.write(answers);
+    });
+    downstream.on("close", () => {
+      // Requests still held are delivered late; the upstream closes once they are.
+      if (link.held === null) upstream.destroy();
+    });
+    upstream.on("close", () => {
+      this.links.delete(link);
+      downstream.destroy();
+    });
     upstream.connect(this.upstreamPort, "127.0.0.1");
   }
 }
@@ -134,6 +171,12 @@ async function holdAndLetGo(lock: string, lease: Lease, autoRenew: boolean, rand
       return;
     }
     sightings.push({ lock, token: lease.fencingToken });
+    if (random.next() < 0.1) {
+      // A renewal asking for another ttl, shorter or longer, left to run while the holder works on:
+      // once sent, a shorter one may end the server's lease sooner at any moment, answered or not.
+      tally.renewalsAsked++;
+      void lease.renew({ ttlMs: random.int(20, 200) }).catch(() => undefined);
+    }
     await sleep(random.int(0, 3));
   }
   const way = random.next();
@@ -167,12 +210,12 @@ async function contend(client: BatonClient, random: SeededRandom, sightings: Hel
   }
 }
 
-/** Kills, pauses or cuts off lockd, or loses its answers, every few hundred milliseconds until `done`. */
+/** Kills, pauses or cuts off lockd, loses its answers or delays its requests, every few hundred milliseconds until `done`. */
 async function injectFailures(relay: Relay, dataDir: string, first: LockdProcess, random: SeededRandom, tally: Tally, done: () => boolean): Promise<LockdProcess> {
   let lockd = first;
   while (!done()) {
-    await sleep(random.int(200, 1200));
-    const kind = random.int(0, 3);
+    await sleep(random.int(100, 800));
+    const kind = random.int(0, 4);
     if (kind === 0) {
       relay.pointAt(undefined);
       await lockd.kill();
@@ -185,10 +228,12 @@ async function injectFailures(relay: Relay, dataDir: string, first: LockdProcess
       lockd.child.kill("SIGCONT");
     } else if (kind === 2) {
       relay.cutAll();
-    } else {
-      relay.muteAnswers();
+    } else if (kind === 3) {
+      relay.muteAnswers(() => random.next() < 0.5);
       await sleep(random.int(50, 400));
       relay.cutAll();
+    } else {
+      relay.holdRequests(random.int(50, 600), () => random.next() < 0.5);
     }
     tally.failuresInjected++;
   }
@@ -207,7 +252,7 @@ describe("no two SDK clients ever hold one lock at once, through kill -9, SIGSTO
     let lockd = await spawnLockd();
     relay.pointAt(lockd.port);
     const sightings: HeldSighting[] = [];
-    const tally: Tally = { grants: 0, released: 0, walkedAway: 0, ranOut: 0, lostWhileRenewing: 0, callFailures: 0, failuresInjected: 0 };
+    const tally: Tally = { grants: 0, released: 0, walkedAway: 0, ranOut: 0, lostWhileRenewing: 0, renewalsAsked: 0, callFailures: 0, failuresInjected: 0 };
     const startedAt = performance.now();
     const done = () => (tally.grants >= TARGET_GRANTS && tally.failuresInjected >= TARGET_FAILURES) || performance.now() - startedAt > MAX_RUN_MS;
     const clients = Array.from(
@@ -231,6 +276,7 @@ describe("no two SDK clients ever hold one lock at once, through kill -9, SIGSTO
     expect(tally.released).toBeGreaterThan(0);
     expect(tally.walkedAway).toBeGreaterThan(0);
     expect(tally.ranOut).toBeGreaterThan(0);
+    expect(tally.renewalsAsked).toBeGreaterThan(0);
 
     const handovers = new Map<string, number>();
     const latest = new Map<string, bigint>();
