@@ -242,6 +242,8 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
   /** Whether `owner` was given: then every lease shares it, as the caller asked. */
   private readonly ownerShared: boolean;
   private readonly connections: Connection[];
+  /** Connections opened so far, to any endpoint: a retry counts each one since its first attempt as a restart of the server. */
+  private connectionsOpened = 0;
   private readonly timeoutMs: number;
   private readonly attempts: number;
   private readonly dedupeWindowMs: number;
@@ -279,7 +281,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
       connectTimeoutMs: positiveNumber(options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, "connectTimeoutMs"),
       maxInFlight: positiveInteger(options.maxInFlightPerConnection ?? DEFAULT_MAX_IN_FLIGHT, "maxInFlightPerConnection"),
       clock: this.clock,
-      onOpen: (connection: Connection) => this.emit("connect", connection.label),
+      onOpen: (connection: Connection) => {
+        this.connectionsOpened++;
+        this.emit("connect", connection.label);
+      },
       onClose: (connection: Connection, error: Error | undefined) => this.emit("disconnect", connection.label, error),
     };
     this.connections = endpoints.map((endpoint) => new Connection(endpoint, connectionOptions));
@@ -504,6 +509,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
     const timeoutMs = positiveNumber(options.timeoutMs ?? this.timeoutMs, "timeoutMs");
     const { signal } = options;
     let firstSentAtMs: number | undefined;
+    let openedBeforeFirstSend = 0;
     let uncertain = false;
     let lastError: BatonError | undefined;
     let delayNext = false;
@@ -538,13 +544,16 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
         // A dial counts against the attempt's time like the reply does.
         const attemptTimeoutMs = Math.min(timeoutMs, request.maxAttemptMs?.() ?? Infinity);
         // Asked before the attempt is announced as a retry, and again once connected (a dial takes time).
-        this.checkMaySend(request, requestId, attempt, firstSentAtMs, attemptTimeoutMs, lastError);
+        this.checkMaySend(request, requestId, attempt, firstSentAtMs, attemptTimeoutMs, lastError, openedBeforeFirstSend);
         if (lastError !== undefined) {
           this.emit("retry", { command: COMMAND_NAMES[request.command], requestId: bytesToHex(requestId), attempt, endpoint: connection.label, reason: lastError });
         }
         await connection.open(signal, attemptTimeoutMs);
-        const sendAtMs = this.checkMaySend(request, requestId, attempt, firstSentAtMs, attemptTimeoutMs, lastError);
-        firstSentAtMs ??= sendAtMs;
+        const sendAtMs = this.checkMaySend(request, requestId, attempt, firstSentAtMs, attemptTimeoutMs, lastError, openedBeforeFirstSend);
+        if (firstSentAtMs === undefined) {
+          firstSentAtMs = sendAtMs;
+          openedBeforeFirstSend = this.connectionsOpened;
+        }
         written = true;
         const response = await connection.request(frame, attemptTimeoutMs, signal);
         if (response.status === Status.NotLeader) {
@@ -589,11 +598,20 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * time) it could reach the server after the dedupe window of the first attempt. Otherwise returns
    * the time it is sent at. The answer can only change from yes to no as time passes.
    */
-  private checkMaySend(request: Request, requestId: Uint8Array, attempt: number, firstSentAtMs: number | undefined, attemptTimeoutMs: number, lastError: BatonError | undefined): number {
+  private checkMaySend(
+    request: Request,
+    requestId: Uint8Array,
+    attempt: number,
+    firstSentAtMs: number | undefined,
+    attemptTimeoutMs: number,
+    lastError: BatonError | undefined,
+    openedBeforeFirstSend: number,
+  ): number {
     throwIfLeaseEnded(request);
     const nowMs = this.clock();
     const remembered = request.command !== Command.Inspect;
-    if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(nowMs - firstSentAtMs, attemptTimeoutMs)) {
+    const reconnections = this.connectionsOpened - openedBeforeFirstSend;
+    if (remembered && firstSentAtMs !== undefined && !this.retryStaysInWindow(nowMs - firstSentAtMs, attemptTimeoutMs, reconnections)) {
       const why = `a retry now could reach the server after its ${this.dedupeWindowMs} ms dedupe window, and run as a new request`;
       throw new RetriesExhaustedError(COMMAND_NAMES[request.command], attempt - 1, bytesToHex(requestId), lastError, why);
     }
@@ -610,10 +628,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> {
    * relay must pass resets through or time out its upstream connections promptly, or no window
    * holds (a late RENEW or RELEASE then runs as a new request). Given that, the two are at most
    * `elapsedMs + timeoutMs` apart in real time, and the server's clock runs at most 1% fast, plus
-   * 1 ms, and 1 ms more for a restart (protocol.md §4).
+   * 1 ms, and 1 ms more for each restart (protocol.md §4): at least one is allowed for, and each
+   * connection opened since the first attempt beyond that counts as one more.
    */
-  private retryStaysInWindow(elapsedMs: number, timeoutMs: number): boolean {
-    return (elapsedMs + timeoutMs) * 1.01 + 2 < this.dedupeWindowMs;
+  private retryStaysInWindow(elapsedMs: number, timeoutMs: number, reconnections: number): boolean {
+    return (elapsedMs + timeoutMs) * 1.01 + 1 + Math.max(1, reconnections) < this.dedupeWindowMs;
   }
 
   /**

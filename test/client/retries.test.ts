@@ -172,6 +172,21 @@ describe("retries stay within the server's dedupe window", () => {
     expect((await sendsUntilStopped(500_000)).sent).toBe(8);
   });
 
+  it("allows 1 ms more for each reconnection, since each may follow a restart that adds 1 ms to the server's clock", async () => {
+    // Every attempt's connection is closed under it, 10 s later on the client's clock. The third
+    // attempt would go out 20 s after the first, on the third connection: (20,000 + 100) x 1.01 + 1 ms,
+    // plus 1 ms for each of the two restarts its reconnections may hide, reaches a 20,304 ms window.
+    let nowMs = 0;
+    const server = await serve(() => {
+      nowMs += 10_000;
+      return "close";
+    });
+    const c = client({ endpoints: [server.endpoint], attempts: 8, timeoutMs: 100, backoff: { baseMs: 1, maxMs: 1 }, clock: () => nowMs, dedupeWindowMs: 20_304 });
+    const error = await rejection(c.acquire("jobs", { ttlMs: 1000 }));
+    expect(server.seen.length).toBe(2);
+    expect(error.message).toContain("after 2 attempt(s) (a retry now could reach the server after its 20304 ms dedupe window");
+  });
+
   it("keeps resending INSPECT, which changes nothing and is never remembered", async () => {
     expect((await sendsUntilStopped(undefined, (c) => c.inspect("jobs"))).sent).toBe(8);
   });
