@@ -156,12 +156,17 @@ export class Connection {
     });
   }
 
-  /** Closes for good: every request waiting on it fails with ClientClosedError. */
+  /**
+   * Closes for good: every request waiting on it fails with ClientClosedError. With requests still
+   * unanswered the connection is reset, not closed: a FIN would leave the kernel delivering what it
+   * had not sent yet, a request given up that could run later (protocol.md §1).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     for (const giveUp of [...this.dials.values()]) giveUp(new ClientClosedError());
-    this.socket?.destroy();
+    if (this.matcher.inFlight > 0) this.socket?.resetAndDestroy();
+    else this.socket?.destroy();
   }
 
   private connectTimedOut(): ConnectionError {

@@ -4,6 +4,7 @@
  * exactly what went over the wire; the client's monotonic clock is the test's where time matters.
  */
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Command } from "../../src/protocol/index.js";
@@ -117,6 +118,34 @@ describe("close() ends every call at once", () => {
     c.close();
     expect((await rejection(pending)).code).toBe("BATON_CLIENT_CLOSED");
     expect(server.seen).toHaveLength(1);
+  });
+
+  it("resets a connection with requests unanswered, so its kernel cannot deliver them later; closes an idle one", async () => {
+    // A server that reads and never answers, and tells how each connection ended: a reset or a FIN.
+    const endings: string[] = [];
+    let received = 0;
+    const silent = createServer((socket) => {
+      socket.on("data", () => received++);
+      socket.on("end", () => endings.push("fin"));
+      socket.on("error", (error: NodeJS.ErrnoException) => endings.push(error.code ?? "error"));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const endpoint = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const busy = client({ endpoints: [endpoint], timeoutMs: 60_000 });
+      const pending = busy.inspect("jobs");
+      while (received === 0) await pause(5);
+      busy.close();
+      expect((await rejection(pending)).code).toBe("BATON_CLIENT_CLOSED");
+      while (endings.length < 1) await pause(5);
+      const idle = client({ endpoints: [endpoint] });
+      await idle.connect();
+      idle.close();
+      while (endings.length < 2) await pause(5);
+      expect(endings).toEqual(["ECONNRESET", "fin"]);
+    } finally {
+      silent.close();
+    }
   });
 
   it("ends leases it does not track too (no auto-renewal, no signal read)", async () => {
