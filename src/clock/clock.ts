@@ -262,6 +262,11 @@ export class SteadyWallClock implements Clock {
     const elapsed = monotonic - this.lastMonotonicMs;
     const most = this.grown(FAST, monotonic, elapsed);
     const behind = this.grown(SLOW, monotonic, elapsed);
+    // The samples taken from them, floored from the exact sums: `most` and `behind` are rounded to
+    // the ceiling's precision (about 0.24 µs at today's epoch times), and rounded up to a whole
+    // millisecond they would hand out one a fraction of a microsecond too early.
+    const mostFloor = this.grownFloor(FAST, monotonic, elapsed);
+    const behindFloor = this.grownFloor(SLOW, monotonic, elapsed);
     // How far a step moved the wall clock, for the log: measured from where an honest wall clock
     // would read now (about its last reading, the ceiling less its 1 ms of whole milliseconds, plus
     // the real time since), the same way for both directions. Whole milliseconds put that within
@@ -274,7 +279,7 @@ export class SteadyWallClock implements Clock {
       aheadMs = offMs;
       this.anchor(FAST);
       this.ceilingMs = most;
-      sample = Math.floor(most);
+      sample = mostFloor;
       const leftMs = wall - most;
       if (leftMs > (this.lastRecord === null ? 0 : unabsorbedStepMs(this.lastRecord, sample))) {
         const record = { aheadMs: leftMs + RECORD_SLACK_MS, atMs: sample };
@@ -299,7 +304,7 @@ export class SteadyWallClock implements Clock {
       aheadMs = offMs;
       this.anchor(SLOW);
       this.ceilingMs = behind;
-      sample = Math.floor(behind);
+      sample = behindFloor;
     }
     this.lastMonotonicMs = monotonic;
     if (!this.stepReported && Math.abs(aheadMs) > REPORTED_STEP_MS - 1) {
@@ -322,6 +327,12 @@ export class SteadyWallClock implements Clock {
     return this.ceilingMs + elapsed * rate;
   }
 
+  /** `grown`, floored to whole milliseconds from the exact sum rather than from its rounded value. */
+  private grownFloor(rate: number, monotonic: number, elapsed: number): number {
+    if (this.anchorRate === rate) return floorOfSum(this.anchorMs, (monotonic - this.anchorMonotonicMs) * rate);
+    return floorOfSum(this.ceilingMs, elapsed * rate);
+  }
+
   /** The ceiling grows at `rate` from the last reading on: a run at that rate starts there, unless it runs already. */
   private anchor(rate: number): void {
     if (this.anchorRate === rate) return;
@@ -329,6 +340,16 @@ export class SteadyWallClock implements Clock {
     this.anchorMs = this.ceilingMs;
     this.anchorMonotonicMs = this.lastMonotonicMs;
   }
+}
+
+/**
+ * floor(base + delta) for an epoch-sized `base` and a small `delta`, without rounding the sum to the
+ * precision of `base` first: the whole milliseconds of `base` are split off (exactly), and the rest
+ * is added at the small magnitude, where doubles are fine-grained.
+ */
+function floorOfSum(base: number, delta: number): number {
+  const whole = Math.floor(base);
+  return whole + Math.floor(base - whole + delta);
 }
 
 export function systemClock(
