@@ -262,11 +262,6 @@ export class SteadyWallClock implements Clock {
     const elapsed = monotonic - this.lastMonotonicMs;
     const most = this.grown(FAST, monotonic, elapsed);
     const behind = this.grown(SLOW, monotonic, elapsed);
-    // The samples taken from them, floored from the exact sums: `most` and `behind` are rounded to
-    // the ceiling's precision (about 0.24 µs at today's epoch times), and rounded up to a whole
-    // millisecond they would hand out one a fraction of a microsecond too early.
-    const mostFloor = this.grownFloor(FAST, monotonic, elapsed);
-    const behindFloor = this.grownFloor(SLOW, monotonic, elapsed);
     // How far a step moved the wall clock, for the log: measured from where an honest wall clock
     // would read now (about its last reading, the ceiling less its 1 ms of whole milliseconds, plus
     // the real time since), the same way for both directions. Whole milliseconds put that within
@@ -278,8 +273,8 @@ export class SteadyWallClock implements Clock {
       // A forward step: absorbed at SLEW_RATE.
       aheadMs = offMs;
       this.anchor(FAST);
+      sample = this.grownFloor(FAST, monotonic);
       this.ceilingMs = most;
-      sample = mostFloor;
       const leftMs = wall - most;
       if (leftMs > (this.lastRecord === null ? 0 : unabsorbedStepMs(this.lastRecord, sample))) {
         const record = { aheadMs: leftMs + RECORD_SLACK_MS, atMs: sample };
@@ -303,8 +298,8 @@ export class SteadyWallClock implements Clock {
       // runs on at (1 - rate) of real time until the wall clock meets it.
       aheadMs = offMs;
       this.anchor(SLOW);
+      sample = this.grownFloor(SLOW, monotonic);
       this.ceilingMs = behind;
-      sample = behindFloor;
     }
     this.lastMonotonicMs = monotonic;
     if (!this.stepReported && Math.abs(aheadMs) > REPORTED_STEP_MS - 1) {
@@ -327,10 +322,14 @@ export class SteadyWallClock implements Clock {
     return this.ceilingMs + elapsed * rate;
   }
 
-  /** `grown`, floored to whole milliseconds from the exact sum rather than from its rounded value. */
-  private grownFloor(rate: number, monotonic: number, elapsed: number): number {
-    if (this.anchorRate === rate) return floorOfSum(this.anchorMs, (monotonic - this.anchorMonotonicMs) * rate);
-    return floorOfSum(this.ceilingMs, elapsed * rate);
+  /**
+   * `grown` within a run at `rate` (after `anchor(rate)`), floored to whole milliseconds from the
+   * exact sum: `grown` is rounded to the ceiling's precision (about 0.24 µs at today's epoch times),
+   * and rounded up to a whole millisecond it would hand out one a fraction of a microsecond early.
+   */
+  private grownFloor(rate: number, monotonic: number): number {
+    if (this.anchorRate !== rate) throw new Error(`clock: no run at rate ${rate} to floor`);
+    return floorOfSum(this.anchorMs, (monotonic - this.anchorMonotonicMs) * rate);
   }
 
   /** The ceiling grows at `rate` from the last reading on: a run at that rate starts there, unless it runs already. */
